@@ -1,0 +1,67 @@
+//! The command line: `cloakroom [--config FILE] <command>`.
+
+use crate::config::{AuthServerConfig, BffConfig, ConfigError, ConfigSource, ResourceServerConfig};
+use crate::startup::StartupError;
+use crate::{auth_server, bff, resource_server};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// cloakroom — a Backend-for-Frontend session broker.
+#[derive(Debug, Parser)]
+#[command(name = "cloakroom", version, about)]
+pub struct Cli {
+    /// TOML configuration file; `CLOAKROOM_…` environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The programs in this binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The BFF session broker (default 127.0.0.1:8080).
+    Bff,
+    /// The reference OpenID Connect auth server (default 127.0.0.1:8081).
+    AuthServer,
+    /// The reference resource server, a notes API (default 127.0.0.1:8082).
+    ResourceServer,
+    /// All three in one process, wired together, with the demo user seeded.
+    Demo,
+}
+
+/// Runs the chosen command to completion. Errors are one line each.
+pub fn run(cli: Cli) -> Result<(), StartupError> {
+    crate::telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartupError::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Bff => {
+                let cfg: BffConfig = ConfigSource::load(cli.config.as_deref())?.section("bff")?;
+                if cfg.session_key.is_none() {
+                    return Err(ConfigError::new(
+                        "bff.session_key",
+                        "is required (base64 of 32 random bytes)",
+                    )
+                    .into());
+                }
+                bff::Application::build(cfg).await?.run_until_stopped().await
+            }
+            Command::AuthServer => {
+                let cfg: AuthServerConfig =
+                    ConfigSource::load(cli.config.as_deref())?.section("auth_server")?;
+                auth_server::Application::build(cfg).await?.run_until_stopped().await
+            }
+            Command::ResourceServer => {
+                let cfg: ResourceServerConfig =
+                    ConfigSource::load(cli.config.as_deref())?.section("resource_server")?;
+                resource_server::Application::build(cfg).await?.run_until_stopped().await
+            }
+            Command::Demo => crate::demo::run(cli.config.as_deref()).await,
+        }
+    })
+}

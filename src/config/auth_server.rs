@@ -1,0 +1,122 @@
+//! The `[auth_server]` section.
+
+use super::types::{ListenAddr, PublicUrl, Secret, StoreConfig};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Configuration of the reference OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: ListenAddr,
+    /// The issuer identifier, also the base of every endpoint URL.
+    #[serde(default = "default_issuer")]
+    pub issuer: PublicUrl,
+    /// Where users, codes, grants and login sessions live.
+    #[serde(flatten)]
+    pub store: StoreConfig,
+    /// Lifetime of access tokens (and ID tokens).
+    #[serde(default = "default_access_ttl")]
+    pub access_token_ttl_secs: u64,
+    /// Absolute lifetime of a refresh-token family (a grant).
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_token_ttl_secs: u64,
+    /// A refresh token unused this long dies.
+    #[serde(default = "default_refresh_idle_ttl")]
+    pub refresh_token_idle_ttl_secs: u64,
+    /// Lifetime of an authorization code.
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl_secs: u64,
+    /// Lifetime of the provider's own login session (single sign-on cookie).
+    #[serde(default = "default_login_ttl")]
+    pub login_session_ttl_secs: u64,
+    /// `aud` of issued access tokens (the resource server's identifier).
+    #[serde(default = "default_audience")]
+    pub access_token_audience: String,
+    /// PKCS#8 PEM file with the P-256 signing key. Absent: a key is generated at start
+    /// (fine for one instance; instances sharing a store need the same key file).
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Failed logins allowed per user within the window before 429.
+    #[serde(default = "default_user_failures")]
+    pub login_max_failures_per_user: u32,
+    /// Failed logins allowed per client IP within the window before 429.
+    #[serde(default = "default_ip_failures")]
+    pub login_max_failures_per_ip: u32,
+    /// Window of the failed-login counters.
+    #[serde(default = "default_failure_window")]
+    pub login_failure_window_secs: u64,
+    /// Whether `/signup` creates accounts.
+    #[serde(default = "default_true")]
+    pub allow_signup: bool,
+    /// Registered clients.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Users created at start.
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+}
+
+/// `[[auth_server.clients]]`: a confidential client.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientConfig {
+    /// Client identifier.
+    pub client_id: String,
+    /// Client secret (client_secret_basic or client_secret_post).
+    pub client_secret: Secret,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URIs.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are posted.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<PublicUrl>,
+}
+
+/// `[[auth_server.users]]`: a user seeded at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserSeed {
+    /// Login name.
+    pub username: String,
+    /// Password (hashed with argon2id before it is stored).
+    pub password: Secret,
+}
+
+fn default_listen() -> ListenAddr {
+    ListenAddr(([127, 0, 0, 1], 8081).into())
+}
+fn default_issuer() -> PublicUrl {
+    PublicUrl::parse("http://localhost:8081").unwrap_or_else(|_| unreachable!())
+}
+fn default_access_ttl() -> u64 {
+    300
+}
+fn default_refresh_ttl() -> u64 {
+    2_592_000
+}
+fn default_refresh_idle_ttl() -> u64 {
+    1_209_600
+}
+fn default_code_ttl() -> u64 {
+    60
+}
+fn default_login_ttl() -> u64 {
+    28_800
+}
+fn default_audience() -> String {
+    "http://localhost:8082".into()
+}
+fn default_user_failures() -> u32 {
+    5
+}
+fn default_ip_failures() -> u32 {
+    50
+}
+fn default_failure_window() -> u64 {
+    300
+}
+fn default_true() -> bool {
+    true
+}

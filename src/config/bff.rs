@@ -1,0 +1,103 @@
+//! The `[bff]` section.
+
+use super::types::{ListenAddr, PublicUrl, RoutePath, Secret, SessionKeys, StoreConfig};
+use serde::Deserialize;
+
+/// Configuration of the BFF session broker.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BffConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: ListenAddr,
+    /// The origin browsers use; the callback is `public_url + "/bff/callback"`.
+    #[serde(default = "default_public_url")]
+    pub public_url: PublicUrl,
+    /// Session store.
+    #[serde(flatten)]
+    pub store: StoreConfig,
+    /// Keys encrypting tokens at rest (required outside `demo`).
+    #[serde(default)]
+    pub session_key: Option<SessionKeys>,
+    /// Refresh this long before the access token expires (capped at half its lifetime).
+    #[serde(default = "default_refresh_skew")]
+    pub refresh_skew_secs: u64,
+    /// Timeout for a call to an upstream resource server.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout_secs: u64,
+    /// Largest request body forwarded upstream.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// The OpenID provider and this client's registration there.
+    pub oidc: OidcClientConfig,
+    /// Session lifetimes.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Proxied routes: a fixed allow-list.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[bff.oidc]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcClientConfig {
+    /// The provider's issuer; discovery is at `issuer + "/.well-known/openid-configuration"`.
+    pub issuer: PublicUrl,
+    /// This client's id.
+    pub client_id: String,
+    /// This client's secret (confidential client).
+    pub client_secret: Secret,
+    /// Scopes requested at login.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+/// `[bff.session]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionConfig {
+    /// Sliding idle timeout.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// Absolute lifetime, never extended.
+    #[serde(default = "default_absolute")]
+    pub absolute_timeout_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { idle_timeout_secs: default_idle(), absolute_timeout_secs: default_absolute() }
+    }
+}
+
+/// `[[bff.routes]]`: `path` prefix proxied to `upstream`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteConfig {
+    /// Local prefix, e.g. `/api`.
+    pub path: RoutePath,
+    /// Upstream base URL, e.g. `http://localhost:8082`.
+    pub upstream: PublicUrl,
+}
+
+fn default_listen() -> ListenAddr {
+    ListenAddr(([127, 0, 0, 1], 8080).into())
+}
+fn default_public_url() -> PublicUrl {
+    PublicUrl::parse("http://localhost:8080").unwrap_or_else(|_| unreachable!())
+}
+fn default_refresh_skew() -> u64 {
+    30
+}
+fn default_upstream_timeout() -> u64 {
+    30
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "offline_access", "notes"].map(String::from).to_vec()
+}
+fn default_idle() -> u64 {
+    1800
+}
+fn default_absolute() -> u64 {
+    43200
+}

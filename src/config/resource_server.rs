@@ -1,0 +1,43 @@
+//! The `[resource_server]` section.
+
+use super::types::{ListenAddr, PublicUrl, StoreConfig};
+use serde::Deserialize;
+
+/// Configuration of the reference resource server (notes API).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResourceServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: ListenAddr,
+    /// Issuer whose tokens are accepted; its JWKS is found by discovery.
+    #[serde(default = "default_issuer")]
+    pub issuer: PublicUrl,
+    /// This server's identifier, required in `aud`.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// Clock leeway for `exp`/`nbf`/`iat`.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// An unknown `kid` triggers a JWKS refetch at most this often.
+    #[serde(default = "default_refetch")]
+    pub jwks_min_refetch_secs: u64,
+    /// Where notes are kept.
+    #[serde(flatten)]
+    pub store: StoreConfig,
+}
+
+fn default_listen() -> ListenAddr {
+    ListenAddr(([127, 0, 0, 1], 8082).into())
+}
+fn default_issuer() -> PublicUrl {
+    PublicUrl::parse("http://localhost:8081").unwrap_or_else(|_| unreachable!())
+}
+fn default_audience() -> String {
+    "http://localhost:8082".into()
+}
+fn default_leeway() -> u64 {
+    10
+}
+fn default_refetch() -> u64 {
+    30
+}

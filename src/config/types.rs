@@ -1,0 +1,237 @@
+//! Typed configuration values: each parses (and so validates) itself when read.
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+
+/// A secret string (client secret, password). Its `Debug` never shows the value.
+#[derive(Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself, for the few places that must send or verify it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A socket address to listen on.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct ListenAddr(pub SocketAddr);
+
+/// An absolute `http`/`https` URL with no query or fragment (issuers, public origins, upstreams).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(url::Url);
+
+impl PublicUrl {
+    /// Parses and checks an `http(s)` URL without query or fragment.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("`{s}` must be an http or https URL"));
+        }
+        if url.host_str().is_none() || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{s}` must have a host and no query or fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("`{s}` must not carry credentials"));
+        }
+        Ok(Self(url))
+    }
+    /// The URL.
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+    /// The URL as text without a trailing slash (`http://localhost:8081`), the form issuers
+    /// are compared in.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+    /// This URL with `path` appended (`path` starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.as_str(), path)
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PublicUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for PublicUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A `redis://` or `rediss://` URL. Its `Debug` hides any password.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL as given.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RedisUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let url = url::Url::parse(&s).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(url.scheme(), "redis" | "rediss") {
+            return Err("must be a redis:// or rediss:// URL".into());
+        }
+        Ok(Self(s))
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("redacted"));
+                }
+                write!(f, "RedisUrl({u})")
+            }
+            Err(_) => f.write_str("RedisUrl(?)"),
+        }
+    }
+}
+
+/// Where a program keeps its state. Flattened into each program's section, so the keys are
+/// `bff.redis_url`, `auth_server.redis_url`, ….
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreConfig {
+    /// A single Redis server. Neither this nor `redis_cluster_urls`: the in-memory store.
+    #[serde(default)]
+    pub redis_url: Option<RedisUrl>,
+    /// Seed nodes of a Redis Cluster.
+    #[serde(default)]
+    pub redis_cluster_urls: Vec<RedisUrl>,
+    /// Prefix of every key this program writes, so programs (and tests) can share one Redis.
+    #[serde(default = "default_namespace")]
+    pub redis_namespace: String,
+    /// Upper bound for one store operation (connect, wait for a pooled connection, command).
+    #[serde(default = "default_store_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// Connections kept in the pool.
+    #[serde(default = "default_pool_size")]
+    pub redis_pool_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_cluster_urls: Vec::new(),
+            redis_namespace: default_namespace(),
+            redis_timeout_ms: default_store_timeout_ms(),
+            redis_pool_size: default_pool_size(),
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "cloakroom".into()
+}
+fn default_store_timeout_ms() -> u64 {
+    500
+}
+fn default_pool_size() -> usize {
+    32
+}
+
+/// The keys that encrypt data at rest: one base64 string, or a list whose first entry encrypts
+/// and all of which decrypt (rotation). Each must decode to exactly 32 bytes.
+#[derive(Clone)]
+pub struct SessionKeys(pub Vec<[u8; 32]>);
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionKeys([{} redacted])", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let list = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        if list.is_empty() {
+            return Err(serde::de::Error::custom("needs at least one key"));
+        }
+        let mut keys = Vec::with_capacity(list.len());
+        for s in list {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()))
+                .map_err(|_| serde::de::Error::custom("must be base64 of 32 random bytes"))?;
+            let key: [u8; 32] =
+                bytes.try_into().map_err(|_| serde::de::Error::custom("must decode to exactly 32 bytes"))?;
+            keys.push(key);
+        }
+        Ok(Self(keys))
+    }
+}
+
+/// A route prefix: starts with `/`, no trailing slash, plain path characters only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePath(String);
+
+impl RoutePath {
+    /// The prefix, e.g. `/api`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RoutePath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s.starts_with('/')
+            && s.len() > 1
+            && !s.ends_with('/')
+            && !s.contains("//")
+            && s.split('/').all(|seg| seg != "." && seg != "..")
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+        if !ok {
+            return Err(serde::de::Error::custom(
+                "must be a path like `/api`: leading slash, no trailing slash, letters, digits, - _ . ~",
+            ));
+        }
+        if s.starts_with("/bff") || s == "/app" || s.starts_with("/app/") {
+            return Err(serde::de::Error::custom("`/bff` and `/app` are reserved by cloakroom"));
+        }
+        Ok(Self(s))
+    }
+}

@@ -1,0 +1,73 @@
+//! `cloakroom demo`: the auth server, the resource server and the BFF in one process, wired
+//! together, with the demo user seeded.
+
+use crate::config::{AuthServerConfig, BffConfig, ConfigSource, ResourceServerConfig};
+use crate::startup::StartupError;
+use crate::{auth_server, bff, crypto, resource_server};
+use base64::Engine;
+use std::path::Path;
+
+/// The demo user.
+pub const DEMO_USER: (&str, &str) = ("alice", "alice-password");
+
+/// Defaults that wire the three programs together on their default ports. Any key from the
+/// configuration file or the environment overrides them.
+pub fn defaults() -> serde_json::Value {
+    let client_secret = crypto::random_token(32);
+    let session_key = base64::engine::general_purpose::STANDARD.encode(crypto::random_bytes::<32>());
+    let mut v = serde_json::json!({
+        "bff": {
+            "session_key": session_key,
+            "oidc": {
+                "issuer": "http://localhost:8081",
+                "client_id": "cloakroom-bff",
+                "client_secret": client_secret,
+            },
+            "routes": [{ "path": "/api", "upstream": "http://localhost:8082" }],
+        },
+        "auth_server": {
+            "clients": [{
+                "client_id": "cloakroom-bff",
+                "client_secret": client_secret,
+                "redirect_uris": ["http://localhost:8080/bff/callback"],
+                "post_logout_redirect_uris": ["http://localhost:8080/", "http://localhost:8080/app/"],
+                "backchannel_logout_uri": "http://localhost:8080/bff/backchannel-logout",
+            }],
+            "users": [{ "username": DEMO_USER.0, "password": DEMO_USER.1 }],
+        },
+        "resource_server": {},
+    });
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        for section in ["bff", "auth_server", "resource_server"] {
+            v[section]["redis_url"] = serde_json::Value::String(url.clone());
+        }
+    }
+    v
+}
+
+/// Starts all three and serves until one of them stops.
+pub async fn run(config_file: Option<&Path>) -> Result<(), StartupError> {
+    let source = ConfigSource::load_with_defaults(defaults(), config_file)?;
+    let as_cfg: AuthServerConfig = source.section("auth_server")?;
+    let rs_cfg: ResourceServerConfig = source.section("resource_server")?;
+    let bff_cfg: BffConfig = source.section("bff")?;
+
+    let auth = auth_server::Application::build(as_cfg.clone()).await?;
+    let rs = resource_server::Application::build(rs_cfg.clone()).await?;
+    let bff_app = bff::Application::build(bff_cfg.clone()).await?;
+
+    println!();
+    println!("cloakroom demo is running:");
+    println!("  BFF, server-rendered page  {}/", bff_cfg.public_url);
+    println!("  BFF, single-page app       {}/app/", bff_cfg.public_url);
+    println!("  auth server                {}", as_cfg.issuer);
+    println!("  resource server            http://{}", rs_cfg.listen.0);
+    println!("  log in as                  {} / {}", DEMO_USER.0, DEMO_USER.1);
+    println!();
+
+    tokio::select! {
+        r = auth.run_until_stopped() => r,
+        r = rs.run_until_stopped() => r,
+        r = bff_app.run_until_stopped() => r,
+    }
+}

@@ -1,0 +1,1 @@
+//! JSON Web Tokens: signing keys, JWKS, and the one place where tokens are validated.

@@ -1,0 +1,1 @@
+//! OpenID Connect client pieces: discovery, PKCE, token endpoint calls.

@@ -1,0 +1,162 @@
+//! The state store shared by the three programs: Redis (through a deadpool connection pool) in
+//! production, or an embedded in-memory store for a single instance.
+//!
+//! The interface is deliberately small — bytes under namespaced keys with TTLs, atomic
+//! compare-and-set, counters and expiring indexes — so that both back-ends can pass one
+//! conformance suite (`tests/store_conformance.rs`). Callers serialise their own records and
+//! never store a secret in the clear: they hash it or seal it first.
+
+mod memory;
+mod redis;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+use crate::config::StoreConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a store operation failed. Callers answer 503 `store_unavailable` for any of these;
+/// a store error never means "logged out".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or answered with an error.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer within the configured time.
+    #[error("store operation timed out")]
+    Timeout,
+}
+
+/// A handle to the configured store; cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    /// Embedded, process-local.
+    Memory(Arc<MemoryStore>),
+    /// Redis through a connection pool.
+    Redis(RedisStore),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Memory(_) => f.write_str("Store::Memory"),
+            Store::Redis(_) => f.write_str("Store::Redis"),
+        }
+    }
+}
+
+/// Dispatches one call to whichever back-end this store is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Memory(m) => m.$method($($arg),*).await,
+            Store::Redis(r) => r.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Connects to what `config` names; with no Redis configured, an in-memory store and a
+    /// warning that it serves one instance only. `component` names the program in that warning.
+    pub async fn connect(config: &StoreConfig, component: &str) -> Result<Store, StoreError> {
+        if let Some(url) = &config.redis_url {
+            let store = RedisStore::connect(url, config).await?;
+            return Ok(Store::Redis(store));
+        }
+        if !config.redis_cluster_urls.is_empty() {
+            return Err(StoreError::Unavailable(
+                "redis_cluster_urls is not supported yet; use redis_url".into(),
+            ));
+        }
+        tracing::warn!(
+            component,
+            "no redis_url configured: using the embedded in-memory store, which serves one instance only and forgets everything on restart"
+        );
+        Ok(Store::Memory(Arc::new(MemoryStore::new(&config.redis_namespace))))
+    }
+
+    /// A fresh in-memory store (tests, demo).
+    pub fn memory(namespace: &str) -> Store {
+        Store::Memory(Arc::new(MemoryStore::new(namespace)))
+    }
+
+    /// Checks that the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+
+    /// The value at `key`, if present and not expired.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self.get(key))
+    }
+
+    /// Stores `value` at `key` for `ttl`, replacing any value.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        dispatch!(self.set(key, value, ttl))
+    }
+
+    /// Stores `value` only if `key` is absent; true when it was stored.
+    pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        dispatch!(self.set_nx(key, value, ttl))
+    }
+
+    /// Removes and returns the value at `key`, atomically (single-use secrets).
+    pub async fn get_del(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self.get_del(key))
+    }
+
+    /// Deletes `key`; true if it existed.
+    pub async fn del(&self, key: &str) -> Result<bool, StoreError> {
+        dispatch!(self.del(key))
+    }
+
+    /// Replaces the value at `key` with `new` (and `ttl`) only if it is currently `expected`;
+    /// true when replaced.
+    pub async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.compare_and_swap(key, expected, new, ttl))
+    }
+
+    /// Deletes `key` only if its value is `expected` (lock release); true when deleted.
+    pub async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        dispatch!(self.compare_and_delete(key, expected))
+    }
+
+    /// Sets a new TTL on an existing key; false if the key does not exist.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        dispatch!(self.expire(key, ttl))
+    }
+
+    /// Remaining lifetime of `key`, `None` if absent.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        dispatch!(self.ttl(key))
+    }
+
+    /// Increments the counter at `key` and returns the new value; a counter created by this
+    /// call expires after `window` (fixed-window rate limiting).
+    pub async fn incr(&self, key: &str, window: Duration) -> Result<i64, StoreError> {
+        dispatch!(self.incr(key, window))
+    }
+
+    /// Adds `member` to the index at `key` until `expires_at` (Unix seconds). The index itself
+    /// lives as long as its longest-lived member.
+    pub async fn index_add(&self, key: &str, member: &str, expires_at: i64) -> Result<(), StoreError> {
+        dispatch!(self.index_add(key, member, expires_at))
+    }
+
+    /// Removes `member` from the index at `key`.
+    pub async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        dispatch!(self.index_remove(key, member))
+    }
+
+    /// The members of the index at `key` that have not expired (expired ones are pruned).
+    pub async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.index_members(key))
+    }
+}

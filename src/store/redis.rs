@@ -1,0 +1,214 @@
+//! Redis back-end through a deadpool connection pool, with a time bound on every operation.
+
+use super::StoreError;
+use crate::config::{RedisUrl, StoreConfig};
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use redis::{AsyncCommands, Script};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+static CAS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1
+          end return 0",
+    )
+});
+static CAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
+static INCR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local n = redis.call('INCR', KEYS[1])
+          if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n",
+    )
+});
+static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+          local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+          if top[2] then redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(top[2])) + 1) end
+          return 1",
+    )
+});
+static INDEX_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+          return redis.call('ZRANGE', KEYS[1], 0, -1)",
+    )
+});
+
+/// A pooled Redis store.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    namespace: String,
+    timeout: Duration,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn px(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+impl RedisStore {
+    /// Builds the pool and checks that the server answers.
+    pub async fn connect(url: &RedisUrl, config: &StoreConfig) -> Result<Self, StoreError> {
+        let timeout = Duration::from_millis(config.redis_timeout_ms);
+        let mut cfg = Config::from_url(url.expose());
+        cfg.pool = Some(PoolConfig {
+            max_size: config.redis_pool_size,
+            timeouts: Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) },
+            ..PoolConfig::default()
+        });
+        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let store =
+            Self { inner: Arc::new(Inner { pool, namespace: config.redis_namespace.clone(), timeout }) };
+        Ok(store)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{}", self.inner.namespace, key)
+    }
+
+    /// Runs `f` on a pooled connection within the configured timeout.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.inner.pool.get().await.map_err(unavailable)?;
+            f(conn).await.map_err(unavailable)
+        };
+        tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ()) })
+            .await
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { c.get(k).await }).await
+    }
+
+    pub(super) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { c.pset_ex(k, value, px(ttl)).await }).await
+    }
+
+    pub(super) async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            let r: Option<String> = redis::cmd("SET")
+                .arg(k)
+                .arg(value)
+                .arg("NX")
+                .arg("PX")
+                .arg(px(ttl))
+                .query_async(&mut c)
+                .await?;
+            Ok(r.is_some())
+        })
+        .await
+    }
+
+    pub(super) async fn get_del(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { c.get_del(k).await }).await
+    }
+
+    pub(super) async fn del(&self, key: &str) -> Result<bool, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { c.del::<_, i64>(k).await.map(|n| n > 0) }).await
+    }
+
+    pub(super) async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            CAS.key(k).arg(expected).arg(new).arg(px(ttl)).invoke_async::<i64>(&mut c).await.map(|n| n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let k = self.key(key);
+        self.run(
+            |mut c| async move { CAD.key(k).arg(expected).invoke_async::<i64>(&mut c).await.map(|n| n == 1) },
+        )
+        .await
+    }
+
+    pub(super) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { c.pexpire::<_, bool>(k, px(ttl) as i64).await }).await
+    }
+
+    pub(super) async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            let ms: i64 = c.pttl(k).await?;
+            Ok(match ms {
+                -2 => None,
+                -1 => Some(Duration::MAX),
+                ms => Some(Duration::from_millis(ms.max(0) as u64)),
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn incr(&self, key: &str, window: Duration) -> Result<i64, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { INCR.key(k).arg(px(window)).invoke_async(&mut c).await }).await
+    }
+
+    pub(super) async fn index_add(&self, key: &str, member: &str, expires_at: i64) -> Result<(), StoreError> {
+        let k = self.key(key);
+        let now = crate::clock::now();
+        self.run(|mut c| async move {
+            INDEX_ADD
+                .key(k)
+                .arg(expires_at)
+                .arg(member)
+                .arg(now)
+                .invoke_async::<i64>(&mut c)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    pub(super) async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { c.zrem::<_, _, i64>(k, member).await.map(|_| ()) }).await
+    }
+
+    pub(super) async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let k = self.key(key);
+        let now = crate::clock::now();
+        self.run(|mut c| async move {
+            let mut v: Vec<String> = INDEX_MEMBERS.key(k).arg(now).invoke_async(&mut c).await?;
+            v.sort();
+            Ok(v)
+        })
+        .await
+    }
+}

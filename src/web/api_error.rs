@@ -1,0 +1,77 @@
+//! The one error type that reaches the wire: `{"error": code, "error_description": text}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+
+/// An error answer in the contract's JSON shape. Build it with the constructors; a 5xx never
+/// carries internal detail (the cause is logged, not sent).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    retry_after: Option<u64>,
+    www_authenticate: Option<String>,
+}
+
+impl ApiError {
+    /// An error with an explicit status, code and description shown to the client.
+    pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self { status, code, description: description.into(), retry_after: None, www_authenticate: None }
+    }
+
+    /// 500 with a generic text; `cause` goes to the log only.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+    }
+
+    /// 503 `store_unavailable` with `Retry-After`; `cause` goes to the log only.
+    pub fn store_unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "session store unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the session store is unavailable")
+            .with_retry_after(1)
+    }
+
+    /// Adds `Retry-After: secs`.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// Adds a `WWW-Authenticate` header.
+    pub fn with_www_authenticate(mut self, value: impl Into<String>) -> Self {
+        self.www_authenticate = Some(value.into());
+        self
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.description)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(v) = &self.www_authenticate {
+            res.insert_header((header::WWW_AUTHENTICATE, v.clone()));
+        }
+        res.json(serde_json::json!({ "error": self.code, "error_description": self.description }))
+    }
+}
