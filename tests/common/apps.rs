@@ -1,0 +1,219 @@
+//! Starts the real programs on port 0, wired together, on the shared private Redis.
+
+use super::redis;
+use cloakroom::config::{AuthServerConfig, BffConfig, ConfigSource, ResourceServerConfig};
+use cloakroom::jwt::SigningKey;
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// Client registered for the BFF in every stack.
+pub const CLIENT_ID: &str = "cloakroom-bff";
+/// The seeded user.
+pub const USER: (&str, &str) = ("alice", "alice-password");
+/// A second seeded user.
+pub const OTHER_USER: (&str, &str) = ("bob", "bob-password");
+
+/// Where each program of a stack listens, known before any of them is built.
+pub struct Ports {
+    /// Listener for the auth server.
+    pub auth: TcpListener,
+    /// Listener for the resource server.
+    pub rs: TcpListener,
+    /// Listener for the BFF.
+    pub bff: TcpListener,
+}
+
+fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind port 0")
+}
+
+fn url_of(l: &TcpListener) -> String {
+    format!("http://127.0.0.1:{}", l.local_addr().expect("addr").port())
+}
+
+/// The configuration of a stack as one JSON document with the three sections; tests change
+/// it before [`Stack::start`].
+pub struct StackConfig {
+    /// `{"bff": …, "auth_server": …, "resource_server": …}`.
+    pub doc: Value,
+    /// The auth server's signing key (also on disk for the server), so tests can forge tokens
+    /// with the real key.
+    pub signing_key: SigningKey,
+    ports: Ports,
+    key_file: PathBuf,
+}
+
+impl StackConfig {
+    /// A wired stack on the shared Redis with fresh namespaces and fresh ports.
+    pub fn new() -> Self {
+        Self::on_redis(Some(redis::shared().url()))
+    }
+
+    /// A wired stack on `redis_url`, or on in-memory stores when `None`.
+    pub fn on_redis(redis_url: Option<String>) -> Self {
+        let ports = Ports { auth: listener(), rs: listener(), bff: listener() };
+        let (auth, rs, bff) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+        let signing_key = SigningKey::generate().expect("signing key");
+        let key_file = std::env::temp_dir()
+            .join(format!("cloakroom-test-key-{}.pem", cloakroom::crypto::random_token(8)));
+        std::fs::write(&key_file, signing_key.to_pem()).expect("write key");
+        let secret = cloakroom::crypto::random_token(24);
+        let ns = redis::unique_namespace("t");
+        let session_key = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(cloakroom::crypto::random_bytes::<32>())
+        };
+        let mut doc = json!({
+            "auth_server": {
+                "issuer": auth,
+                "redis_namespace": format!("{ns}-as"),
+                "signing_key_file": key_file.to_string_lossy(),
+                "access_token_audience": rs,
+                "clients": [{
+                    "client_id": CLIENT_ID,
+                    "client_secret": secret,
+                    "redirect_uris": [format!("{bff}/bff/callback")],
+                    "post_logout_redirect_uris": [format!("{bff}/"), format!("{bff}/app/")],
+                    "backchannel_logout_uri": format!("{bff}/bff/backchannel-logout"),
+                }],
+                "users": [
+                    {"username": USER.0, "password": USER.1},
+                    {"username": OTHER_USER.0, "password": OTHER_USER.1},
+                ],
+            },
+            "resource_server": {
+                "issuer": auth,
+                "audience": rs,
+                "redis_namespace": format!("{ns}-rs"),
+            },
+            "bff": {
+                "public_url": bff,
+                "session_key": session_key,
+                "redis_namespace": format!("{ns}-bff"),
+                "oidc": { "issuer": auth, "client_id": CLIENT_ID, "client_secret": secret },
+                "routes": [{ "path": "/api", "upstream": rs }],
+            },
+        });
+        if let Some(url) = redis_url {
+            for s in ["auth_server", "resource_server", "bff"] {
+                doc[s]["redis_url"] = json!(url);
+            }
+        }
+        Self { doc, signing_key, ports, key_file }
+    }
+
+    /// Sets `section.key.path` (dotted) to `value`.
+    pub fn set(mut self, path: &str, value: Value) -> Self {
+        let mut node = &mut self.doc;
+        let parts: Vec<&str> = path.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            node = &mut node[*p];
+        }
+        node[parts[parts.len() - 1]] = value;
+        self
+    }
+
+    fn source(&self) -> ConfigSource {
+        ConfigSource::from_toml_str("")
+            .set("auth_server", &self.doc["auth_server"])
+            .set("resource_server", &self.doc["resource_server"])
+            .set("bff", &self.doc["bff"])
+    }
+
+    /// The typed auth-server section.
+    pub fn auth_config(&self) -> AuthServerConfig {
+        self.source().section("auth_server").expect("auth_server config")
+    }
+
+    /// The typed resource-server section.
+    pub fn rs_config(&self) -> ResourceServerConfig {
+        self.source().section("resource_server").expect("resource_server config")
+    }
+
+    /// The typed BFF section.
+    pub fn bff_config(&self) -> BffConfig {
+        self.source().section("bff").expect("bff config")
+    }
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running stack.
+pub struct Stack {
+    /// Base URL of the auth server (the issuer).
+    pub auth_url: String,
+    /// Base URL of the resource server.
+    pub rs_url: String,
+    /// Base URL of the BFF.
+    pub bff_url: String,
+    /// The configuration it was started with.
+    pub doc: Value,
+    /// The auth server's signing key.
+    pub signing_key: SigningKey,
+    key_file: PathBuf,
+}
+
+impl Stack {
+    /// Starts all three programs.
+    pub async fn start(cfg: StackConfig) -> Stack {
+        let (auth_cfg, rs_cfg, bff_cfg) = (cfg.auth_config(), cfg.rs_config(), cfg.bff_config());
+        let StackConfig { doc, signing_key, ports, key_file } = cfg;
+        let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+        let auth = cloakroom::auth_server::Application::build_with_listener(auth_cfg, ports.auth)
+            .await
+            .expect("auth server starts");
+        tokio::spawn(auth.run_until_stopped());
+        let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
+            .await
+            .expect("resource server starts");
+        tokio::spawn(rs.run_until_stopped());
+        let bff =
+            cloakroom::bff::Application::build_with_listener(bff_cfg, ports.bff).await.expect("bff starts");
+        tokio::spawn(bff.run_until_stopped());
+        Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
+    }
+
+    /// The client secret registered for the BFF.
+    pub fn client_secret(&self) -> String {
+        self.doc["bff"]["oidc"]["client_secret"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.key_file);
+    }
+}
+
+/// Starts only the auth server of `cfg` (the other listeners are dropped).
+pub async fn start_auth_server(cfg: StackConfig) -> Stack {
+    let auth_cfg = cfg.auth_config();
+    let StackConfig { doc, signing_key, ports, key_file } = cfg;
+    let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+    let app = cloakroom::auth_server::Application::build_with_listener(auth_cfg, ports.auth)
+        .await
+        .expect("auth server starts");
+    tokio::spawn(app.run_until_stopped());
+    Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
+}
+
+/// Starts the auth server and the resource server of `cfg`.
+pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
+    let (auth_cfg, rs_cfg) = (cfg.auth_config(), cfg.rs_config());
+    let StackConfig { doc, signing_key, ports, key_file } = cfg;
+    let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+    let app = cloakroom::auth_server::Application::build_with_listener(auth_cfg, ports.auth)
+        .await
+        .expect("auth server starts");
+    tokio::spawn(app.run_until_stopped());
+    let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
+        .await
+        .expect("resource server starts");
+    tokio::spawn(rs.run_until_stopped());
+    Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
+}

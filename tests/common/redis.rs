@@ -1,0 +1,171 @@
+//! A private `redis-server` per test binary (or per test), on a free port, never one that
+//! someone left running.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process. Dropping it kills the server.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub fn start() -> RedisServer {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a server on `port`.
+    pub fn start_on(port: u16) -> RedisServer {
+        let dir = std::env::temp_dir().join(format!("cloakroom-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&self.dir)
+        .args(["--notify-keyspace-events", "", "--protected-mode", "yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // The server dies with the thread that started it (see `shared`), so a crashed or
+        // killed test run leaves no server behind.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("redis-server must be installed (apt-get install redis-server)");
+        *self.child.lock().unwrap() = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not come up", self.port);
+    }
+
+    /// True when the server answers PING.
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (a crash, not a shutdown) and waits until it is gone.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (after `stop`).
+    pub fn restart(&self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Every key and its string value (or type name for other types), for assertions that
+    /// nothing secret is stored in the clear.
+    pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let client = ::redis::Client::open(self.url()).expect("redis client");
+        let mut conn = client.get_connection().expect("redis connection");
+        let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
+        keys.into_iter()
+            .map(|k| {
+                let kind: String = ::redis::cmd("TYPE").arg(&k).query(&mut conn).unwrap_or_default();
+                let value: Vec<u8> = match kind.as_str() {
+                    "string" => ::redis::cmd("GET").arg(&k).query(&mut conn).unwrap_or_default(),
+                    "zset" => {
+                        let members: Vec<String> = ::redis::cmd("ZRANGE")
+                            .arg(&k)
+                            .arg(0)
+                            .arg(-1)
+                            .query(&mut conn)
+                            .unwrap_or_default();
+                        members.join("\n").into_bytes()
+                    }
+                    other => other.as_bytes().to_vec(),
+                };
+                (k, value)
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The test binary's shared server, started on first use from a thread that lives as long as
+/// the process (so PR_SET_PDEATHSIG fires only when the process ends).
+pub fn shared() -> &'static RedisServer {
+    static SERVER: OnceLock<&'static RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let server: &'static RedisServer = Box::leak(Box::new(RedisServer::start()));
+            tx.send(server).expect("send server");
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("redis-server started")
+    })
+}
+
+/// A namespace no other test uses, so tests can share one server.
+pub fn unique_namespace(prefix: &str) -> String {
+    format!("{prefix}-{}", cloakroom::crypto::random_token(6))
+}
