@@ -1,0 +1,122 @@
+//! The provider's metadata (and, until `jwt::jwks` lands, its signing keys), loaded lazily with
+//! retry and cached. `/readyz` is 503 until the metadata is loaded.
+
+use crate::config::PublicUrl;
+use crate::oidc::{DiscoveryError, ProviderMetadata, discover};
+use jsonwebtoken::jwk::JwkSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+
+/// Why the provider's documents are not available.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The provider does not offer PKCE S256.
+    #[error("the provider does not support PKCE S256")]
+    NoS256,
+    /// The JWKS could not be fetched or parsed.
+    #[error("fetching the provider's JWKS failed: {0}")]
+    Jwks(String),
+}
+
+/// Cached provider metadata and JWKS; cheap to clone.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    issuer: PublicUrl,
+    metadata: RwLock<Option<Arc<ProviderMetadata>>>,
+    jwks: RwLock<Option<(Arc<JwkSet>, Instant)>>,
+}
+
+/// An unknown `kid` triggers a refetch at most this often.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Provider {
+    /// A cache for `issuer`; nothing is fetched yet.
+    pub fn new(http: reqwest::Client, issuer: PublicUrl) -> Self {
+        Self { inner: Arc::new(Inner { http, issuer, metadata: RwLock::new(None), jwks: RwLock::new(None) }) }
+    }
+
+    /// True once the metadata has been loaded.
+    pub async fn is_loaded(&self) -> bool {
+        self.inner.metadata.read().await.is_some()
+    }
+
+    /// The metadata, fetching it if it is not cached yet.
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, ProviderError> {
+        if let Some(m) = self.inner.metadata.read().await.as_ref() {
+            return Ok(m.clone());
+        }
+        let mut slot = self.inner.metadata.write().await;
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let meta = discover(&self.inner.http, &self.inner.issuer).await?;
+        // An absent list is tolerated (many providers omit it); a list without S256 is not.
+        if !meta.code_challenge_methods_supported.is_empty()
+            && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
+        {
+            return Err(ProviderError::NoS256);
+        }
+        let meta = Arc::new(meta);
+        *slot = Some(meta.clone());
+        Ok(meta)
+    }
+
+    /// Keeps trying to load the metadata in the background until it succeeds.
+    pub fn load_in_background(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match this.metadata().await {
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!(error = %e, "provider metadata not loaded yet; retrying"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        });
+    }
+
+    /// The JWKS; refetched (rate-limited) when `kid` is not in the cached set.
+    pub async fn jwks_for(&self, kid: Option<&str>) -> Result<Arc<JwkSet>, ProviderError> {
+        {
+            let cached = self.inner.jwks.read().await;
+            if let Some((set, fetched)) = cached.as_ref() {
+                let known = kid.is_none_or(|k| set.find(k).is_some());
+                if known || fetched.elapsed() < JWKS_REFETCH_INTERVAL {
+                    return Ok(set.clone());
+                }
+            }
+        }
+        let meta = self.metadata().await?;
+        let mut slot = self.inner.jwks.write().await;
+        if let Some((set, fetched)) = slot.as_ref()
+            && (kid.is_some_and(|k| set.find(k).is_some()) || fetched.elapsed() < JWKS_REFETCH_INTERVAL)
+        {
+            return Ok(set.clone());
+        }
+        let res = self
+            .inner
+            .http
+            .get(&meta.jwks_uri)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Jwks(e.without_url().to_string()))?;
+        if !res.status().is_success() {
+            return Err(ProviderError::Jwks(format!("answered {}", res.status())));
+        }
+        let set: JwkSet = res.json().await.map_err(|e| ProviderError::Jwks(e.without_url().to_string()))?;
+        let set = Arc::new(set);
+        *slot = Some((set.clone(), Instant::now()));
+        Ok(set)
+    }
+}
