@@ -2,6 +2,7 @@
 //! retry and cached. `/readyz` is 503 until the metadata is loaded.
 
 use crate::config::PublicUrl;
+use crate::oidc::client::PROVIDER_TIMEOUT;
 use crate::oidc::{DiscoveryError, ProviderMetadata, discover};
 use jsonwebtoken::jwk::JwkSet;
 use std::sync::Arc;
@@ -58,7 +59,9 @@ impl Provider {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
-        let meta = discover(&self.inner.http, &self.inner.issuer).await?;
+        let meta = tokio::time::timeout(PROVIDER_TIMEOUT, discover(&self.inner.http, &self.inner.issuer))
+            .await
+            .map_err(|_| DiscoveryError::Fetch("timed out".into()))??;
         // An absent list is tolerated (many providers omit it); a list without S256 is not.
         if !meta.code_challenge_methods_supported.is_empty()
             && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
@@ -108,6 +111,7 @@ impl Provider {
             .inner
             .http
             .get(&meta.jwks_uri)
+            .timeout(PROVIDER_TIMEOUT)
             .send()
             .await
             .map_err(|e| ProviderError::Jwks(e.without_url().to_string()))?;

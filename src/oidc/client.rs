@@ -5,6 +5,9 @@ use crate::config::Secret;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
+/// Upper bound for one call to the provider (a hung provider must not hang a request).
+pub const PROVIDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// This client's registration at the provider.
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
@@ -121,7 +124,10 @@ pub async fn revoke(
 fn authenticated(http: &reqwest::Client, url: &str, creds: &ClientCredentials) -> reqwest::RequestBuilder {
     let id = utf8_percent_encode(&creds.client_id, NON_ALPHANUMERIC).to_string();
     let secret = utf8_percent_encode(creds.client_secret.expose(), NON_ALPHANUMERIC).to_string();
-    http.post(url).basic_auth(id, Some(secret)).header(reqwest::header::ACCEPT, "application/json")
+    http.post(url)
+        .basic_auth(id, Some(secret))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(PROVIDER_TIMEOUT)
 }
 
 async fn token_call(
