@@ -31,7 +31,17 @@ async fn echo_upstream() -> String {
                     let headers: serde_json::Map<String, Value> = req
                         .headers()
                         .iter()
-                        .map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or(""))))
+                        .map(|(k, v)| {
+                            let v = v.to_str().unwrap_or("");
+                            // The browser must never see a token, even from this test upstream.
+                            let v = match v.strip_prefix("Bearer ") {
+                                Some(t) => {
+                                    format!("Bearer sha256:{}", cloakroom::crypto::sha256_b64(t.as_bytes()))
+                                }
+                                None => v.to_string(),
+                            };
+                            (k.as_str().to_string(), json!(v))
+                        })
                         .collect();
                     HttpResponse::Ok()
                         .insert_header(("Set-Cookie", "upstream=1; Path=/"))
@@ -51,12 +61,31 @@ async fn echo_upstream() -> String {
                 "/once-invalid",
                 web::to(|req: HttpRequest, seen: web::Data<Arc<Mutex<HashSet<String>>>>| async move {
                     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    if seen.lock().unwrap().insert(auth.to_string()) {
+                    let mut seen = seen.lock().unwrap();
+                    let first_ever = seen.is_empty();
+                    seen.insert(auth.to_string());
+                    if first_ever {
                         return HttpResponse::Unauthorized()
                             .insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""))
                             .finish();
                     }
                     HttpResponse::Ok().body("second token accepted")
+                }),
+            )
+            .route(
+                "/always-invalid",
+                web::to(|seen: web::Data<Arc<Mutex<HashSet<String>>>>| async move {
+                    seen.lock().unwrap().insert(format!("always-{}", cloakroom::crypto::random_token(8)));
+                    HttpResponse::Unauthorized()
+                        .insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""))
+                        .finish()
+                }),
+            )
+            .route(
+                "/hits",
+                web::get().to(|seen: web::Data<Arc<Mutex<HashSet<String>>>>| async move {
+                    let n = seen.lock().unwrap().iter().filter(|s| s.starts_with("always-")).count();
+                    HttpResponse::Ok().body(n.to_string())
                 }),
             )
     })
@@ -259,36 +288,43 @@ async fn provider_errors_and_missing_state_are_400_pages() {
 #[tokio::test]
 async fn a_cookie_planted_before_login_is_dead_after_it() {
     let stack = stack_with(|c| c).await;
-    let victim = logged_in(&stack).await;
-    let planted = victim.cookie(SESSION_COOKIE).unwrap();
-    // The same browser logs in again: the old id must not survive.
-    let again = bff_login(&victim, &stack, USER, "/").await;
-    assert_eq!(again.status, 302);
+    let attacker = logged_in(&stack).await;
+    let planted = attacker.cookie(SESSION_COOKIE).unwrap();
+    let victim = Browser::new();
+    victim.set_cookie(SESSION_COOKIE, &planted);
+    let page = bff_login(&victim, &stack, USER, "/").await;
+    assert_eq!(page.status, 302, "{}", page.body);
     let fresh = victim.cookie(SESSION_COOKIE).unwrap();
-    assert_ne!(planted, fresh);
-    let old = Browser::new();
-    old.set_cookie(SESSION_COOKIE, &planted);
-    error_of(&api(&old, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    assert_ne!(planted, fresh, "a new id at login");
+    assert_eq!(api(&victim, &stack, Method::GET, "/bff/user", None).await.status, 200);
+    error_of(&api(&attacker, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+}
+
+/// From `/bff/login`'s redirect to the callback URL: through the login form, or straight back
+/// when the provider still has a login session for this browser.
+async fn callback_url(browser: &Browser, stack: &Stack, start: Page) -> String {
+    let callback = format!("{}/bff/callback", stack.bff_url);
+    let to_provider = start.location().expect("redirect to the provider");
+    let page = browser.get(&to_provider).await;
+    if page.location().is_some_and(|l| l.starts_with(&callback)) {
+        return page.location().unwrap();
+    }
+    let page = browser.follow(page).await;
+    let after = submit_login(browser, &page, USER).await;
+    browser.follow_until(after, &callback).await
 }
 
 #[tokio::test]
 async fn parallel_logins_in_two_tabs_both_complete() {
     let stack = stack_with(|c| c).await;
     let browser = Browser::new();
-    let tab = |return_to: &'static str| {
-        let browser = browser.clone();
-        let url = format!("{}/bff/login?returnTo={}", stack.bff_url, urlencode(return_to));
-        async move { browser.get(&url).await }
-    };
-    let (a, b) = (tab("/a").await, tab("/b").await);
-    let mut callbacks = Vec::new();
-    for start in [a, b] {
-        let login_page = browser.follow(start).await;
-        let after = submit_login(&browser, &login_page, USER).await;
-        callbacks.push(browser.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await);
-    }
-    for (cb, target) in callbacks.iter().zip(["/a", "/b"]) {
-        let page = browser.get(cb).await;
+    let start = |return_to: &str| format!("{}/bff/login?returnTo={}", stack.bff_url, urlencode(return_to));
+    let a = browser.get(&start("/a")).await;
+    let b = browser.get(&start("/b")).await;
+    let cb_a = callback_url(&browser, &stack, a).await;
+    let cb_b = callback_url(&browser, &stack, b).await;
+    for (cb, target) in [(cb_b, "/b"), (cb_a, "/a")] {
+        let page = browser.get(&cb).await;
         assert_eq!(page.status, 302, "{}", page.body);
         assert_eq!(page.header("location").as_deref(), Some(target));
     }
@@ -314,12 +350,13 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
     let browser = logged_in(&stack).await;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        let calls = (0..10).map(|_| api(&browser, &stack, Method::GET, "/api/whoami", None));
+        let calls = (0..10).map(|_| api(&browser, &stack, Method::GET, "/echo/headers", None));
         let pages = futures_util::future::join_all(calls).await;
         for p in &pages {
             assert_eq!(p.status, 200, "{}", p.body);
         }
-        let jtis: HashSet<String> = pages.iter().map(|p| p.json()["jti"].to_string()).collect();
+        let jtis: HashSet<String> =
+            pages.iter().map(|p| p.json()["headers"]["authorization"].to_string()).collect();
         assert_eq!(jtis.len(), 1, "all requests used the one refreshed token");
     }
     assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200);
@@ -399,9 +436,15 @@ async fn an_upstream_invalid_token_answer_is_refreshed_and_retried_once() {
     let browser = logged_in(&stack).await;
     let page = api(&browser, &stack, Method::GET, "/echo/once-invalid", None).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    // A body that was streamed is never replayed: the 401 passes through.
-    let page = api(&browser, &stack, Method::POST, "/echo/once-invalid", Some(json!({"a": 1}))).await;
+    // Retried once only, then the upstream's 401 passes through as it is.
+    let page = api(&browser, &stack, Method::GET, "/echo/always-invalid", None).await;
     assert_eq!(page.status, 401);
+    assert_eq!(api(&browser, &stack, Method::GET, "/echo/hits", None).await.body, "2");
+    // A body that was streamed is never replayed.
+    let page = api(&browser, &stack, Method::POST, "/echo/always-invalid", Some(json!({"a": 1}))).await;
+    assert_eq!(page.status, 401);
+    assert_eq!(api(&browser, &stack, Method::GET, "/echo/hits", None).await.body, "3");
+    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200, "session kept");
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ const MAX_COOKIE_VALUE: usize = 200;
 fn well_formed_value(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= MAX_COOKIE_VALUE
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+/=".contains(&b))
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+/=%".contains(&b))
 }
 
 enum CookieVerdict {
@@ -93,9 +93,34 @@ pub async fn session_guard(
             let err = ApiError::store_unavailable(&"session store call failed");
             Ok(res.into_response(err.error_response()))
         }
-        Ok(res) => Ok(res.map_into_boxed_body()),
+        Ok(mut res) => {
+            compact_session_cookie(res.headers_mut());
+            Ok(res.map_into_boxed_body())
+        }
         // actix-session reports its store failures as opaque 500 errors; ours become 503.
         Err(_) if store_failed => Err(ApiError::store_unavailable(&"session store call failed").into()),
         Err(e) => Err(e),
+    }
+}
+
+/// actix-session percent-encodes the signed cookie value (`+`, `/`, `=` of the base64 MAC),
+/// which can push it past 100 bytes. Those characters are legal cookie octets (RFC 6265 §4.1.1)
+/// and actix parses cookies with percent-decoding either way, so the value is sent decoded:
+/// always 87 bytes (44 of MAC, 43 of id).
+fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
+    let prefix = format!("{SESSION_COOKIE}=");
+    let values: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+    if !values.iter().any(|v| v.as_bytes().starts_with(prefix.as_bytes())) {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for v in values {
+        let rewritten = v.to_str().ok().filter(|s| s.starts_with(&prefix)).and_then(|s| {
+            let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
+            let decoded = percent_encoding::percent_decode_str(pair).decode_utf8().ok()?;
+            let sep = if attrs.is_empty() { "" } else { ";" };
+            HeaderValue::from_str(&format!("{decoded}{sep}{attrs}")).ok()
+        });
+        headers.append(header::SET_COOKIE, rewritten.unwrap_or(v));
     }
 }
