@@ -118,6 +118,19 @@ impl BffSessionStore {
     }
 }
 
+impl BffSessionStore {
+    /// Ends every session indexed under `index_key` ([`sid_index_key`] / [`sub_index_key`]),
+    /// with their token records; for back-channel logout. Returns how many were ended.
+    pub async fn end_indexed_sessions(&self, index_key: &str) -> Result<usize, StoreError> {
+        let members = self.store.index_members(index_key).await?;
+        for hashed in &members {
+            self.delete_by_key(&Self::key_of_hashed(hashed)).await?;
+            tracing::info!(session = %hashed, "session ended by index");
+        }
+        Ok(members.len())
+    }
+}
+
 fn other(e: StoreError) -> anyhow::Error {
     note_failure(&e);
     anyhow::Error::new(e)
