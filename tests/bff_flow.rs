@@ -500,3 +500,19 @@ async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
     assert!(browser.cookie(SESSION_COOKIE).is_none());
     assert_no_tokens_in(&browser.history.lock().unwrap());
 }
+
+#[tokio::test]
+async fn a_session_store_outage_is_a_503_never_a_logout() {
+    let bff_redis = RedisServer::start();
+    let stack = stack_with(|c| c.set("bff.redis_url", json!(bff_redis.url()))).await;
+    let browser = logged_in(&stack).await;
+    let cookie = browser.cookie(SESSION_COOKIE).unwrap();
+    bff_redis.stop();
+    for path in ["/bff/user", "/echo/headers"] {
+        let page = api(&browser, &stack, Method::GET, path, None).await;
+        error_of(&page, 503, "store_unavailable").await;
+        assert!(page.header("retry-after").is_some());
+        assert!(session_set_cookie(&page).is_none(), "the cookie is kept");
+    }
+    assert_eq!(browser.cookie(SESSION_COOKIE), Some(cookie));
+}
