@@ -588,3 +588,60 @@ async fn the_health_readiness_and_metrics_endpoints_answer() {
         )
     );
 }
+
+#[tokio::test]
+async fn no_code_token_cookie_or_password_is_stored_in_the_clear() {
+    let redis = common::redis::RedisServer::start();
+    let stack = common::apps::start_auth_server(StackConfig::on_redis(Some(redis.url()))).await;
+    let browser = Browser::new();
+    let (code, verifier) = obtain_code(&browser, &stack, ALL_SCOPES).await;
+    let (_, tokens) = redeem(&stack, &code, &verifier).await;
+    let (_, rotated) = refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await;
+    let secrets = [
+        code,
+        tokens["refresh_token"].as_str().unwrap().to_string(),
+        rotated["refresh_token"].as_str().unwrap().to_string(),
+        browser.cookie("__Host-cloakroom-op").expect("login cookie"),
+        USER.1.to_string(),
+    ];
+    let dump = redis.dump();
+    assert!(!dump.is_empty());
+    for (key, value) in dump {
+        let value = String::from_utf8_lossy(&value);
+        for s in &secrets {
+            assert!(
+                !key.contains(s.as_str()) && !value.contains(s.as_str()),
+                "a secret is stored in the clear under {key}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_503_not_a_refusal() {
+    let redis = common::redis::RedisServer::start();
+    let stack = common::apps::start_auth_server(StackConfig::on_redis(Some(redis.url()))).await;
+    let tokens = code_flow_tokens(&Browser::new(), &stack, USER, ALL_SCOPES).await;
+    redis.stop();
+    let ready = reqwest::get(format!("{}/readyz", stack.auth_url)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", stack.auth_url))
+        .basic_auth(CLIENT_ID, Some(stack.client_secret()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "store_unavailable");
+    redis.restart();
+    assert_eq!(
+        refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await.0,
+        400,
+        "redis restarted empty"
+    );
+}
