@@ -1,6 +1,7 @@
 //! The embedded store: a mutex-guarded map with lazy expiry plus a periodic sweep.
 
 use super::StoreError;
+use super::events::{Event, EventBus};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,12 +28,13 @@ impl Entry {
 pub struct MemoryStore {
     namespace: String,
     map: Mutex<HashMap<String, Entry>>,
+    bus: EventBus,
 }
 
 impl MemoryStore {
     /// An empty store whose keys are prefixed with `namespace`.
     pub fn new(namespace: &str) -> Self {
-        Self { namespace: namespace.to_string(), map: Mutex::new(HashMap::new()) }
+        Self { namespace: namespace.to_string(), map: Mutex::new(HashMap::new()), bus: EventBus::new() }
     }
 
     fn key(&self, key: &str) -> String {
@@ -57,6 +59,15 @@ impl MemoryStore {
             },
             _ => None,
         }
+    }
+
+    pub(super) fn events(&self) -> &EventBus {
+        &self.bus
+    }
+
+    pub(super) async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), StoreError> {
+        self.bus.deliver(Event::Message { channel: channel.to_string(), payload: payload.to_vec() });
+        Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

@@ -6,8 +6,11 @@
 //! conformance suite (`tests/store_conformance.rs`). Callers serialise their own records and
 //! never store a secret in the clear: they hash it or seal it first.
 
+mod events;
 mod memory;
 mod redis;
+
+pub use events::{Event, EventBus};
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
@@ -79,6 +82,20 @@ impl Store {
     /// A fresh in-memory store (tests, demo).
     pub fn memory(namespace: &str) -> Store {
         Store::Memory(Arc::new(MemoryStore::new(namespace)))
+    }
+
+    /// The local end of the event bus: every [`Event`] published by any instance sharing
+    /// this store (and namespace), plus [`Event::Lost`] when the subscription broke.
+    pub fn events(&self) -> &EventBus {
+        match self {
+            Store::Memory(m) => m.events(),
+            Store::Redis(r) => r.events(),
+        }
+    }
+
+    /// Publishes `payload` on `channel` to every instance's [`Store::events`].
+    pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), StoreError> {
+        dispatch!(self.publish(channel, payload))
     }
 
     /// Checks that the store answers (readiness).

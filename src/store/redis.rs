@@ -1,6 +1,7 @@
 //! Redis back-end through a deadpool connection pool, with a time bound on every operation.
 
 use super::StoreError;
+use super::events::{EventBus, spawn_redis_subscriber};
 use crate::config::{RedisUrl, StoreConfig};
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use redis::{AsyncCommands, Script};
@@ -51,6 +52,14 @@ struct Inner {
     pool: Pool,
     namespace: String,
     timeout: Duration,
+    bus: EventBus,
+    subscriber: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -72,8 +81,18 @@ impl RedisStore {
             ..PoolConfig::default()
         });
         let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
-        let store =
-            Self { inner: Arc::new(Inner { pool, namespace: config.redis_namespace.clone(), timeout }) };
+        let bus = EventBus::new();
+        let subscriber =
+            spawn_redis_subscriber(url.expose().to_string(), config.redis_namespace.clone(), bus.clone());
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool,
+                namespace: config.redis_namespace.clone(),
+                timeout,
+                bus,
+                subscriber,
+            }),
+        };
         Ok(store)
     }
 
@@ -92,6 +111,15 @@ impl RedisStore {
             f(conn).await.map_err(unavailable)
         };
         tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
+    }
+
+    pub(super) fn events(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    pub(super) async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), StoreError> {
+        let ch = format!("{}:ev:{}", self.inner.namespace, channel);
+        self.run(|mut c| async move { c.publish::<_, _, i64>(ch, payload).await.map(|_| ()) }).await
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

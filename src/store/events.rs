@@ -1,0 +1,94 @@
+//! Store events: a small publish/subscribe bus over the store, so instances can wake each
+//! other (a refresh finished, a session ended) instead of polling.
+//!
+//! Every instance keeps ONE subscription (a pattern subscription on Redis) and fans messages
+//! out locally through a broadcast channel. When that subscription breaks, subscribers receive
+//! [`Event::Lost`]: they must assume they missed messages (flush caches, re-read state).
+
+use super::StoreError;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Something that happened on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message published on `channel`.
+    Message {
+        /// The channel, without the store's namespace.
+        channel: String,
+        /// What was published.
+        payload: Vec<u8>,
+    },
+    /// The subscription was interrupted; messages may have been missed.
+    Lost,
+}
+
+/// The local fan-out of the bus; cheap to clone.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl EventBus {
+    pub(super) fn new() -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        Self { tx }
+    }
+
+    /// A receiver of every event from now on. A receiver that lags behind gets
+    /// `RecvError::Lagged`, which callers must treat like [`Event::Lost`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    pub(super) fn deliver(&self, event: Event) {
+        // No receiver is not an error: nobody is waiting.
+        let _ = self.tx.send(event);
+    }
+}
+
+/// Keeps one Redis pattern subscription on `{namespace}:ev:*` alive for the life of the
+/// process, reconnecting with backoff and announcing [`Event::Lost`] after every break.
+pub(super) fn spawn_redis_subscriber(
+    url: String,
+    namespace: String,
+    bus: EventBus,
+) -> Arc<tokio::task::JoinHandle<()>> {
+    let prefix = format!("{namespace}:ev:");
+    let handle = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match subscribe_once(&url, &prefix, &bus).await {
+                Ok(()) => backoff = Duration::from_millis(50),
+                Err(e) => tracing::warn!(error = %e, "store event subscription failed; retrying"),
+            }
+            bus.deliver(Event::Lost);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    });
+    Arc::new(handle)
+}
+
+async fn subscribe_once(url: &str, prefix: &str, bus: &EventBus) -> Result<(), StoreError> {
+    let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
+    let client = redis::Client::open(url).map_err(unavailable)?;
+    let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
+    pubsub.psubscribe(format!("{prefix}*")).await.map_err(unavailable)?;
+    // Subscribed: anything published from now on reaches us. Announce a gap so that state
+    // cached while we were not listening is re-read.
+    bus.deliver(Event::Lost);
+    let mut stream = pubsub.into_on_message();
+    while let Some(msg) = stream.next().await {
+        let channel = msg.get_channel_name();
+        if let Some(channel) = channel.strip_prefix(prefix) {
+            bus.deliver(Event::Message {
+                channel: channel.to_string(),
+                payload: msg.get_payload_bytes().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
