@@ -18,7 +18,6 @@ mod pages;
 mod params;
 mod pending;
 mod rate_limit;
-mod request_span;
 mod revoke;
 mod state;
 mod token;
@@ -66,7 +65,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(crate::web::security_headers())
-                .wrap(tracing_actix_web::TracingLogger::<request_span::PathOnlySpan>::new())
+                .wrap(crate::web::request_logger())
                 .app_data(state.clone())
                 .app_data(registry.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))

@@ -1,6 +1,7 @@
-//! The per-request log span. Unlike tracing-actix-web's default it records the path without
-//! the query string: queries here carry `id_token_hint`s and other values that must never be
-//! logged.
+//! The per-request log span of all three programs. Unlike tracing-actix-web's default it
+//! records the path without the query string: queries carry authorization codes, `state`,
+//! `id_token_hint`s and other values that must never be logged. One line per finished request
+//! (method, route, path, status, request id) is the access log.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -29,6 +30,16 @@ impl RootSpanBuilder for PathOnlySpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let status = match outcome {
+            Ok(res) => res.response().status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        tracing::info!(parent: &span, status, "request finished");
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
+}
+
+/// The request-logging middleware every program wraps its app in.
+pub fn request_logger() -> tracing_actix_web::TracingLogger<PathOnlySpan> {
+    tracing_actix_web::TracingLogger::<PathOnlySpan>::new()
 }
