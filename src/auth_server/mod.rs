@@ -1,9 +1,42 @@
-//! The reference OpenID Connect auth server.
+//! The reference OpenID Connect provider: authorization code flow with PKCE S256, rotating
+//! refresh tokens with reuse detection, RFC 7009 revocation, userinfo, RP-initiated and
+//! back-channel logout. Every piece of state lives in the [`Store`](crate::store::Store), so
+//! instances sharing a Redis (and a signing key file) behave as one.
+
+mod authorize;
+mod backchannel;
+mod clients;
+mod codes;
+mod discovery;
+mod errors;
+mod grants;
+mod login;
+mod login_session;
+mod logout;
+mod metrics;
+mod pages;
+mod params;
+mod pending;
+mod rate_limit;
+mod revoke;
+mod state;
+mod token;
+mod token_code;
+mod token_refresh;
+mod tokens;
+mod userinfo;
+mod users;
+
+pub use login_session::COOKIE as LOGIN_COOKIE;
 
 use crate::config::AuthServerConfig;
 use crate::startup::{StartupError, bind};
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{App, HttpResponse, HttpServer, dev::Server, web};
+use state::AppState;
 use std::net::TcpListener;
+
+/// Largest form body accepted (logins, token requests).
+const BODY_LIMIT: usize = 16 * 1024;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -23,13 +56,24 @@ impl Application {
         config: AuthServerConfig,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let _ = config;
+        let registry = prometheus::Registry::new();
+        let metrics =
+            metrics::Metrics::register(&registry).map_err(|e| StartupError::Other(e.to_string()))?;
+        let state = web::Data::new(AppState::init(config, metrics).await?);
+        let registry = web::Data::new(registry);
         let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
-        let server =
-            HttpServer::new(move || App::new().route("/healthz", web::get().to(crate::web::healthz)))
-                .listen(listener)
-                .map_err(|e| StartupError::Other(e.to_string()))?
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(crate::web::security_headers())
+                .wrap(crate::web::request_logger())
+                .app_data(state.clone())
+                .app_data(registry.clone())
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .configure(routes)
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Other(e.to_string()))?
+        .run();
         Ok(Self { port, server })
     }
 
@@ -41,5 +85,37 @@ impl Application {
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.server.await.map_err(|e| StartupError::Other(e.to_string()))
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/.well-known/openid-configuration", web::get().to(discovery::openid_configuration))
+        .route("/jwks", web::get().to(discovery::jwks))
+        .route("/authorize", web::get().to(authorize::authorize))
+        .route("/login", web::post().to(login::login))
+        .route("/signup", web::get().to(login::signup_form))
+        .route("/signup", web::post().to(login::signup))
+        .route("/token", web::post().to(token::token))
+        .route("/revoke", web::post().to(revoke::revoke))
+        .route("/userinfo", web::get().to(userinfo::userinfo))
+        .route("/userinfo", web::post().to(userinfo::userinfo))
+        .route("/logout", web::get().to(logout::logout_get))
+        .route("/logout", web::post().to(logout::logout_post))
+        .route("/healthz", web::get().to(crate::web::healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(crate::web::metrics));
+}
+
+/// `GET /readyz`: 200 when the store answers.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store unavailable");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "1"))
+                .content_type("text/plain")
+                .body("store unavailable")
+        }
     }
 }

@@ -50,6 +50,12 @@ pub struct AuthServerConfig {
     /// Whether `/signup` creates accounts.
     #[serde(default = "default_true")]
     pub allow_signup: bool,
+    /// How long a pending authorization request (the login page) stays usable.
+    #[serde(default = "default_request_ttl")]
+    pub authorization_request_ttl_secs: u64,
+    /// Timeout of one back-channel logout delivery attempt (three attempts are made).
+    #[serde(default = "default_backchannel_timeout")]
+    pub backchannel_logout_timeout_secs: u64,
     /// Registered clients.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -116,6 +122,12 @@ fn default_ip_failures() -> u32 {
 }
 fn default_failure_window() -> u64 {
     300
+}
+fn default_request_ttl() -> u64 {
+    600
+}
+fn default_backchannel_timeout() -> u64 {
+    5
 }
 fn default_true() -> bool {
     true

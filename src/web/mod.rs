@@ -3,9 +3,11 @@
 
 mod api_error;
 mod headers;
+mod request_span;
 
 pub use api_error::ApiError;
 pub use headers::{no_store, security_headers};
+pub use request_span::{PathOnlySpan, request_logger};
 
 use actix_web::{HttpResponse, web};
 

@@ -1,0 +1,153 @@
+//! `GET /authorize`: the authorization code flow's front door (RFC 6749 §4.1.1, OIDC Core
+//! §3.1.2, PKCE S256 required). Errors about the client or redirect URI are shown as a page and
+//! never redirected; every other error goes back to the client's redirect URI with `iss`.
+
+use super::errors::PageError;
+use super::login_session::{self, LoginSession};
+use super::pages::{self, LoginPage};
+use super::params::{Params, split_scope};
+use super::pending::{self, AuthRequest};
+use super::state::{AppState, SUPPORTED_SCOPES};
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// `GET /authorize`.
+pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let params = Params::parse(req.query_string().as_bytes())
+        .map_err(|_| PageError::BadRequest("A request parameter is repeated."))?;
+    let client_id = params.get("client_id").ok_or(PageError::BadRequest("The client_id is missing."))?;
+    let client = state.clients.get(client_id).ok_or(PageError::BadRequest("The client is unknown."))?;
+    let redirect_uri =
+        params.get("redirect_uri").ok_or(PageError::BadRequest("The redirect_uri is missing."))?;
+    if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+        return Err(PageError::BadRequest("The redirect_uri is not registered for this client."));
+    }
+
+    // From here on the redirect URI is trusted: errors go back to the client.
+    let client_state = params.get("state");
+    let refuse = |error: &str, description: &str| {
+        Ok(error_redirect(&state, redirect_uri, error, description, client_state))
+    };
+    if params.has("request") || params.has("request_uri") {
+        return refuse("request_not_supported", "request objects are not supported");
+    }
+    if params.get("response_type") != Some("code") {
+        return refuse("unsupported_response_type", "response_type must be code");
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return refuse("invalid_request", "response_mode must be query");
+    }
+    match params.get("code_challenge_method") {
+        Some("S256") => {}
+        Some(_) => return refuse("invalid_request", "code_challenge_method must be S256"),
+        None => return refuse("invalid_request", "PKCE is required: code_challenge_method=S256"),
+    }
+    let Some(challenge) = params.get("code_challenge").filter(|c| valid_challenge(c)) else {
+        return refuse("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
+    };
+    let scope = split_scope(params.get("scope").unwrap_or(""));
+    if !scope.iter().any(|s| s == "openid") {
+        return refuse("invalid_scope", "scope must contain openid");
+    }
+    if !scope.iter().all(|s| SUPPORTED_SCOPES.contains(&s.as_str())) {
+        return refuse("invalid_scope", "a requested scope is not supported");
+    }
+    if client_state.is_some_and(|s| s.len() > 2048) || params.get("nonce").is_some_and(|n| n.len() > 512) {
+        return refuse("invalid_request", "state or nonce is too long");
+    }
+    let prompt = params.get("prompt").unwrap_or("");
+    let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+    if prompts.iter().any(|p| !matches!(*p, "none" | "login" | "consent"))
+        || (prompts.contains(&"none") && prompts.len() > 1)
+    {
+        return refuse("invalid_request", "unsupported prompt value");
+    }
+
+    let auth = AuthRequest {
+        client_id: client_id.to_string(),
+        redirect_uri: redirect_uri.to_string(),
+        scope,
+        state: client_state.map(str::to_string),
+        nonce: params.get("nonce").map(str::to_string),
+        code_challenge: challenge.to_string(),
+    };
+    let session = login_session::current(&state, &req).await?;
+    match session {
+        Some(s) if !prompts.contains(&"login") => return complete(&state, &auth, &s).await,
+        None if prompts.contains(&"none") => return refuse("login_required", "the user is not signed in"),
+        _ => {}
+    }
+    let request_id = pending::save(&state, &auth).await?;
+    Ok(pages::render(
+        StatusCode::OK,
+        &LoginPage {
+            request_id: &request_id,
+            client_id: &auth.client_id,
+            username: "",
+            error: None,
+            allow_signup: state.config.allow_signup,
+        },
+    ))
+}
+
+fn valid_challenge(c: &str) -> bool {
+    c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Issues a code for `auth` in `session` and redirects to the client (RFC 9207 `iss` included).
+pub async fn complete(
+    state: &AppState,
+    auth: &AuthRequest,
+    session: &LoginSession,
+) -> Result<HttpResponse, PageError> {
+    let code = super::codes::issue(state, auth, session).await?;
+    let mut params: Vec<(&str, &str)> = vec![("code", &code)];
+    if let Some(s) = &auth.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.issuer));
+    let location = with_query(&auth.redirect_uri, &params)?;
+    Ok(HttpResponse::Found()
+        .insert_header(crate::web::no_store())
+        .insert_header((LOCATION, location))
+        .finish())
+}
+
+/// A redirect carrying an OAuth error to the client.
+fn error_redirect(
+    state: &AppState,
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    client_state: Option<&str>,
+) -> HttpResponse {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = client_state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.issuer));
+    match with_query(redirect_uri, &params) {
+        Ok(location) => HttpResponse::Found()
+            .insert_header(crate::web::no_store())
+            .insert_header((LOCATION, location))
+            .finish(),
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    }
+}
+
+/// `uri` with `params` appended to its query.
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> Result<String, PageError> {
+    let mut url =
+        url::Url::parse(uri).map_err(|_| PageError::BadRequest("The redirect URI is malformed."))?;
+    if params.is_empty() {
+        return Ok(url.to_string());
+    }
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(url.to_string())
+}

@@ -1,0 +1,41 @@
+//! `/.well-known/openid-configuration` (OpenID Connect Discovery 1.0) and `/jwks`.
+
+use super::state::{AppState, SUPPORTED_SCOPES};
+use actix_web::{HttpResponse, web};
+
+/// `GET /.well-known/openid-configuration`.
+pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
+    let doc = serde_json::json!({
+        "issuer": state.issuer,
+        "authorization_endpoint": state.url("/authorize"),
+        "token_endpoint": state.url("/token"),
+        "jwks_uri": state.url("/jwks"),
+        "userinfo_endpoint": state.url("/userinfo"),
+        "revocation_endpoint": state.url("/revoke"),
+        "end_session_endpoint": state.url("/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "userinfo_signing_alg_values_supported": ["none"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": SUPPORTED_SCOPES,
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "preferred_username", "name"],
+        "prompt_values_supported": ["none", "login"],
+        "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
+    });
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(doc)
+}
+
+/// `GET /jwks`: the public signing key(s).
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(serde_json::json!({ "keys": [state.signing.public_jwk()] }))
+}

@@ -1,0 +1,156 @@
+//! The two ways this server says no: OAuth JSON errors (RFC 6749 §5.2) for the back-channel
+//! endpoints, and HTML error pages for the browser-facing ones.
+
+use super::pages;
+use crate::store::StoreError;
+use crate::web::ApiError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// An error of the token, revocation or userinfo endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// Malformed request (missing or repeated parameter, bad content type).
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// Client authentication failed.
+    #[error("invalid_client")]
+    InvalidClient {
+        /// Whether the client tried HTTP Basic (then a `WWW-Authenticate` challenge is due).
+        basic: bool,
+    },
+    /// The code or refresh token is invalid, expired, revoked, reused or not this client's.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    /// The grant type is not one this server knows.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// The requested scope exceeds what was granted.
+    #[error("invalid_scope")]
+    InvalidScope,
+    /// The bearer token is missing or invalid (userinfo).
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    /// The store could not be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else (signing failed, serialisation failed).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl OAuthError {
+    /// The short label used in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient { .. } => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthError::InvalidScope => "invalid_scope",
+            OAuthError::InvalidToken(_) => "invalid_token",
+            OAuthError::Store(_) => "store_unavailable",
+            OAuthError::Internal(_) => "server_error",
+        }
+    }
+
+    fn to_api_error(&self) -> ApiError {
+        match self {
+            OAuthError::InvalidRequest(d) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", *d),
+            OAuthError::InvalidClient { basic } => {
+                let e =
+                    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+                if *basic { e.with_www_authenticate("Basic realm=\"cloakroom\"") } else { e }
+            }
+            OAuthError::InvalidGrant(d) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_grant", *d),
+            OAuthError::UnsupportedGrantType => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            ),
+            OAuthError::InvalidScope => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "the requested scope exceeds the scope granted",
+            ),
+            OAuthError::InvalidToken(d) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", *d)
+                .with_www_authenticate("Bearer error=\"invalid_token\""),
+            OAuthError::Store(e) => ApiError::store_unavailable(e),
+            OAuthError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.to_api_error().status_code()
+    }
+    fn error_response(&self) -> HttpResponse {
+        self.to_api_error().error_response()
+    }
+}
+
+/// An error shown to a person as an HTML page (never a redirect: a bad client or redirect
+/// URI must not send the browser anywhere).
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The request cannot be served as asked; the text is shown to the user.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// Too many failed logins.
+    #[error("too many failed logins")]
+    TooManyAttempts {
+        /// Seconds until the counter window ends.
+        retry_after: u64,
+    },
+    /// The store could not be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PageError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            PageError::BadRequest(m) => *m,
+            PageError::TooManyAttempts { .. } => {
+                "Too many failed sign-in attempts. Please wait and try again."
+            }
+            PageError::Store(e) => {
+                tracing::warn!(error = %e, "store unavailable");
+                "The service is temporarily unavailable. Please try again."
+            }
+            PageError::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+                "Something went wrong."
+            }
+        };
+        let mut res = pages::error_page(self.status_code(), message);
+        match self {
+            PageError::TooManyAttempts { retry_after } => {
+                if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+                    res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+                }
+            }
+            PageError::Store(_) => {
+                res.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from_static("1"),
+                );
+            }
+            _ => {}
+        }
+        res
+    }
+}

@@ -1,0 +1,156 @@
+//! `POST /login` and `GET/POST /signup`: the provider's own sign-in, throttled per user and
+//! per client address, ending in a provider login session and the code redirect.
+
+use super::authorize::complete;
+use super::errors::PageError;
+use super::login_session;
+use super::pages::{self, LoginPage, MessagePage, SignupPage};
+use super::params::Params;
+use super::pending;
+use super::rate_limit::LoginLimiter;
+use super::state::AppState;
+use super::users::{self, Password, UserError, Username};
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+const GENERIC_FAILURE: &str = "Incorrect username or password.";
+
+impl From<UserError> for PageError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Store(s) => PageError::Store(s),
+            UserError::Internal(i) => PageError::Internal(i),
+        }
+    }
+}
+
+fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(PageError::BadRequest("Please submit the form."));
+    }
+    Params::parse(body).map_err(|_| PageError::BadRequest("A form field is repeated."))
+}
+
+/// The client address as the connection saw it (a proxy header is not trusted).
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+/// `POST /login`.
+pub async fn login(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let params = form(&req, &body)?;
+    let request_id = params.get("request").unwrap_or("");
+    let expired = PageError::BadRequest(
+        "This sign-in request has expired or is unknown. Go back to the application and start again.",
+    );
+    let Some(auth) = pending::load(&state, request_id).await? else { return Err(expired) };
+    let typed_name = params.get("username").unwrap_or("");
+    let relogin = |status: StatusCode, error: &str| {
+        pages::render(
+            status,
+            &LoginPage {
+                request_id,
+                client_id: &auth.client_id,
+                username: typed_name,
+                error: Some(error),
+                allow_signup: state.config.allow_signup,
+            },
+        )
+    };
+    let (Some(_), Some(password)) =
+        (params.get("username"), params.get("password").and_then(Password::parse))
+    else {
+        return Ok(relogin(StatusCode::BAD_REQUEST, "Enter your username and password."));
+    };
+
+    let limiter = LoginLimiter::new(typed_name, &client_ip(&req));
+    if let Some(retry_after) = limiter.blocked(&state).await? {
+        state.metrics.logins.with_label_values(&["throttled"]).inc();
+        return Err(PageError::TooManyAttempts { retry_after });
+    }
+    let user = match Username::parse(typed_name) {
+        Some(name) => users::find(&state, &name).await?,
+        None => None,
+    };
+    if !state.passwords.verify(user.as_ref(), password).await {
+        limiter.record_failure(&state).await?;
+        state.metrics.logins.with_label_values(&["failed"]).inc();
+        tracing::info!("login failed");
+        return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE));
+    }
+    let Some(user) = user else { return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE)) };
+    limiter.record_success(&state).await?;
+    // The request is completed once: a second submission of the same form finds nothing.
+    let Some(auth) = pending::take(&state, request_id).await? else { return Err(expired) };
+    let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
+    state.metrics.logins.with_label_values(&["ok"]).inc();
+    tracing::info!(client_id = %auth.client_id, "login succeeded");
+    let mut res = complete(&state, &auth, &session).await?;
+    res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// `GET /signup?request=…`.
+pub async fn signup_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    if !state.config.allow_signup {
+        return Err(PageError::BadRequest("Sign-up is disabled."));
+    }
+    let params = Params::parse(req.query_string().as_bytes())
+        .map_err(|_| PageError::BadRequest("A request parameter is repeated."))?;
+    let request_id = params.get("request").filter(|r| pending::valid_id(r)).unwrap_or("");
+    Ok(pages::render(StatusCode::OK, &SignupPage { request_id, username: "", error: None }))
+}
+
+/// `POST /signup`: creates the account, signs the user in and continues the pending
+/// authorization request, if there is one.
+pub async fn signup(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    if !state.config.allow_signup {
+        return Err(PageError::BadRequest("Sign-up is disabled."));
+    }
+    let params = form(&req, &body)?;
+    let request_id = params.get("request").filter(|r| pending::valid_id(r)).unwrap_or("");
+    let typed_name = params.get("username").unwrap_or("");
+    let again = |status: StatusCode, error: &str| {
+        pages::render(status, &SignupPage { request_id, username: typed_name, error: Some(error) })
+    };
+    let Some(name) = Username::parse(typed_name) else {
+        return Ok(again(
+            StatusCode::BAD_REQUEST,
+            "Choose a username of 1 to 64 letters, digits, dots, dashes, underscores or @.",
+        ));
+    };
+    let Some(password) = params.get("password").and_then(Password::parse_new) else {
+        return Ok(again(StatusCode::BAD_REQUEST, "Choose a password of at least 8 characters."));
+    };
+    let Some(user) = users::create(&state, &name, password).await? else {
+        return Ok(again(StatusCode::CONFLICT, "That username is taken."));
+    };
+    tracing::info!("account created");
+    let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
+    let mut res = match pending::take(&state, request_id).await? {
+        Some(auth) => complete(&state, &auth, &session).await?,
+        None => pages::render(
+            StatusCode::OK,
+            &MessagePage {
+                title: "Account created",
+                message: "Your account is ready and you are signed in.",
+            },
+        ),
+    };
+    res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(res)
+}

@@ -1,0 +1,147 @@
+//! `GET/POST /logout`: OpenID Connect RP-Initiated Logout 1.0. With a valid `id_token_hint`
+//! the logout happens at once; without one the user confirms with a POST (which carries the
+//! SameSite=Lax cookie only from our own page). Ending a session revokes its grants and sends
+//! back-channel logout to their clients. Redirects only to a registered post-logout URI.
+
+use super::authorize::with_query;
+use super::errors::PageError;
+use super::grants;
+use super::login_session;
+use super::pages::{self, LogoutConfirmPage, MessagePage};
+use super::params::Params;
+use super::state::AppState;
+use super::tokens::verify_id_token_hint;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// `GET /logout`.
+pub async fn logout_get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let params = Params::parse(req.query_string().as_bytes())
+        .map_err(|_| PageError::BadRequest("A request parameter is repeated."))?;
+    end_session(&req, &params, &state, false).await
+}
+
+/// `POST /logout` (the confirmation form, or an RP posting the parameters).
+pub async fn logout_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let params = if is_form {
+        Params::parse(&body).map_err(|_| PageError::BadRequest("A form field is repeated."))?
+    } else {
+        Params::default()
+    };
+    end_session(&req, &params, &state, true).await
+}
+
+async fn end_session(
+    req: &HttpRequest,
+    params: &Params,
+    state: &AppState,
+    confirmed: bool,
+) -> Result<HttpResponse, PageError> {
+    let hint = match params.get("id_token_hint") {
+        Some(t) => Some(verify_id_token_hint(state, t).map_err(|_| {
+            PageError::BadRequest("The id_token_hint is not a valid ID token from this server.")
+        })?),
+        None => None,
+    };
+    let client_id = match (params.get("client_id"), &hint) {
+        (Some(c), Some(h)) if c != h.aud => {
+            return Err(PageError::BadRequest("The client_id does not match the id_token_hint."));
+        }
+        (Some(c), _) => Some(c.to_string()),
+        (None, Some(h)) => Some(h.aud.clone()),
+        (None, None) => None,
+    };
+    let client = match &client_id {
+        Some(c) => Some(state.clients.get(c).ok_or(PageError::BadRequest("The client is unknown."))?),
+        None => None,
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let Some(client) = client else {
+                return Err(PageError::BadRequest(
+                    "A post_logout_redirect_uri needs a client_id or an id_token_hint.",
+                ));
+            };
+            if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
+                return Err(PageError::BadRequest(
+                    "The post_logout_redirect_uri is not registered for this client.",
+                ));
+            }
+            Some(uri)
+        }
+    };
+
+    if hint.is_none() && !confirmed {
+        let mut fields = Vec::new();
+        for name in ["client_id", "post_logout_redirect_uri", "state"] {
+            if let Some(v) = params.get(name) {
+                fields.push((name, v));
+            }
+        }
+        return Ok(pages::render(StatusCode::OK, &LogoutConfirmPage { fields }));
+    }
+
+    let current = login_session::current(state, req).await?;
+    let mut ended: Vec<(String, String)> = Vec::new();
+    if let Some(h) = &hint
+        && let Some(sid) = &h.sid
+    {
+        ended.push((sid.clone(), h.sub.clone()));
+    }
+    let mut clear_cookie = false;
+    if let Some(s) = &current {
+        // With a hint, only the session the hint names is ended here; without one the user
+        // confirmed on our own page.
+        let hinted_sid = hint.as_ref().and_then(|h| h.sid.as_deref());
+        if hint.is_none() || hinted_sid == Some(s.sid.as_str()) {
+            clear_cookie = true;
+            if !ended.iter().any(|(sid, _)| sid == &s.sid) {
+                ended.push((s.sid.clone(), s.sub.clone()));
+            }
+        }
+    }
+    for (sid, sub) in &ended {
+        login_session::end(state, sid, sub).await?;
+        let mut revoked = Vec::new();
+        for gid in grants::of_sid(state, sid).await? {
+            if let Some(g) = grants::revoke(state, &gid).await? {
+                revoked.push(g);
+            }
+        }
+        state.backchannel.notify_grants(state, &revoked);
+        tracing::info!(grants = revoked.len(), "provider session ended");
+    }
+
+    let mut res = match redirect {
+        Some(uri) => {
+            let mut q: Vec<(&str, &str)> = Vec::new();
+            if let Some(s) = params.get("state") {
+                q.push(("state", s));
+            }
+            let location = with_query(uri, &q)?;
+            HttpResponse::Found()
+                .insert_header(crate::web::no_store())
+                .insert_header((LOCATION, location))
+                .finish()
+        }
+        None => pages::render(
+            StatusCode::OK,
+            &MessagePage { title: "Signed out", message: "You are signed out." },
+        ),
+    };
+    if clear_cookie {
+        res.add_cookie(&login_session::removal_cookie()).map_err(|e| PageError::Internal(e.to_string()))?;
+    }
+    Ok(res)
+}

@@ -1,0 +1,58 @@
+//! Failed-login throttling, per user and per client address, in fixed windows kept in the
+//! store (so every instance counts together). Once a limit is reached, every further attempt
+//! in the window is refused with 429 before the password is looked at — even a right one.
+
+use super::state::{AppState, keys};
+use crate::crypto::sha256_b64;
+use crate::store::StoreError;
+use std::time::Duration;
+
+/// The counters one login attempt touches. Usernames are hashed into keys (they are user input
+/// of any shape).
+pub struct LoginLimiter {
+    user: String,
+    ip: String,
+}
+
+impl LoginLimiter {
+    /// Counters for `username` from `ip`.
+    pub fn new(username: &str, ip: &str) -> Self {
+        Self { user: sha256_b64(username.to_lowercase().as_bytes()), ip: sha256_b64(ip.as_bytes()) }
+    }
+
+    /// Seconds until the attempt may be made, or `None` when it may be made now.
+    pub async fn blocked(&self, state: &AppState) -> Result<Option<u64>, StoreError> {
+        for (kind, who) in [("user", &self.user), ("ip", &self.ip)] {
+            let key = keys::lockout(kind, who);
+            if state.store.get(&key).await?.is_some() {
+                let left = state.store.ttl(&key).await?.map(|d| d.as_secs().max(1)).unwrap_or(1);
+                return Ok(Some(left));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts a failed attempt; reaching a limit locks out for the rest of the window.
+    pub async fn record_failure(&self, state: &AppState) -> Result<(), StoreError> {
+        let window = Duration::from_secs(state.config.login_failure_window_secs.max(1));
+        let limits = [
+            ("user", &self.user, state.config.login_max_failures_per_user),
+            ("ip", &self.ip, state.config.login_max_failures_per_ip),
+        ];
+        for (kind, who, max) in limits {
+            let counter = keys::failures(kind, who);
+            let n = state.store.incr(&counter, window).await?;
+            if n >= i64::from(max) {
+                let left = state.store.ttl(&counter).await?.filter(|d| !d.is_zero()).unwrap_or(window);
+                state.store.set(&keys::lockout(kind, who), b"1", left.min(window)).await?;
+                tracing::warn!(kind, failures = n, "login lock-out reached");
+            }
+        }
+        Ok(())
+    }
+
+    /// A successful login clears the user's counter (not the address's).
+    pub async fn record_success(&self, state: &AppState) -> Result<(), StoreError> {
+        state.store.del(&keys::failures("user", &self.user)).await.map(|_| ())
+    }
+}

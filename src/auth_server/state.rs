@@ -1,0 +1,135 @@
+//! What every handler shares: configuration, store, signing key, client registry, metrics.
+
+use super::backchannel::BackchannelSender;
+use super::clients::ClientRegistry;
+use super::metrics::Metrics;
+use super::users::PasswordCheck;
+use crate::config::AuthServerConfig;
+use crate::jwt::SigningKey;
+use crate::startup::StartupError;
+use crate::store::Store;
+use std::time::Duration;
+
+/// Scopes this provider grants.
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "offline_access", "notes"];
+
+/// Application state behind `web::Data`.
+pub struct AppState {
+    /// The configuration.
+    pub config: AuthServerConfig,
+    /// The issuer identifier, exactly as it appears in `iss`.
+    pub issuer: String,
+    /// Users, requests, codes, grants, login sessions and counters.
+    pub store: Store,
+    /// The key that signs every token.
+    pub signing: SigningKey,
+    /// The public half, for verifying our own tokens (userinfo, `id_token_hint`).
+    pub verifying: jsonwebtoken::DecodingKey,
+    /// Registered clients.
+    pub clients: ClientRegistry,
+    /// Password verification, with a dummy hash for unknown users.
+    pub passwords: PasswordCheck,
+    /// Prometheus counters.
+    pub metrics: Metrics,
+    /// Back-channel logout delivery.
+    pub backchannel: BackchannelSender,
+}
+
+impl AppState {
+    /// Loads the key, connects the store, seeds users.
+    pub async fn init(config: AuthServerConfig, metrics: Metrics) -> Result<Self, StartupError> {
+        let signing = match &config.signing_key_file {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    StartupError::Other(format!(
+                        "configuration key `auth_server.signing_key_file`: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                SigningKey::from_pem(&pem).map_err(|e| {
+                    StartupError::Other(format!("configuration key `auth_server.signing_key_file`: {e}"))
+                })?
+            }
+            None => {
+                tracing::warn!(
+                    "no signing_key_file configured: generated a signing key; tokens die with this process and other instances cannot verify them"
+                );
+                SigningKey::generate().map_err(|e| StartupError::Other(e.to_string()))?
+            }
+        };
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(signing.public_jwk().clone())
+            .map_err(|e| StartupError::Other(format!("public key: {e}")))?;
+        let verifying = jsonwebtoken::DecodingKey::from_jwk(&jwk)
+            .map_err(|e| StartupError::Other(format!("public key: {e}")))?;
+        let store = Store::connect(&config.store, "auth_server").await?;
+        let clients = ClientRegistry::new(&config.clients)?;
+        let passwords = PasswordCheck::new().await.map_err(|e| StartupError::Other(e.to_string()))?;
+        let backchannel = BackchannelSender::new(
+            Duration::from_secs(config.backchannel_logout_timeout_secs),
+            metrics.clone(),
+        )
+        .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
+        let issuer = config.issuer.as_str().to_string();
+        let state =
+            Self { config, issuer, store, signing, verifying, clients, passwords, metrics, backchannel };
+        super::users::seed(&state).await?;
+        Ok(state)
+    }
+
+    /// `issuer` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// Store keys, all under `as:` so the auth server can share a Redis namespace with others.
+pub mod keys {
+    /// A user record, by login name.
+    pub fn user(username: &str) -> String {
+        format!("as:user:{username}")
+    }
+    /// Login name by subject identifier.
+    pub fn subject(sub: &str) -> String {
+        format!("as:subject:{sub}")
+    }
+    /// A pending authorization request.
+    pub fn pending(id: &str) -> String {
+        format!("as:req:{id}")
+    }
+    /// An authorization code, by the hash of the code.
+    pub fn code(hash: &str) -> String {
+        format!("as:code:{hash}")
+    }
+    /// A grant (a refresh-token family).
+    pub fn grant(gid: &str) -> String {
+        format!("as:grant:{gid}")
+    }
+    /// Grant id by the hash of one of its refresh tokens (current or rotated).
+    pub fn refresh(hash: &str) -> String {
+        format!("as:rt:{hash}")
+    }
+    /// A provider login session, by the hash of its cookie value.
+    pub fn login(hash: &str) -> String {
+        format!("as:login:{hash}")
+    }
+    /// The login session's cookie hash by `sid`.
+    pub fn sid_login(sid: &str) -> String {
+        format!("as:sid:{sid}")
+    }
+    /// Index: grants of a `sid`.
+    pub fn sid_grants(sid: &str) -> String {
+        format!("as:sid-grants:{sid}")
+    }
+    /// Index: login sessions (sids) of a subject.
+    pub fn sub_logins(sub: &str) -> String {
+        format!("as:sub-logins:{sub}")
+    }
+    /// Failed-login counter.
+    pub fn failures(kind: &str, who: &str) -> String {
+        format!("as:fail:{kind}:{who}")
+    }
+    /// Failed-login lock-out marker.
+    pub fn lockout(kind: &str, who: &str) -> String {
+        format!("as:lock:{kind}:{who}")
+    }
+}

@@ -1,0 +1,61 @@
+//! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use and reuse detection
+//! (RFC 9700 §4.14.2): a rotated token presented again revokes the whole grant and tells the
+//! client over the back channel.
+
+use super::errors::OAuthError;
+use super::grants::{self, Grant};
+use super::params::{Params, split_scope};
+use super::state::AppState;
+use actix_web::HttpResponse;
+
+/// Exchanges a refresh token for a new token pair.
+pub async fn exchange(
+    state: &AppState,
+    client_id: &str,
+    params: &Params,
+) -> Result<HttpResponse, OAuthError> {
+    let token = params.get("refresh_token").ok_or(OAuthError::InvalidRequest("refresh_token is missing"))?;
+    let unknown = OAuthError::InvalidGrant("unknown, expired or revoked refresh token");
+    let Some((gid, hash)) = grants::family_of(state, token).await? else { return Err(unknown) };
+    let Some(stored) = grants::load(state, &gid).await? else { return Err(unknown) };
+    let grant = &stored.grant;
+    if grant.client_id != client_id {
+        tracing::warn!(client_id, "refresh token presented by another client");
+        return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
+    }
+    if grant.refresh_hash.as_deref() != Some(hash.as_str()) {
+        return Err(reuse_detected(state, grant).await);
+    }
+    let now = crate::clock::now();
+    if now >= grant.expires_at || now >= grant.last_used + state.config.refresh_token_idle_ttl_secs as i64 {
+        grants::revoke(state, &grant.gid).await?;
+        return Err(unknown);
+    }
+    let scope = match params.get("scope") {
+        None => grant.scope.clone(),
+        Some(s) => {
+            let asked = split_scope(s);
+            if asked.is_empty() || !asked.iter().all(|a| grant.scope.contains(a)) {
+                return Err(OAuthError::InvalidScope);
+            }
+            asked
+        }
+    };
+    let Some((rotated, refresh)) = grants::rotate(state, &stored).await? else {
+        // Another request rotated this token first: this one is a reuse.
+        return Err(reuse_detected(state, grant).await);
+    };
+    super::token::respond(state, &rotated, &scope, Some(refresh), None)
+}
+
+/// Revokes the family and notifies its client. Returns the error to answer with.
+async fn reuse_detected(state: &AppState, grant: &Grant) -> OAuthError {
+    tracing::warn!(client_id = %grant.client_id, "rotated refresh token reused: revoking the grant");
+    match grants::revoke(state, &grant.gid).await {
+        Ok(Some(revoked)) => state.backchannel.notify_grants(state, &[revoked]),
+        // Already revoked by a concurrent detection, which sent the notice.
+        Ok(None) => {}
+        Err(e) => return OAuthError::Store(e),
+    }
+    OAuthError::InvalidGrant("the refresh token was already used")
+}

@@ -1,0 +1,189 @@
+//! User accounts: records in the store, argon2id password hashes computed off the async
+//! runtime, and the seeding of configured users at start.
+
+use super::state::{AppState, keys};
+use crate::startup::StartupError;
+use crate::store::StoreError;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Users do not expire; the store wants a TTL, so this is "long".
+const USER_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A stored account.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Stable subject identifier (random, never reassigned).
+    pub sub: String,
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord").field("sub", &self.sub).field("username", &self.username).finish()
+    }
+}
+
+/// A login name: 1–64 characters of letters, digits and `. _ - @`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a login name.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+        ok.then(|| Self(s.to_string()))
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password as typed. `Debug` never shows it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+impl Password {
+    /// Upper bound, so nobody makes us hash a megabyte.
+    pub const MAX_LEN: usize = 1024;
+    /// A password offered at login (any non-empty value up to the bound).
+    pub fn parse(s: &str) -> Option<Self> {
+        (1..=Self::MAX_LEN).contains(&s.len()).then(|| Self(s.to_string()))
+    }
+    /// A new password at sign-up: at least 8 characters.
+    pub fn parse_new(s: &str) -> Option<Self> {
+        (s.chars().count() >= 8).then_some(())?;
+        Self::parse(s)
+    }
+}
+
+/// Hashing or verification could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed or a stored record is unreadable.
+    #[error("user record: {0}")]
+    Internal(String),
+}
+
+/// Password verification with a fixed dummy hash, so an unknown user costs as much time as a
+/// known one (no user-enumeration timing oracle).
+pub struct PasswordCheck {
+    dummy_hash: String,
+}
+
+impl PasswordCheck {
+    /// Computes the dummy hash.
+    pub async fn new() -> Result<Self, UserError> {
+        let dummy = Password(crate::crypto::random_token(16));
+        Ok(Self { dummy_hash: hash_password(dummy).await? })
+    }
+
+    /// Whether `password` matches `user`'s hash; for `None` a dummy verification runs and the
+    /// answer is false.
+    pub async fn verify(&self, user: Option<&UserRecord>, password: Password) -> bool {
+        let hash = match user {
+            Some(u) => u.password_hash.clone(),
+            None => self.dummy_hash.clone(),
+        };
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| Argon2::default().verify_password(password.0.as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        ok && user.is_some()
+    }
+}
+
+/// argon2id (the crate's default parameters) with a random salt, off the async runtime.
+pub async fn hash_password(password: Password) -> Result<String, UserError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.0.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| UserError::Internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| UserError::Internal(e.to_string()))?
+}
+
+/// The user with this login name.
+pub async fn find(state: &AppState, username: &Username) -> Result<Option<UserRecord>, UserError> {
+    let Some(bytes) = state.store.get(&keys::user(username.as_str())).await? else { return Ok(None) };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| UserError::Internal(e.to_string()))
+}
+
+/// Creates a user; `None` when the name is taken.
+pub async fn create(
+    state: &AppState,
+    username: &Username,
+    password: Password,
+) -> Result<Option<UserRecord>, UserError> {
+    let record = UserRecord {
+        sub: crate::crypto::random_token(16),
+        username: username.as_str().to_string(),
+        password_hash: hash_password(password).await?,
+        created_at: crate::clock::now(),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| UserError::Internal(e.to_string()))?;
+    if !state.store.set_nx(&keys::user(username.as_str()), &bytes, USER_TTL).await? {
+        return Ok(None);
+    }
+    state.store.set(&keys::subject(&record.sub), record.username.as_bytes(), USER_TTL).await?;
+    Ok(Some(record))
+}
+
+/// The login name of subject `sub`.
+pub async fn username_of(state: &AppState, sub: &str) -> Result<Option<String>, StoreError> {
+    Ok(state.store.get(&keys::subject(sub)).await?.and_then(|b| String::from_utf8(b).ok()))
+}
+
+/// Writes every configured user, replacing the password hash; an existing account keeps its
+/// `sub`, so instances sharing a store (and restarts) agree on who is who.
+pub async fn seed(state: &AppState) -> Result<(), StartupError> {
+    for seed in &state.config.users {
+        let name = Username::parse(&seed.username).ok_or_else(|| {
+            StartupError::Other(format!(
+                "configuration key `auth_server.users`: `{}` is not a valid username (1-64 of A-Z a-z 0-9 . _ - @)",
+                seed.username
+            ))
+        })?;
+        let password = Password::parse(seed.password.expose()).ok_or_else(|| {
+            StartupError::Other(format!(
+                "configuration key `auth_server.users`: the password of `{}` must be 1-1024 bytes",
+                seed.username
+            ))
+        })?;
+        let existing = find(state, &name).await.map_err(|e| StartupError::Other(e.to_string()))?;
+        let record = UserRecord {
+            sub: existing.map(|u| u.sub).unwrap_or_else(|| crate::crypto::random_token(16)),
+            username: name.as_str().to_string(),
+            password_hash: hash_password(password).await.map_err(|e| StartupError::Other(e.to_string()))?,
+            created_at: crate::clock::now(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| StartupError::Other(e.to_string()))?;
+        state.store.set(&keys::user(name.as_str()), &bytes, USER_TTL).await?;
+        state.store.set(&keys::subject(&record.sub), record.username.as_bytes(), USER_TTL).await?;
+    }
+    Ok(())
+}
