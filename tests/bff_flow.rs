@@ -344,12 +344,13 @@ async fn login_cookies_are_bounded_per_browser() {
 #[tokio::test]
 async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
     let stack = stack_with(|c| {
-        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
+        c.set("auth_server.access_token_ttl_secs", json!(4)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
     let browser = logged_in(&stack).await;
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..2 {
+        // Lifetime 4 s, skew 1 s: due after 3 s, and a fresh token is not due again this round.
+        tokio::time::sleep(Duration::from_millis(3100)).await;
         let calls = (0..10).map(|_| api(&browser, &stack, Method::GET, "/echo/headers", None));
         let pages = futures_util::future::join_all(calls).await;
         for p in &pages {
@@ -360,6 +361,8 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
         assert_eq!(jtis.len(), 1, "all requests used the one refreshed token");
     }
     assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200);
+    let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await.body;
+    assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"success\"} 2"), "{metrics}");
 }
 
 #[tokio::test]

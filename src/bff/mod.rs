@@ -17,7 +17,6 @@ mod pages;
 pub mod paths;
 pub mod provider;
 mod proxy;
-mod request_span;
 pub mod session;
 pub mod session_store;
 pub mod state;
@@ -147,7 +146,7 @@ impl Application {
                 .wrap(sessions)
                 .wrap(from_fn(guard::session_guard))
                 .wrap(crate::web::security_headers())
-                .wrap(tracing_actix_web::TracingLogger::<request_span::PathOnlySpan>::new())
+                .wrap(crate::web::request_logger())
         })
         .listen(listener)
         .map_err(other)?
