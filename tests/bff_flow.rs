@@ -519,3 +519,41 @@ async fn a_session_store_outage_is_a_503_never_a_logout() {
     }
     assert_eq!(browser.cookie(SESSION_COOKIE), Some(cookie));
 }
+
+#[tokio::test]
+async fn absolute_form_targets_and_a_spoofed_host_cannot_pick_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = stack_with(|c| c).await;
+    let browser = logged_in(&stack).await;
+    let cookie = browser.cookie(SESSION_COOKIE).unwrap();
+    let addr = stack.bff_url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET http://evil.example/echo/headers HTTP/1.1\r\nHost: evil.example\r\nX-CSRF: 1\r\n\
+         Cookie: {SESSION_COOKIE}={cookie}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"uri\":\"/headers\""), "{text}");
+    assert!(!text.contains("\"x-forwarded-host\":\"evil.example\""), "{text}");
+    assert!(!text.contains("\"host\":\"evil.example\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
+    let stack = stack_with(|c| c.set("bff.max_body_bytes", json!(1024))).await;
+    let browser = logged_in(&stack).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'a'; 512])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let req = browser
+        .request(Method::POST, &format!("{}/echo/headers", stack.bff_url))
+        .header("X-CSRF", "1")
+        .header("Content-Type", "application/json")
+        .body(body);
+    error_of(&browser.send(req).await, 413, "payload_too_large").await;
+    let small = api(&browser, &stack, Method::POST, "/echo/headers", Some(json!({"a": 1}))).await;
+    assert_eq!(small.status, 200, "{}", small.body);
+}
