@@ -557,3 +557,22 @@ async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
     let small = api(&browser, &stack, Method::POST, "/echo/headers", Some(json!({"a": 1}))).await;
     assert_eq!(small.status, 200, "{}", small.body);
 }
+
+/// Grants the auth server holds (its store layout: `as:grant:{gid}` under its namespace).
+fn provider_grants(stack: &Stack) -> usize {
+    let ns = stack.doc["auth_server"]["redis_namespace"].as_str().unwrap().to_string();
+    shared().dump().into_iter().filter(|(k, _)| k.starts_with(&format!("{ns}:as:grant:"))).count()
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_at_the_provider() {
+    let stack = stack_with(|c| c).await;
+    let browser = logged_in(&stack).await;
+    assert_eq!(provider_grants(&stack), 1);
+    let logout = api(&browser, &stack, Method::POST, "/bff/logout", None).await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    let url = logout.json()["logout_url"].as_str().unwrap().to_string();
+    assert!(url.contains("client_id=") && url.contains("post_logout_redirect_uri="), "{url}");
+    assert!(!url.contains("id_token_hint"), "no ID token reaches the browser: {url}");
+    assert_eq!(provider_grants(&stack), 0, "the grant was revoked (RFC 7009)");
+}
