@@ -2,6 +2,7 @@
 //! jsonwebtoken directly with the same rules; switching is a change to [`validate_id_token`] only.
 
 use super::provider::{Provider, ProviderError};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
@@ -84,6 +85,20 @@ pub async fn validate_id_token(
 ) -> Result<IdTokenClaims, IdTokenError> {
     let meta = provider.metadata().await?;
     let header = decode_header(token).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
+    let kid = header.kid.as_deref().ok_or_else(|| IdTokenError::Invalid("no kid".into()))?;
+    let jwks = provider.jwks_for(Some(kid)).await?;
+    validate_with_keys(&jwks, &meta.issuer, token, client_id, expected_nonce)
+}
+
+/// [`validate_id_token`] once the issuer's key set is at hand.
+pub fn validate_with_keys(
+    jwks: &JwkSet,
+    issuer: &str,
+    token: &str,
+    client_id: &str,
+    expected_nonce: &str,
+) -> Result<IdTokenClaims, IdTokenError> {
+    let header = decode_header(token).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
     let allowed = [Algorithm::ES256, Algorithm::ES384, Algorithm::RS256, Algorithm::PS256, Algorithm::EdDSA];
     if !allowed.contains(&header.alg) {
         return Err(IdTokenError::Invalid(format!("algorithm {:?} not allowed", header.alg)));
@@ -93,7 +108,6 @@ pub async fn validate_id_token(
         return Err(IdTokenError::Invalid("not an ID token (typ)".into()));
     }
     let kid = header.kid.as_deref().ok_or_else(|| IdTokenError::Invalid("no kid".into()))?;
-    let jwks = provider.jwks_for(Some(kid)).await?;
     let jwk = jwks.find(kid).ok_or_else(|| IdTokenError::Invalid("unknown kid".into()))?;
     if let Some(key_alg) = jwk.common.key_algorithm
         && format!("{key_alg:?}") != format!("{:?}", header.alg)
@@ -102,7 +116,7 @@ pub async fn validate_id_token(
     }
     let key = DecodingKey::from_jwk(jwk).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
     let mut v = Validation::new(header.alg);
-    v.set_issuer(&[meta.issuer.as_str()]);
+    v.set_issuer(&[issuer]);
     v.set_audience(&[client_id]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     v.leeway = LEEWAY_SECS;
@@ -123,4 +137,80 @@ pub async fn validate_id_token(
         return Err(IdTokenError::Nonce);
     }
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::SigningKey;
+    use serde_json::json;
+
+    const ISS: &str = "http://issuer.test";
+
+    fn setup() -> (SigningKey, JwkSet) {
+        let key = SigningKey::generate().unwrap();
+        let jwks: JwkSet = serde_json::from_value(json!({ "keys": [key.public_jwk()] })).unwrap();
+        (key, jwks)
+    }
+
+    fn claims(overrides: serde_json::Value) -> serde_json::Value {
+        let now = crate::clock::now();
+        let mut c = json!({ "iss": ISS, "sub": "alice", "aud": "bff", "iat": now, "exp": now + 60,
+                            "nonce": "n-1", "sid": "s-1", "name": "Alice" });
+        for (k, v) in overrides.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    }
+
+    fn check(
+        key: &SigningKey,
+        jwks: &JwkSet,
+        typ: &str,
+        c: serde_json::Value,
+    ) -> Result<IdTokenClaims, IdTokenError> {
+        validate_with_keys(jwks, ISS, &key.sign(typ, &c).unwrap(), "bff", "n-1")
+    }
+
+    #[test]
+    fn a_well_formed_id_token_passes_and_yields_profile_claims() {
+        let (key, jwks) = setup();
+        let c = check(&key, &jwks, "JWT", claims(json!({}))).unwrap();
+        assert_eq!(c.sub, "alice");
+        assert_eq!(c.sid.as_deref(), Some("s-1"));
+        assert_eq!(c.profile()["name"], "Alice");
+    }
+
+    #[test]
+    fn every_single_mutation_of_an_id_token_is_refused() {
+        let (key, jwks) = setup();
+        let now = crate::clock::now();
+        for (what, c) in [
+            ("nonce", claims(json!({ "nonce": "other" }))),
+            ("no nonce", claims(json!({ "nonce": null }))),
+            ("aud", claims(json!({ "aud": "someone-else" }))),
+            ("multi aud without azp", claims(json!({ "aud": ["bff", "other"] }))),
+            ("azp", claims(json!({ "aud": ["bff", "other"], "azp": "other" }))),
+            ("iss", claims(json!({ "iss": "http://evil.test" }))),
+            ("expired", claims(json!({ "exp": now - 120 }))),
+            ("string exp", claims(json!({ "exp": (now + 60).to_string() }))),
+            ("future iat", claims(json!({ "iat": now + 600 }))),
+            ("no sub", claims(json!({ "sub": null }))),
+        ] {
+            assert!(check(&key, &jwks, "JWT", c).is_err(), "{what}");
+        }
+        assert!(check(&key, &jwks, "at+jwt", claims(json!({}))).is_err(), "an access token is no ID token");
+        let (other, _) = setup();
+        assert!(check(&other, &jwks, "JWT", claims(json!({}))).is_err(), "unknown key");
+    }
+
+    #[test]
+    fn several_audiences_with_our_azp_pass() {
+        let (key, jwks) = setup();
+        assert!(check(&key, &jwks, "JWT", claims(json!({ "aud": ["bff", "other"], "azp": "bff" }))).is_ok());
+    }
 }
