@@ -576,3 +576,43 @@ async fn logout_revokes_the_refresh_token_at_the_provider() {
     assert!(!url.contains("id_token_hint"), "no ID token reaches the browser: {url}");
     assert_eq!(provider_grants(&stack), 0, "the grant was revoked (RFC 7009)");
 }
+
+#[tokio::test]
+async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
+    let stack = stack_with(|c| {
+        c.set("bff.session.idle_timeout_secs", json!(2)).set("bff.session.absolute_timeout_secs", json!(4))
+    })
+    .await;
+    let browser = logged_in(&stack).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            api(&browser, &stack, Method::GET, "/bff/user", None).await.status,
+            200,
+            "activity keeps it"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_store_serves_the_same_session() {
+    let stack = stack_with(|c| c).await;
+    let browser = logged_in(&stack).await;
+    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("bff", &stack.doc["bff"])
+        .section("bff")
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let page =
+        browser.send(browser.request(Method::GET, &format!("{second}/bff/user")).header("X-CSRF", "1")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let page = browser
+        .send(browser.request(Method::GET, &format!("{second}/echo/headers")).header("X-CSRF", "1"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}
