@@ -575,6 +575,7 @@ async fn logout_revokes_the_refresh_token_at_the_provider() {
     assert!(url.contains("client_id=") && url.contains("post_logout_redirect_uri="), "{url}");
     assert!(!url.contains("id_token_hint"), "no ID token reaches the browser: {url}");
     assert_eq!(provider_grants(&stack), 0, "the grant was revoked (RFC 7009)");
+    assert_no_tokens_in(&browser.history.lock().unwrap());
 }
 
 #[tokio::test]
