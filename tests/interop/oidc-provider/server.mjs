@@ -30,6 +30,10 @@ const config = {
   // Most deployed providers put profile claims into the ID token; node-oidc-provider's default
   // (true) leaves them for userinfo only, which a resource-bound access token cannot call.
   conformIdTokenClaims: raw.conform_id_token_claims ?? false,
+  // OpenID Connect Core 11: offline_access is ignored unless the request has prompt=consent
+  // (node-oidc-provider enforces it). false = refresh tokens only for a granted offline_access
+  // (strict); true = for every authorization-code grant, as some providers do.
+  refreshWithoutOfflineAccess: raw.refresh_tokens_without_offline_access ?? false,
   users: raw.users ?? [{ username: 'alice', password: 'alice-password', sub: 'alice' }],
 };
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
@@ -126,7 +130,8 @@ function buildProvider(issuer) {
     responseTypes: ['code'],
     pkce: { required: () => true },
     rotateRefreshToken: true,
-    issueRefreshToken: async (_ctx, c, source) => c.grantTypeAllowed('refresh_token') && source.scopes.has('offline_access'),
+    issueRefreshToken: async (_ctx, c, source) => c.grantTypeAllowed('refresh_token')
+      && (config.refreshWithoutOfflineAccess || source.scopes.has('offline_access')),
     // The provider refuses outbound requests to loopback and private addresses; the BFF under
     // test listens on 127.0.0.1, so its back-channel logout endpoint must stay reachable. Other
     // destinations keep the provider's SSRF-guarded dispatcher.
@@ -210,9 +215,13 @@ function buildProvider(issuer) {
     stats.grants_revoked += 1;
     log('grant.revoked', { grant: grantId, route: ctx.oidc?.route });
   });
-  provider.on('revocation.success', () => {
-    stats.revocations += 1;
-    log('revocation.success');
+  // Revocation has no success event of its own.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'revocation' && ctx.status === 200) {
+      stats.revocations += 1;
+      log('revocation.success');
+    }
   });
   provider.on('end_session.success', () => {
     stats.end_sessions += 1;
