@@ -297,7 +297,8 @@ impl OidcProvider {
                 return found;
             }
             if Instant::now() >= deadline {
-                panic!("expected {count} {name} event(s) from the provider; log:\n{}", self.log_text());
+                // The provider's whole output follows when it is dropped during the panic.
+                panic!("expected {count} {name} event(s) from the provider within {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

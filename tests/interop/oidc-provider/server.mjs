@@ -227,11 +227,11 @@ function buildProvider(issuer) {
     stats.end_sessions += 1;
     log('end_session.success');
   });
-  provider.on('backchannel.success', (client, accountId, sid) => {
+  provider.on('backchannel.success', (_ctx, client, accountId, sid) => {
     stats.backchannel_success += 1;
     log('backchannel.success', { client: client.clientId, sub: accountId, sid });
   });
-  provider.on('backchannel.error', (client, err, accountId, sid) => {
+  provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => {
     stats.backchannel_error += 1;
     log('backchannel.error', { client: client.clientId, sub: accountId, sid, message: err.message, cause: err.cause?.message });
   });
