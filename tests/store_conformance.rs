@@ -352,12 +352,12 @@ conformance! {
     }
 
     async fn incr_keeps_the_window_of_the_first_increment(store: Store) {
-        let window = Duration::from_millis(600);
+        let window = Duration::from_millis(1000);
         assert_eq!(store.incr("c", window).await.unwrap(), 1);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
 
         assert_eq!(store.incr("c", window).await.unwrap(), 2, "still inside the window");
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(650)).await;
 
         assert_eq!(store.incr("c", window).await.unwrap(), 1, "a later increment did not extend the window");
     }
@@ -562,7 +562,7 @@ async fn with_redis_down_every_operation_fails_promptly_and_works_again_after_a_
     let started = Instant::now();
     let r = store.get("kept").await;
     assert!(r.is_err(), "{r:?}");
-    assert!(started.elapsed() < Duration::from_millis(timeout_ms * 2), "failed in {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(timeout_ms * 3), "failed in {:?}", started.elapsed());
 
     server.restart();
 
@@ -581,7 +581,7 @@ async fn a_stalled_redis_makes_operations_time_out_instead_of_hanging() {
     // CLIENT PAUSE stops the server from answering any client for a while: a hung Redis.
     let client = redis::Client::open(server.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL").query_async(&mut admin).await.unwrap();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("ALL").query_async(&mut admin).await.unwrap();
 
     let started = Instant::now();
     let read = store.get("k").await;
@@ -590,7 +590,8 @@ async fn a_stalled_redis_makes_operations_time_out_instead_of_hanging() {
 
     assert!(matches!(read, Err(StoreError::Timeout)), "{read:?}");
     assert!(matches!(write, Err(StoreError::Timeout)), "{write:?}");
-    assert!(elapsed < Duration::from_millis(timeout_ms * 2 + 200), "two timeouts took {elapsed:?}");
+    // Well under the 3 s pause: the operations gave up, they did not wait for the server.
+    assert!(elapsed < Duration::from_millis(1500), "two timeouts took {elapsed:?}");
     let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut admin).await.unwrap();
     assert!(store.ping().await.is_ok() || store.ping().await.is_ok(), "answers again once unpaused");
 }
