@@ -55,6 +55,8 @@ async fn discovery_lists_every_endpoint_the_bff_needs_and_only_s256_pkce() {
         assert!(url.starts_with(op.issuer()), "{key} = {url}");
     }
     assert_eq!(meta["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    // RFC 9207: the callback carries `iss` next to `code` and `state`.
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
     assert_eq!(meta["backchannel_logout_supported"], true);
     assert_eq!(meta["backchannel_logout_session_supported"], true);
     let scopes = meta["scopes_supported"].as_array().expect("scopes_supported");
@@ -100,6 +102,8 @@ async fn a_form_login_with_pkce_yields_an_id_token_a_refresh_token_and_a_jwt_acc
     assert_eq!(claims["sub"], PROVIDER_USER_SUB);
     assert_eq!(claims["scope"], "notes");
     assert_eq!(claims["client_id"], op.client_id());
+    // Claims a resource server must not insist on: real providers leave them out.
+    assert!(claims.get("nbf").is_none() && claims.get("sid").is_none(), "{claims}");
     let ttl = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
     assert_eq!(ttl, op.options().access_token_ttl_secs as i64);
 
