@@ -37,8 +37,13 @@ pub fn defaults() -> serde_json::Value {
         },
         "resource_server": {},
     });
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        for section in ["bff", "auth_server", "resource_server"] {
+    // Each program gets its own namespace, so one Redis can serve all three.
+    let redis_url = std::env::var("REDIS_URL").ok();
+    for (section, ns) in
+        [("bff", "cloakroom-bff"), ("auth_server", "cloakroom-auth"), ("resource_server", "cloakroom-rs")]
+    {
+        v[section]["redis_namespace"] = serde_json::Value::String(ns.into());
+        if let Some(url) = &redis_url {
             v[section]["redis_url"] = serde_json::Value::String(url.clone());
         }
     }

@@ -59,7 +59,16 @@ impl ConfigSource {
                     format!("file {} does not exist or is not readable", path.display()),
                 ));
             }
-            figment = figment.merge(Toml::file(path));
+            // Parse now, so a broken file is reported as the file, not as whichever section
+            // happens to be read first.
+            let file = Toml::file(path);
+            if let Err(e) = figment::Provider::data(&file) {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} is not valid TOML: {}", path.display(), one_line(&e.kind.to_string())),
+                ));
+            }
+            figment = figment.merge(file);
         }
         figment = figment.merge(Env::prefixed("CLOAKROOM_").split("__"));
         Ok(Self { figment })
@@ -83,7 +92,18 @@ impl ConfigSource {
             // A section that is absent entirely is an empty table: its defaults apply.
             self.figment.clone().merge((name, serde_json::Map::new()))
         };
-        figment.extract_inner::<T>(name).map_err(|e| describe(name, e))
+        figment.extract_inner::<T>(name).map_err(|e| {
+            let err = describe(name, e);
+            if err.key != name {
+                return err;
+            }
+            // The store keys are flattened into each section, and serde's flatten loses the
+            // path of a bad value: read them alone to name the key.
+            match figment.extract_inner::<StoreConfig>(name) {
+                Err(e) => describe(name, e),
+                Ok(_) => err,
+            }
+        })
     }
 }
 
@@ -111,7 +131,19 @@ fn describe(section: &str, err: figment::Error) -> ConfigError {
         Kind::Message(m) => m.clone(),
         other => other.to_string(),
     };
-    ConfigError::new(path.join("."), message)
+    ConfigError::new(path.join("."), one_line(&message))
+}
+
+/// Folds a multi-line message (TOML parse errors quote the source) into one line, dropping the
+/// quoted source lines.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^'))
+        .filter(|l| !l.split_once(" |").is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit())))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -1,14 +1,30 @@
-//! The reference resource server: a notes API that verifies Bearer JWTs on its own.
+//! The reference resource server: a notes API that verifies every Bearer JWT on its own
+//! (signature by the issuer's JWKS, algorithm bound to the key, `typ`, `iss`, `aud`, `exp`,
+//! `nbf`) with no call to the auth server per request. The verifier is reusable:
+//! [`BearerToken`] is an actix extractor any service can use.
+
+mod auth;
+mod notes;
+
+pub use auth::{AccessTokenVerifier, BearerToken};
+pub use notes::Note;
 
 use crate::config::ResourceServerConfig;
+use crate::jwt::{JwksCache, Verifier};
 use crate::startup::{StartupError, bind};
-use actix_web::{App, HttpServer, dev::Server, web};
+use crate::store::Store;
+use actix_web::{App, HttpResponse, HttpServer, dev::Server, web};
 use std::net::TcpListener;
+use std::time::Duration;
 
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
+}
+
+fn other(e: impl std::fmt::Display) -> StartupError {
+    StartupError::Other(e.to_string())
 }
 
 impl Application {
@@ -23,13 +39,44 @@ impl Application {
         config: ResourceServerConfig,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let _ = config;
-        let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
-        let server =
-            HttpServer::new(move || App::new().route("/healthz", web::get().to(crate::web::healthz)))
-                .listen(listener)
-                .map_err(|e| StartupError::Other(e.to_string()))?
-                .run();
+        let port = listener.local_addr().map_err(other)?.port();
+        let store = Store::connect(&config.store, "resource-server").await?;
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(other)?;
+        let jwks = JwksCache::for_issuer(
+            http,
+            config.issuer.clone(),
+            Duration::from_secs(config.jwks_min_refetch_secs),
+        );
+        let verifier = web::Data::new(AccessTokenVerifier {
+            verifier: Verifier::new(jwks, config.leeway_secs),
+            audience: config.audience.clone(),
+        });
+        let store = web::Data::new(store);
+        let registry = web::Data::new(prometheus::Registry::new());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(verifier.clone())
+                .app_data(store.clone())
+                .app_data(registry.clone())
+                .app_data(web::PayloadConfig::new(64 * 1024))
+                .route("/healthz", web::get().to(crate::web::healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(crate::web::metrics))
+                .route("/whoami", web::get().to(notes::whoami))
+                .route("/notes", web::get().to(notes::list))
+                .route("/notes", web::post().to(notes::create))
+                .route("/notes/{id}", web::delete().to(notes::delete))
+                .wrap(crate::web::security_headers())
+                .wrap(crate::web::request_logger())
+        })
+        .listen(listener)
+        .map_err(other)?
+        .run();
         Ok(Self { port, server })
     }
 
@@ -40,6 +87,18 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.await.map_err(|e| StartupError::Other(e.to_string()))
+        self.server.await.map_err(other)
+    }
+}
+
+/// `GET /readyz`: 200 when the store answers and the issuer's keys are loaded.
+async fn readyz(store: web::Data<Store>, verifier: web::Data<AccessTokenVerifier>) -> HttpResponse {
+    let store_ok = store.ping().await.is_ok();
+    let keys_ok = verifier.verifier.jwks().ensure_loaded().await.is_ok();
+    let body = serde_json::json!({ "store": store_ok, "issuer_keys": keys_ok });
+    if store_ok && keys_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }

@@ -24,6 +24,13 @@ impl Entry {
     }
 }
 
+/// When an index whose members expire at `members` (Unix seconds) should itself expire: with
+/// its longest-lived member. `wall` is the Unix time at `now`.
+fn index_expiry(members: &HashMap<String, i64>, now: Instant, wall: i64) -> Instant {
+    let longest = members.values().copied().max().unwrap_or(wall);
+    now + Duration::from_secs((longest - wall).max(1) as u64)
+}
+
 /// A process-local store for single-instance deployments and the demo.
 pub struct MemoryStore {
     namespace: String,
@@ -186,19 +193,23 @@ impl MemoryStore {
             if let Value::Index(members) = &mut entry.value {
                 members.insert(member.to_string(), expires_at);
                 members.retain(|_, exp| *exp > wall);
-                let longest = members.values().copied().max().unwrap_or(wall);
-                entry.expires = Some(now + Duration::from_secs((longest - wall).max(1) as u64));
+                entry.expires = Some(index_expiry(members, now, wall));
             }
         })
     }
 
     pub(super) async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let k = self.key(key);
-        self.with(|m, _| {
-            if let Some(Entry { value: Value::Index(members), .. }) = m.get_mut(&k) {
+        let wall = crate::clock::now();
+        self.with(|m, now| {
+            if let Some(Entry { value: Value::Index(members), expires }) = m.get_mut(&k) {
                 members.remove(member);
+                members.retain(|_, exp| *exp > wall);
                 if members.is_empty() {
                     m.remove(&k);
+                } else {
+                    // The index lives only as long as its longest remaining member.
+                    *expires = Some(index_expiry(members, now, wall));
                 }
             }
         })

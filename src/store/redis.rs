@@ -35,6 +35,15 @@ static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
           return 1",
     )
 });
+static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('ZREM', KEYS[1], ARGV[1])
+          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+          local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+          if top[2] then redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(top[2])) + 1) end
+          return 1",
+    )
+});
 static INDEX_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -71,7 +80,8 @@ fn px(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Builds the pool and checks that the server answers.
+    /// Builds the pool. Connections are opened on first use: a program starts while Redis is
+    /// down, and its operations (and readiness) fail with [`StoreError`] until Redis is back.
     pub async fn connect(url: &RedisUrl, config: &StoreConfig) -> Result<Self, StoreError> {
         let timeout = Duration::from_millis(config.redis_timeout_ms);
         let mut cfg = Config::from_url(url.expose());
@@ -226,7 +236,12 @@ impl RedisStore {
 
     pub(super) async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let k = self.key(key);
-        self.run(|mut c| async move { c.zrem::<_, _, i64>(k, member).await.map(|_| ()) }).await
+        let now = crate::clock::now();
+        // The index's lifetime shrinks to its longest remaining member (an empty one is gone).
+        self.run(|mut c| async move {
+            INDEX_REMOVE.key(k).arg(member).arg(now).invoke_async::<i64>(&mut c).await.map(|_| ())
+        })
+        .await
     }
 
     pub(super) async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError> {

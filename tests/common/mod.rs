@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod browser;
 pub mod oidc_flow;
+pub mod oidc_provider;
 pub mod redis;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};

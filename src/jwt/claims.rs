@@ -1,0 +1,61 @@
+//! Strictly typed claims: a claim of the wrong JSON type (a string `exp`, an object `aud`) fails
+//! deserialisation, so the token is refused.
+
+use serde::{Deserialize, Serialize};
+
+/// `aud`: one string or an array of strings; nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// True when `aud` names `who`.
+    pub fn contains(&self, who: &str) -> bool {
+        match self {
+            Audience::One(a) => a == who,
+            Audience::Many(list) => list.iter().any(|a| a == who),
+        }
+    }
+}
+
+/// The claims of an RFC 9068 access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject.
+    pub sub: String,
+    /// Audience.
+    pub aud: Audience,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    /// Token id.
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The provider session.
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+impl AccessClaims {
+    /// True when the token carries scope `s`.
+    pub fn has_scope(&self, s: &str) -> bool {
+        self.scope.as_deref().unwrap_or("").split(' ').any(|x| x == s)
+    }
+}

@@ -1,0 +1,155 @@
+//! The notes API: each user's notes in one store record, updated with compare-and-swap.
+
+use super::auth::BearerToken;
+use crate::store::{Store, StoreError};
+use crate::web::ApiError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Scope every notes route needs.
+pub const SCOPE: &str = "notes";
+/// Longest note, in characters.
+pub const MAX_TEXT: usize = 2000;
+/// Notes one user may keep.
+pub const MAX_NOTES: usize = 1000;
+/// Notes are kept this long after the user's last change.
+const RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A note.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Note {
+    /// Random id.
+    pub id: String,
+    /// The text.
+    pub text: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Body of `POST /notes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    text: String,
+}
+
+fn key(sub: &str) -> String {
+    format!("rs:notes:{}", crate::crypto::sha256_b64(sub.as_bytes()))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError::store_unavailable(&e)
+}
+
+async fn load(store: &Store, sub: &str) -> Result<(Option<Vec<u8>>, Vec<Note>), ApiError> {
+    let raw = store.get(&key(sub)).await.map_err(store_error)?;
+    let notes = match &raw {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| ApiError::internal(&e))?,
+        None => Vec::new(),
+    };
+    Ok((raw, notes))
+}
+
+/// Applies `change` to the user's notes atomically, retrying when another request won the race.
+async fn update<T>(
+    store: &Store,
+    sub: &str,
+    mut change: impl FnMut(&mut Vec<Note>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    for _ in 0..16 {
+        let (raw, mut notes) = load(store, sub).await?;
+        let out = change(&mut notes)?;
+        let new = serde_json::to_vec(&notes).map_err(|e| ApiError::internal(&e))?;
+        let written = match raw {
+            Some(old) => store.compare_and_swap(&key(sub), &old, &new, RETENTION).await,
+            None => store.set_nx(&key(sub), &new, RETENTION).await,
+        }
+        .map_err(store_error)?;
+        if written {
+            return Ok(out);
+        }
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; try again"))
+}
+
+/// `GET /notes`: the caller's notes, oldest first.
+pub async fn list(token: BearerToken, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    let claims = token.require_scope(SCOPE)?;
+    let (_, notes) = load(&store, &claims.sub).await?;
+    Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(notes))
+}
+
+/// `POST /notes` with `{"text": "…"}` (JSON only): 201 and the note.
+pub async fn create(
+    token: BearerToken,
+    store: web::Data<Store>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let claims = token.require_scope(SCOPE)?;
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json",
+        ));
+    }
+    let new: NewNote = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "expected {\"text\": \"…\"}")
+    })?;
+    let text = new.text.trim().to_string();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("text must be 1 to {MAX_TEXT} characters"),
+        ));
+    }
+    let note = Note { id: uuid::Uuid::new_v4().to_string(), text, created_at: crate::clock::now() };
+    let added = note.clone();
+    update(&store, &claims.sub, move |notes| {
+        if notes.len() >= MAX_NOTES {
+            return Err(ApiError::new(StatusCode::CONFLICT, "too_many_notes", "note limit reached"));
+        }
+        notes.push(added.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::Created().insert_header(crate::web::no_store()).json(note))
+}
+
+/// `DELETE /notes/{id}`: 204; unknown or another user's note: 404.
+pub async fn delete(
+    token: BearerToken,
+    store: web::Data<Store>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = token.require_scope(SCOPE)?;
+    let id = id.into_inner();
+    update(&store, &claims.sub, |notes| {
+        let before = notes.len();
+        notes.retain(|n| n.id != id);
+        if notes.len() == before {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such note"));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /whoami`: the verified token's main claims.
+pub async fn whoami(token: BearerToken) -> HttpResponse {
+    let c = token.0;
+    HttpResponse::Ok().insert_header(crate::web::no_store()).json(serde_json::json!({
+        "sub": c.sub, "scope": c.scope, "jti": c.jti, "exp": c.exp, "iss": c.iss, "aud": c.aud,
+    }))
+}
