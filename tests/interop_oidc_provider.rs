@@ -338,3 +338,31 @@ async fn rp_initiated_logout_sends_a_back_channel_logout_token_to_a_loopback_cli
     assert_eq!((stats.end_sessions, stats.backchannel_success, stats.backchannel_error), (1, 1, 0));
     server.stop(true).await;
 }
+
+#[tokio::test]
+async fn cloakroom_resource_server_accepts_the_providers_access_token_and_refuses_its_id_token() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rs_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let op = OidcProvider::start(ProviderOptions::for_bff(BFF, &rs_url));
+    let cfg = common::StackConfig::new()
+        .set("resource_server.issuer", serde_json::json!(op.issuer()))
+        .set("resource_server.audience", serde_json::json!(rs_url));
+    let app = cloakroom::resource_server::Application::build_with_listener(cfg.rs_config(), listener)
+        .await
+        .unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let tokens = op.code_flow_tokens(&Browser::new(), PROVIDER_USER, SCOPE).await;
+
+    let whoami = |t: String| {
+        let url = format!("{rs_url}/whoami");
+        async move { reqwest::Client::new().get(url).bearer_auth(t).send().await.unwrap() }
+    };
+    let ok = whoami(str_of(&tokens, "access_token").to_string()).await;
+    assert_eq!(ok.status(), 200, "an RS256 at+jwt without nbf from a third-party provider verifies");
+    let me: Value = ok.json().await.unwrap();
+    assert_eq!(me["sub"], PROVIDER_USER_SUB);
+    assert_eq!(me["iss"], op.issuer());
+
+    let id = whoami(str_of(&tokens, "id_token").to_string()).await;
+    assert_eq!(id.status(), 401, "an ID token is never an access token");
+}
