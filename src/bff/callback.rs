@@ -140,16 +140,20 @@ async fn finish(
         TokenEndpointError::Unavailable(_) => CallbackError::Unavailable,
     })?;
     let id_token = tokens.id_token.as_ref().ok_or(CallbackError::IdToken)?;
-    let claims =
-        validate_id_token(&state.provider, id_token.expose(), &state.creds.client_id, attempt.nonce.expose())
-            .await
-            .map_err(|e| match e {
-                IdTokenError::Provider(_) => CallbackError::Unavailable,
-                other => {
-                    tracing::info!(error = %other, "ID token refused");
-                    CallbackError::IdToken
-                }
-            })?;
+    let claims = validate_id_token(
+        state.provider.verifier(),
+        id_token.expose(),
+        &state.creds.client_id,
+        attempt.nonce.expose(),
+    )
+    .await
+    .map_err(|e| match e {
+        IdTokenError::KeysUnavailable => CallbackError::Unavailable,
+        other => {
+            tracing::info!(error = %other, "ID token refused");
+            CallbackError::IdToken
+        }
+    })?;
 
     let now = crate::clock::now();
     let cfg = &state.config.session;

@@ -1,35 +1,26 @@
-//! ID token validation at login, in one place. Until `jwt::verify` lands on main this uses
-//! jsonwebtoken directly with the same rules; switching is a change to [`validate_id_token`] only.
+//! ID token validation at login, in one place: [`crate::jwt::Verifier`] with
+//! `TokenType::Id` and audience = `client_id` (signature by the issuer's JWKS, algorithm bound
+//! to the key, `typ`, `iss`, `aud`, `exp`, `iat`, typed claims), plus what only a relying party
+//! can check: `azp` and the login's `nonce`.
 
-use super::provider::{Provider, ProviderError};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use crate::jwt::{Audience, JwtError, TokenType, Verifier};
 use serde::Deserialize;
 
 /// Why an ID token was refused. Never carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum IdTokenError {
-    /// Signature, algorithm, `iss`, `aud`, `exp`, `iat` or a claim type is wrong.
+    /// Signature, algorithm, type, `iss`, `aud`, `exp`, `iat` or a claim type is wrong.
     #[error("ID token is invalid: {0}")]
-    Invalid(String),
+    Invalid(JwtError),
     /// The `nonce` is missing or not the one of this login.
     #[error("ID token nonce does not match")]
     Nonce,
     /// `azp` is missing or not this client while the token has several audiences.
     #[error("ID token azp does not match")]
     Azp,
-    /// The keys could not be fetched.
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
-}
-
-/// `aud`: one string or a list of strings (anything else is refused by deserialisation).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-#[allow(dead_code)] // the single audience is checked by jsonwebtoken; only its shape matters here
-enum Audience {
-    One(String),
-    Many(Vec<String>),
+    /// The issuer's keys could not be fetched.
+    #[error("the issuer's keys are unavailable")]
+    KeysUnavailable,
 }
 
 /// The checked claims of an ID token.
@@ -72,59 +63,21 @@ impl IdTokenClaims {
     }
 }
 
-const LEEWAY_SECS: u64 = 30;
+/// Clock tolerance for `exp` / `iat`.
+pub const LEEWAY_SECS: u64 = 30;
 
-/// Validates an ID token from the token endpoint: signature by the issuer's JWKS (asymmetric
-/// allow-list bound to the JWK), `iss` exact, `aud` contains `client_id`, `azp` when several
-/// audiences, `exp`/`iat` with small leeway, `nonce` equals the login's nonce.
+/// Validates an ID token from the token endpoint for `client_id` and the login's nonce.
 pub async fn validate_id_token(
-    provider: &Provider,
+    verifier: &Verifier,
     token: &str,
     client_id: &str,
     expected_nonce: &str,
 ) -> Result<IdTokenClaims, IdTokenError> {
-    let meta = provider.metadata().await?;
-    let header = decode_header(token).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
-    let kid = header.kid.as_deref().ok_or_else(|| IdTokenError::Invalid("no kid".into()))?;
-    let jwks = provider.jwks_for(Some(kid)).await?;
-    validate_with_keys(&jwks, &meta.issuer, token, client_id, expected_nonce)
-}
-
-/// [`validate_id_token`] once the issuer's key set is at hand.
-pub fn validate_with_keys(
-    jwks: &JwkSet,
-    issuer: &str,
-    token: &str,
-    client_id: &str,
-    expected_nonce: &str,
-) -> Result<IdTokenClaims, IdTokenError> {
-    let header = decode_header(token).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
-    let allowed = [Algorithm::ES256, Algorithm::ES384, Algorithm::RS256, Algorithm::PS256, Algorithm::EdDSA];
-    if !allowed.contains(&header.alg) {
-        return Err(IdTokenError::Invalid(format!("algorithm {:?} not allowed", header.alg)));
-    }
-    if matches!(header.typ.as_deref(), Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("logout+jwt"))
-    {
-        return Err(IdTokenError::Invalid("not an ID token (typ)".into()));
-    }
-    let kid = header.kid.as_deref().ok_or_else(|| IdTokenError::Invalid("no kid".into()))?;
-    let jwk = jwks.find(kid).ok_or_else(|| IdTokenError::Invalid("unknown kid".into()))?;
-    if let Some(key_alg) = jwk.common.key_algorithm
-        && format!("{key_alg:?}") != format!("{:?}", header.alg)
-    {
-        return Err(IdTokenError::Invalid("alg does not match the key".into()));
-    }
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| IdTokenError::Invalid(e.to_string()))?;
-    let mut v = Validation::new(header.alg);
-    v.set_issuer(&[issuer]);
-    v.set_audience(&[client_id]);
-    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    v.leeway = LEEWAY_SECS;
-    let claims =
-        decode::<IdTokenClaims>(token, &key, &v).map_err(|e| IdTokenError::Invalid(e.to_string()))?.claims;
-    if claims.iat > crate::clock::now() + LEEWAY_SECS as i64 {
-        return Err(IdTokenError::Invalid("issued in the future".into()));
-    }
+    let claims: IdTokenClaims =
+        verifier.verify(token, client_id, TokenType::Id).await.map_err(|e| match e {
+            JwtError::KeysUnavailable => IdTokenError::KeysUnavailable,
+            other => IdTokenError::Invalid(other),
+        })?;
     let several = matches!(&claims.aud, Audience::Many(list) if list.len() > 1);
     if (several || claims.azp.is_some()) && claims.azp.as_deref() != Some(client_id) {
         return Err(IdTokenError::Azp);
@@ -147,10 +100,10 @@ mod tests {
 
     const ISS: &str = "http://issuer.test";
 
-    fn setup() -> (SigningKey, JwkSet) {
+    fn setup() -> (SigningKey, Verifier) {
         let key = SigningKey::generate().unwrap();
-        let jwks: JwkSet = serde_json::from_value(json!({ "keys": [key.public_jwk()] })).unwrap();
-        (key, jwks)
+        let jwks = crate::jwt::JwksCache::fixed(ISS, &json!({ "keys": [key.public_jwk()] }));
+        (key, Verifier::new(jwks, LEEWAY_SECS))
     }
 
     fn claims(overrides: serde_json::Value) -> serde_json::Value {
@@ -169,11 +122,13 @@ mod tests {
 
     fn check(
         key: &SigningKey,
-        jwks: &JwkSet,
+        v: &Verifier,
         typ: &str,
         c: serde_json::Value,
     ) -> Result<IdTokenClaims, IdTokenError> {
-        validate_with_keys(jwks, ISS, &key.sign(typ, &c).unwrap(), "bff", "n-1")
+        let token = key.sign(typ, &c).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(validate_id_token(v, &token, "bff", "n-1"))
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! The provider's metadata (and, until `jwt::jwks` lands, its signing keys), loaded lazily with
-//! retry and cached. `/readyz` is 503 until the metadata is loaded.
+//! The provider's metadata, loaded lazily with retry and cached (`/readyz` is 503 until it is
+//! loaded), and the verifier of its ID tokens over the shared `jwt::JwksCache`.
 
 use crate::config::PublicUrl;
+use crate::jwt::{JwksCache, Verifier};
 use crate::oidc::client::PROVIDER_TIMEOUT;
 use crate::oidc::{DiscoveryError, ProviderMetadata, discover};
-use jsonwebtoken::jwk::JwkSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::RwLock;
 
 /// Why the provider's documents are not available.
@@ -18,9 +18,6 @@ pub enum ProviderError {
     /// The provider does not offer PKCE S256.
     #[error("the provider does not support PKCE S256")]
     NoS256,
-    /// The JWKS could not be fetched or parsed.
-    #[error("fetching the provider's JWKS failed: {0}")]
-    Jwks(String),
 }
 
 /// Cached provider metadata and JWKS; cheap to clone.
@@ -33,16 +30,18 @@ struct Inner {
     http: reqwest::Client,
     issuer: PublicUrl,
     metadata: RwLock<Option<Arc<ProviderMetadata>>>,
-    jwks: RwLock<Option<(Arc<JwkSet>, Instant)>>,
+    verifier: Verifier,
 }
 
-/// An unknown `kid` triggers a refetch at most this often.
+/// An unknown `kid` triggers a JWKS refetch at most this often.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Provider {
     /// A cache for `issuer`; nothing is fetched yet.
     pub fn new(http: reqwest::Client, issuer: PublicUrl) -> Self {
-        Self { inner: Arc::new(Inner { http, issuer, metadata: RwLock::new(None), jwks: RwLock::new(None) }) }
+        let jwks = JwksCache::for_issuer(http.clone(), issuer.clone(), JWKS_REFETCH_INTERVAL);
+        let verifier = Verifier::new(jwks, crate::bff::id_token::LEEWAY_SECS);
+        Self { inner: Arc::new(Inner { http, issuer, metadata: RwLock::new(None), verifier }) }
     }
 
     /// True once the metadata has been loaded.
@@ -89,38 +88,8 @@ impl Provider {
         });
     }
 
-    /// The JWKS; refetched (rate-limited) when `kid` is not in the cached set.
-    pub async fn jwks_for(&self, kid: Option<&str>) -> Result<Arc<JwkSet>, ProviderError> {
-        {
-            let cached = self.inner.jwks.read().await;
-            if let Some((set, fetched)) = cached.as_ref() {
-                let known = kid.is_none_or(|k| set.find(k).is_some());
-                if known || fetched.elapsed() < JWKS_REFETCH_INTERVAL {
-                    return Ok(set.clone());
-                }
-            }
-        }
-        let meta = self.metadata().await?;
-        let mut slot = self.inner.jwks.write().await;
-        if let Some((set, fetched)) = slot.as_ref()
-            && (kid.is_some_and(|k| set.find(k).is_some()) || fetched.elapsed() < JWKS_REFETCH_INTERVAL)
-        {
-            return Ok(set.clone());
-        }
-        let res = self
-            .inner
-            .http
-            .get(&meta.jwks_uri)
-            .timeout(PROVIDER_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Jwks(e.without_url().to_string()))?;
-        if !res.status().is_success() {
-            return Err(ProviderError::Jwks(format!("answered {}", res.status())));
-        }
-        let set: JwkSet = res.json().await.map_err(|e| ProviderError::Jwks(e.without_url().to_string()))?;
-        let set = Arc::new(set);
-        *slot = Some((set.clone(), Instant::now()));
-        Ok(set)
+    /// The verifier of this provider's tokens.
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
     }
 }
