@@ -581,10 +581,11 @@ async fn logout_revokes_the_refresh_token_at_the_provider() {
 #[tokio::test]
 async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
     let stack = stack_with(|c| {
-        c.set("bff.session.idle_timeout_secs", json!(2)).set("bff.session.absolute_timeout_secs", json!(4))
+        c.set("bff.session.idle_timeout_secs", json!(3)).set("bff.session.absolute_timeout_secs", json!(5))
     })
     .await;
     let browser = logged_in(&stack).await;
+    // Expiry is kept in whole seconds, so the margins here are at least 0.8 s.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(
@@ -593,7 +594,7 @@ async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
             "activity keeps it"
         );
     }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
 }
 
