@@ -1,6 +1,6 @@
 //! Prometheus metrics of the BFF.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// The BFF's metrics, registered in one registry served at `/metrics`.
 pub struct BffMetrics {
@@ -8,6 +8,9 @@ pub struct BffMetrics {
     pub registry: Registry,
     /// `cloakroom_token_refresh_total{outcome}`.
     pub refresh: IntCounterVec,
+    /// `cloakroom_token_refresh_wait_seconds`: how long a request needing a refresh waited for
+    /// it (its own refresh, or another request's or instance's).
+    pub refresh_wait: Histogram,
     /// `cloakroom_proxy_requests_total{route,status_class}`.
     pub proxy_requests: IntCounterVec,
     /// `cloakroom_proxy_request_duration_seconds{route}`.
@@ -22,6 +25,13 @@ impl BffMetrics {
             Opts::new("cloakroom_token_refresh_total", "Token refreshes by outcome"),
             &["outcome"],
         )?;
+        let refresh_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "cloakroom_token_refresh_wait_seconds",
+                "Time requests needing a token refresh waited for it",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
         let proxy_requests = IntCounterVec::new(
             Opts::new("cloakroom_proxy_requests_total", "Proxied requests by route and status class"),
             &["route", "status_class"],
@@ -31,11 +41,12 @@ impl BffMetrics {
             &["route"],
         )?;
         registry.register(Box::new(refresh.clone()))?;
+        registry.register(Box::new(refresh_wait.clone()))?;
         registry.register(Box::new(proxy_requests.clone()))?;
         registry.register(Box::new(proxy_latency.clone()))?;
-        for outcome in ["success", "session_expired", "unavailable", "store_error"] {
+        for outcome in ["success", "session_expired", "unavailable", "store_error", "wait_timeout"] {
             refresh.with_label_values(&[outcome]);
         }
-        Ok(Self { registry, refresh, proxy_requests, proxy_latency })
+        Ok(Self { registry, refresh, refresh_wait, proxy_requests, proxy_latency })
     }
 }

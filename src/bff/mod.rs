@@ -17,6 +17,7 @@ mod pages;
 pub mod paths;
 pub mod provider;
 mod proxy;
+pub mod refresh_lock;
 pub mod session;
 pub mod session_store;
 pub mod state;
@@ -91,7 +92,7 @@ impl Application {
             http.clone(),
             provider.clone(),
             creds.clone(),
-            config.refresh_skew_secs,
+            tokens::RefreshTiming::from_config(&config),
             metrics.clone(),
         );
         let registry = web::Data::new(metrics.registry.clone());

@@ -2,16 +2,18 @@
 //! separate from actix-session's state so that concurrent requests saving that state never
 //! overwrite a freshly refreshed token pair; new tokens are written with compare-and-swap.
 //!
-//! Refresh is single-flight per session in this process: a `tokio::sync::Mutex` per session,
-//! and after acquiring it the record is READ AGAIN before deciding to refresh (a waiter uses
-//! the winner's tokens). [`TokenCare::refresh_locked`] is the one place where a cross-instance
-//! Redis lock would be taken as well.
+//! Refresh is single-flight per session: in this process a `tokio::sync::Mutex` per session lets
+//! one request go on; across instances that request takes the store lock of
+//! [`super::refresh_lock`] or waits to be woken by its holder. After every wait and again after
+//! taking the store lock the record is READ AGAIN before deciding to refresh (a waiter uses the
+//! winner's tokens; Duende #1286). A waiter that runs out of time answers 503, never refreshes.
 //!
 //! If the provider rotated the refresh token but the new tokens cannot be stored, the consumed
 //! refresh token is never used again: the session ends (401 `session_expired`).
 
 use super::metrics::BffMetrics;
 use super::provider::Provider;
+use super::refresh_lock::{Notice, RefreshLock, Wake};
 use super::state::Keys;
 use crate::config::Secret;
 use crate::oidc::{ClientCredentials, TokenResponse, client};
@@ -19,7 +21,7 @@ use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A session's tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +128,37 @@ impl From<TokenError> for crate::web::ApiError {
     }
 }
 
-type LockMap = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+/// Per-session in-process lock; the guarded value is when this instance last failed to reach
+/// the provider for that session, so that queued requests share that answer instead of each
+/// waiting out their own attempt.
+type SessionLock = Arc<tokio::sync::Mutex<Option<Instant>>>;
+type LockMap = Mutex<HashMap<String, SessionLock>>;
+
+/// Refresh timing from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshTiming {
+    /// Refresh this long before the access token expires.
+    pub skew_secs: u64,
+    /// Expiry of the cross-instance lock.
+    pub lock_ttl: Duration,
+    /// How long a request waits for someone else's refresh.
+    pub wait: Duration,
+}
+
+impl RefreshTiming {
+    /// The `bff.refresh_*` settings.
+    pub fn from_config(config: &crate::config::BffConfig) -> Self {
+        Self {
+            skew_secs: config.refresh_skew_secs,
+            lock_ttl: Duration::from_millis(config.refresh_lock_ttl_ms.max(1)),
+            wait: Duration::from_millis(config.refresh_wait_ms),
+        }
+    }
+}
+
+/// Left of the lock's lifetime when the holder stops waiting for the provider, so that the
+/// lock never expires while its holder may still be using the refresh token.
+const LOCK_MARGIN: Duration = Duration::from_millis(500);
 
 /// Reads, stores and refreshes session tokens.
 #[derive(Clone)]
@@ -138,6 +170,7 @@ pub struct TokenCare {
     creds: ClientCredentials,
     skew_secs: u64,
     locks: Arc<LockMap>,
+    lock: RefreshLock,
     metrics: Arc<BffMetrics>,
 }
 
@@ -149,10 +182,21 @@ impl TokenCare {
         http: reqwest::Client,
         provider: Provider,
         creds: ClientCredentials,
-        skew_secs: u64,
+        timing: RefreshTiming,
         metrics: Arc<BffMetrics>,
     ) -> Self {
-        Self { store, keys, http, provider, creds, skew_secs, locks: Arc::default(), metrics }
+        let lock = RefreshLock::new(store.clone(), timing.lock_ttl, timing.wait);
+        Self {
+            store,
+            keys,
+            http,
+            provider,
+            creds,
+            skew_secs: timing.skew_secs,
+            locks: Arc::default(),
+            lock,
+            metrics,
+        }
     }
 
     fn key(&self, handle: &Secret) -> String {
@@ -201,73 +245,146 @@ impl TokenCare {
         self.refresh_locked(handle, false, move |r| r.access_token == rejected).await
     }
 
-    /// Single-flight refresh. `needed` is evaluated on the record read AFTER the lock is held.
+    /// Single-flight refresh: in this process first (one request per session goes on), then
+    /// across instances ([`RefreshLock`]). `needed` is evaluated on records read after each wait
+    /// and again after the store lock is held.
     async fn refresh_locked(
         &self,
         handle: &Secret,
         current_usable: bool,
         needed: impl Fn(&TokenRecord) -> bool,
     ) -> Result<Secret, TokenError> {
+        let started = Instant::now();
         let key = self.key(handle);
         let lock = {
             let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(key.clone()).or_default().clone()
         };
         let result = {
-            let _guard = lock.lock().await;
-            self.refresh_once(handle, &key, current_usable, needed).await
+            let mut last_failure = lock.lock().await;
+            let recent_failure = last_failure.is_some_and(|t| t >= started);
+            let result = self.refresh_once(handle, &key, current_usable, recent_failure, &needed).await;
+            if matches!(result, Err(TokenError::AuthServerUnavailable)) {
+                *last_failure = Some(Instant::now());
+            }
+            result
         };
-        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(&lock) <= 2 {
-            map.remove(&key);
+        {
+            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&lock) <= 2 {
+                map.remove(&key);
+            }
         }
+        self.metrics.refresh_wait.observe(started.elapsed().as_secs_f64());
         result
     }
 
+    /// Under the in-process lock: uses fresh tokens if someone else stored them, else takes the
+    /// store lock and refreshes, else waits for the holder (never refreshing without the lock).
     async fn refresh_once(
         &self,
         handle: &Secret,
         key: &str,
         current_usable: bool,
-        needed: impl Fn(&TokenRecord) -> bool,
+        recent_failure: bool,
+        needed: &impl Fn(&TokenRecord) -> bool,
     ) -> Result<Secret, TokenError> {
-        let (raw, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
+        let hashed = self.keys.hash_id(handle.expose());
+        let deadline = tokio::time::Instant::now() + self.lock.wait;
+        let mut rx = self.lock.subscribe();
+        let mut last_notice = recent_failure.then_some(Notice::Unavailable);
+        loop {
+            let (_, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
+            if !needed(&record) {
+                return Ok(record.access_token);
+            }
+            let still_valid = current_usable && record.access_expires_at > crate::clock::now();
+            match last_notice {
+                Some(Notice::Unavailable) if still_valid => return Ok(record.access_token),
+                Some(Notice::Unavailable) => return Err(TokenError::AuthServerUnavailable),
+                Some(Notice::Ended) => return Err(TokenError::SessionExpired),
+                Some(Notice::Done) | None => {}
+            }
+            if let Some(held) = self.lock.try_acquire(&hashed).await? {
+                let (result, notice) = self.refresh_holding_lock(handle, key, current_usable, needed).await;
+                self.lock.release(held, notice).await;
+                return result;
+            }
+            if still_valid {
+                // Another instance is refreshing; the current token is still good meanwhile.
+                return Ok(record.access_token);
+            }
+            match self.lock.wait(&hashed, &mut rx, deadline).await? {
+                Wake::Notice(n) => last_notice = Some(n),
+                Wake::Recheck => last_notice = None,
+                Wake::TimedOut => {
+                    tracing::warn!("gave up waiting for another refresh of this session");
+                    self.count("wait_timeout");
+                    return Err(TokenError::AuthServerUnavailable);
+                }
+            }
+        }
+    }
+
+    /// Holding the store lock: re-reads the record (it may have been refreshed just before the
+    /// lock was taken) and refreshes if still needed. Returns what to tell the waiters.
+    async fn refresh_holding_lock(
+        &self,
+        handle: &Secret,
+        key: &str,
+        current_usable: bool,
+        needed: &impl Fn(&TokenRecord) -> bool,
+    ) -> (Result<Secret, TokenError>, Notice) {
+        let (raw, record) = match self.read(handle).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return (Err(TokenError::NoSession), Notice::Done),
+            Err(e) => return (Err(e.into()), Notice::Done),
+        };
         if !needed(&record) {
-            return Ok(record.access_token);
+            return (Ok(record.access_token), Notice::Done);
         }
         let now = crate::clock::now();
         let still_valid = current_usable && record.access_expires_at > now;
         let refresh_dead = record.refresh_expires_at.is_some_and(|t| t <= now);
         let Some(refresh_token) = record.refresh_token.clone().filter(|_| !refresh_dead) else {
             if still_valid {
-                return Ok(record.access_token);
+                return (Ok(record.access_token), Notice::Done);
             }
             self.count("session_expired");
             let _ = self.store.del(key).await;
-            return Err(TokenError::SessionExpired);
+            return (Err(TokenError::SessionExpired), Notice::Ended);
         };
         let unavailable = |this: &Self| {
             this.count("unavailable");
-            if still_valid { Ok(record.access_token.clone()) } else { Err(TokenError::AuthServerUnavailable) }
+            let result = if still_valid {
+                Ok(record.access_token.clone())
+            } else {
+                Err(TokenError::AuthServerUnavailable)
+            };
+            (result, Notice::Unavailable)
         };
-        let Ok(meta) = self.provider.metadata().await else { return unavailable(self) };
-        let response = match client::refresh(
-            &self.http,
-            &meta.token_endpoint,
-            &self.creds,
-            refresh_token.expose(),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) if e.is_grant_dead() => {
+        let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
+        let call = async {
+            let meta = self.provider.metadata().await.map_err(|_| None)?;
+            client::refresh(&self.http, &meta.token_endpoint, &self.creds, refresh_token.expose())
+                .await
+                .map_err(Some)
+        };
+        let response = match tokio::time::timeout(budget, call).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(Some(e))) if e.is_grant_dead() => {
                 tracing::info!(error = %e, "refresh refused; ending the session");
                 self.count("session_expired");
                 let _ = self.store.del(key).await;
-                return Err(TokenError::SessionExpired);
+                return (Err(TokenError::SessionExpired), Notice::Ended);
             }
-            Err(e) => {
+            Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "refresh failed; keeping the session");
+                return unavailable(self);
+            }
+            Ok(Err(None)) => return unavailable(self),
+            Err(_) => {
+                tracing::warn!("refresh took longer than the refresh lock lives; keeping the session");
                 return unavailable(self);
             }
         };
@@ -280,27 +397,27 @@ impl TokenCare {
         match self.store.compare_and_swap(key, &raw, &sealed, new.ttl()).await {
             Ok(true) => {
                 self.count("success");
-                Ok(new.access_token)
+                (Ok(new.access_token), Notice::Done)
             }
             Ok(false) if !rotated => {
                 self.count("success");
-                Ok(new.access_token)
+                (Ok(new.access_token), Notice::Done)
             }
             Ok(false) => {
                 // Someone replaced or deleted the record meanwhile; our rotated pair cannot be
                 // kept consistently, so the session ends rather than risk a reuse.
                 self.count("store_error");
                 let _ = self.store.del(key).await;
-                Err(TokenError::SessionExpired)
+                (Err(TokenError::SessionExpired), Notice::Ended)
             }
             Err(e) => {
                 tracing::warn!(error = %e, rotated, "refreshed tokens could not be stored");
                 self.count("store_error");
                 if rotated {
                     let _ = self.store.del(key).await;
-                    Err(TokenError::SessionExpired)
+                    (Err(TokenError::SessionExpired), Notice::Ended)
                 } else {
-                    Ok(new.access_token)
+                    (Ok(new.access_token), Notice::Done)
                 }
             }
         }

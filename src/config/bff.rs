@@ -21,6 +21,14 @@ pub struct BffConfig {
     /// Refresh this long before the access token expires (capped at half its lifetime).
     #[serde(default = "default_refresh_skew")]
     pub refresh_skew_secs: u64,
+    /// Lifetime of the cross-instance refresh lock: longer than a refresh can take (the provider
+    /// timeout plus a margin), so that a crashed holder does not block a session for long.
+    #[serde(default = "default_refresh_lock_ttl_ms")]
+    pub refresh_lock_ttl_ms: u64,
+    /// How long a request waits for another request's (or instance's) refresh before it
+    /// answers 503 `auth_server_unavailable`; it never refreshes a second time.
+    #[serde(default = "default_refresh_wait_ms")]
+    pub refresh_wait_ms: u64,
     /// Timeout for a call to an upstream resource server.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_secs: u64,
@@ -90,6 +98,12 @@ fn default_public_url() -> PublicUrl {
 }
 fn default_refresh_skew() -> u64 {
     30
+}
+fn default_refresh_lock_ttl_ms() -> u64 {
+    15_000
+}
+fn default_refresh_wait_ms() -> u64 {
+    10_000
 }
 fn default_upstream_timeout() -> u64 {
     30

@@ -1,0 +1,241 @@
+//! Single-flight refresh across requests and instances: two BFF instances on one Redis share a
+//! session, and however many requests arrive after the access token expired, the provider sees
+//! exactly one refresh per expiry and never a reused refresh token. Provider outages keep the
+//! session; a waiter that runs out of time answers 503 and never refreshes a second time.
+
+mod common;
+
+use common::oidc_flow::bff_login;
+use common::{Browser, Page, Stack, StackConfig, USER};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+async fn wait_ready(url: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+/// Starts another BFF instance with the stack's configuration (the same store and keys),
+/// changed by `tweak`.
+async fn second_instance(stack: &Stack, tweak: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut doc = stack.doc["bff"].clone();
+    tweak(&mut doc);
+    let cfg: cloakroom::config::BffConfig =
+        cloakroom::config::ConfigSource::from_toml_str("").set("bff", &doc).section("bff").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
+    tokio::spawn(app.run_until_stopped());
+    wait_ready(&url).await;
+    url
+}
+
+async fn call(browser: &Browser, base: &str, path: &str) -> Page {
+    browser.send(browser.request(Method::GET, &format!("{base}{path}")).header("X-CSRF", "1")).await
+}
+
+/// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
+async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
+    let text = reqwest::get(format!("{auth_url}/metrics")).await.unwrap().text().await.unwrap();
+    let prefix = "cloakroom_auth_token_requests_total{";
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter(|l| l.contains("grant_type=\"refresh_token\""))
+        .filter_map(|l| {
+            let outcome = l.split("outcome=\"").nth(1)?.split('"').next()?.to_string();
+            let n = l.rsplit(' ').next()?.parse().ok()?;
+            Some((outcome, n))
+        })
+        .collect()
+}
+
+fn count_of(refreshes: &[(String, u64)], outcome: &str) -> u64 {
+    refreshes.iter().filter(|(o, _)| o == outcome).map(|(_, n)| n).sum()
+}
+
+fn refused(refreshes: &[(String, u64)]) -> u64 {
+    refreshes.iter().filter(|(o, _)| o != "ok").map(|(_, n)| n).sum()
+}
+
+async fn error_of(page: &Page, status: u16, code: &str) {
+    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
+    assert_eq!(page.json()["error"], code, "{}", page.body);
+}
+
+#[tokio::test]
+async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_one_refresh() {
+    let cfg = StackConfig::new()
+        .set("auth_server.access_token_ttl_secs", json!(3))
+        .set("bff.refresh_skew_secs", json!(1));
+    let stack = Stack::start(cfg).await;
+    wait_ready(&stack.bff_url).await;
+    let second = second_instance(&stack, |_| {}).await;
+    let browser = Browser::new();
+    let login = bff_login(&browser, &stack, USER, "/app/").await;
+    assert_eq!(login.status, 302, "{}", login.body);
+
+    for round in 1..=3u64 {
+        // Past the access token's expiry: nobody may use the old one any more.
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let calls = (0..52).map(|i| {
+            let base = if i % 2 == 0 { stack.bff_url.clone() } else { second.clone() };
+            let browser = &browser;
+            async move { call(browser, &base, "/api/whoami").await }
+        });
+        let pages = futures_util::future::join_all(calls).await;
+        for p in &pages {
+            assert_eq!(p.status, 200, "round {round}: {}: {}", p.url, p.body);
+        }
+        let jtis: std::collections::HashSet<String> =
+            pages.iter().map(|p| p.json()["jti"].to_string()).collect();
+        assert_eq!(jtis.len(), 1, "round {round}: every call used the one refreshed token");
+        let refreshes = provider_refreshes(&stack.auth_url).await;
+        assert_eq!(count_of(&refreshes, "ok"), round, "round {round}: {refreshes:?}");
+        assert_eq!(refused(&refreshes), 0, "no reused refresh token: {refreshes:?}");
+    }
+    let waited = reqwest::get(format!("{second}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(waited.contains("cloakroom_token_refresh_wait_seconds_count "), "{waited}");
+}
+
+/// A reverse proxy in front of the auth server (which is configured with the proxy's URL as
+/// its issuer) that answers refresh-token grants with the queued failures, or delays them.
+struct StubProvider {
+    url: String,
+    failures: Arc<Mutex<VecDeque<u16>>>,
+    delay: Arc<Mutex<Duration>>,
+}
+
+async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubProvider {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let failures: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+    let delay: Arc<Mutex<Duration>> = Arc::default();
+    let (f, d) = (failures.clone(), delay.clone());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let server = HttpServer::new(move || {
+        let (f, d, http, target) = (f.clone(), d.clone(), http.clone(), target.clone());
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let (f, d, http, target) = (f.clone(), d.clone(), http.clone(), target.clone());
+            async move {
+                let is_refresh = String::from_utf8_lossy(&body).contains("grant_type=refresh_token");
+                if is_refresh {
+                    if let Some(status) = f.lock().unwrap().pop_front() {
+                        return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                            .insert_header(("Retry-After", "1"))
+                            .json(json!({"error": "temporarily_unavailable"}));
+                    }
+                    let delay = *d.lock().unwrap();
+                    tokio::time::sleep(delay).await;
+                }
+                let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+                let mut out = http.request(method, format!("{target}{}", req.uri()));
+                for (name, value) in req.headers() {
+                    if name != "host" && name != "content-length" {
+                        out = out.header(name.as_str(), value.as_bytes());
+                    }
+                }
+                let res = out.body(body.to_vec()).send().await.unwrap();
+                let mut answer = HttpResponse::build(
+                    actix_web::http::StatusCode::from_u16(res.status().as_u16()).unwrap(),
+                );
+                for (name, value) in res.headers() {
+                    if !["content-length", "transfer-encoding", "connection"].contains(&name.as_str()) {
+                        answer.append_header((name.as_str(), value.as_bytes()));
+                    }
+                }
+                answer.body(res.bytes().await.unwrap())
+            }
+        }))
+    })
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    StubProvider { url, failures, delay }
+}
+
+/// A stack whose auth server is reached only through a [`StubProvider`].
+async fn stack_behind_stub(tweak: impl FnOnce(StackConfig) -> StackConfig) -> (Stack, StubProvider) {
+    let cfg = StackConfig::new();
+    let real = cfg.doc["auth_server"]["issuer"].as_str().unwrap().to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stub = stub_provider(listener, real).await;
+    let cfg = cfg
+        .set("auth_server.issuer", json!(stub.url))
+        .set("resource_server.issuer", json!(stub.url))
+        .set("bff.oidc.issuer", json!(stub.url));
+    let stack = Stack::start(tweak(cfg)).await;
+    wait_ready(&stack.bff_url).await;
+    (stack, stub)
+}
+
+#[tokio::test]
+async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_and_a_later_refresh_succeeds() {
+    let (stack, stub) = stack_behind_stub(|c| {
+        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
+    })
+    .await;
+    let browser = Browser::new();
+    let login = bff_login(&browser, &stack, USER, "/app/").await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+
+    stub.failures.lock().unwrap().extend([503, 429]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..2 {
+        let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+        error_of(&page, 503, "auth_server_unavailable").await;
+        assert!(page.header("retry-after").is_some());
+        assert_eq!(call(&browser, &stack.bff_url, "/bff/user").await.status, 200, "session kept");
+    }
+    assert!(stub.failures.lock().unwrap().is_empty(), "both failures were answered");
+
+    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    assert_eq!(page.status, 200, "the provider is back: {}", page.body);
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
+    assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
+    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"unavailable\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_refreshes_itself() {
+    let (stack, stub) = stack_behind_stub(|c| {
+        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
+    })
+    .await;
+    let impatient = second_instance(&stack, |doc| doc["refresh_wait_ms"] = json!(300)).await;
+    let browser = Browser::new();
+    let login = bff_login(&browser, &stack, USER, "/app/").await;
+    assert_eq!(login.status, 302, "{}", login.body);
+
+    *stub.delay.lock().unwrap() = Duration::from_millis(1500);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let slow = call(&browser, &stack.bff_url, "/api/whoami");
+    let waiter = async {
+        // Let the first instance take the lock.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        call(&browser, &impatient, "/api/whoami").await
+    };
+    let (slow, waiter) = tokio::join!(slow, waiter);
+    assert_eq!(slow.status, 200, "{}", slow.body);
+    error_of(&waiter, 503, "auth_server_unavailable").await;
+
+    *stub.delay.lock().unwrap() = Duration::ZERO;
+    let after = call(&browser, &impatient, "/api/whoami").await;
+    assert_eq!(after.status, 200, "the waiter's session is intact: {}", after.body);
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
+    assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
+    let metrics = reqwest::get(format!("{impatient}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"wait_timeout\"} 1"), "{metrics}");
+}
