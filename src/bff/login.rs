@@ -130,6 +130,11 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &pkce.challenge)
         .append_pair("code_challenge_method", "S256");
+    // OIDC Core §11: a request for `offline_access` (a refresh token) MUST carry prompt=consent;
+    // strict providers (node-oidc-provider) issue no refresh token without it.
+    if state.config.oidc.scopes.iter().any(|s| s == "offline_access") {
+        url.query_pairs_mut().append_pair("prompt", "consent");
+    }
 
     let mut res = HttpResponse::Found();
     res.insert_header((header::LOCATION, url.to_string())).insert_header(crate::web::no_store());
