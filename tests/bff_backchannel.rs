@@ -33,8 +33,10 @@ async fn wait_ready(base: &str) {
 
 /// A second BFF instance with the same configuration, on the same store.
 async fn second_instance(stack: &Stack) -> String {
-    let cfg: cloakroom::config::BffConfig =
-        cloakroom::config::ConfigSource::from_toml_str("").set("bff", &stack.doc["bff"]).section("bff").unwrap();
+    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("bff", &stack.doc["bff"])
+        .section("bff")
+        .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
@@ -164,7 +166,8 @@ async fn a_valid_token_with_a_sid_ends_that_session_on_both_instances_and_spares
         assert_eq!(user_status(&bob, base).await, 200);
     }
 
-    let answer = post_logout_token(&second, &sign(&stack, &logout_claims(&stack, Some(&sub), Some(&sid)))).await;
+    let answer =
+        post_logout_token(&second, &sign(&stack, &logout_claims(&stack, Some(&sub), Some(&sid)))).await;
 
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
@@ -183,9 +186,14 @@ async fn a_token_with_only_a_sub_ends_every_session_of_that_user_and_only_those(
     let phone = logged_in(&stack, USER).await;
     let bob = logged_in(&stack, OTHER_USER).await;
     let sub = sub_of(&laptop, &stack).await;
-    assert_ne!(provider_sid(&laptop, &stack).await, provider_sid(&phone, &stack).await, "two provider sessions");
+    assert_ne!(
+        provider_sid(&laptop, &stack).await,
+        provider_sid(&phone, &stack).await,
+        "two provider sessions"
+    );
 
-    let answer = post_logout_token(&stack.bff_url, &sign(&stack, &logout_claims(&stack, Some(&sub), None))).await;
+    let answer =
+        post_logout_token(&stack.bff_url, &sign(&stack, &logout_claims(&stack, Some(&sub), None))).await;
 
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(user_status(&laptop, &stack.bff_url).await, 401);
@@ -201,11 +209,17 @@ async fn a_token_with_a_sid_and_a_sub_ends_only_the_sessions_of_that_sid() {
     let sub = sub_of(&laptop, &stack).await;
     let sid = provider_sid(&laptop, &stack).await;
 
-    let answer = post_logout_token(&stack.bff_url, &sign(&stack, &logout_claims(&stack, Some(&sub), Some(&sid)))).await;
+    let answer =
+        post_logout_token(&stack.bff_url, &sign(&stack, &logout_claims(&stack, Some(&sub), Some(&sid))))
+            .await;
 
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(user_status(&laptop, &stack.bff_url).await, 401);
-    assert_eq!(user_status(&phone, &stack.bff_url).await, 200, "the other provider session's BFF session lives");
+    assert_eq!(
+        user_status(&phone, &stack.bff_url).await,
+        200,
+        "the other provider session's BFF session lives"
+    );
 }
 
 #[tokio::test]
@@ -219,28 +233,42 @@ async fn every_single_mutation_of_a_valid_token_is_refused_and_the_session_survi
     let foreign = cloakroom::jwt::SigningKey::generate().unwrap();
     let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
 
-    let mut cases: Vec<(&str, String)> = vec![
-        ("wrong iss", sign(&stack, &with(valid(), "iss", Some(json!("http://evil.example"))))),
-        ("wrong aud", sign(&stack, &with(valid(), "aud", Some(json!("someone-else"))))),
-        ("expired", sign(&stack, &with(with(valid(), "exp", Some(json!(now - 120))), "iat", Some(json!(now - 240))))),
-        ("nonce present", sign(&stack, &with(valid(), "nonce", Some(json!("n"))))),
-        ("events missing", sign(&stack, &with(valid(), "events", None))),
-        ("events without the member", sign(&stack, &with(valid(), "events", Some(json!({ "http://x/other": {} }))))),
-        ("neither sid nor sub", sign(&stack, &with(with(valid(), "sid", None), "sub", None))),
-        ("jti missing", sign(&stack, &with(valid(), "jti", None))),
-        ("typ at+jwt", stack.signing_key.sign("at+jwt", &valid()).unwrap()),
-        ("foreign key", foreign.sign("logout+jwt", &valid()).unwrap()),
+    let mut cases: Vec<(&str, &str, String)> = vec![
+        ("wrong iss", "Issuer", sign(&stack, &with(valid(), "iss", Some(json!("http://evil.example"))))),
+        ("wrong aud", "Audience", sign(&stack, &with(valid(), "aud", Some(json!("someone-else"))))),
+        (
+            "expired",
+            "Expired",
+            sign(&stack, &with(with(valid(), "exp", Some(json!(now - 120))), "iat", Some(json!(now - 240)))),
+        ),
+        ("nonce present", "nonce", sign(&stack, &with(valid(), "nonce", Some(json!("n"))))),
+        ("events missing", "events is missing", sign(&stack, &with(valid(), "events", None))),
+        (
+            "events without the member",
+            "lacks the back-channel",
+            sign(&stack, &with(valid(), "events", Some(json!({ "http://x/other": {} })))),
+        ),
+        (
+            "neither sid nor sub",
+            "neither sid nor sub",
+            sign(&stack, &with(with(valid(), "sid", None), "sub", None)),
+        ),
+        ("jti missing", "jti is missing", sign(&stack, &with(valid(), "jti", None))),
+        ("typ at+jwt", "wrong token type", stack.signing_key.sign("at+jwt", &valid()).unwrap()),
+        ("foreign key", "unknown signing key", foreign.sign("logout+jwt", &valid()).unwrap()),
     ];
     let ours = sign(&stack, &valid());
     let theirs = foreign.sign("logout+jwt", &valid()).unwrap();
     let mut parts: Vec<&str> = ours.split('.').collect();
     parts[2] = theirs.split('.').nth(2).unwrap();
-    cases.push(("signature of a foreign key under our kid", parts.join(".")));
+    cases.push(("signature of a foreign key under our kid", "Signature", parts.join(".")));
     let none_header = json!({ "alg": "none", "typ": "logout+jwt", "kid": stack.signing_key.kid() });
-    cases.push(("alg none", format!("{}.{}.", b64(&none_header), b64(&valid()))));
+    cases.push(("alg none", "malformed", format!("{}.{}.", b64(&none_header), b64(&valid()))));
 
-    for (what, token) in &cases {
-        assert_refused(&post_logout_token(&stack.bff_url, token).await, what);
+    for (what, reason, token) in &cases {
+        let answer = post_logout_token(&stack.bff_url, token).await;
+        assert_refused(&answer, what);
+        assert!(answer.body.contains(reason), "{what} refused for its own reason: {}", answer.body);
         assert_eq!(user_status(&alice, &stack.bff_url).await, 200, "the session survives: {what}");
     }
 }
@@ -310,4 +338,54 @@ async fn ending_the_session_at_the_auth_server_ends_the_bff_session_through_back
     }
     assert_eq!(status, 401, "the BFF session ended within 5 s");
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200);
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_503_the_provider_may_retry_not_a_400() {
+    let bff_redis = common::redis::RedisServer::start();
+    let stack = Stack::start(StackConfig::new().set("bff.redis_url", json!(bff_redis.url()))).await;
+    wait_ready(&stack.bff_url).await;
+    let alice = logged_in(&stack, USER).await;
+    let sub = sub_of(&alice, &stack).await;
+    let token = sign(&stack, &logout_claims(&stack, Some(&sub), None));
+    bff_redis.stop();
+
+    let answer = post_logout_token(&stack.bff_url, &token).await;
+
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(body["error"], "store_unavailable");
+}
+
+#[tokio::test]
+async fn each_ended_session_is_announced_on_the_store_bus() {
+    let stack = started_stack().await;
+    let alice = logged_in(&stack, USER).await;
+    let sid = provider_sid(&alice, &stack).await;
+    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("bff", &stack.doc["bff"])
+        .section("bff")
+        .unwrap();
+    let store = cloakroom::store::Store::connect(&cfg.store, "test-listener").await.unwrap();
+    let mut events = store.events().subscribe();
+    // The first `Lost` says the subscription is in place.
+    let first = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+    assert_eq!(first, cloakroom::store::Event::Lost);
+
+    let answer =
+        post_logout_token(&stack.bff_url, &sign(&stack, &logout_claims(&stack, None, Some(&sid)))).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+    match event {
+        cloakroom::store::Event::Message { channel, payload } => {
+            assert_eq!(channel, cloakroom::bff::backchannel::SESSION_ENDED_CHANNEL);
+            let payload = String::from_utf8(payload).unwrap();
+            let cookie = alice.cookie("__Host-cloakroom").expect("the browser still holds its cookie");
+            assert_eq!(payload.len(), 43, "one session id hash");
+            assert!(!cookie.contains(&payload), "the hashed id, never the raw one");
+        }
+        other => panic!("expected a session-ended message, got {other:?}"),
+    }
 }

@@ -258,15 +258,13 @@ async fn handle(
         return Err(BackchannelError::BadRequest);
     }
     let token = logout_token(&read_body(payload).await?)?;
-    let claims: LogoutClaims = state
-        .provider
-        .verifier()
-        .verify(&token, &state.creds.client_id, TokenType::Logout)
-        .await
-        .map_err(|e| match e {
-            JwtError::KeysUnavailable => BackchannelError::KeysUnavailable,
-            other => BackchannelError::Token(other),
-        })?;
+    let claims: LogoutClaims =
+        state.provider.verifier().verify(&token, &state.creds.client_id, TokenType::Logout).await.map_err(
+            |e| match e {
+                JwtError::KeysUnavailable => BackchannelError::KeysUnavailable,
+                other => BackchannelError::Token(other),
+            },
+        )?;
     let logout = claims.check(crate::clock::now(), super::id_token::LEEWAY_SECS)?;
     if !state.store.set_nx(&logout.jti_key, b"1", logout.jti_ttl).await? {
         return Err(BackchannelError::Replayed);
@@ -284,7 +282,11 @@ async fn handle(
 }
 
 /// Ends every session of `target` and announces each on the store bus.
-async fn end_sessions(state: &BffState, bcl: &Backchannel, target: &LogoutTarget) -> Result<usize, StoreError> {
+async fn end_sessions(
+    state: &BffState,
+    bcl: &Backchannel,
+    target: &LogoutTarget,
+) -> Result<usize, StoreError> {
     let index = target.index_key();
     let members = state.store.index_members(&index).await?;
     let ended = bcl.sessions.end_indexed_sessions(&index).await?;
