@@ -3,8 +3,8 @@
 //!
 //! Layout: `login`/`callback` (code flow), `session`/`session_store` (actix-session over the
 //! project store, typed), `tokens` (single-flight refresh), `proxy`/`upstream` (the proxy),
-//! `account` (`/bff/user`, `/bff/logout`), `backchannel` (back-channel logout), `pages` (server-rendered page, SPA files, readyz),
-//! `csrf`, `guard` (cookie strictness, store-failure mapping), `paths` (untrusted paths).
+//! `account` (`/bff/user`, `/bff/logout`), `backchannel` (back-channel logout), `pages`
+//! (server-rendered page, SPA files, readyz), `csrf`, `guard` (cookie strictness, store-failure mapping), `paths` (untrusted paths).
 
 mod account;
 pub mod backchannel;
