@@ -19,6 +19,8 @@
 //! the caller: `nonce`/`azp` of ID tokens, `jti` replay of logout tokens, scopes.
 
 #[cfg(test)]
+mod key_families;
+#[cfg(test)]
 mod tests;
 
 use super::JwtError;

@@ -8,9 +8,9 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
-const ISS: &str = "https://issuer.example";
-const AUD: &str = "https://api.example";
-const LEEWAY: u64 = 10;
+pub(super) const ISS: &str = "https://issuer.example";
+pub(super) const AUD: &str = "https://api.example";
+pub(super) const LEEWAY: u64 = 10;
 
 struct Fixture {
     key: SigningKey,
@@ -27,7 +27,7 @@ fn now() -> i64 {
     crate::clock::now()
 }
 
-fn access_claims() -> Value {
+pub(super) fn access_claims() -> Value {
     json!({
         "iss": ISS, "sub": "user-1", "aud": AUD, "exp": now() + 300, "iat": now(), "nbf": now(),
         "jti": "jti-1", "scope": "openid notes", "client_id": "c", "sid": "s",
@@ -64,7 +64,7 @@ fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
 }
 
 /// Signs with `pem` under a header the test builds.
-fn sign_with(pem: &str, alg: Algorithm, edit: impl FnOnce(&mut Header), claims: &Value) -> String {
+pub(super) fn sign_with(pem: &str, alg: Algorithm, edit: impl FnOnce(&mut Header), claims: &Value) -> String {
     let mut header = Header::new(alg);
     edit(&mut header);
     let key = match alg {
@@ -365,88 +365,4 @@ async fn errors_never_show_the_token() {
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains(signature) && !shown.contains(&token[..20]), "{shown}");
     }
-}
-
-/// Test-only keys of the other supported families (generated with openssl for these tests).
-const RSA_2048: &str = include_str!("../testdata/test-only-rsa2048.pem");
-const RSA_1024: &str = include_str!("../testdata/test-only-rsa1024.pem");
-const P384: &str = include_str!("../testdata/test-only-p384.pem");
-const ED25519: &str = include_str!("../testdata/test-only-ed25519.pem");
-const ED25519_X: &str = include_str!("../testdata/test-only-ed25519.x");
-
-fn public_jwk(pem: &str, alg: Algorithm, kid: &str, declared_alg: Option<&str>) -> Value {
-    let mut jwk = if alg == Algorithm::EdDSA {
-        json!({"kty": "OKP", "crv": "Ed25519", "x": ED25519_X.trim()})
-    } else {
-        let key = match alg {
-            Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
-            _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
-        }
-        .unwrap();
-        let mut jwk =
-            serde_json::to_value(jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).unwrap()).unwrap();
-        jwk.as_object_mut().unwrap().remove("alg");
-        jwk
-    };
-    jwk["kid"] = json!(kid);
-    if let Some(a) = declared_alg {
-        jwk["alg"] = json!(a);
-    }
-    jwk
-}
-
-fn verifier_for(jwks: Vec<Value>) -> Verifier {
-    Verifier::new(JwksCache::fixed(ISS, &json!({ "keys": jwks })), LEEWAY)
-}
-
-fn signed(pem: &str, alg: Algorithm, kid: &str) -> String {
-    sign_with(
-        pem,
-        alg,
-        |h| {
-            h.typ = Some("at+jwt".into());
-            h.kid = Some(kid.into());
-        },
-        &access_claims(),
-    )
-}
-
-#[tokio::test]
-async fn an_rsa_key_without_alg_verifies_rs256_only() {
-    let v = verifier_for(vec![public_jwk(RSA_2048, Algorithm::RS256, "r", None)]);
-    let ok = v.verify::<AccessClaims>(&signed(RSA_2048, Algorithm::RS256, "r"), AUD, TokenType::Access).await;
-    assert!(ok.is_ok(), "{ok:?}");
-    for alg in [Algorithm::PS256, Algorithm::RS512] {
-        let r = v.verify::<AccessClaims>(&signed(RSA_2048, alg, "r"), AUD, TokenType::Access).await;
-        assert!(matches!(r, Err(JwtError::AlgorithmMismatch)), "{alg:?}: {r:?}");
-    }
-}
-
-#[tokio::test]
-async fn an_rsa_key_that_declares_ps256_verifies_ps256_only() {
-    let v = verifier_for(vec![public_jwk(RSA_2048, Algorithm::RS256, "p", Some("PS256"))]);
-    let ok = v.verify::<AccessClaims>(&signed(RSA_2048, Algorithm::PS256, "p"), AUD, TokenType::Access).await;
-    assert!(ok.is_ok(), "{ok:?}");
-    let r = v.verify::<AccessClaims>(&signed(RSA_2048, Algorithm::RS256, "p"), AUD, TokenType::Access).await;
-    assert!(matches!(r, Err(JwtError::AlgorithmMismatch)));
-}
-
-#[tokio::test]
-async fn p384_and_ed25519_keys_verify_their_one_algorithm() {
-    let v = verifier_for(vec![
-        public_jwk(P384, Algorithm::ES384, "e384", None),
-        public_jwk(ED25519, Algorithm::EdDSA, "ed", None),
-    ]);
-    for (pem, alg, kid) in [(P384, Algorithm::ES384, "e384"), (ED25519, Algorithm::EdDSA, "ed")] {
-        let r = v.verify::<AccessClaims>(&signed(pem, alg, kid), AUD, TokenType::Access).await;
-        assert!(r.is_ok(), "{alg:?}: {r:?}");
-    }
-}
-
-#[tokio::test]
-async fn a_weak_rsa_key_is_never_loaded() {
-    let v = verifier_for(vec![public_jwk(RSA_1024, Algorithm::RS256, "weak", None)]);
-    let r =
-        v.verify::<AccessClaims>(&signed(RSA_1024, Algorithm::RS256, "weak"), AUD, TokenType::Access).await;
-    assert!(matches!(r, Err(JwtError::UnknownKey)), "{r:?}");
 }
