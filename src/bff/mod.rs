@@ -1,14 +1,61 @@
-//! The BFF session broker.
+//! The BFF session broker (contract §3): the browser holds one opaque `__Host-cloakroom` cookie;
+//! the BFF holds the tokens, refreshes them, and proxies API calls with `Authorization: Bearer`.
+//!
+//! Layout: `login`/`callback` (code flow), `session`/`session_store` (actix-session over the
+//! project store, typed), `tokens` (single-flight refresh), `proxy`/`upstream` (the proxy),
+//! `account` (`/bff/user`, `/bff/logout`), `pages` (server-rendered page, SPA files, readyz),
+//! `csrf`, `guard` (cookie strictness, store-failure mapping), `paths` (untrusted paths).
+
+mod account;
+mod callback;
+pub mod csrf;
+pub mod guard;
+pub mod id_token;
+mod login;
+pub mod metrics;
+mod pages;
+pub mod paths;
+pub mod provider;
+mod proxy;
+pub mod session;
+pub mod session_store;
+pub mod state;
+pub mod tokens;
+mod upstream;
 
 use crate::config::BffConfig;
+use crate::oidc::ClientCredentials;
 use crate::startup::{StartupError, bind};
+use crate::store::Store;
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_web::cookie::SameSite;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, dev::Server, web};
+use state::{BffState, Keys};
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
+}
+
+fn other(e: impl std::fmt::Display) -> StartupError {
+    StartupError::Other(e.to_string())
+}
+
+/// The one HTTP client for the provider and every upstream: pooled, keep-alive, no redirects.
+fn http_client() -> Result<reqwest::Client, StartupError> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(other)
 }
 
 impl Application {
@@ -20,13 +67,90 @@ impl Application {
 
     /// Builds the server on an already bound listener (tests bind port 0).
     pub async fn build_with_listener(config: BffConfig, listener: TcpListener) -> Result<Self, StartupError> {
-        let _ = config;
-        let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
-        let server =
-            HttpServer::new(move || App::new().route("/healthz", web::get().to(crate::web::healthz)))
-                .listen(listener)
-                .map_err(|e| StartupError::Other(e.to_string()))?
-                .run();
+        let port = listener.local_addr().map_err(other)?.port();
+        let store = Store::connect(&config.store, "bff").await?;
+        let key_list = match &config.session_key {
+            Some(k) => k.0.clone(),
+            None => {
+                tracing::warn!("bff.session_key is not set: using a random key; sessions end on restart");
+                vec![crate::crypto::random_bytes::<32>()]
+            }
+        };
+        let keys = Keys::derive(&key_list);
+        let http = http_client()?;
+        let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
+        provider.load_in_background();
+        let creds = ClientCredentials {
+            client_id: config.oidc.client_id.clone(),
+            client_secret: config.oidc.client_secret.clone(),
+        };
+        let metrics = Arc::new(metrics::BffMetrics::new().map_err(other)?);
+        let tokens = tokens::TokenCare::new(
+            store.clone(),
+            keys.clone(),
+            http.clone(),
+            provider.clone(),
+            creds.clone(),
+            config.refresh_skew_secs,
+            metrics.clone(),
+        );
+        let registry = web::Data::new(metrics.registry.clone());
+        let idle = config.session.idle_timeout_secs;
+        let session_store = session_store::BffSessionStore::new(store.clone(), keys.clone());
+        let state = web::Data::new(BffState {
+            config,
+            store,
+            keys: keys.clone(),
+            http,
+            provider,
+            creds,
+            tokens,
+            metrics,
+        });
+
+        let server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(session_store.clone(), keys.cookie_key.clone())
+                .cookie_name(guard::SESSION_COOKIE.to_string())
+                .cookie_secure(true)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_path("/".to_string())
+                .cookie_domain(None)
+                .cookie_content_security(CookieContentSecurity::Signed)
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(actix_web::cookie::time::Duration::seconds(idle as i64)),
+                )
+                .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(registry.clone())
+                .route("/healthz", web::get().to(crate::web::healthz))
+                .route("/readyz", web::get().to(pages::readyz))
+                .route("/metrics", web::get().to(crate::web::metrics))
+                .route("/", web::get().to(pages::index))
+                .route("/notes-form", web::post().to(pages::notes_form))
+                .route("/app", web::get().to(pages::app_redirect))
+                .route("/app/", web::get().to(pages::app_index))
+                .route("/app/app.js", web::get().to(pages::app_js))
+                .route("/app/app.css", web::get().to(pages::app_css))
+                .service(
+                    web::scope("/bff")
+                        .wrap(DefaultHeaders::new().add(crate::web::no_store()))
+                        .route("/login", web::get().to(login::login))
+                        .route("/callback", web::get().to(callback::callback))
+                        .route("/user", web::get().to(account::user))
+                        .route("/logout", web::post().to(account::logout)),
+                )
+                .default_service(web::to(proxy::proxy))
+                .wrap(sessions)
+                .wrap(from_fn(guard::session_guard))
+                .wrap(crate::web::security_headers())
+                .wrap(crate::web::request_logger())
+        })
+        .listen(listener)
+        .map_err(other)?
+        .run();
         Ok(Self { port, server })
     }
 
@@ -37,6 +161,6 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.await.map_err(|e| StartupError::Other(e.to_string()))
+        self.server.await.map_err(other)
     }
 }

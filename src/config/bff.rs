@@ -27,6 +27,11 @@ pub struct BffConfig {
     /// Largest request body forwarded upstream.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Put the ID token into the end-session URL as `id_token_hint`. Off by default: that URL goes
+    /// to the browser, and no token may (the URL carries `client_id` instead, which RP-initiated
+    /// logout accepts together with `post_logout_redirect_uri`).
+    #[serde(default)]
+    pub logout_id_token_hint: bool,
     /// The OpenID provider and this client's registration there.
     pub oidc: OidcClientConfig,
     /// Session lifetimes.

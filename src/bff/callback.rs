@@ -1,0 +1,178 @@
+//! `GET /bff/callback`: finishes the code flow. Any failure is a 400 page with no session and no
+//! session cookie; success starts a session under a fresh id and redirects to `returnTo`.
+
+use super::id_token::{IdTokenError, validate_id_token};
+use super::login::{LOGIN_COOKIE_PREFIX, LoginAttempt, attempt_key, login_cookie, login_cookies};
+use super::pages::error_page;
+use super::session::{SessionRecord, TypedSession};
+use super::state::BffState;
+use super::tokens::TokenRecord;
+use crate::config::Secret;
+use crate::oidc::{TokenEndpointError, client};
+use crate::store::StoreError;
+use crate::web::ApiError;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use std::collections::HashMap;
+
+/// Why a callback failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    /// The provider answered with `error=…`.
+    #[error("the login was not completed at the auth server")]
+    Provider,
+    /// `state` missing, unknown, replayed, or bound to another browser.
+    #[error("this login attempt is unknown, expired or belongs to another browser")]
+    State,
+    /// `iss` missing or not our issuer (RFC 9207).
+    #[error("the authorization response came from an unexpected issuer")]
+    Issuer,
+    /// No `code`, or the code was refused.
+    #[error("the authorization code was refused")]
+    Code,
+    /// The ID token is missing or invalid.
+    #[error("the ID token is invalid")]
+    IdToken,
+    /// The provider could not be reached.
+    #[error("the auth server is unavailable")]
+    Unavailable,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CallbackError {
+    fn into_response(self) -> HttpResponse {
+        match self {
+            CallbackError::Store(e) => ApiError::store_unavailable(&e).error_response(),
+            CallbackError::Unavailable => error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The auth server is unavailable. Please try again.",
+            ),
+            other => error_page(StatusCode::BAD_REQUEST, &other.to_string()),
+        }
+    }
+}
+
+/// `GET /bff/callback?code=…&state=…[&iss=…]`.
+pub async fn callback(req: HttpRequest, state: web::Data<BffState>, session: TypedSession) -> HttpResponse {
+    let params: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    // The attempt is taken out of the store first, so whatever happens it cannot be replayed.
+    let attempt = take_attempt(&state, &params).await;
+    let mut res = match finish(&req, &state, &session, &params, attempt.as_ref()).await {
+        Ok(return_to) => HttpResponse::Found()
+            .insert_header((header::LOCATION, return_to))
+            .insert_header(crate::web::no_store())
+            .finish(),
+        Err(e) => {
+            tracing::info!(error = %e, "login callback refused");
+            e.into_response()
+        }
+    };
+    if let Ok(Some(a)) = &attempt {
+        let _ =
+            res.add_cookie(&login_cookie(format!("{LOGIN_COOKIE_PREFIX}{}", a.cookie_id), String::new(), 0));
+    }
+    res
+}
+
+async fn take_attempt(
+    state: &BffState,
+    params: &HashMap<String, String>,
+) -> Result<Option<LoginAttempt>, StoreError> {
+    let Some(oauth_state) = params.get("state") else { return Ok(None) };
+    let key = attempt_key(oauth_state);
+    let Some(sealed) = state.store.get_del(&key).await? else { return Ok(None) };
+    let attempt = state
+        .keys
+        .sealer
+        .open(key.as_bytes(), &sealed)
+        .ok()
+        .and_then(|plain| serde_json::from_slice::<LoginAttempt>(&plain).ok());
+    Ok(attempt)
+}
+
+async fn finish(
+    req: &HttpRequest,
+    state: &BffState,
+    session: &TypedSession,
+    params: &HashMap<String, String>,
+    attempt: Result<&Option<LoginAttempt>, &StoreError>,
+) -> Result<String, CallbackError> {
+    if params.contains_key("error") {
+        return Err(CallbackError::Provider);
+    }
+    let attempt = match attempt {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err(CallbackError::State),
+        Err(e) => return Err(CallbackError::Store(StoreError::Unavailable(e.to_string()))),
+    };
+    let bound = login_cookies(req).into_iter().any(|(name, _, binding)| {
+        name == format!("{LOGIN_COOKIE_PREFIX}{}", attempt.cookie_id)
+            && crate::crypto::constant_time_eq(
+                crate::crypto::sha256_b64(binding.as_bytes()).as_bytes(),
+                attempt.binding_hash.as_bytes(),
+            )
+    });
+    if !bound {
+        return Err(CallbackError::State);
+    }
+    let meta = state.provider.metadata().await.map_err(|_| CallbackError::Unavailable)?;
+    match params.get("iss") {
+        Some(iss) if iss != &meta.issuer => return Err(CallbackError::Issuer),
+        None if meta.authorization_response_iss_parameter_supported => return Err(CallbackError::Issuer),
+        _ => {}
+    }
+    let code = params.get("code").filter(|c| !c.is_empty()).ok_or(CallbackError::Code)?;
+    let tokens = client::exchange_code(
+        &state.http,
+        &meta.token_endpoint,
+        &state.creds,
+        code,
+        &state.redirect_uri(),
+        attempt.verifier.expose(),
+    )
+    .await
+    .map_err(|e| match e {
+        TokenEndpointError::Rejected { .. } => CallbackError::Code,
+        TokenEndpointError::Unavailable(_) => CallbackError::Unavailable,
+    })?;
+    let id_token = tokens.id_token.as_ref().ok_or(CallbackError::IdToken)?;
+    let claims = validate_id_token(
+        state.provider.verifier(),
+        id_token.expose(),
+        &state.creds.client_id,
+        attempt.nonce.expose(),
+    )
+    .await
+    .map_err(|e| match e {
+        IdTokenError::KeysUnavailable => CallbackError::Unavailable,
+        other => {
+            tracing::info!(error = %other, "ID token refused");
+            CallbackError::IdToken
+        }
+    })?;
+
+    let now = crate::clock::now();
+    let cfg = &state.config.session;
+    let mut expires_at = now + cfg.absolute_timeout_secs as i64;
+    if let Some(refresh_secs) = tokens.refresh_expires_in.filter(|s| *s > 0) {
+        expires_at = expires_at.min(now + refresh_secs as i64);
+    }
+    let record = SessionRecord {
+        handle: Secret::new(crate::crypto::random_token(32)),
+        sub: claims.sub.clone(),
+        sid: claims.sid.clone(),
+        claims: claims.profile(),
+        created_at: now,
+        expires_at,
+        idle_expires_at: (now + cfg.idle_timeout_secs as i64).min(expires_at),
+        csrf_token: Secret::new(crate::crypto::random_token(32)),
+    };
+    let token_record = TokenRecord::from_response(&tokens, expires_at, None);
+    state.tokens.store_new(&record.handle, &token_record).await?;
+    session.start(&record).map_err(|e| CallbackError::Store(StoreError::Unavailable(e.to_string())))?;
+    Ok(attempt.return_to.clone())
+}

@@ -1,0 +1,126 @@
+//! The outermost BFF middleware, around actix-session: it makes the session cookie strict before
+//! any store lookup (two `__Host-cloakroom` cookies → 400; a malformed value is dropped from the
+//! request, so it reaches no store) and turns session store failures into 503
+//! `store_unavailable` + `Retry-After` — the cookie is kept, a store error is never a logout.
+
+use super::session_store::watch_store_failures;
+use crate::web::ApiError;
+use actix_web::ResponseError;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "__Host-cloakroom";
+
+/// Longest session cookie value considered at all.
+const MAX_COOKIE_VALUE: usize = 200;
+
+fn well_formed_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_COOKIE_VALUE
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+/=%".contains(&b))
+}
+
+enum CookieVerdict {
+    Fine,
+    Duplicate,
+    Strip,
+}
+
+fn inspect(req: &ServiceRequest) -> CookieVerdict {
+    let mut count = 0;
+    let mut malformed = false;
+    for value in req.headers().get_all(header::COOKIE) {
+        let Ok(s) = value.to_str() else { continue };
+        for pair in s.split(';') {
+            let (name, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
+            if name == SESSION_COOKIE {
+                count += 1;
+                malformed |= !well_formed_value(v);
+            }
+        }
+    }
+    match (count, malformed) {
+        (c, _) if c > 1 => CookieVerdict::Duplicate,
+        (_, true) => CookieVerdict::Strip,
+        _ => CookieVerdict::Fine,
+    }
+}
+
+fn strip_session_cookie(req: &mut ServiceRequest) {
+    let mut kept = Vec::new();
+    for value in req.headers().get_all(header::COOKIE) {
+        let Ok(s) = value.to_str() else { continue };
+        kept.extend(
+            s.split(';')
+                .map(str::trim)
+                .filter(|p| p.split('=').next() != Some(SESSION_COOKIE))
+                .map(str::to_owned),
+        );
+    }
+    let headers = req.headers_mut();
+    headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+/// The middleware function (`actix_web::middleware::from_fn`).
+pub async fn session_guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match inspect(&req) {
+        CookieVerdict::Duplicate => {
+            let err =
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "more than one session cookie");
+            return Ok(req.into_response(err.error_response()));
+        }
+        CookieVerdict::Strip => {
+            tracing::info!("a malformed session cookie was ignored");
+            strip_session_cookie(&mut req);
+        }
+        CookieVerdict::Fine => {}
+    }
+    let (result, store_failed) = watch_store_failures(next.call(req)).await;
+    match result {
+        Ok(res) if store_failed && res.status().is_server_error() => {
+            let err = ApiError::store_unavailable(&"session store call failed");
+            Ok(res.into_response(err.error_response()))
+        }
+        Ok(mut res) => {
+            compact_session_cookie(res.headers_mut());
+            Ok(res.map_into_boxed_body())
+        }
+        // actix-session reports its store failures as opaque 500 errors; ours become 503.
+        Err(_) if store_failed => Err(ApiError::store_unavailable(&"session store call failed").into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// actix-session percent-encodes the signed cookie value (`+`, `/`, `=` of the base64 MAC),
+/// which can push it past 100 bytes. Those characters are legal cookie octets (RFC 6265 §4.1.1)
+/// and actix parses cookies with percent-decoding either way, so the value is sent decoded:
+/// always 87 bytes (44 of MAC, 43 of id).
+fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
+    let prefix = format!("{SESSION_COOKIE}=");
+    let values: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+    if !values.iter().any(|v| v.as_bytes().starts_with(prefix.as_bytes())) {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for v in values {
+        let rewritten = v.to_str().ok().filter(|s| s.starts_with(&prefix)).and_then(|s| {
+            let (pair, attrs) = s.split_once(';').unwrap_or((s, ""));
+            let decoded = percent_encoding::percent_decode_str(pair).decode_utf8().ok()?;
+            let sep = if attrs.is_empty() { "" } else { ";" };
+            HeaderValue::from_str(&format!("{decoded}{sep}{attrs}")).ok()
+        });
+        headers.append(header::SET_COOKIE, rewritten.unwrap_or(v));
+    }
+}

@@ -1,0 +1,159 @@
+//! `GET /bff/login`: starts an authorization code flow (PKCE S256, state, nonce). The attempt is
+//! stored under the hash of `state` and bound to this browser by a per-attempt
+//! `__Host-cloakroom-login-<id>` cookie, so parallel logins in several tabs do not collide;
+//! at most [`MAX_LOGIN_COOKIES`] such cookies are kept (the oldest are expired).
+
+use super::paths::ReturnTo;
+use super::state::BffState;
+use crate::config::Secret;
+use crate::oidc::Pkce;
+use crate::store::StoreError;
+use crate::web::ApiError;
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Prefix of the per-attempt login cookies.
+pub const LOGIN_COOKIE_PREFIX: &str = "__Host-cloakroom-login-";
+/// How many login attempts one browser may have in flight.
+pub const MAX_LOGIN_COOKIES: usize = 5;
+/// Lifetime of a login attempt.
+pub const LOGIN_TTL_SECS: u64 = 600;
+
+/// A login attempt, sealed in the store under `login:{sha256(state)}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginAttempt {
+    /// PKCE verifier.
+    pub verifier: Secret,
+    /// The nonce the ID token must carry.
+    pub nonce: Secret,
+    /// Where to go after login.
+    pub return_to: String,
+    /// SHA-256 of the browser binding value held in the login cookie.
+    pub binding_hash: String,
+    /// Suffix of the login cookie's name.
+    pub cookie_id: String,
+}
+
+/// Why a login could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// `returnTo` is not a local path.
+    #[error("returnTo must be a local path")]
+    BadReturnTo,
+    /// The provider's metadata is not available.
+    #[error("the auth server is unavailable")]
+    Provider,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::BadReturnTo => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
+            LoginError::Provider => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_server_unavailable", e.to_string())
+                    .with_retry_after(2)
+            }
+            LoginError::Store(e) => ApiError::store_unavailable(&e),
+        }
+    }
+}
+
+/// Store key of the attempt with `state`.
+pub fn attempt_key(state: &str) -> String {
+    format!("login:{}", crate::crypto::sha256_b64(state.as_bytes()))
+}
+
+/// A login cookie with the attributes every one of them carries.
+pub fn login_cookie(name: String, value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+/// The login cookies this request carries: (name, created_at, binding value).
+pub fn login_cookies(req: &HttpRequest) -> Vec<(String, i64, String)> {
+    let Ok(cookies) = req.cookies() else { return Vec::new() };
+    cookies
+        .iter()
+        .filter(|c| c.name().starts_with(LOGIN_COOKIE_PREFIX))
+        .map(|c| {
+            let (ts, binding) = c.value().split_once('.').unwrap_or(("0", c.value()));
+            (c.name().to_string(), ts.parse().unwrap_or(0), binding.to_string())
+        })
+        .collect()
+}
+
+/// `GET /bff/login?returnTo=/local/path`.
+pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpResponse, ApiError> {
+    let return_to = parse_return_to(req.query_string())?;
+    let meta = state.provider.metadata().await.map_err(|e| {
+        tracing::warn!(error = %e, "login without provider metadata");
+        LoginError::Provider
+    })?;
+
+    let oauth_state = crate::crypto::random_token(32);
+    let nonce = crate::crypto::random_token(32);
+    let pkce = Pkce::generate();
+    let binding = crate::crypto::random_token(32);
+    let cookie_id = crate::crypto::random_token(6);
+    let attempt = LoginAttempt {
+        verifier: pkce.verifier.clone(),
+        nonce: Secret::new(nonce.clone()),
+        return_to: return_to.as_str().to_string(),
+        binding_hash: crate::crypto::sha256_b64(binding.as_bytes()),
+        cookie_id: cookie_id.clone(),
+    };
+    let key = attempt_key(&oauth_state);
+    let plain = serde_json::to_vec(&attempt).map_err(|e| ApiError::internal(&e))?;
+    let sealed = state.keys.sealer.seal(key.as_bytes(), &plain);
+    state.store.set(&key, &sealed, Duration::from_secs(LOGIN_TTL_SECS)).await.map_err(LoginError::from)?;
+
+    let mut url = url::Url::parse(&meta.authorization_endpoint).map_err(|e| ApiError::internal(&e))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &state.creds.client_id)
+        .append_pair("redirect_uri", &state.redirect_uri())
+        .append_pair("scope", &state.config.oidc.scopes.join(" "))
+        .append_pair("state", &oauth_state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+
+    let mut res = HttpResponse::Found();
+    res.insert_header((header::LOCATION, url.to_string())).insert_header(crate::web::no_store());
+    // Keep at most MAX_LOGIN_COOKIES attempts per browser, this one included.
+    let mut existing = login_cookies(&req);
+    existing.sort_by_key(|(_, ts, _)| *ts);
+    let excess = (existing.len() + 1).saturating_sub(MAX_LOGIN_COOKIES);
+    for (name, _, _) in existing.into_iter().take(excess) {
+        res.cookie(login_cookie(name, String::new(), 0));
+    }
+    let value = format!("{}.{}", crate::clock::now(), binding);
+    res.cookie(login_cookie(format!("{LOGIN_COOKIE_PREFIX}{cookie_id}"), value, LOGIN_TTL_SECS as i64));
+    Ok(res.finish())
+}
+
+fn parse_return_to(query: &str) -> Result<ReturnTo, LoginError> {
+    let values: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "returnTo")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    match values.as_slice() {
+        [] => ReturnTo::parse(None),
+        [one] => ReturnTo::parse(Some(one)),
+        _ => return Err(LoginError::BadReturnTo),
+    }
+    .map_err(|_| LoginError::BadReturnTo)
+}

@@ -1,0 +1,95 @@
+//! The provider's metadata, loaded lazily with retry and cached (`/readyz` is 503 until it is
+//! loaded), and the verifier of its ID tokens over the shared `jwt::JwksCache`.
+
+use crate::config::PublicUrl;
+use crate::jwt::{JwksCache, Verifier};
+use crate::oidc::client::PROVIDER_TIMEOUT;
+use crate::oidc::{DiscoveryError, ProviderMetadata, discover};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// Why the provider's documents are not available.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The provider does not offer PKCE S256.
+    #[error("the provider does not support PKCE S256")]
+    NoS256,
+}
+
+/// Cached provider metadata and JWKS; cheap to clone.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    issuer: PublicUrl,
+    metadata: RwLock<Option<Arc<ProviderMetadata>>>,
+    verifier: Verifier,
+}
+
+/// An unknown `kid` triggers a JWKS refetch at most this often.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Provider {
+    /// A cache for `issuer`; nothing is fetched yet.
+    pub fn new(http: reqwest::Client, issuer: PublicUrl) -> Self {
+        let jwks = JwksCache::for_issuer(http.clone(), issuer.clone(), JWKS_REFETCH_INTERVAL);
+        let verifier = Verifier::new(jwks, crate::bff::id_token::LEEWAY_SECS);
+        Self { inner: Arc::new(Inner { http, issuer, metadata: RwLock::new(None), verifier }) }
+    }
+
+    /// True once the metadata has been loaded.
+    pub async fn is_loaded(&self) -> bool {
+        self.inner.metadata.read().await.is_some()
+    }
+
+    /// The metadata, fetching it if it is not cached yet.
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, ProviderError> {
+        if let Some(m) = self.inner.metadata.read().await.as_ref() {
+            return Ok(m.clone());
+        }
+        let mut slot = self.inner.metadata.write().await;
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let meta = tokio::time::timeout(PROVIDER_TIMEOUT, discover(&self.inner.http, &self.inner.issuer))
+            .await
+            .map_err(|_| DiscoveryError::Fetch("timed out".into()))??;
+        // An absent list is tolerated (many providers omit it); a list without S256 is not.
+        if !meta.code_challenge_methods_supported.is_empty()
+            && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
+        {
+            return Err(ProviderError::NoS256);
+        }
+        let meta = Arc::new(meta);
+        *slot = Some(meta.clone());
+        Ok(meta)
+    }
+
+    /// Keeps trying to load the metadata in the background until it succeeds.
+    pub fn load_in_background(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match this.metadata().await {
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!(error = %e, "provider metadata not loaded yet; retrying"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        });
+    }
+
+    /// The verifier of this provider's tokens.
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+}

@@ -1,0 +1,147 @@
+//! `ANY <route.path>/<rest>`: the proxy to the configured upstreams (a fixed allow-list; client
+//! input never picks the host or scheme). Bodies stream both ways.
+
+use super::csrf;
+use super::paths::{UpstreamPath, strip_route};
+use super::session::TypedSession;
+use super::state::BffState;
+use super::upstream::{
+    Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, forward_headers, payload_too_large,
+    response_headers, send_with_token,
+};
+use crate::web::ApiError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+fn bad_path() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the request path is not in normal form")
+}
+
+/// The default service: proxies when the path is under a configured route, 404 otherwise.
+pub async fn proxy(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<BffState>,
+    session: TypedSession,
+) -> Result<HttpResponse, ApiError> {
+    let raw_path = req.uri().path().to_string();
+    let Some((route, rest)) = state
+        .config
+        .routes
+        .iter()
+        .find_map(|r| strip_route(&raw_path, r.path.as_str()).map(|rest| (r, rest)))
+    else {
+        return Err(not_found());
+    };
+    let route_label = route.path.as_str().to_string();
+    csrf::check_api_call(&req, &state.public_origin())?;
+    let path = UpstreamPath::parse(rest).map_err(|_| bad_path())?;
+
+    let content_length = match req.headers().get("content-length") {
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.parse::<usize>().ok()).ok_or_else(bad_length)?),
+        None => None,
+    };
+    if content_length.is_some_and(|n| n > state.config.max_body_bytes) {
+        return Err(payload_too_large());
+    }
+    let record = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
+
+    let mut target = format!("{}{}", route.upstream.as_str(), path.as_str());
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let url = url::Url::parse(&target).map_err(|_| bad_path())?;
+    let base = route.upstream.url();
+    if url.scheme() != base.scheme()
+        || url.host() != base.host()
+        || url.port_or_known_default() != base.port_or_known_default()
+    {
+        return Err(bad_path());
+    }
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
+    let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = if has_body {
+        OutgoingBody::Stream(pump(payload, state.config.max_body_bytes, over_limit.clone()))
+    } else {
+        OutgoingBody::Empty
+    };
+    let out = Outgoing { method, url, headers: forward_headers(&req, &state), body, over_limit };
+
+    let started = Instant::now();
+    let result = send_with_token(&state, &record.handle, out).await;
+    let status_class = match &result {
+        Ok(res) => format!("{}xx", res.status().as_u16() / 100),
+        Err(UpstreamError::Token(_)) => "token_error".into(),
+        Err(_) => "error".into(),
+    };
+    state.metrics.proxy_requests.with_label_values(&[route_label.as_str(), status_class.as_str()]).inc();
+    state
+        .metrics
+        .proxy_latency
+        .with_label_values(&[route_label.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    let res = result.map_err(|e| {
+        if let UpstreamError::Token(t) = &e {
+            end_session_if_needed(&session, t);
+        }
+        ApiError::from(e)
+    })?;
+
+    let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in response_headers(&res) {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_bytes(&value) {
+            builder.append_header((name, v));
+        }
+    }
+    builder.insert_header(crate::web::no_store());
+    Ok(builder.streaming(res.bytes_stream()))
+}
+
+fn bad_length() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed Content-Length")
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session")
+}
+
+/// Moves the browser's body (not `Send`) into a channel that reqwest can stream from, counting
+/// bytes: crossing `limit` flags `over_limit` and aborts the upload.
+fn pump(mut payload: web::Payload, limit: usize, over_limit: Arc<AtomicBool>) -> reqwest::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+    actix_web::rt::spawn(async move {
+        let mut total = 0usize;
+        while let Some(chunk) = payload.next().await {
+            let item = match chunk {
+                Ok(b) => {
+                    total += b.len();
+                    if total > limit {
+                        over_limit.store(true, Ordering::SeqCst);
+                        let _ = tx.send(Err(std::io::Error::other("request body too large"))).await;
+                        return;
+                    }
+                    Ok(b)
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    reqwest::Body::wrap_stream(stream)
+}

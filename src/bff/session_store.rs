@@ -1,0 +1,211 @@
+//! actix-session's `SessionStore` over the project's [`Store`]: the store key is the keyed hash
+//! of the session id (the raw id never reaches Redis or a log line), the state is sealed with the
+//! hashed key as associated data, and the store key's TTL follows the session's own idle and
+//! absolute expiry. A store failure is flagged for [`watch_store_failures`], which turns it into
+//! 503 `store_unavailable` instead of actix-session's opaque 500 — never into a logout.
+
+use super::session::SessionRecord;
+use super::state::Keys;
+use super::tokens::tokens_key;
+use crate::store::{Store, StoreError};
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration as CookieDuration;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+type SessionState = HashMap<String, String>;
+
+tokio::task_local! {
+    static STORE_FAILED: Cell<bool>;
+}
+
+/// Runs `fut` (the rest of the middleware chain) and reports whether any session store call
+/// inside it failed.
+pub async fn watch_store_failures<F: Future>(fut: F) -> (F::Output, bool) {
+    STORE_FAILED
+        .scope(Cell::new(false), async move {
+            let out = fut.await;
+            let failed = STORE_FAILED.with(Cell::get);
+            (out, failed)
+        })
+        .await
+}
+
+fn note_failure(e: &StoreError) {
+    tracing::warn!(error = %e, "session store call failed");
+    let _ = STORE_FAILED.try_with(|f| f.set(true));
+}
+
+/// Length of a session id: 32 random bytes, base64url without padding.
+pub const SESSION_ID_LEN: usize = 43;
+
+/// True when `id` has the exact shape of an id this BFF issues (checked before any lookup).
+pub fn is_well_formed_id(id: &str) -> bool {
+    id.len() == SESSION_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Store key of the index of sessions by subject.
+pub fn sub_index_key(sub: &str) -> String {
+    format!("idx:sub:{}", crate::crypto::sha256_b64(sub.as_bytes()))
+}
+
+/// Store key of the index of sessions by provider session id.
+pub fn sid_index_key(sid: &str) -> String {
+    format!("idx:sid:{}", crate::crypto::sha256_b64(sid.as_bytes()))
+}
+
+/// The session store.
+#[derive(Clone)]
+pub struct BffSessionStore {
+    store: Store,
+    keys: Keys,
+}
+
+impl BffSessionStore {
+    /// A session store over `store`.
+    pub fn new(store: Store, keys: Keys) -> Self {
+        Self { store, keys }
+    }
+
+    /// Store key of the session with the (already hashed) id.
+    pub fn key_of_hashed(hashed: &str) -> String {
+        format!("session:{hashed}")
+    }
+
+    fn key_of(&self, id: &str) -> String {
+        Self::key_of_hashed(&self.keys.hash_id(id))
+    }
+
+    fn seal(&self, key: &str, state: &SessionState) -> Result<Vec<u8>, serde_json::Error> {
+        Ok(self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(state)?))
+    }
+
+    fn ttl_for(state: &SessionState, fallback: &CookieDuration) -> Duration {
+        let now = crate::clock::now();
+        match SessionRecord::from_state(state) {
+            Some(r) => {
+                Duration::from_secs(r.idle_expires_at.min(r.expires_at).saturating_sub(now).max(1) as u64)
+            }
+            None => Duration::from_secs(fallback.whole_seconds().max(1) as u64),
+        }
+    }
+
+    /// Reads and opens a session's state by its store key.
+    pub async fn read_state(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
+        let Some(sealed) = self.store.get(key).await? else { return Ok(None) };
+        let Ok(plain) = self.keys.sealer.open(key.as_bytes(), &sealed) else {
+            tracing::warn!("a session record could not be opened; treating it as absent");
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&plain).ok())
+    }
+
+    /// Deletes a session by its store key, with its token record and index entries.
+    pub async fn delete_by_key(&self, key: &str) -> Result<(), StoreError> {
+        let state = self.read_state(key).await?;
+        self.store.del(key).await?;
+        if let Some(record) = state.as_ref().and_then(SessionRecord::from_state) {
+            self.store.del(&tokens_key(&self.keys, record.handle.expose())).await?;
+            let member = key.trim_start_matches("session:");
+            self.store.index_remove(&sub_index_key(&record.sub), member).await?;
+            if let Some(sid) = &record.sid {
+                self.store.index_remove(&sid_index_key(sid), member).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BffSessionStore {
+    /// Ends every session indexed under `index_key` ([`sid_index_key`] / [`sub_index_key`]),
+    /// with their token records; for back-channel logout. Returns how many were ended.
+    pub async fn end_indexed_sessions(&self, index_key: &str) -> Result<usize, StoreError> {
+        let members = self.store.index_members(index_key).await?;
+        for hashed in &members {
+            self.delete_by_key(&Self::key_of_hashed(hashed)).await?;
+            tracing::info!(session = %hashed, "session ended by index");
+        }
+        Ok(members.len())
+    }
+}
+
+fn other(e: StoreError) -> anyhow::Error {
+    note_failure(&e);
+    anyhow::Error::new(e)
+}
+
+impl SessionStore for BffSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        if !is_well_formed_id(session_key.as_ref()) {
+            return Ok(None);
+        }
+        let key = self.key_of(session_key.as_ref());
+        self.read_state(&key).await.map_err(|e| LoadError::Other(other(e)))
+    }
+
+    async fn save(&self, state: SessionState, ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+        let id = crate::crypto::random_token(32);
+        let hashed = self.keys.hash_id(&id);
+        let key = Self::key_of_hashed(&hashed);
+        let sealed = self.seal(&key, &state).map_err(|e| SaveError::Serialization(e.into()))?;
+        let ttl = Self::ttl_for(&state, ttl);
+        let stored = self.store.set_nx(&key, &sealed, ttl).await.map_err(|e| SaveError::Other(other(e)))?;
+        if !stored {
+            return Err(SaveError::Other(anyhow::anyhow!("session id collision")));
+        }
+        if let Some(record) = SessionRecord::from_state(&state) {
+            let index = async {
+                self.store.index_add(&sub_index_key(&record.sub), &hashed, record.expires_at).await?;
+                if let Some(sid) = &record.sid {
+                    self.store.index_add(&sid_index_key(sid), &hashed, record.expires_at).await?;
+                }
+                Ok::<_, StoreError>(())
+            };
+            index.await.map_err(|e| SaveError::Other(other(e)))?;
+        }
+        tracing::info!(session = %hashed, "session created");
+        SessionKey::try_from(id).map_err(|e| SaveError::Other(anyhow::Error::new(e)))
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        state: SessionState,
+        ttl: &CookieDuration,
+    ) -> Result<SessionKey, UpdateError> {
+        if !is_well_formed_id(session_key.as_ref()) {
+            return Err(UpdateError::Other(anyhow::anyhow!("malformed session id")));
+        }
+        let key = self.key_of(session_key.as_ref());
+        // Never resurrect a session deleted (logout, back-channel) while this request ran.
+        let alive = self.store.ttl(&key).await.map_err(|e| UpdateError::Other(other(e)))?.is_some();
+        if alive {
+            let sealed = self.seal(&key, &state).map_err(|e| UpdateError::Serialization(e.into()))?;
+            let ttl = Self::ttl_for(&state, ttl);
+            self.store.set(&key, &sealed, ttl).await.map_err(|e| UpdateError::Other(other(e)))?;
+        }
+        Ok(session_key)
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &CookieDuration) -> Result<(), anyhow::Error> {
+        if !is_well_formed_id(session_key.as_ref()) {
+            return Ok(());
+        }
+        let key = self.key_of(session_key.as_ref());
+        let ttl = Duration::from_secs(ttl.whole_seconds().max(1) as u64);
+        self.store.expire(&key, ttl).await.map_err(other)?;
+        Ok(())
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        if !is_well_formed_id(session_key.as_ref()) {
+            return Ok(());
+        }
+        let key = self.key_of(session_key.as_ref());
+        self.delete_by_key(&key).await.map_err(other)?;
+        tracing::info!(session = %self.keys.hash_id(session_key.as_ref()), "session deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! What every handler shares: configuration, store, keys, HTTP client, provider cache, token care
+//! and metrics.
+
+use super::metrics::BffMetrics;
+use super::provider::Provider;
+use super::tokens::TokenCare;
+use crate::config::BffConfig;
+use crate::crypto::Sealer;
+use crate::oidc::ClientCredentials;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// Keys derived from `bff.session_key`: one seals records, one hashes ids, one signs cookies.
+#[derive(Clone)]
+pub struct Keys {
+    /// Seals session state, token records and login attempts.
+    pub sealer: Sealer,
+    /// Key of the keyed hash applied to every id before it becomes a store key or a log field.
+    pub id_hash_key: Vec<u8>,
+    /// Signs the session cookie (actix-session `CookieContentSecurity::Signed`).
+    pub cookie_key: actix_web::cookie::Key,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys([redacted])")
+    }
+}
+
+impl Keys {
+    /// Derives all keys from the configured list (the first one is current).
+    pub fn derive(keys: &[[u8; 32]]) -> Self {
+        let first = keys.first().copied().unwrap_or_else(crate::crypto::random_bytes::<32>);
+        let id_hash_key = crate::crypto::keyed_hash(&first, b"cloakroom-bff id hash").into_bytes();
+        let signing_master = format!(
+            "{}{}",
+            crate::crypto::keyed_hash(&first, b"cloakroom-bff cookie signing 1"),
+            crate::crypto::keyed_hash(&first, b"cloakroom-bff cookie signing 2")
+        );
+        Self {
+            sealer: Sealer::new(keys),
+            id_hash_key,
+            cookie_key: actix_web::cookie::Key::derive_from(signing_master.as_bytes()),
+        }
+    }
+
+    /// The keyed hash of an id: what appears in store keys and logs instead of the id.
+    pub fn hash_id(&self, id: &str) -> String {
+        crate::crypto::keyed_hash(&self.id_hash_key, id.as_bytes())
+    }
+}
+
+/// Shared application state (in `web::Data`).
+pub struct BffState {
+    /// The configuration.
+    pub config: BffConfig,
+    /// The store.
+    pub store: Store,
+    /// Derived keys.
+    pub keys: Keys,
+    /// One HTTP client for the provider and every upstream.
+    pub http: reqwest::Client,
+    /// Provider metadata cache.
+    pub provider: Provider,
+    /// This client's credentials.
+    pub creds: ClientCredentials,
+    /// Token refresh machinery.
+    pub tokens: TokenCare,
+    /// Prometheus metrics.
+    pub metrics: Arc<BffMetrics>,
+}
+
+impl BffState {
+    /// `public_url + "/bff/callback"`.
+    pub fn redirect_uri(&self) -> String {
+        self.config.public_url.join("/bff/callback")
+    }
+
+    /// The public origin (`scheme://host[:port]`), compared exactly with `Origin`.
+    pub fn public_origin(&self) -> String {
+        self.config.public_url.url().origin().ascii_serialization()
+    }
+}

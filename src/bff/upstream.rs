@@ -1,0 +1,276 @@
+//! Calling an upstream with the session's access token: header filtering (what the browser
+//! sent that must not travel, what we set ourselves), the one shared client, timeouts, and the
+//! single retry after an upstream 401 `invalid_token` (only for bodies that can be replayed).
+
+use super::session::TypedSession;
+use super::state::BffState;
+use super::tokens::TokenError;
+use crate::config::Secret;
+use crate::web::ApiError;
+use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Why an upstream call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, reset, DNS…
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// No answer within `upstream_timeout_secs`.
+    #[error("upstream timed out")]
+    Timeout,
+    /// The request body went over `max_body_bytes` while streaming.
+    #[error("request body too large")]
+    TooLarge,
+    /// No usable token.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "upstream unavailable");
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", "the upstream is unavailable")
+            }
+            UpstreamError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the upstream did not answer in time",
+            ),
+            UpstreamError::TooLarge => payload_too_large(),
+            UpstreamError::Token(t) => t.into(),
+        }
+    }
+}
+
+/// 413 `payload_too_large`.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+}
+
+/// Maps a token error to the API error, ending the session when the grant is gone.
+pub fn end_session_if_needed(session: &TypedSession, e: &TokenError) {
+    if matches!(e, TokenError::SessionExpired | TokenError::NoSession) {
+        session.purge();
+    }
+}
+
+const HOP_BY_HOP: &[&str] =
+    &["connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade"];
+
+/// Header names listed in `Connection` (they are hop-by-hop too), normalised.
+fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> HashSet<String> {
+    values
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| normalise(s.trim()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Lower case with `_` read as `-`, so `X_Forwarded_For` is treated as `X-Forwarded-For`.
+fn normalise(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+fn is_hop_by_hop(n: &str, listed: &HashSet<String>) -> bool {
+    HOP_BY_HOP.contains(&n) || n.starts_with("proxy-") || listed.contains(n)
+}
+
+/// True when a browser request header must not be forwarded.
+pub fn drop_request_header(name: &str, listed: &HashSet<String>) -> bool {
+    let n = normalise(name);
+    is_hop_by_hop(&n, listed)
+        || matches!(
+            n.as_str(),
+            "cookie"
+                | "authorization"
+                | "x-csrf"
+                | "host"
+                | "forwarded"
+                | "x-real-ip"
+                | "content-length"
+                | "expect"
+        )
+        || n.starts_with("x-forwarded-")
+}
+
+/// True when an upstream response header must not reach the browser.
+pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
+    let n = normalise(name);
+    is_hop_by_hop(&n, listed) || matches!(n.as_str(), "set-cookie" | "set-cookie2" | "content-length")
+}
+
+/// The headers sent upstream: the browser's minus the dropped ones, plus our own
+/// `X-Forwarded-For/Proto/Host`. `Authorization` is added per attempt.
+pub fn forward_headers(req: &HttpRequest, state: &BffState) -> reqwest::header::HeaderMap {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let listed = connection_listed(req.headers().get_all("connection").map(|v| v.as_bytes()));
+    let mut out = HeaderMap::new();
+    for (name, value) in req.headers() {
+        if drop_request_header(name.as_str(), &listed) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) =
+            (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            out.append(n, v);
+        }
+    }
+    let public = state.config.public_url.url();
+    let host = match public.port() {
+        Some(p) => format!("{}:{p}", public.host_str().unwrap_or("")),
+        None => public.host_str().unwrap_or("").to_string(),
+    };
+    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    for (n, v) in [
+        ("x-forwarded-for", peer),
+        ("x-forwarded-proto", public.scheme().to_string()),
+        ("x-forwarded-host", host),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v)
+            && !v.is_empty()
+        {
+            out.insert(n, v);
+        }
+    }
+    out
+}
+
+/// Response headers worth passing back to the browser.
+pub fn response_headers(res: &reqwest::Response) -> Vec<(String, Vec<u8>)> {
+    let listed = connection_listed(res.headers().get_all("connection").iter().map(|v| v.as_bytes()));
+    res.headers()
+        .iter()
+        .filter(|(n, _)| !drop_response_header(n.as_str(), &listed))
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// True for `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
+fn is_invalid_token(res: &reqwest::Response) -> bool {
+    res.status() == reqwest::StatusCode::UNAUTHORIZED
+        && res.headers().get_all(reqwest::header::WWW_AUTHENTICATE).iter().any(|v| {
+            let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
+            v.starts_with("bearer") && v.contains("invalid_token")
+        })
+}
+
+/// One request to send: a body factory is not needed, since only empty bodies are retried.
+pub struct Outgoing {
+    /// Method.
+    pub method: reqwest::Method,
+    /// Absolute upstream URL.
+    pub url: url::Url,
+    /// Headers (without `Authorization`).
+    pub headers: reqwest::header::HeaderMap,
+    /// A streamed body (never retried), a small replayable one, or none.
+    pub body: OutgoingBody,
+    /// Set by the body pump when the limit was crossed.
+    pub over_limit: Arc<AtomicBool>,
+}
+
+/// The body of an [`Outgoing`] request.
+pub enum OutgoingBody {
+    /// No body: replayable.
+    Empty,
+    /// An in-memory body: replayable.
+    Bytes(bytes::Bytes),
+    /// A streamed body: sent once, never retried.
+    Stream(reqwest::Body),
+}
+
+/// Sends `out` with the session's access token (refreshed when due); on an upstream 401
+/// `invalid_token` with a replayable body, refreshes once and retries once.
+pub async fn send_with_token(
+    state: &BffState,
+    handle: &Secret,
+    mut out: Outgoing,
+) -> Result<reqwest::Response, UpstreamError> {
+    let token = state.tokens.valid_access_token(handle).await?;
+    let replay = match &out.body {
+        OutgoingBody::Empty => Some(None),
+        OutgoingBody::Bytes(b) => Some(Some(b.clone())),
+        OutgoingBody::Stream(_) => None,
+    };
+    let body = std::mem::replace(&mut out.body, OutgoingBody::Empty);
+    let res = send_once(state, &out, body, &token).await?;
+    let Some(replay) = replay else { return Ok(res) };
+    if !is_invalid_token(&res) {
+        return Ok(res);
+    }
+    let token = state.tokens.refresh_after_rejection(handle, &token).await?;
+    let body = replay.map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
+    send_once(state, &out, body, &token).await
+}
+
+async fn send_once(
+    state: &BffState,
+    out: &Outgoing,
+    body: OutgoingBody,
+    token: &Secret,
+) -> Result<reqwest::Response, UpstreamError> {
+    let mut rb = state.http.request(out.method.clone(), out.url.clone()).headers(out.headers.clone());
+    rb = rb.bearer_auth(token.expose());
+    rb = match body {
+        OutgoingBody::Empty => rb,
+        OutgoingBody::Bytes(b) => rb.body(b),
+        OutgoingBody::Stream(s) => rb.body(s),
+    };
+    let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_secs);
+    match tokio::time::timeout(timeout, rb.send()).await {
+        Err(_) => Err(UpstreamError::Timeout),
+        Ok(Ok(res)) => Ok(res),
+        Ok(Err(_)) if out.over_limit.load(Ordering::SeqCst) => Err(UpstreamError::TooLarge),
+        Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Timeout),
+        Ok(Err(e)) => Err(UpstreamError::Unavailable(e.without_url().to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_and_credential_headers_are_dropped_in_every_spelling() {
+        let listed = connection_listed([b"close, X-Secret".as_slice()].into_iter());
+        for name in [
+            "Cookie",
+            "Authorization",
+            "X-CSRF",
+            "Host",
+            "Forwarded",
+            "X-Forwarded-For",
+            "X_Forwarded_For",
+            "x-forwarded-host",
+            "X_FORWARDED_PROTO",
+            "Connection",
+            "Keep-Alive",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+            "Proxy-Authorization",
+            "X-Secret",
+            "x_secret",
+        ] {
+            assert!(drop_request_header(name, &listed), "{name}");
+        }
+        for name in ["Accept", "Content-Type", "X-Request-Id"] {
+            assert!(!drop_request_header(name, &listed), "{name}");
+        }
+    }
+
+    #[test]
+    fn upstream_cookies_and_hop_by_hop_headers_do_not_reach_the_browser() {
+        let listed = HashSet::new();
+        assert!(drop_response_header("Set-Cookie", &listed));
+        assert!(drop_response_header("Transfer-Encoding", &listed));
+        assert!(!drop_response_header("Content-Type", &listed));
+    }
+}
