@@ -43,8 +43,10 @@ pub enum TokenType {
     Access,
     /// OpenID Connect ID token: `typ` absent or `JWT`. Never `at+jwt` nor `logout+jwt`.
     Id,
-    /// Back-channel logout token: `typ` `logout+jwt`, or absent (providers that predate
-    /// explicit typing). Never `at+jwt` nor `JWT` (an ID token's type).
+    /// Back-channel logout token: `typ` `logout+jwt`, absent, or `JWT` (BCL §2.4 only says
+    /// SHOULD be explicitly typed, and deployed providers send `JWT`). Never `at+jwt`. An ID
+    /// token still cannot pass as one: a logout token must carry the back-channel `events`
+    /// member and no `nonce`, which ID tokens never satisfy.
     Logout,
 }
 
@@ -57,7 +59,7 @@ impl TokenType {
         match self {
             TokenType::Access => typ == Some("at+jwt"),
             TokenType::Id => matches!(typ, None | Some("jwt")),
-            TokenType::Logout => matches!(typ, None | Some("logout+jwt")),
+            TokenType::Logout => matches!(typ, None | Some("jwt") | Some("logout+jwt")),
         }
     }
 

@@ -165,7 +165,8 @@ async fn a_logout_token_needs_its_type_its_event_no_nonce_a_jti_and_a_sub_or_sid
     assert!(f.logout(&f.sign("logout+jwt", &without(logout_claims(), "sid"))).await.is_ok());
     assert!(f.logout(&f.sign("logout+jwt", &without(logout_claims(), "sub"))).await.is_ok());
 
-    for typ in ["at+jwt", "JWT"] {
+    assert!(f.logout(&f.sign("JWT", &logout_claims())).await.is_ok(), "providers that type it JWT");
+    for typ in ["at+jwt", "application/at+jwt"] {
         assert!(matches!(f.logout(&f.sign(typ, &logout_claims())).await, Err(JwtError::WrongType)), "{typ}");
     }
     let cases = [
@@ -365,4 +366,17 @@ async fn errors_never_show_the_token() {
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains(signature) && !shown.contains(&token[..20]), "{shown}");
     }
+}
+
+#[tokio::test]
+async fn an_id_token_typed_jwt_is_never_accepted_as_a_logout_token() {
+    let f = fixture();
+    let id_token = json!({
+        "iss": ISS, "sub": "user-1", "aud": AUD, "exp": now() + 300, "iat": now(), "nonce": "n", "sid": "s",
+        "jti": "id-1",
+    });
+    assert!(f.id(&f.sign("JWT", &id_token)).await.is_ok(), "it is a valid ID token");
+    assert!(f.logout(&f.sign("JWT", &id_token)).await.is_err(), "but not a logout token");
+    let without_nonce = without(id_token, "nonce");
+    assert!(f.logout(&f.sign("JWT", &without_nonce)).await.is_err(), "no events member, still refused");
 }
