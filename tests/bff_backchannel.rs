@@ -241,22 +241,24 @@ async fn every_single_mutation_of_a_valid_token_is_refused_and_the_session_survi
             "Expired",
             sign(&stack, &with(with(valid(), "exp", Some(json!(now - 120))), "iat", Some(json!(now - 240)))),
         ),
-        ("nonce present", "nonce", sign(&stack, &with(valid(), "nonce", Some(json!("n"))))),
-        ("events missing", "events is missing", sign(&stack, &with(valid(), "events", None))),
+        ("nonce present", "Forbidden", sign(&stack, &with(valid(), "nonce", Some(json!("n"))))),
+        ("events missing", "MissingClaim", sign(&stack, &with(valid(), "events", None))),
         (
             "events without the member",
-            "lacks the back-channel",
+            "MissingClaim",
             sign(&stack, &with(valid(), "events", Some(json!({ "http://x/other": {} })))),
         ),
-        (
-            "neither sid nor sub",
-            "neither sid nor sub",
-            sign(&stack, &with(with(valid(), "sid", None), "sub", None)),
-        ),
-        ("jti missing", "jti is missing", sign(&stack, &with(valid(), "jti", None))),
+        ("neither sid nor sub", "MissingClaim", sign(&stack, &with(with(valid(), "sid", None), "sub", None))),
+        ("jti missing", "MissingClaim", sign(&stack, &with(valid(), "jti", None))),
         ("typ at+jwt", "wrong token type", stack.signing_key.sign("at+jwt", &valid()).unwrap()),
         ("foreign key", "unknown signing key", foreign.sign("logout+jwt", &valid()).unwrap()),
     ];
+    let id_token_like = with(with(valid(), "events", None), "nonce", Some(json!("n")));
+    cases.push((
+        "an ID token (typ JWT, nonce, no events)",
+        "MissingClaim",
+        stack.signing_key.sign("JWT", &id_token_like).unwrap(),
+    ));
     let ours = sign(&stack, &valid());
     let theirs = foreign.sign("logout+jwt", &valid()).unwrap();
     let mut parts: Vec<&str> = ours.split('.').collect();

@@ -3,8 +3,10 @@
 //! The provider calls it server to server with a form-encoded `logout_token`, so none of the
 //! browser defences (CSRF header, `Origin`, content-type refusal) apply here: the signed token is
 //! the only credential. It is validated only through [`crate::jwt::Verifier`] (`TokenType::Logout`,
-//! audience = `client_id`), then checked for what the verifier leaves to us (`jti`, `events`,
-//! `sub`/`sid`, no `nonce`), its `jti` is remembered until it expires (a replay is refused), and
+//! audience = `client_id`; it also checks the logout shape: `events`, no `nonce`, `jti`,
+//! `sub`/`sid`), then parsed here into whose sessions end — [`LogoutClaims::check`] repeats
+//! those shape rules so the typed result never rests on a caller-side assumption — its `jti` is
+//! remembered until the token expires (a replay is refused), and
 //! every matching session ends in the shared store — hence on every instance. The provider's
 //! tokens are not revoked: the provider ended them itself.
 
@@ -22,7 +24,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The `events` member a logout token must carry (BCL §2.4).
-pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+pub use crate::jwt::verify::BACKCHANNEL_LOGOUT_EVENT as BACKCHANNEL_EVENT;
 
 /// Channel on the store bus announcing ended sessions; each payload is one hashed session id
 /// (the suffix of its `session:` store key), for near caches.
