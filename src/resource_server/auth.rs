@@ -2,13 +2,28 @@
 //! Bearer` JWT, statelessly (RFC 6750, RFC 9068). Usable in any actix service: put a
 //! `web::Data<AccessTokenVerifier>` in app data and take `BearerToken` as a handler argument:
 //!
-//! ```ignore
-//! let jwks = JwksCache::for_issuer(http, issuer, Duration::from_secs(30));
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use cloakroom::config::PublicUrl;
+//! use cloakroom::jwt::{JwksCache, Verifier};
+//! use cloakroom::resource_server::{AccessTokenVerifier, BearerToken};
+//! use cloakroom::web::ApiError;
+//! use std::time::Duration;
+//!
+//! async fn me(token: BearerToken) -> Result<String, ApiError> {
+//!     let claims = token.require_scope("notes")?; // else 403 insufficient_scope
+//!     Ok(claims.sub.clone())
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let issuer = PublicUrl::parse("https://login.example").expect("issuer URL");
+//! let jwks = JwksCache::for_issuer(reqwest::Client::new(), issuer, Duration::from_secs(30));
 //! let verifier = web::Data::new(AccessTokenVerifier::new(Verifier::new(jwks, 10), "https://api.example"));
-//! App::new().app_data(verifier.clone()).route("/me", web::get().to(|t: BearerToken| async move {
-//!     t.require_scope("notes")?; // 403 insufficient_scope
-//!     Ok::<_, ApiError>(t.0.sub)
-//! }))
+//! HttpServer::new(move || App::new().app_data(verifier.clone()).route("/me", web::get().to(me)))
+//!     .bind("127.0.0.1:8090")?
+//!     .run()
+//!     .await
+//! # }
 //! ```
 //!
 //! Missing, malformed or invalid tokens: 401 `invalid_token` with
