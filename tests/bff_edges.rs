@@ -298,6 +298,9 @@ async fn pages_carry_security_headers_and_metrics_list_the_refresh_counter() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("/bff/login?returnTo=/"));
     assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    // Under `no-referrer` a browser sends `Origin: null` on the page's own form posts, which the
+    // Origin check refuses: the policy must let same-origin requests carry their origin.
+    assert_eq!(page.header("referrer-policy").as_deref(), Some("same-origin"));
     let app = browser.get(&format!("{}/app/", bff.url)).await;
     assert_eq!(app.status, 200);
     assert!(app.body.contains("/app/app.js") && !app.body.contains("<script>"));

@@ -149,6 +149,15 @@ async fn header_members_that_point_at_an_attacker_key_are_ignored() {
 }
 
 #[tokio::test]
+async fn a_token_with_a_crit_header_is_refused() {
+    let stack = stack().await;
+    let good = stack.signing_key.sign("at+jwt", &claims(&stack)).unwrap();
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": stack.signing_key.kid(), "crit": ["b64"], "b64": false});
+    let (_, rest) = good.split_once('.').unwrap();
+    assert_refused(&stack, &format!("{}.{rest}", b64(&header)), "crit").await;
+}
+
+#[tokio::test]
 async fn wrong_audience_issuer_expiry_and_not_before_are_refused() {
     let stack = stack().await;
     let sign = |c: Value| stack.signing_key.sign("at+jwt", &c).unwrap();
@@ -156,6 +165,10 @@ async fn wrong_audience_issuer_expiry_and_not_before_are_refused() {
         ("wrong aud", with(claims(&stack), "aud", json!("http://127.0.0.1:1"))),
         ("aud list without us", with(claims(&stack), "aud", json!(["http://127.0.0.1:1", "x"]))),
         ("aud as object", with(claims(&stack), "aud", json!({"0": stack.rs_url}))),
+        ("aud as nested array", with(claims(&stack), "aud", json!([[stack.rs_url]]))),
+        ("aud array in object", with(claims(&stack), "aud", json!({"aud": [stack.rs_url]}))),
+        ("aud list with a number", with(claims(&stack), "aud", json!([stack.rs_url, 1]))),
+        ("iss as array", with(claims(&stack), "iss", json!([stack.auth_url]))),
         ("wrong iss", with(claims(&stack), "iss", json!("http://127.0.0.1:1"))),
         ("iss with trailing slash", with(claims(&stack), "iss", json!(format!("{}/", stack.auth_url)))),
         ("expired", with(claims(&stack), "exp", json!(now() - 120))),
@@ -164,6 +177,8 @@ async fn wrong_audience_issuer_expiry_and_not_before_are_refused() {
         ("string exp", with(claims(&stack), "exp", json!((now() + 300).to_string()))),
         ("string nbf", with(claims(&stack), "nbf", json!((now() + 300).to_string()))),
         ("numeric sub", with(claims(&stack), "sub", json!(42))),
+        ("float exp", with(claims(&stack), "exp", json!(now() as f64 + 300.5))),
+        ("string iat", with(claims(&stack), "iat", json!(now().to_string()))),
         ("no exp", {
             let mut c = claims(&stack);
             c.as_object_mut().unwrap().remove("exp");
@@ -191,7 +206,9 @@ async fn missing_malformed_or_duplicated_authorization_is_refused() {
     let stack = stack().await;
     let res = get(&stack, "/whoami", None).await;
     assert_eq!(res.status(), 401);
-    assert!(res.headers().get("www-authenticate").is_some());
+    let www = res.headers().get("www-authenticate").unwrap().to_str().unwrap().to_string();
+    assert!(www.starts_with("Bearer"), "{www}");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_token");
 
     let good = stack.signing_key.sign("at+jwt", &claims(&stack)).unwrap();
     let res = reqwest::Client::new()
@@ -223,9 +240,21 @@ async fn a_token_without_the_notes_scope_gets_403_on_notes_but_can_call_whoami()
     let notes = get(&stack, "/notes", Some(&token)).await;
     assert_eq!(notes.status(), 403);
     let www = notes.headers().get("www-authenticate").unwrap().to_str().unwrap().to_string();
-    assert!(www.contains("insufficient_scope"), "{www}");
+    assert_eq!(www, r#"Bearer error="insufficient_scope", scope="notes""#);
     assert_eq!(notes.json::<Value>().await.unwrap()["error"], "insufficient_scope");
     assert_eq!(get(&stack, "/whoami", Some(&token)).await.status(), 200);
+    let http = reqwest::Client::new();
+    let post = http
+        .post(format!("{}/notes", stack.rs_url))
+        .bearer_auth(&token)
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 403);
+    let delete =
+        http.delete(format!("{}/notes/some-id", stack.rs_url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(delete.status(), 403);
 }
 
 #[tokio::test]
@@ -295,4 +324,36 @@ async fn bad_note_bodies_get_clear_4xx_answers() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    let huge = format!(r#"{{"text":"{}"}}"#, "a".repeat(100_000));
+    let res = http
+        .post(format!("{}/notes", stack.rs_url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn readiness_and_metrics_report_keys_store_and_token_outcomes() {
+    let stack = stack().await;
+    assert_eq!(reqwest::get(format!("{}/readyz", stack.rs_url)).await.unwrap().status(), 200);
+    let good = stack.signing_key.sign("at+jwt", &claims(&stack)).unwrap();
+    assert_eq!(get(&stack, "/whoami", Some(&good)).await.status(), 200);
+    assert_eq!(get(&stack, "/whoami", Some("a.b.c")).await.status(), 401);
+    assert_eq!(get(&stack, "/notes", Some(&good)).await.status(), 200);
+
+    let metrics = reqwest::get(format!("{}/metrics", stack.rs_url)).await.unwrap().text().await.unwrap();
+
+    for line in [
+        r#"cloakroom_rs_token_checks_total{outcome="ok"} 2"#,
+        r#"cloakroom_rs_token_checks_total{outcome="invalid"} 1"#,
+        r#"cloakroom_rs_jwks_fetches_total{outcome="ok"} 1"#,
+        r#"cloakroom_rs_notes_requests_total{op="list",outcome="ok"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in:\n{metrics}");
+    }
 }

@@ -3,10 +3,11 @@
 //!
 //! Layout: `login`/`callback` (code flow), `session`/`session_store` (actix-session over the
 //! project store, typed), `tokens` (single-flight refresh), `proxy`/`upstream` (the proxy),
-//! `account` (`/bff/user`, `/bff/logout`), `pages` (server-rendered page, SPA files, readyz),
-//! `csrf`, `guard` (cookie strictness, store-failure mapping), `paths` (untrusted paths).
+//! `account` (`/bff/user`, `/bff/logout`), `backchannel` (back-channel logout), `pages`
+//! (server-rendered page, SPA files, readyz), `csrf`, `guard` (cookie strictness, store-failure mapping), `paths` (untrusted paths).
 
 mod account;
+pub mod backchannel;
 mod callback;
 pub mod csrf;
 pub mod guard;
@@ -98,6 +99,9 @@ impl Application {
         let registry = web::Data::new(metrics.registry.clone());
         let idle = config.session.idle_timeout_secs;
         let session_store = session_store::BffSessionStore::new(store.clone(), keys.clone());
+        let bcl = web::Data::new(
+            backchannel::Backchannel::new(session_store.clone(), &metrics.registry).map_err(other)?,
+        );
         let state = web::Data::new(BffState {
             config,
             store,
@@ -126,6 +130,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(registry.clone())
+                .app_data(bcl.clone())
                 .route("/healthz", web::get().to(crate::web::healthz))
                 .route("/readyz", web::get().to(pages::readyz))
                 .route("/metrics", web::get().to(crate::web::metrics))
@@ -141,7 +146,10 @@ impl Application {
                         .route("/login", web::get().to(login::login))
                         .route("/callback", web::get().to(callback::callback))
                         .route("/user", web::get().to(account::user))
-                        .route("/logout", web::post().to(account::logout)),
+                        .route("/logout", web::post().to(account::logout))
+                        // Server to server (the provider): no cookie, no CSRF rules; the signed
+                        // logout token is the credential.
+                        .route("/backchannel-logout", web::post().to(backchannel::backchannel_logout)),
                 )
                 .default_service(web::to(proxy::proxy))
                 .wrap(sessions)

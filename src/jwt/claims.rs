@@ -39,9 +39,8 @@ pub struct AccessClaims {
     /// Not before.
     #[serde(default)]
     pub nbf: Option<i64>,
-    /// Token id.
-    #[serde(default)]
-    pub jti: Option<String>,
+    /// Token id (RFC 9068 §2.2: required).
+    pub jti: String,
     /// Space-separated scopes.
     #[serde(default)]
     pub scope: Option<String>,
@@ -53,9 +52,33 @@ pub struct AccessClaims {
     pub sid: Option<String>,
 }
 
+/// The claims of an OpenID Connect back-channel logout token (Back-Channel Logout 1.0 §2.4).
+/// [`Verifier::verify`](super::Verifier::verify) with [`TokenType::Logout`](super::TokenType)
+/// has already checked the `events` member, the absence of `nonce`, and that `sub` or `sid`
+/// is present; replay of `jti` is the receiver's to refuse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience (the client).
+    pub aud: Audience,
+    /// Issued at.
+    pub iat: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Token id, for replay detection.
+    pub jti: String,
+    /// Subject whose sessions end (when no `sid`: all of them).
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// The provider session that ended.
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
 impl AccessClaims {
     /// True when the token carries scope `s`.
     pub fn has_scope(&self, s: &str) -> bool {
-        self.scope.as_deref().unwrap_or("").split(' ').any(|x| x == s)
+        self.scope.as_deref().unwrap_or("").split(' ').any(|x| !x.is_empty() && x == s)
     }
 }

@@ -6,10 +6,10 @@ pub mod jwks;
 pub mod signing;
 pub mod verify;
 
-pub use claims::{AccessClaims, Audience};
-pub use jwks::JwksCache;
+pub use claims::{AccessClaims, Audience, LogoutClaims};
+pub use jwks::{JwksCache, VerifyingKey};
 pub use signing::{SigningError, SigningKey};
-pub use verify::{InvalidReason, TokenType, Verifier};
+pub use verify::{BACKCHANNEL_LOGOUT_EVENT, InvalidReason, TokenType, Verifier};
 
 /// Why a token was refused. Displays never include the token.
 #[derive(Debug, thiserror::Error)]

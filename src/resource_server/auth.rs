@@ -1,6 +1,34 @@
 //! `BearerToken`: an actix extractor that authenticates a request by its `Authorization:
 //! Bearer` JWT, statelessly (RFC 6750, RFC 9068). Usable in any actix service: put a
-//! [`AccessTokenVerifier`] in app data and take `BearerToken` as a handler argument.
+//! `web::Data<AccessTokenVerifier>` in app data and take `BearerToken` as a handler argument:
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use cloakroom::config::PublicUrl;
+//! use cloakroom::jwt::{JwksCache, Verifier};
+//! use cloakroom::resource_server::{AccessTokenVerifier, BearerToken};
+//! use cloakroom::web::ApiError;
+//! use std::time::Duration;
+//!
+//! async fn me(token: BearerToken) -> Result<String, ApiError> {
+//!     let claims = token.require_scope("notes")?; // else 403 insufficient_scope
+//!     Ok(claims.sub.clone())
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let issuer = PublicUrl::parse("https://login.example").expect("issuer URL");
+//! let jwks = JwksCache::for_issuer(reqwest::Client::new(), issuer, Duration::from_secs(30));
+//! let verifier = web::Data::new(AccessTokenVerifier::new(Verifier::new(jwks, 10), "https://api.example"));
+//! HttpServer::new(move || App::new().app_data(verifier.clone()).route("/me", web::get().to(me)))
+//!     .bind("127.0.0.1:8090")?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
+//! Missing, malformed or invalid tokens: 401 `invalid_token` with
+//! `WWW-Authenticate: Bearer error="invalid_token"`; the issuer's keys not loadable yet: 503
+//! `temporarily_unavailable` (a fault on our side, not the client's token).
 
 use crate::jwt::{AccessClaims, JwtError, TokenType, Verifier};
 use crate::web::ApiError;
@@ -17,6 +45,27 @@ pub struct AccessTokenVerifier {
     pub verifier: Verifier,
     /// This service's identifier, required in `aud`.
     pub audience: String,
+    /// Counts outcomes (`ok`, `missing`, `invalid`, `keys_unavailable`) when set.
+    pub outcomes: Option<prometheus::IntCounterVec>,
+}
+
+impl AccessTokenVerifier {
+    /// Access tokens of `verifier`'s issuer for `audience`.
+    pub fn new(verifier: Verifier, audience: impl Into<String>) -> Self {
+        Self { verifier, audience: audience.into(), outcomes: None }
+    }
+
+    /// Counts every check in `counter`, labelled `outcome`.
+    pub fn with_outcome_counter(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.outcomes = Some(counter);
+        self
+    }
+
+    fn count(&self, outcome: &str) {
+        if let Some(c) = &self.outcomes {
+            c.with_label_values(&[outcome]).inc();
+        }
+    }
 }
 
 /// The verified claims of the request's access token.
@@ -72,20 +121,27 @@ impl FromRequest for BearerToken {
         Box::pin(async move {
             let verifier =
                 verifier.ok_or_else(|| ApiError::internal(&"AccessTokenVerifier missing from app data"))?;
-            let token = token?;
+            let token = token.inspect_err(|_| verifier.count("missing"))?;
             match verifier
                 .verifier
                 .verify::<AccessClaims>(&token, &verifier.audience, TokenType::Access)
                 .await
             {
-                Ok(claims) => Ok(BearerToken(claims)),
-                Err(JwtError::KeysUnavailable) => Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the issuer's keys are unavailable",
-                )
-                .with_retry_after(1)),
+                Ok(claims) => {
+                    verifier.count("ok");
+                    Ok(BearerToken(claims))
+                }
+                Err(JwtError::KeysUnavailable) => {
+                    verifier.count("keys_unavailable");
+                    Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "the issuer's keys are unavailable",
+                    )
+                    .with_retry_after(1))
+                }
                 Err(e) => {
+                    verifier.count("invalid");
                     tracing::info!(reason = %e, "bearer token refused");
                     Err(invalid_token("the access token is invalid"))
                 }

@@ -4,6 +4,7 @@
 //! [`BearerToken`] is an actix extractor any service can use.
 
 mod auth;
+mod metrics;
 mod notes;
 
 pub use auth::{AccessTokenVerifier, BearerToken};
@@ -47,22 +48,27 @@ impl Application {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(other)?;
+        let registry = prometheus::Registry::new();
+        let metrics = metrics::Metrics::register(&registry).map_err(other)?;
         let jwks = JwksCache::for_issuer(
             http,
             config.issuer.clone(),
             Duration::from_secs(config.jwks_min_refetch_secs),
+        )
+        .with_fetch_counter(metrics.jwks_fetches.clone());
+        let verifier = web::Data::new(
+            AccessTokenVerifier::new(Verifier::new(jwks, config.leeway_secs), config.audience.clone())
+                .with_outcome_counter(metrics.token_checks.clone()),
         );
-        let verifier = web::Data::new(AccessTokenVerifier {
-            verifier: Verifier::new(jwks, config.leeway_secs),
-            audience: config.audience.clone(),
-        });
         let store = web::Data::new(store);
-        let registry = web::Data::new(prometheus::Registry::new());
+        let registry = web::Data::new(registry);
+        let metrics = web::Data::new(metrics);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(verifier.clone())
                 .app_data(store.clone())
                 .app_data(registry.clone())
+                .app_data(metrics.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .route("/healthz", web::get().to(crate::web::healthz))
                 .route("/readyz", web::get().to(readyz))

@@ -1,10 +1,12 @@
 //! The notes API: each user's notes in one store record, updated with compare-and-swap.
 
 use super::auth::BearerToken;
+use super::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::web::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ pub const SCOPE: &str = "notes";
 pub const MAX_TEXT: usize = 2000;
 /// Notes one user may keep.
 pub const MAX_NOTES: usize = 1000;
+/// Largest `POST /notes` body: 2000 characters, each escaped as `\uXXXX` at worst, plus JSON.
+pub const MAX_BODY: usize = 16 * 1024;
 /// Notes are kept this long after the user's last change.
 const RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -74,19 +78,66 @@ async fn update<T>(
     Err(ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; try again"))
 }
 
-/// `GET /notes`: the caller's notes, oldest first.
-pub async fn list(token: BearerToken, store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+/// Counts one notes request by operation and outcome (`ok` or the error code).
+fn record(metrics: &Metrics, op: &str, r: Result<HttpResponse, ApiError>) -> Result<HttpResponse, ApiError> {
+    let outcome = match &r {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    metrics.notes.with_label_values(&[op, outcome]).inc();
+    r
+}
+
+/// Reads at most [`MAX_BODY`] bytes of the request body.
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "unreadable body"))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body must not exceed {MAX_BODY} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `GET /notes`: the caller's notes, oldest first (in the order they were created).
+pub async fn list(
+    token: BearerToken,
+    store: web::Data<Store>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    record(&metrics, "list", list_notes(token, &store).await)
+}
+
+async fn list_notes(token: BearerToken, store: &Store) -> Result<HttpResponse, ApiError> {
     let claims = token.require_scope(SCOPE)?;
-    let (_, notes) = load(&store, &claims.sub).await?;
+    let (_, notes) = load(store, &claims.sub).await?;
     Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(notes))
 }
 
-/// `POST /notes` with `{"text": "…"}` (JSON only): 201 and the note.
+/// `POST /notes` with `{"text": "…"}` (JSON only, 1 to 2000 characters after trimming): 201
+/// and the note. Other content types: 415; bad JSON or text: 400; over [`MAX_BODY`]: 413.
 pub async fn create(
     token: BearerToken,
     store: web::Data<Store>,
+    metrics: web::Data<Metrics>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    record(&metrics, "create", create_note(token, &store, &req, body).await)
+}
+
+async fn create_note(
+    token: BearerToken,
+    store: &Store,
+    req: &HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let claims = token.require_scope(SCOPE)?;
     let is_json = req
@@ -102,6 +153,7 @@ pub async fn create(
             "send application/json",
         ));
     }
+    let body = read_body(body).await?;
     let new: NewNote = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "expected {\"text\": \"…\"}")
     })?;
@@ -115,7 +167,7 @@ pub async fn create(
     }
     let note = Note { id: uuid::Uuid::new_v4().to_string(), text, created_at: crate::clock::now() };
     let added = note.clone();
-    update(&store, &claims.sub, move |notes| {
+    update(store, &claims.sub, move |notes| {
         if notes.len() >= MAX_NOTES {
             return Err(ApiError::new(StatusCode::CONFLICT, "too_many_notes", "note limit reached"));
         }
@@ -130,11 +182,15 @@ pub async fn create(
 pub async fn delete(
     token: BearerToken,
     store: web::Data<Store>,
+    metrics: web::Data<Metrics>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    record(&metrics, "delete", delete_note(token, &store, id.into_inner()).await)
+}
+
+async fn delete_note(token: BearerToken, store: &Store, id: String) -> Result<HttpResponse, ApiError> {
     let claims = token.require_scope(SCOPE)?;
-    let id = id.into_inner();
-    update(&store, &claims.sub, |notes| {
+    update(store, &claims.sub, |notes| {
         let before = notes.len();
         notes.retain(|n| n.id != id);
         if notes.len() == before {
