@@ -239,3 +239,43 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
     let metrics = reqwest::get(format!("{impatient}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"wait_timeout\"} 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expires() {
+    let cfg = StackConfig::new()
+        .set("auth_server.access_token_ttl_secs", json!(2))
+        .set("bff.refresh_skew_secs", json!(1));
+    let stack = Stack::start(cfg).await;
+    wait_ready(&stack.bff_url).await;
+    let browser = Browser::new();
+    let login = bff_login(&browser, &stack, USER, "/app/").await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
+    let tokens_prefix = format!("{ns}:tokens:");
+    let hashed = common::redis::shared()
+        .dump()
+        .into_iter()
+        .find_map(|(k, _)| k.strip_prefix(&tokens_prefix).map(str::to_string))
+        .expect("the session's token record");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // An instance took the lock and died: no release, no notice.
+    let client = redis::Client::open(common::redis::shared().url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{ns}:refresh-lock:{hashed}"))
+        .arg("crashed-owner")
+        .arg("PX")
+        .arg(1000)
+        .query(&mut conn)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+
+    assert_eq!(page.status, 200, "{}", page.body);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(800), "waited for the lock to expire: {waited:?}");
+    assert!(waited < Duration::from_millis(3000), "woke at the lock's expiry: {waited:?}");
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
+}

@@ -22,6 +22,7 @@ pub mod refresh_lock;
 pub mod session;
 pub mod session_store;
 pub mod state;
+pub mod token_record;
 pub mod tokens;
 mod upstream;
 

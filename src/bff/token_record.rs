@@ -1,0 +1,98 @@
+//! A session's token record: what is stored (sealed) under `tokens:{hashed handle}`, and when
+//! it is due for a refresh.
+
+use crate::config::Secret;
+use crate::oidc::TokenResponse;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A session's tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The access token sent upstream.
+    pub access_token: Secret,
+    /// When it expires (Unix seconds).
+    pub access_expires_at: i64,
+    /// When it was obtained.
+    pub access_issued_at: i64,
+    /// The refresh token, if any.
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    /// When the refresh token expires, if the provider said.
+    #[serde(default)]
+    pub refresh_expires_at: Option<i64>,
+    /// The latest ID token (`id_token_hint` at logout).
+    #[serde(default)]
+    pub id_token: Option<Secret>,
+    /// The session's absolute expiry: the record's TTL.
+    pub session_expires_at: i64,
+}
+
+/// Access token lifetime assumed when the provider does not say.
+const DEFAULT_EXPIRES_IN: u64 = 60;
+
+impl TokenRecord {
+    /// The record for a token response; members the response lacks are kept from `previous`.
+    pub fn from_response(
+        res: &TokenResponse,
+        session_expires_at: i64,
+        previous: Option<&TokenRecord>,
+    ) -> Self {
+        let now = crate::clock::now();
+        let refresh_expires_at = match (res.refresh_expires_in, res.refresh_token.is_some()) {
+            (Some(secs), _) if secs > 0 => Some(now + secs as i64),
+            (_, true) => None,
+            _ => previous.and_then(|p| p.refresh_expires_at),
+        };
+        Self {
+            access_token: res.access_token.clone(),
+            access_expires_at: now + res.expires_in.unwrap_or(DEFAULT_EXPIRES_IN) as i64,
+            access_issued_at: now,
+            refresh_token: res
+                .refresh_token
+                .clone()
+                .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
+            refresh_expires_at,
+            id_token: res.id_token.clone().or_else(|| previous.and_then(|p| p.id_token.clone())),
+            session_expires_at,
+        }
+    }
+
+    /// True when the access token expires within `min(skew, lifetime / 2)`.
+    pub fn refresh_due(&self, now: i64, skew_secs: u64) -> bool {
+        let lifetime = (self.access_expires_at - self.access_issued_at).max(0);
+        let margin = (skew_secs as i64).min(lifetime / 2);
+        self.access_expires_at - now <= margin
+    }
+
+    pub(super) fn ttl(&self) -> Duration {
+        Duration::from_secs((self.session_expires_at - crate::clock::now()).max(1) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(issued: i64, expires: i64) -> TokenRecord {
+        TokenRecord {
+            access_token: Secret::new("a"),
+            access_expires_at: expires,
+            access_issued_at: issued,
+            refresh_token: None,
+            refresh_expires_at: None,
+            id_token: None,
+            session_expires_at: expires + 1000,
+        }
+    }
+
+    #[test]
+    fn a_refresh_is_due_within_the_skew_but_never_earlier_than_half_the_lifetime() {
+        let r = record(1000, 1300);
+        assert!(!r.refresh_due(1200, 30));
+        assert!(r.refresh_due(1271, 30));
+        let short = record(1000, 1010);
+        assert!(!short.refresh_due(1004, 30), "half of 10 s is 5 s");
+        assert!(short.refresh_due(1005, 30));
+    }
+}
