@@ -279,3 +279,42 @@ async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expi
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
 }
+
+#[tokio::test]
+async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_the_consumed_refresh_token() {
+    let (stack, stub) = stack_behind_stub(|c| {
+        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
+    })
+    .await;
+    let browser = Browser::new();
+    let login = bff_login(&browser, &stack, USER, "/app/").await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
+    let tokens_key = common::redis::shared()
+        .dump()
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| k.starts_with(&format!("{ns}:tokens:")))
+        .expect("the session's token record");
+
+    *stub.delay.lock().unwrap() = Duration::from_millis(1000);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let refreshing = call(&browser, &stack.bff_url, "/api/whoami");
+    let meddle = async {
+        // While the provider rotates the refresh token, the stored record changes under us.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let client = redis::Client::open(common::redis::shared().url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let _: () = redis::cmd("SET").arg(&tokens_key).arg("replaced").query(&mut conn).unwrap();
+    };
+    let (page, ()) = tokio::join!(refreshing, meddle);
+
+    error_of(&page, 401, "session_expired").await;
+    assert!(
+        common::redis::shared().dump().iter().all(|(k, _)| k != &tokens_key),
+        "no token record is left behind"
+    );
+    error_of(&call(&browser, &stack.bff_url, "/bff/user").await, 401, "unauthenticated").await;
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
+}
