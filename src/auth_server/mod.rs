@@ -71,6 +71,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .configure(routes)
         })
+        .tcp_nodelay(true)
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?
         .run();

@@ -12,6 +12,7 @@
 //! refresh token is never used again: the session ends (401 `session_expired`).
 
 use super::metrics::BffMetrics;
+use super::near_cache::{NearCache, Ticket};
 use super::provider::Provider;
 use super::refresh_lock::{Notice, RefreshLock, Wake};
 use super::state::Keys;
@@ -26,6 +27,30 @@ use std::time::{Duration, Instant};
 /// Store key of the token record of the session with `handle`.
 pub fn tokens_key(keys: &Keys, handle: &str) -> String {
     format!("tokens:{}", keys.hash_id(handle))
+}
+
+/// A token record as the near cache keeps it: the stored bytes and what they open to.
+pub type CachedTokens = (Vec<u8>, TokenRecord);
+
+/// Opens the sealed token record stored under `key`.
+pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<TokenRecord> {
+    let plain = keys.sealer.open(key.as_bytes(), raw).ok()?;
+    serde_json::from_slice::<TokenRecord>(&plain).ok()
+}
+
+/// Opens `raw` (read under `ticket`) and keeps it in `cache` until the session's end.
+pub fn cache_tokens(
+    cache: &NearCache,
+    keys: &Keys,
+    key: &str,
+    ticket: Option<Ticket>,
+    raw: Vec<u8>,
+) -> Option<Arc<CachedTokens>> {
+    let record = open_tokens(keys, key, &raw)?;
+    let expires_at = record.session_expires_at;
+    let cached = Arc::new((raw, record));
+    cache.fill(key, ticket, cached.clone(), expires_at);
+    Some(cached)
 }
 
 /// Why no usable access token could be had.
@@ -108,6 +133,7 @@ pub struct TokenCare {
     locks: Arc<LockMap>,
     lock: RefreshLock,
     metrics: Arc<BffMetrics>,
+    cache: NearCache,
 }
 
 impl TokenCare {
@@ -120,6 +146,7 @@ impl TokenCare {
         creds: ClientCredentials,
         timing: RefreshTiming,
         metrics: Arc<BffMetrics>,
+        cache: NearCache,
     ) -> Self {
         let lock = RefreshLock::new(store.clone(), timing.lock_ttl, timing.wait);
         Self {
@@ -132,6 +159,7 @@ impl TokenCare {
             locks: Arc::default(),
             lock,
             metrics,
+            cache,
         }
     }
 
@@ -146,25 +174,43 @@ impl TokenCare {
         self.store.set(&key, &sealed, record.ttl()).await
     }
 
-    /// The session's tokens with the raw stored bytes (for compare-and-swap).
+    /// The session's tokens with the raw stored bytes (for compare-and-swap), read from the
+    /// store: what refreshes and logout decide on, never a cached copy.
     pub async fn read(&self, handle: &Secret) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
         let key = self.key(handle);
         let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-        let record = self
-            .keys
-            .sealer
-            .open(key.as_bytes(), &raw)
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
-        Ok(record.map(|r| (raw, r)))
+        Ok(open_tokens(&self.keys, &key, &raw).map(|r| (raw, r)))
     }
 
-    /// An access token that is not about to expire, refreshing first when due.
+    /// The session's tokens from the near cache, else from the store (and then cached).
+    async fn read_cached(&self, handle: &Secret) -> Result<Option<Arc<CachedTokens>>, StoreError> {
+        let key = self.key(handle);
+        if let Some(cached) = self.cache.get::<CachedTokens>(&key) {
+            return Ok(Some(cached));
+        }
+        let ticket = self.cache.begin(&key);
+        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        Ok(cache_tokens(&self.cache, &self.keys, &key, ticket, raw))
+    }
+
+    /// Deletes the token record at `key` (the grant ended) everywhere, caches included.
+    async fn delete(&self, key: &str) {
+        if let Err(e) = self.store.del(key).await {
+            tracing::warn!(error = %e, "an ended token record could not be deleted");
+        }
+        self.cache.announce(&[key]).await;
+    }
+
+    /// An access token that is not about to expire, refreshing first when due. In steady
+    /// state the record comes from the near cache; a stale copy there can only hold an older
+    /// access token (an upstream 401 then refreshes from the store), never a refresh token
+    /// that is used: refreshes read the store.
     pub async fn valid_access_token(&self, handle: &Secret) -> Result<Secret, TokenError> {
-        let (_, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
+        let cached = self.read_cached(handle).await?.ok_or(TokenError::NoSession)?;
+        let record = &cached.1;
         let now = crate::clock::now();
         if !record.refresh_due(now, self.skew_secs) {
-            return Ok(record.access_token);
+            return Ok(record.access_token.clone());
         }
         let skew = self.skew_secs;
         self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew)).await
@@ -287,7 +333,7 @@ impl TokenCare {
                 return (Ok(record.access_token), Notice::Done);
             }
             self.count("session_expired");
-            let _ = self.store.del(key).await;
+            self.delete(key).await;
             return (Err(TokenError::SessionExpired), Notice::Ended);
         };
         let unavailable = |this: &Self| {
@@ -311,7 +357,7 @@ impl TokenCare {
             Ok(Err(Some(e))) if e.is_grant_dead() => {
                 tracing::info!(error = %e, "refresh refused; ending the session");
                 self.count("session_expired");
-                let _ = self.store.del(key).await;
+                self.delete(key).await;
                 return (Err(TokenError::SessionExpired), Notice::Ended);
             }
             Ok(Err(Some(e))) => {
@@ -332,6 +378,7 @@ impl TokenCare {
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
         match self.store.compare_and_swap(key, &raw, &sealed, new.ttl()).await {
             Ok(true) => {
+                self.cache.announce(&[key]).await;
                 self.count("success");
                 (Ok(new.access_token), Notice::Done)
             }
@@ -343,14 +390,14 @@ impl TokenCare {
                 // Someone replaced or deleted the record meanwhile; our rotated pair cannot be
                 // kept consistently, so the session ends rather than risk a reuse.
                 self.count("store_error");
-                let _ = self.store.del(key).await;
+                self.delete(key).await;
                 (Err(TokenError::SessionExpired), Notice::Ended)
             }
             Err(e) => {
                 tracing::warn!(error = %e, rotated, "refreshed tokens could not be stored");
                 self.count("store_error");
                 if rotated {
-                    let _ = self.store.del(key).await;
+                    self.delete(key).await;
                     (Err(TokenError::SessionExpired), Notice::Ended)
                 } else {
                     (Ok(new.access_token), Notice::Done)

@@ -80,6 +80,7 @@ impl Application {
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
         })
+        .tcp_nodelay(true)
         .listen(listener)
         .map_err(other)?
         .run();
