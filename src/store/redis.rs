@@ -174,6 +174,7 @@ impl RedisStore {
             let (slot, conn) = connections.get(&self.inner.bus).await?;
             match f(conn).await {
                 Ok(v) => Ok(v),
+                Err(e) if e.is_timeout() => Err(StoreError::Timeout),
                 Err(e) => {
                     if e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error() {
                         connections.discard(slot).await;
