@@ -12,11 +12,11 @@
 //! refresh token is never used again: the session ends (401 `session_expired`).
 
 use super::metrics::BffMetrics;
-use super::near_cache::{NearCache, Ticket};
+use super::near_cache::NearCache;
 use super::provider::Provider;
 use super::refresh_lock::{Notice, RefreshLock, Wake};
 use super::state::Keys;
-pub use super::token_record::TokenRecord;
+pub use super::token_record::{CachedTokens, TokenRecord, cache_tokens, open_tokens};
 use crate::config::Secret;
 use crate::oidc::{ClientCredentials, client};
 use crate::store::{Store, StoreError};
@@ -27,30 +27,6 @@ use std::time::{Duration, Instant};
 /// Store key of the token record of the session with `handle`.
 pub fn tokens_key(keys: &Keys, handle: &str) -> String {
     format!("tokens:{}", keys.hash_id(handle))
-}
-
-/// A token record as the near cache keeps it: the stored bytes and what they open to.
-pub type CachedTokens = (Vec<u8>, TokenRecord);
-
-/// Opens the sealed token record stored under `key`.
-pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<TokenRecord> {
-    let plain = keys.sealer.open(key.as_bytes(), raw).ok()?;
-    serde_json::from_slice::<TokenRecord>(&plain).ok()
-}
-
-/// Opens `raw` (read under `ticket`) and keeps it in `cache` until the session's end.
-pub fn cache_tokens(
-    cache: &NearCache,
-    keys: &Keys,
-    key: &str,
-    ticket: Option<Ticket>,
-    raw: Vec<u8>,
-) -> Option<Arc<CachedTokens>> {
-    let record = open_tokens(keys, key, &raw)?;
-    let expires_at = record.session_expires_at;
-    let cached = Arc::new((raw, record));
-    cache.fill(key, ticket, cached.clone(), expires_at);
-    Some(cached)
 }
 
 /// Why no usable access token could be had.
