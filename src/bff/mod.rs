@@ -98,8 +98,8 @@ impl Application {
             creds.clone(),
             tokens::RefreshTiming::from_config(&config),
             metrics.clone(),
-            cache.clone(),
-        );
+        )
+        .with_near_cache(cache.clone());
         let registry = web::Data::new(metrics.registry.clone());
         let idle = config.session.idle_timeout_secs;
         let session_store = session_store::BffSessionStore::new(store.clone(), keys.clone(), cache);

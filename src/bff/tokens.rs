@@ -122,7 +122,6 @@ impl TokenCare {
         creds: ClientCredentials,
         timing: RefreshTiming,
         metrics: Arc<BffMetrics>,
-        cache: NearCache,
     ) -> Self {
         let lock = RefreshLock::new(store.clone(), timing.lock_ttl, timing.wait);
         Self {
@@ -135,8 +134,14 @@ impl TokenCare {
             locks: Arc::default(),
             lock,
             metrics,
-            cache,
+            cache: NearCache::disabled(),
         }
+    }
+
+    /// Keeps token records read on the hot path in `cache` (announcing every write to it).
+    pub fn with_near_cache(mut self, cache: NearCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     fn key(&self, handle: &Secret) -> String {
