@@ -11,7 +11,6 @@ use super::rate_limit::LoginLimiter;
 use super::state::AppState;
 use super::users::{self, Password, UserError, Username};
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 const GENERIC_FAILURE: &str = "Incorrect username or password.";
@@ -26,12 +25,7 @@ impl From<UserError> for PageError {
 }
 
 fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !super::params::is_form(req) {
         return Err(PageError::BadRequest("Please submit the form."));
     }
     Params::parse(body).map_err(|_| PageError::BadRequest("A form field is repeated."))

@@ -6,17 +6,11 @@ use super::grants::{Grant, RefreshToken};
 use super::params::Params;
 use super::state::AppState;
 use super::tokens::{self, Subject};
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 /// Parses a form-encoded back-channel request body.
 pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !super::params::is_form(req) {
         return Err(OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded"));
     }
     Params::parse(body).map_err(|_| OAuthError::InvalidRequest("a parameter is repeated"))
