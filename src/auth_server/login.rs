@@ -25,7 +25,7 @@ impl From<UserError> for PageError {
 }
 
 fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
-    if !super::params::is_form(req) {
+    if !crate::web::is_form(req) {
         return Err(PageError::BadRequest("Please submit the form."));
     }
     Params::parse(body).map_err(|_| PageError::BadRequest("A form field is repeated."))

@@ -2,18 +2,7 @@
 //! most once: RFC 6749 §3.1 forbids repeated parameters, and a repeated one is a classic way
 //! to make two parsers disagree.
 
-use actix_web::HttpRequest;
-use actix_web::http::header::CONTENT_TYPE;
 use std::collections::HashMap;
-
-/// True when the request declares an `application/x-www-form-urlencoded` body: the only body
-/// type the token, revocation and login endpoints read.
-pub fn is_form(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
-}
 
 /// A parameter occurred more than once.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 /// Parses a form-encoded back-channel request body.
 pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    if !super::params::is_form(req) {
+    if !crate::web::is_form(req) {
         return Err(OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded"));
     }
     Params::parse(body).map_err(|_| OAuthError::InvalidRequest("a parameter is repeated"))
