@@ -75,7 +75,10 @@ impl UpstreamPath {
         let segments: Vec<&str> = decoded[1..].split('/').collect();
         let last = segments.len() - 1;
         for (i, seg) in segments.iter().enumerate() {
-            if *seg == "." || *seg == ".." || (seg.is_empty() && i != last) {
+            // Servlet containers (Tomcat, Jetty) drop `;params` before resolving dot segments,
+            // so `..;` climbs out of the route's base just like `..` does.
+            let name = seg.split(';').next().unwrap_or(seg);
+            if name == "." || name == ".." || (seg.is_empty() && i != last) {
                 return Err(PathError::NotNormal);
             }
         }
@@ -143,10 +146,13 @@ mod tests {
             "/%252e%252e/x",
             "/..",
             "/a/%2e",
+            "/..;/admin",
+            "/.;x/admin",
+            "/%2e%2e;jsessionid=1/x",
         ] {
             assert_eq!(UpstreamPath::parse(bad), Err(PathError::NotNormal), "{bad}");
         }
-        for ok in ["", "/", "/notes", "/notes/7", "/notes/", "/a%20b"] {
+        for ok in ["", "/", "/notes", "/notes/7", "/notes/", "/a%20b", "/notes;v=1", "/...;x"] {
             assert!(UpstreamPath::parse(ok).is_ok(), "{ok}");
         }
     }
