@@ -511,6 +511,7 @@ async fn content_length_with_transfer_encoding_is_refused_and_smuggles_nothing()
     let host = raw_http::authority(&stack.stack.bff_url);
     let smuggled =
         format!("GET /echo/smuggled HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nX-CSRF: 1\r\n\r\n");
+    // The HTTP layer itself refuses ambiguous framing (a bare 400, before any handler runs).
     // CL.TE: a front end trusting Content-Length passes the smuggled request on as body.
     let cl_te = format!(
         "POST /echo/x HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nX-CSRF: 1\r\nContent-Type: application/json\r\n\
@@ -525,9 +526,8 @@ async fn content_length_with_transfer_encoding_is_refused_and_smuggles_nothing()
     );
     for request in [cl_te, te_cl] {
         let responses = raw_http::exchange(&stack.stack.bff_url, request.as_bytes()).await;
-        assert!(!responses.is_empty());
-        assert_eq!(responses[0].status, 400, "{}", responses[0].text());
-        assert!(responses.iter().all(|r| r.status < 500), "{responses:?}");
+        let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, vec![400], "one refusal, no second (smuggled) answer: {responses:?}");
     }
     let seen = stack.echo.seen();
     assert!(
@@ -569,20 +569,11 @@ async fn obfuscated_transfer_encoding_and_conflicting_lengths_smuggle_nothing() 
     ];
     for request in &cases {
         let responses = raw_http::exchange(&stack.stack.bff_url, request.as_bytes()).await;
-        assert!(!responses.is_empty(), "no answer to {request:?}");
-        assert!(responses.iter().all(|r| r.status < 500), "{request:?}: {responses:?}");
+        let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, vec![400], "one refusal and nothing after it: {request:?}");
     }
     let seen = stack.echo.seen();
-    assert!(
-        seen.iter().all(|s| !s.target.contains("smuggled")),
-        "a smuggled request reached the upstream: {seen:?}"
-    );
-    for s in &seen {
-        assert!(
-            s.all("content-length").len() + s.all("transfer-encoding").len() <= 1,
-            "ambiguous framing upstream: {s:?}"
-        );
-    }
+    assert!(seen.is_empty(), "an ambiguously framed request reached the upstream: {seen:?}");
     stack.assert_session_alive(&browser).await;
 }
 
