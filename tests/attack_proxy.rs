@@ -12,6 +12,7 @@
 //! | #11 missing or wrong `X-CSRF` with a live session: upstream never called | [`a_logged_in_call_without_a_valid_x_csrf_never_reaches_the_upstream`] |
 //! | #11 form token | `bff_flow::the_server_rendered_page_lists_adds_notes_and_logs_out_by_form`, [`a_form_post_without_the_right_token_adds_nothing`] |
 //! | #12 no `Access-Control-Allow-*` for a foreign origin | [`a_foreign_origin_never_gets_access_control_headers_on_any_route_or_method`] |
+//! | #12 … not even an upstream's own `*` with credentials | [`an_upstreams_own_cors_headers_never_reach_the_browser`] |
 //! | #13 `Sec-Fetch-Site: cross-site`, foreign / `null` / look-alike `Origin` (no session) | `bff_edges::cross_site_unsafe_requests_are_refused_with_exact_origin_comparison` |
 //! | #13 … with a live session: nothing changes | [`cross_site_unsafe_requests_with_a_live_session_are_refused_and_change_nothing`] |
 //! | #13 a second, foreign `Origin` header | [`a_request_with_two_origin_headers_one_foreign_is_refused`] |
@@ -232,6 +233,21 @@ async fn a_foreign_origin_never_gets_access_control_headers_on_any_route_or_meth
     }
     assert!(stack.echo.seen().iter().all(|s| s.method != "OPTIONS"), "no preflight reached the upstream");
     stack.assert_session_alive(&browser).await;
+}
+
+#[tokio::test]
+async fn an_upstreams_own_cors_headers_never_reach_the_browser() {
+    let stack = stack().await;
+    let browser = stack.login().await;
+    let req = browser
+        .request(Method::GET, &stack.bff("/echo/cors"))
+        .header("X-CSRF", "1")
+        .header("Origin", "http://evil.example");
+    let page = browser.send(req).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.json()["cors"], "permissive", "the upstream answered");
+    assert_no_cors(&page);
+    assert!(page.header("access-control-expose-headers").is_none());
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! read afterwards (to prove a refused request never reached it). A real API cannot report the
 //! headers it received, hence this small stand-in behind a route of its own.
 //!
-//! `/status/{code}` answers that status (401 with `WWW-Authenticate: Bearer error="invalid_token"`
+//! `/cors` answers with a permissive CORS policy of its own. `/status/{code}` answers that status (401 with `WWW-Authenticate: Bearer error="invalid_token"`
 //! is avoided on purpose: 401 here carries `error="insufficient_user_authentication"` so the BFF
 //! passes it through instead of refreshing); any other path echoes.
 
@@ -86,6 +86,16 @@ impl EchoUpstream {
                             ));
                         }
                         return res.json(json!({ "error": format!("upstream_{code}") }));
+                    }
+                    if req.path() == "/cors" {
+                        // A permissive upstream: its CORS policy must not become the BFF's.
+                        return HttpResponse::Ok()
+                            .insert_header(("Access-Control-Allow-Origin", "*"))
+                            .insert_header(("Access-Control-Allow-Credentials", "true"))
+                            .insert_header(("Access-Control-Allow-Methods", "GET, POST, DELETE"))
+                            .insert_header(("Access-Control-Allow-Headers", "x-csrf, content-type"))
+                            .insert_header(("Access-Control-Expose-Headers", "*"))
+                            .json(json!({ "cors": "permissive" }));
                     }
                     let shown_headers: Vec<Value> =
                         headers.iter().map(|(n, v)| json!([n, shown(n, v)])).collect();
