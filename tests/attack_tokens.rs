@@ -43,6 +43,7 @@
 //! | RFC 9700: `redirect_uri` mismatch at the token endpoint | `auth_server::a_wrong_verifier_or_redirect_uri_at_the_token_endpoint_is_refused`, [`a_code_redeemed_without_its_redirect_uri_is_refused`] |
 //! | RFC 9700: `redirect_uri` not an exact match at authorize | `auth_server::an_unregistered_redirect_uri_or_client_gets_an_error_page_and_no_redirect`, [`redirect_uris_that_are_not_an_exact_match_get_an_error_page_and_no_redirect`] |
 //! | token-type confusion at the token endpoint | [`a_refresh_token_used_as_a_code_or_a_code_as_a_refresh_token_is_refused`] |
+//! | login CSRF at the provider (CSRF-CS "login forms"): a cross-site sign-in or sign-up | [`a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in`] |
 
 mod common;
 
@@ -703,4 +704,66 @@ async fn revocation_with_a_wrong_secret_is_refused_and_a_wrong_hint_still_revoke
     assert_eq!(res.status(), 200);
     assert_eq!(provider_grants(&stack), 0, "the grant is gone");
     assert_oauth_error(&refresh(&stack, &rt).await, 400, "invalid_grant", "revoked");
+}
+
+/// The provider's login page for a fresh authorization request of the BFF client: its hidden
+/// `request` id.
+async fn pending_request_id(stack: &Stack) -> String {
+    let (_, challenge) = pkce_pair();
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
+        stack.auth_url,
+        urlencode(&redirect_uri(stack)),
+    );
+    let page = Browser::new().get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.inputs().into_iter().find(|(n, _)| n == "request").expect("request id").1
+}
+
+#[tokio::test]
+async fn a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in() {
+    // An attacker's page posts the attacker's credentials (and an authorization request the
+    // attacker started) from the victim's browser: the victim would be signed in to the
+    // provider as the attacker, and every later login there would be the attacker's.
+    let stack = auth_server(|c| c).await;
+    let attacker = common::OTHER_USER;
+    for (name, value) in [
+        ("Origin", "http://evil.example".to_string()),
+        ("Origin", "null".to_string()),
+        ("Origin", format!("{}.evil.example", stack.auth_url)),
+        ("Sec-Fetch-Site", "cross-site".to_string()),
+    ] {
+        let victim = Browser::new();
+        let request = pending_request_id(&stack).await;
+        let req = victim
+            .request(Method::POST, &format!("{}/login", stack.auth_url))
+            .header(name, value.as_str())
+            .form(&[("request", request.as_str()), ("username", attacker.0), ("password", attacker.1)]);
+        let page = victim.send(req).await;
+        assert_eq!(page.status, 403, "login with {name}: {value}: {}", page.body);
+        assert!(page.header("location").is_none());
+        assert!(victim.cookie("__Host-cloakroom-op").is_none(), "no provider session for the victim");
+        let new_name = format!("mallory-{}", cloakroom::crypto::random_token(4));
+        let req = victim
+            .request(Method::POST, &format!("{}/signup", stack.auth_url))
+            .header(name, value.as_str())
+            .form(&[
+                ("request", request.as_str()),
+                ("username", &new_name),
+                ("password", "mallory-password-1"),
+            ]);
+        let page = victim.send(req).await;
+        assert_eq!(page.status, 403, "signup with {name}: {value}: {}", page.body);
+        assert!(victim.cookie("__Host-cloakroom-op").is_none());
+    }
+    // The control: the same post from the provider's own page signs in.
+    let browser = Browser::new();
+    let request = pending_request_id(&stack).await;
+    let req = browser
+        .request(Method::POST, &format!("{}/login", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("request", request.as_str()), ("username", attacker.0), ("password", attacker.1)]);
+    let page = browser.send(req).await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    assert!(browser.cookie("__Host-cloakroom-op").is_some());
 }
