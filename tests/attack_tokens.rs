@@ -43,6 +43,8 @@
 //! | RFC 9700: `redirect_uri` mismatch at the token endpoint | `auth_server::a_wrong_verifier_or_redirect_uri_at_the_token_endpoint_is_refused`, [`a_code_redeemed_without_its_redirect_uri_is_refused`] |
 //! | RFC 9700: `redirect_uri` not an exact match at authorize | `auth_server::an_unregistered_redirect_uri_or_client_gets_an_error_page_and_no_redirect`, [`redirect_uris_that_are_not_an_exact_match_get_an_error_page_and_no_redirect`] |
 //! | token-type confusion at the token endpoint | [`a_refresh_token_used_as_a_code_or_a_code_as_a_refresh_token_is_refused`] |
+//! | RFC 9700 2.1.2 / 2.4: implicit and hybrid flows, password and client-credentials grants | [`implicit_and_hybrid_flows_are_refused_and_no_token_lands_in_a_url`], [`the_password_and_client_credentials_grants_are_unsupported`] |
+//! | SSRF: `request_uri` / `jwks_uri`-style URLs in an authorization request are never fetched | [`urls_in_an_authorization_request_are_never_fetched`] |
 //! | login CSRF at the provider (CSRF-CS "login forms"): a cross-site sign-in or sign-up | [`a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in`] |
 
 mod common;
@@ -766,4 +768,82 @@ async fn a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in
     let page = browser.send(req).await;
     assert_eq!(page.status, 302, "{}", page.body);
     assert!(browser.cookie("__Host-cloakroom-op").is_some());
+}
+
+fn authorize_url(stack: &Stack, extra: &str) -> String {
+    let (_, challenge) = pkce_pair();
+    format!(
+        "{}/authorize?client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256{extra}",
+        stack.auth_url,
+        urlencode(&redirect_uri(stack)),
+    )
+}
+
+#[tokio::test]
+async fn implicit_and_hybrid_flows_are_refused_and_no_token_lands_in_a_url() {
+    let stack = auth_server(|c| c).await;
+    for response_type in ["token", "id_token", "id_token token", "code id_token", "code token", "none", ""] {
+        let browser = Browser::new();
+        let page = browser
+            .get(&authorize_url(&stack, &format!("&response_type={}", urlencode(response_type))))
+            .await;
+        // Either an error page, or an error redirect to the registered client: never a login
+        // that would end in a token in a URL.
+        match page.status.as_u16() {
+            400 => assert!(page.header("location").is_none()),
+            302 => {
+                let loc = page.location().unwrap();
+                assert!(loc.starts_with(&redirect_uri(&stack)), "{response_type:?}: {loc}");
+                assert!(query_param(&loc, "error").is_some(), "{response_type:?}: {loc}");
+                assert!(
+                    !loc.contains("access_token") && !loc.contains("id_token=") && !loc.contains('#'),
+                    "{loc}"
+                );
+            }
+            other => panic!("{response_type:?}: {other}: {}", page.body),
+        }
+        assert!(
+            !contains_jwt(&page.body) && page.inputs().iter().all(|(n, _)| n != "password"),
+            "{response_type:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_password_and_client_credentials_grants_are_unsupported() {
+    let stack = auth_server(|c| c).await;
+    for form in [
+        vec![("grant_type", "password"), ("username", USER.0), ("password", USER.1), ("scope", "openid")],
+        vec![("grant_type", "client_credentials"), ("scope", "notes")],
+        vec![("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", "x")],
+        vec![("grant_type", "implicit")],
+    ] {
+        let answer = token_request(&stack, &form).await;
+        assert_oauth_error(&answer, 400, "unsupported_grant_type", form[0].1);
+    }
+}
+
+#[tokio::test]
+async fn urls_in_an_authorization_request_are_never_fetched() {
+    let stack = auth_server(|c| c).await;
+    let target = common::echo_upstream::EchoUpstream::start();
+    let browser = Browser::new();
+    for extra in [
+        format!("&request_uri={}", urlencode(&format!("{}/request-object", target.url))),
+        format!(
+            "&request={}",
+            urlencode("eyJhbGciOiJub25lIn0.eyJyZWRpcmVjdF91cmkiOiJodHRwOi8vZXZpbC5leGFtcGxlIn0.")
+        ),
+        format!("&jwks_uri={}", urlencode(&format!("{}/jwks", target.url))),
+        format!("&logo_uri={}", urlencode(&format!("{}/logo", target.url))),
+        format!("&sector_identifier_uri={}", urlencode(&format!("{}/sector", target.url))),
+    ] {
+        let page = browser.get(&authorize_url(&stack, &format!("&response_type=code{extra}"))).await;
+        assert!(page.status.as_u16() < 500, "{extra}: {}", page.status);
+        if let Some(loc) = page.location() {
+            assert!(loc.starts_with(&redirect_uri(&stack)), "{extra}: redirected to {loc}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(target.hits(), 0, "the auth server fetched a URL from the request: {:?}", target.seen());
 }

@@ -63,16 +63,12 @@ pub fn with_signature(token: &str, sig: &[u8]) -> String {
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
-/// Signed by a freshly generated key that nobody published, under `kid`.
+/// Signed (ES256) by a freshly generated key that nobody published, under `kid`.
 pub fn foreign_signed(typ: &str, kid: &str, claims: &Value) -> String {
     let foreign = SigningKey::generate().expect("key");
-    let token = foreign.sign(typ, claims).expect("sign");
-    let (mut header, _) = parts(&token);
-    header["kid"] = Value::String(kid.to_string());
-    // Re-sign over the new header with the foreign key.
     let key = jsonwebtoken::EncodingKey::from_ec_pem(foreign.to_pem().as_bytes()).expect("pem");
-    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    h.kid = Some(kid.to_string());
-    h.typ = Some(typ.to_string());
-    jsonwebtoken::encode(&h, claims, &key).expect("encode")
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.to_string());
+    header.typ = Some(typ.to_string());
+    jsonwebtoken::encode(&header, claims, &key).expect("encode")
 }
