@@ -28,6 +28,7 @@
 //! | smuggling: `Content-Length` + `Transfer-Encoding` | [`content_length_with_transfer_encoding_is_refused_and_smuggles_nothing`] |
 //! | smuggling: obfuscated `Transfer-Encoding`, conflicting `Content-Length` | [`obfuscated_transfer_encoding_and_conflicting_lengths_smuggle_nothing`] |
 //! | body over the limit → 413 | `bff_edges::a_body_over_the_limit_is_refused_with_413`, `bff_flow::a_streamed_body_crossing_the_limit_is_cut_off_with_413`, [`a_declared_body_over_the_limit_never_reaches_the_upstream`] |
+//! | #3 / #17 `TRACE`, `TRACK`, `CONNECT` never proxied (a reflecting upstream would show the token) | [`trace_track_and_connect_are_never_proxied`] |
 //! | #19 API routes answer JSON 401/403, never a redirect | [`api_routes_answer_json_never_a_redirect_even_to_page_navigations`] |
 //! | #19 upstream 401/403 pass through | `bff_flow::an_upstream_invalid_token_answer_is_refreshed_and_retried_once`, [`upstream_401_and_403_pass_through_and_keep_the_session`], [`the_resource_servers_insufficient_scope_passes_through_and_keeps_the_session`] |
 
@@ -677,5 +678,23 @@ async fn the_resource_servers_insufficient_scope_passes_through_and_keeps_the_se
     assert_eq!(page.json()["error"], "insufficient_scope");
     assert!(page.header("www-authenticate").is_some_and(|w| w.contains("insufficient_scope")));
     assert_session_cookie_untouched(&page);
+    stack.assert_session_alive(&browser).await;
+}
+
+#[tokio::test]
+async fn trace_track_and_connect_are_never_proxied() {
+    let stack = stack().await;
+    let browser = stack.login().await;
+    for method in ["TRACE", "TRACK", "trace", "CONNECT"] {
+        let res = raw_with_session(&stack, &browser, method, "/echo/x", &[], b"").await;
+        if method == "CONNECT" {
+            // Refused by the HTTP layer or by the proxy, whichever sees it first.
+            assert!(matches!(res.status, 400 | 405), "{method}: {} {}", res.status, res.text());
+        } else {
+            assert_raw_error(&res, 405, "method_not_allowed", method);
+        }
+        assert!(!common::attack::contains_jwt(&res.text()), "{method} reflected the access token");
+    }
+    assert_eq!(stack.echo.hits(), 0, "{:?}", stack.echo.seen());
     stack.assert_session_alive(&browser).await;
 }

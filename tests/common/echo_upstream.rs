@@ -3,6 +3,7 @@
 //! read afterwards (to prove a refused request never reached it). A real API cannot report the
 //! headers it received, hence this small stand-in behind a route of its own.
 //!
+//! `TRACE` is answered as a server with TRACE enabled does (the request reflected verbatim).
 //! `/cors` answers with a permissive CORS policy of its own. `/status/{code}` answers that status (401 with `WWW-Authenticate: Bearer error="invalid_token"`
 //! is avoided on purpose: 401 here carries `error="insufficient_user_authentication"` so the BFF
 //! passes it through instead of refreshing); any other path echoes.
@@ -86,6 +87,14 @@ impl EchoUpstream {
                             ));
                         }
                         return res.json(json!({ "error": format!("upstream_{code}") }));
+                    }
+                    if req.method().as_str() == "TRACE" {
+                        // What a server with TRACE enabled does (RFC 9110 §9.3.8): the request
+                        // comes back as it arrived, credentials included.
+                        let echoed: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+                        return HttpResponse::Ok()
+                            .content_type("message/http")
+                            .body(format!("TRACE {} HTTP/1.1\r\n{echoed}\r\n", seen.target));
                     }
                     if req.path() == "/cors" {
                         // A permissive upstream: its CORS policy must not become the BFF's.
