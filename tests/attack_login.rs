@@ -28,6 +28,7 @@
 //! | #16 `returnTo`: `//`, `/\`, `/%2f%2f`, `/%5c`, tab, `/%09/x`, CR/LF, `javascript:`, absolute | `bff_edges::login_refuses_return_targets_that_are_not_local_paths` |
 //! | #16 `returnTo`: other spellings, schemes, look-alike hosts, repeats | [`return_targets_that_leave_the_origin_are_refused_in_every_other_spelling`] |
 //! | #16 what is accepted lands on our own origin | [`accepted_return_targets_always_land_on_the_bffs_own_origin`] |
+//! | #16 non-ASCII targets: refused or percent-encoded, never a 500 | [`a_non_ascii_return_target_never_breaks_the_callback`] |
 //! | #16 post-logout target | [`logout_ignores_any_redirect_target_the_request_brings`], `auth_server::end_session_redirects_only_to_registered_uris_and_ends_the_login` |
 
 mod common;
@@ -531,4 +532,27 @@ async fn an_access_token_in_place_of_the_id_token_is_refused_tampering_tap() {
 async fn a_token_response_without_an_id_token_is_refused_tampering_tap() {
     let (stack, page) = login_through_tap(|_| Arc::new(|_| None)).await;
     assert_refused_callback(&stack, &page);
+}
+
+#[tokio::test]
+async fn a_non_ascii_return_target_never_breaks_the_callback() {
+    let stack = AttackStack::start(|c| c).await;
+    let browser = Browser::new();
+    let origin = url::Url::parse(&stack.stack.bff_url).unwrap().origin();
+    for target in
+        ["/caf\u{e9}", "/\u{ff0f}\u{ff0f}evil.example", "/\u{2215}\u{2215}evil.example", "/\u{202e}x"]
+    {
+        let page = browser.get(&stack.bff(&format!("/bff/login?returnTo={}", urlencode(target)))).await;
+        if page.status == 400 {
+            assert_error(&page, 400, "invalid_request");
+            continue;
+        }
+        assert_eq!(page.status, 302, "{target}: {}", page.body);
+        let callback = provider_round_trip(&stack, &browser, &page).await;
+        let page = browser.get(&callback).await;
+        assert_eq!(page.status, 302, "{target:?}: {}", page.body);
+        assert!(page.headers["location"].to_str().is_ok(), "{target:?}: a Location of visible ASCII only");
+        let landed = url::Url::parse(&page.location().unwrap()).unwrap();
+        assert_eq!(landed.origin(), origin, "{target:?} left the origin: {landed}");
+    }
 }
