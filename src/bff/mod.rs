@@ -102,7 +102,8 @@ impl Application {
         .with_near_cache(cache.clone());
         let registry = web::Data::new(metrics.registry.clone());
         let idle = config.session.idle_timeout_secs;
-        let session_store = session_store::BffSessionStore::new(store.clone(), keys.clone(), cache);
+        let session_store =
+            session_store::BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let bcl = web::Data::new(
             backchannel::Backchannel::new(session_store.clone(), &metrics.registry).map_err(other)?,
         );

@@ -67,9 +67,15 @@ pub struct BffSessionStore {
 }
 
 impl BffSessionStore {
-    /// A session store over `store`, keeping what it reads in `cache`.
-    pub fn new(store: Store, keys: Keys, cache: NearCache) -> Self {
-        Self { store, keys, cache }
+    /// A session store over `store` (without a near cache).
+    pub fn new(store: Store, keys: Keys) -> Self {
+        Self { store, keys, cache: NearCache::disabled() }
+    }
+
+    /// Keeps what the session middleware reads in `cache` (announcing every write to it).
+    pub fn with_near_cache(mut self, cache: NearCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Store key of the session with the (already hashed) id.
