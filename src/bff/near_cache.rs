@@ -98,6 +98,11 @@ impl NearCache {
         if capacity == 0 || matches!(store, Store::Memory(_)) {
             return Self::disabled();
         }
+        Self::listening(store, capacity, lookups)
+    }
+
+    /// A cache over any store, the in-process one included (unit tests).
+    fn listening(store: &Store, capacity: usize, lookups: &IntCounterVec) -> Self {
         let bus = store.events().clone();
         // Subscribed before the first lookup can happen: no message is missed in between.
         let rx = bus.subscribe();
@@ -268,5 +273,92 @@ async fn listen(cache: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<Eve
             Ok(Event::Lost) | Err(RecvError::Lagged(_)) => cache.flush(),
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(capacity: usize) -> NearCache {
+        cache_on(&Store::memory("t"), capacity)
+    }
+
+    fn cache_on(store: &Store, capacity: usize) -> NearCache {
+        let lookups = IntCounterVec::new(prometheus::Opts::new("l", "l"), &["outcome"]).unwrap();
+        NearCache::listening(store, capacity, &lookups)
+    }
+
+    fn later() -> i64 {
+        crate::clock::now() + 600
+    }
+
+    #[tokio::test]
+    async fn a_filled_value_is_served_until_it_is_forgotten() {
+        let c = cache(10);
+        let t = c.begin("k");
+        c.fill("k", t, Arc::new(7u32), later());
+        assert_eq!(c.get::<u32>("k").as_deref(), Some(&7));
+        c.forget(&["k"]);
+        assert_eq!(c.get::<u32>("k"), None);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_an_invalidation_is_never_kept() {
+        let c = cache(10);
+        let stale = c.begin("k");
+        c.forget(&["k"]);
+        c.fill("k", stale, Arc::new(1u32), later());
+        assert_eq!(c.get::<u32>("k"), None, "a deleted record must not come back");
+    }
+
+    #[tokio::test]
+    async fn of_two_overlapping_reads_only_the_later_one_is_kept() {
+        let c = cache(10);
+        let first = c.begin("k");
+        let second = c.begin("k");
+        c.fill("k", second, Arc::new(2u32), later());
+        c.fill("k", first, Arc::new(1u32), later());
+        assert_eq!(c.get::<u32>("k").as_deref(), Some(&2));
+    }
+
+    #[tokio::test]
+    async fn a_record_past_its_own_expiry_is_not_served() {
+        let c = cache(10);
+        let t = c.begin("gone");
+        c.fill("gone", t, Arc::new(1u32), crate::clock::now() - 1);
+        assert_eq!(c.get::<u32>("gone"), None);
+    }
+
+    #[tokio::test]
+    async fn a_key_announced_by_one_instance_is_forgotten_by_another() {
+        let store = Store::memory("t");
+        let (here, there) = (cache_on(&store, 10), cache_on(&store, 10));
+        let t = there.begin("a");
+        there.fill("a", t, Arc::new(1u32), later());
+        assert!(there.get::<u32>("a").is_some());
+
+        here.announce(&["b", "a"]).await;
+
+        for _ in 0..100 {
+            if there.get::<u32>("a").is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the other instance still serves the announced key");
+    }
+
+    #[tokio::test]
+    async fn the_cache_never_holds_more_than_its_capacity() {
+        let c = cache(16);
+        for i in 0..100 {
+            let key = format!("k{i}");
+            let t = c.begin(&key);
+            c.fill(&key, t, Arc::new(i), later());
+        }
+        let held = c.inner.as_ref().map(|i| lock(&i.slots).len()).unwrap_or(0);
+        assert!(held <= 16, "{held}");
+        assert_eq!(c.get::<i32>("k99").as_deref(), Some(&99), "the newest entry is kept");
     }
 }
