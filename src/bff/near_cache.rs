@@ -25,7 +25,7 @@ use prometheus::{IntCounter, IntCounterVec};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -50,7 +50,8 @@ struct Inner {
     store: Store,
     bus: EventBus,
     capacity: usize,
-    slots: Mutex<HashMap<String, Slot>>,
+    /// Read-locked on the hot path (lookups), write-locked by reads that miss and by invalidations.
+    slots: RwLock<HashMap<String, Slot>>,
     /// Session key → its token record's key. Immutable for a session's life, so it survives
     /// invalidations and lets a reload fetch both records in one round trip.
     links: Mutex<HashMap<String, String>>,
@@ -66,9 +67,15 @@ impl Drop for Inner {
     }
 }
 
+// The guarded maps stay consistent whatever panicked: every change is one insert or remove.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded maps stay consistent whatever panicked: every change is one insert/remove.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Proof that a read started while the bus was live; hands the result to [`NearCache::fill`].
@@ -112,7 +119,7 @@ impl NearCache {
             store: store.clone(),
             bus,
             capacity,
-            slots: Mutex::default(),
+            slots: RwLock::default(),
             links: Mutex::default(),
             tickets: AtomicU64::new(0),
             listener: Mutex::default(),
@@ -146,7 +153,7 @@ impl NearCache {
         if !EventBus::is_live_generation(generation) {
             return None;
         }
-        let slots = lock(&inner.slots);
+        let slots = read(&inner.slots);
         match slots.get(key)? {
             Slot::Ready { value, expires, generation: g }
                 if *g == generation && *expires > Instant::now() =>
@@ -165,7 +172,7 @@ impl NearCache {
             return None;
         }
         let ticket = inner.tickets.fetch_add(1, Ordering::Relaxed);
-        let mut slots = lock(&inner.slots);
+        let mut slots = write(&inner.slots);
         make_room(&mut slots, inner.capacity);
         slots.insert(key.to_string(), Slot::Loading { ticket });
         Some(Ticket { ticket, generation })
@@ -186,7 +193,7 @@ impl NearCache {
         }
         let left = (expires_at - crate::clock::now()).max(0) as u64;
         let expires = Instant::now() + MAX_AGE.min(Duration::from_secs(left));
-        let mut slots = lock(&inner.slots);
+        let mut slots = write(&inner.slots);
         if let Some(slot) = slots.get_mut(key)
             && matches!(slot, Slot::Loading { ticket: t } if *t == ticket.ticket)
         {
@@ -197,7 +204,7 @@ impl NearCache {
     /// Drops `keys` from this instance's cache (and any read of them under way).
     pub fn forget(&self, keys: &[&str]) {
         let Some(inner) = &self.inner else { return };
-        let mut slots = lock(&inner.slots);
+        let mut slots = write(&inner.slots);
         for key in keys {
             slots.remove(*key);
         }
@@ -235,7 +242,7 @@ impl NearCache {
     /// Forgets everything (a gap on the bus).
     fn flush(&self) {
         if let Some(inner) = &self.inner {
-            lock(&inner.slots).clear();
+            write(&inner.slots).clear();
         }
     }
 }
@@ -357,7 +364,7 @@ mod tests {
             let t = c.begin(&key);
             c.fill(&key, t, Arc::new(i), later());
         }
-        let held = c.inner.as_ref().map(|i| lock(&i.slots).len()).unwrap_or(0);
+        let held = c.inner.as_ref().map(|i| read(&i.slots).len()).unwrap_or(0);
         assert!(held <= 16, "{held}");
         assert_eq!(c.get::<i32>("k99").as_deref(), Some(&99), "the newest entry is kept");
     }
