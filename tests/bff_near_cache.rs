@@ -145,6 +145,17 @@ fn pubsub_clients(redis: &RedisServer) -> usize {
     list.lines().filter(|l| !l.trim().is_empty()).count()
 }
 
+/// Waits until `instances` event-bus subscriptions are in place.
+async fn wait_subscribed(redis: &RedisServer, instances: usize) {
+    let since = Instant::now();
+    while pubsub_clients(redis) < instances {
+        assert!(since.elapsed() < Duration::from_secs(5), "the event bus never (re)subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Subscribed at the server; give the instance a moment to take note.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 /// Kills every pub/sub connection (the instances' event-bus subscriptions).
 fn kill_pubsub(redis: &RedisServer) {
     let client = redis::Client::open(redis.url()).unwrap();
@@ -274,12 +285,7 @@ async fn proxied_requests_in_steady_state_make_no_redis_command_and_a_miss_makes
     // A gap on the event bus flushes the cache; once subscribed again, the next request
     // reads the session and its tokens in one round trip.
     kill_pubsub(&redis);
-    let since = Instant::now();
-    while pubsub_clients(&redis) == 0 {
-        assert!(since.elapsed() < Duration::from_secs(5), "the event bus never resubscribed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_subscribed(&redis, 1).await;
     // The command connection is reopened after a bus gap; open it before counting.
     assert!(stack_ping(&stack).await);
     let before = commandstats(&redis);
@@ -287,6 +293,23 @@ async fn proxied_requests_in_steady_state_make_no_redis_command_and_a_miss_makes
     let miss = delta(&before, &commandstats(&redis));
 
     assert_eq!(miss, BTreeMap::from([("mget".to_string(), 1)]), "one round trip for session and tokens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_proxied_request_of_a_session_on_another_instance_makes_one_round_trip() {
+    let redis = RedisServer::start();
+    let stack = stack_on(&redis, |c| c).await;
+    let b = start_second_bff(&stack, |_| {}).await;
+    wait_subscribed(&redis, 2).await;
+    let (_browser, cookie) = logged_in(&stack).await;
+    // The login announced which token record belongs to the new session.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let before = commandstats(&redis);
+    assert_eq!(whoami(&b, &cookie).await.status, 200);
+    let first = delta(&before, &commandstats(&redis));
+
+    assert_eq!(first, BTreeMap::from([("mget".to_string(), 1)]), "session and tokens in one round trip");
 }
 
 /// `/readyz` of the stack's BFF answers (it pings the store).

@@ -32,6 +32,11 @@ use tokio::sync::broadcast::error::RecvError;
 /// Bus channel of invalidations; the payload is the changed store keys, one per line.
 pub const INVALIDATE_CHANNEL: &str = "near-cache-invalidate";
 
+/// Bus channel announcing which token record belongs to a new session:
+/// `{session key}\n{token record key}` (store keys, hashes only). A hint: a wrong link costs
+/// one useless read, since every record is looked up under the key its own session derives.
+pub const LINK_CHANNEL: &str = "near-cache-link";
+
 /// Longest an entry is served without being read again.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 
@@ -239,6 +244,17 @@ impl NearCache {
         links.insert(session_key.to_string(), tokens_key);
     }
 
+    /// Tells every instance which token record belongs to the new session at `session_key`,
+    /// so that even its first request there reads both in one round trip.
+    pub async fn announce_link(&self, session_key: &str, tokens_key: String) {
+        let Some(inner) = &self.inner else { return };
+        let payload = format!("{session_key}\n{tokens_key}");
+        self.set_link(session_key, tokens_key);
+        if let Err(e) = inner.store.publish(LINK_CHANNEL, payload.as_bytes()).await {
+            tracing::warn!(error = %e, "a near-cache link could not be announced");
+        }
+    }
+
     /// Forgets everything (a gap on the bus).
     fn flush(&self) {
         if let Some(inner) = &self.inner {
@@ -275,6 +291,11 @@ async fn listen(cache: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<Eve
                 let text = String::from_utf8_lossy(&payload);
                 let keys: Vec<&str> = text.split('\n').collect();
                 cache.forget(&keys);
+            }
+            Ok(Event::Message { channel, payload }) if channel == LINK_CHANNEL => {
+                if let Some((session, tokens)) = String::from_utf8_lossy(&payload).split_once('\n') {
+                    cache.set_link(session, tokens.to_string());
+                }
             }
             Ok(Event::Message { .. }) => {}
             Ok(Event::Lost) | Err(RecvError::Lagged(_)) => cache.flush(),

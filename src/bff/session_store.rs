@@ -214,7 +214,7 @@ impl SessionStore for BffSessionStore {
             return Err(SaveError::Other(anyhow::anyhow!("session id collision")));
         }
         if let Some(record) = SessionRecord::from_state(&state) {
-            self.cache.set_link(&key, tokens_key(&self.keys, record.handle.expose()));
+            self.cache.announce_link(&key, tokens_key(&self.keys, record.handle.expose())).await;
             let index = async {
                 self.store.index_add(&sub_index_key(&record.sub), &hashed, record.expires_at).await?;
                 if let Some(sid) = &record.sid {
