@@ -80,6 +80,7 @@ impl Application {
             }
         };
         let keys = Keys::derive(&key_list);
+        let shutdown_timeout = config.shutdown_timeout_secs;
         let http = http_client()?;
         let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
         provider.load_in_background();
@@ -158,6 +159,7 @@ impl Application {
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
         })
+        .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(other)?
         .run();

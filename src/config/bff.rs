@@ -9,6 +9,9 @@ pub struct BffConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
+    #[serde(default = "super::types::default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
     /// The origin browsers use; the callback is `public_url + "/bff/callback"`.
     #[serde(default = "default_public_url")]
     pub public_url: PublicUrl,

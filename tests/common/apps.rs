@@ -217,3 +217,55 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
     tokio::spawn(rs.run_until_stopped());
     Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
 }
+
+/// An auth server that a test can stop (connections refused) and start again on the same port,
+/// with the same configuration, store and signing key.
+pub struct RestartableAuthServer {
+    cfg: AuthServerConfig,
+    addr: std::net::SocketAddr,
+    handle: std::sync::Mutex<Option<actix_web::dev::ServerHandle>>,
+}
+
+impl RestartableAuthServer {
+    async fn start_on(&self, listener: TcpListener) {
+        let app = cloakroom::auth_server::Application::build_with_listener(self.cfg.clone(), listener)
+            .await
+            .expect("auth server starts");
+        *self.handle.lock().unwrap() = Some(app.handle());
+        tokio::spawn(app.run_until_stopped());
+    }
+
+    /// Stops the server at once; its port refuses connections until [`Self::start`].
+    pub async fn stop(&self) {
+        let handle = self.handle.lock().unwrap().take();
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Starts it again on its port.
+    pub async fn start(&self) {
+        let listener = TcpListener::bind(self.addr).expect("rebind the auth server's port");
+        self.start_on(listener).await;
+    }
+}
+
+/// Starts the three programs like [`Stack::start`], with an auth server that can be stopped.
+pub async fn start_with_restartable_auth(cfg: StackConfig) -> (Stack, RestartableAuthServer) {
+    let (auth_cfg, rs_cfg, bff_cfg) = (cfg.auth_config(), cfg.rs_config(), cfg.bff_config());
+    let StackConfig { doc, signing_key, ports, key_file } = cfg;
+    let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+    let auth = RestartableAuthServer {
+        cfg: auth_cfg,
+        addr: ports.auth.local_addr().expect("addr"),
+        handle: std::sync::Mutex::new(None),
+    };
+    auth.start_on(ports.auth).await;
+    let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
+        .await
+        .expect("resource server starts");
+    tokio::spawn(rs.run_until_stopped());
+    let bff = cloakroom::bff::Application::build_with_listener(bff_cfg, ports.bff).await.expect("bff starts");
+    tokio::spawn(bff.run_until_stopped());
+    (Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }, auth)
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod apps;
+pub mod binary;
 pub mod browser;
 pub mod oidc_flow;
 pub mod oidc_provider;
