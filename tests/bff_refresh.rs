@@ -107,12 +107,15 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
 
 /// A reverse proxy in front of the auth server (which is configured with the proxy's URL as
 /// its issuer) that answers refresh-token grants with the queued failures, or delays them.
+/// A hook run once by [`StubProvider`].
+type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
 struct StubProvider {
     url: String,
     failures: Arc<Mutex<VecDeque<u16>>>,
     delay: Arc<Mutex<Duration>>,
     /// Runs once, after the real provider answered a refresh and before that answer is passed on.
-    after_refresh: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    after_refresh: Hook,
 }
 
 async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubProvider {
@@ -120,7 +123,7 @@ async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubP
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let failures: Arc<Mutex<VecDeque<u16>>> = Arc::default();
     let delay: Arc<Mutex<Duration>> = Arc::default();
-    let after_refresh: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>> = Arc::default();
+    let after_refresh: Hook = Arc::default();
     let (f, d, a) = (failures.clone(), delay.clone(), after_refresh.clone());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let server = HttpServer::new(move || {

@@ -82,8 +82,11 @@ async fn on_sigterm_the_bff_refuses_new_connections_finishes_the_request_in_flig
     assert!(signalled.elapsed() < Duration::from_secs(8));
 }
 
-/// `(command, environment, health URL)` for each program on free ports, in-memory stores.
-fn programs() -> Vec<(&'static str, Vec<(String, String)>, String)> {
+/// A command, its environment and its health URL.
+type ProgramSpec = (&'static str, Vec<(String, String)>, String);
+
+/// Each program on free ports, with in-memory stores.
+fn programs() -> Vec<ProgramSpec> {
     let (bff, auth, rs) = (free_port(), free_port(), free_port());
     let listen = |p: u16| format!("127.0.0.1:{p}");
     let issuer = format!("http://127.0.0.1:{auth}");
