@@ -155,13 +155,23 @@ impl TokenCare {
     pub async fn read(&self, handle: &Secret) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
         let key = self.key(handle);
         let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-        let record = self
-            .keys
-            .sealer
-            .open(key.as_bytes(), &raw)
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
-        Ok(record.map(|r| (raw, r)))
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &raw) else {
+            return Ok(None);
+        };
+        let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
+        if old_key {
+            super::session_store::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
+            // The caller compares against what is stored now: read it again.
+            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+            let record = self
+                .keys
+                .sealer
+                .open(key.as_bytes(), &raw)
+                .ok()
+                .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
+            return Ok(record.map(|r| (raw, r)));
+        }
+        Ok(Some((raw, record)))
     }
 
     /// An access token that is not about to expire, refreshing first when due.

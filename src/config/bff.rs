@@ -21,6 +21,10 @@ pub struct BffConfig {
     /// Keys encrypting tokens at rest (required outside `demo`).
     #[serde(default)]
     pub session_key: Option<SessionKeys>,
+    /// Key of the hash that turns session and user ids into store keys; independent of
+    /// `session_key` so that rotating that never moves a record. Unset: a fixed key.
+    #[serde(default)]
+    pub session_id_hash_key: Option<SessionKeys>,
     /// Refresh this long before the access token expires (capped at half its lifetime).
     #[serde(default = "default_refresh_skew")]
     pub refresh_skew_secs: u64,

@@ -221,14 +221,15 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
 /// An auth server that a test can stop (connections refused) and start again on the same port,
 /// with the same configuration, store and signing key.
 pub struct RestartableAuthServer {
-    cfg: AuthServerConfig,
+    cfg: std::sync::Mutex<AuthServerConfig>,
     addr: std::net::SocketAddr,
     handle: std::sync::Mutex<Option<actix_web::dev::ServerHandle>>,
 }
 
 impl RestartableAuthServer {
     async fn start_on(&self, listener: TcpListener) {
-        let app = cloakroom::auth_server::Application::build_with_listener(self.cfg.clone(), listener)
+        let cfg = self.cfg.lock().unwrap().clone();
+        let app = cloakroom::auth_server::Application::build_with_listener(cfg, listener)
             .await
             .expect("auth server starts");
         *self.handle.lock().unwrap() = Some(app.handle());
@@ -241,6 +242,17 @@ impl RestartableAuthServer {
         if let Some(handle) = handle {
             handle.stop(false).await;
         }
+    }
+
+    /// Stops it and starts it again on its port with the `auth_server` section `doc` (a key
+    /// rotation step).
+    pub async fn restart_with(&self, doc: &Value) {
+        self.stop().await;
+        *self.cfg.lock().unwrap() = ConfigSource::from_toml_str("")
+            .set("auth_server", doc)
+            .section("auth_server")
+            .expect("auth config");
+        self.start().await;
     }
 
     /// Starts it again on its port.
@@ -256,7 +268,7 @@ pub async fn start_with_restartable_auth(cfg: StackConfig) -> (Stack, Restartabl
     let StackConfig { doc, signing_key, ports, key_file } = cfg;
     let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
     let auth = RestartableAuthServer {
-        cfg: auth_cfg,
+        cfg: std::sync::Mutex::new(auth_cfg),
         addr: ports.auth.local_addr().expect("addr"),
         handle: std::sync::Mutex::new(None),
     };
