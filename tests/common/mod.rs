@@ -8,6 +8,7 @@ pub mod browser;
 pub mod oidc_flow;
 pub mod oidc_provider;
 pub mod redis;
+pub mod redis_cluster;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};
