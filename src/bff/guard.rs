@@ -30,16 +30,33 @@ enum CookieVerdict {
     Strip,
 }
 
+/// A `Cookie` header as the cookie parser behind this guard reads it (actix-web's
+/// `cookies()`): any UTF-8, not only visible ASCII. A header that is not UTF-8 makes that
+/// parser drop every cookie, so it can carry no session either.
+fn header_text(value: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
+}
+
+/// True when `raw_name` reads as the session cookie's name once trimmed and percent-decoded,
+/// as the cookie parser reads names. Only the exact name counts as the session cookie; an
+/// encoded one (`%5F_Host-cloakroom`, settable from a sibling domain, unlike a `__Host-`
+/// cookie) must never stand in for it.
+fn reads_as_session_name(raw_name: &str) -> bool {
+    percent_encoding::percent_decode_str(raw_name.trim()).decode_utf8().is_ok_and(|n| n == SESSION_COOKIE)
+}
+
+fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
 fn inspect(req: &ServiceRequest) -> CookieVerdict {
     let mut count = 0;
     let mut malformed = false;
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = value.to_str() else { continue };
-        for pair in s.split(';') {
-            let (name, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-            if name == SESSION_COOKIE {
+    for s in req.headers().get_all(header::COOKIE).filter_map(header_text) {
+        for (name, v) in pairs(s) {
+            if reads_as_session_name(name) {
                 count += 1;
-                malformed |= !well_formed_value(v);
+                malformed |= name != SESSION_COOKIE || !well_formed_value(v);
             }
         }
     }
@@ -52,18 +69,17 @@ fn inspect(req: &ServiceRequest) -> CookieVerdict {
 
 fn strip_session_cookie(req: &mut ServiceRequest) {
     let mut kept = Vec::new();
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = value.to_str() else { continue };
+    for s in req.headers().get_all(header::COOKIE).filter_map(header_text) {
         kept.extend(
             s.split(';')
                 .map(str::trim)
-                .filter(|p| p.split('=').next() != Some(SESSION_COOKIE))
+                .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
                 .map(str::to_owned),
         );
     }
     let headers = req.headers_mut();
     headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    if let Ok(v) = HeaderValue::from_bytes(kept.join("; ").as_bytes())
         && !kept.is_empty()
     {
         headers.insert(header::COOKIE, v);
