@@ -82,8 +82,11 @@ async fn with_redis_down_users_get_503_with_retry_after_and_keep_their_cookie_an
 #[tokio::test]
 async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_within_the_store_timeout() {
     let redis = RedisServer::start();
-    // The default `redis_timeout_ms` (200 ms) applies.
-    let stack = Stack::start(StackConfig::new().set("bff.redis_url", json!(redis.url()))).await;
+    // The documented default store timeout.
+    let stack = Stack::start(
+        StackConfig::new().set("bff.redis_url", json!(redis.url())).set("bff.redis_timeout_ms", json!(200)),
+    )
+    .await;
     wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
     let browser = logged_in(&stack).await;
 

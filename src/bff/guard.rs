@@ -150,12 +150,9 @@ fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
 
 /// The session cookie's value in the request, percent-decoded.
 fn session_cookie_value(req: &ServiceRequest) -> Option<String> {
-    req.headers().get_all(header::COOKIE).filter_map(|v| v.to_str().ok()).find_map(|s| {
-        s.split(';').map(str::trim).find_map(|pair| {
-            let (name, v) = pair.split_once('=')?;
-            (name == SESSION_COOKIE)
-                .then(|| percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned()))
-                .flatten()
+    req.headers().get_all(header::COOKIE).filter_map(header_text).find_map(|s| {
+        pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
+            percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
         })
     })
 }
@@ -183,9 +180,9 @@ fn resign_old_cookie(req: &mut ServiceRequest) -> Option<String> {
     let mut kept: Vec<String> = req
         .headers()
         .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(header_text)
         .flat_map(|s| s.split(';').map(str::trim).map(str::to_owned).collect::<Vec<_>>())
-        .filter(|p| p.split('=').next() != Some(SESSION_COOKIE))
+        .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
         .collect();
     kept.push(format!("{SESSION_COOKIE}={resigned}"));
     let header_value = HeaderValue::from_str(&kept.join("; ")).ok()?;

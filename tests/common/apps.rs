@@ -100,6 +100,11 @@ impl StackConfig {
                 doc[s]["redis_url"] = json!(url);
             }
         }
+        // The test machine is shared and often starved of CPU; a store operation must not fail
+        // a test only because it waited for a core. Tests about the store timeout set their own.
+        for s in ["auth_server", "resource_server", "bff"] {
+            doc[s]["redis_timeout_ms"] = json!(1000);
+        }
         Self { doc, signing_key, ports, key_file }
     }
 
