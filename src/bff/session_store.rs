@@ -101,18 +101,23 @@ impl BffSessionStore {
         }
     }
 
-    fn open_state(&self, key: &str, sealed: &[u8]) -> Option<SessionState> {
-        let Ok(plain) = self.keys.sealer.open(key.as_bytes(), sealed) else {
+    /// Opens a sealed session state (resealing it under the current key when an older one
+    /// sealed it; the content is unchanged, so caches need not hear of it).
+    async fn open_state(&self, key: &str, sealed: &[u8]) -> Option<SessionState> {
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), sealed) else {
             tracing::warn!("a session record could not be opened; treating it as absent");
             return None;
         };
+        if old_key {
+            reseal(&self.store, &self.keys, key, sealed, &plain).await;
+        }
         serde_json::from_slice(&plain).ok()
     }
 
     /// Reads and opens a session's state by its store key (from the store, not the cache).
     pub async fn read_state(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
         let Some(sealed) = self.store.get(key).await? else { return Ok(None) };
-        Ok(self.open_state(key, &sealed))
+        Ok(self.open_state(key, &sealed).await)
     }
 
     /// A session's state from the near cache, else from the store (then cached). When this
@@ -130,13 +135,14 @@ impl BffSessionStore {
                 let mut values = self.store.mget(&[key, tokens]).await?.into_iter();
                 let (sealed, raw_tokens) = (values.next().flatten(), values.next().flatten());
                 if let Some(raw) = raw_tokens {
-                    cache_tokens(&self.cache, &self.keys, tokens, tokens_ticket, raw);
+                    cache_tokens(&self.store, &self.cache, &self.keys, tokens, tokens_ticket, raw).await;
                 }
                 sealed
             }
             None => self.store.get(key).await?,
         };
-        let Some(state) = sealed.and_then(|s| self.open_state(key, &s)) else { return Ok(None) };
+        let Some(sealed) = sealed else { return Ok(None) };
+        let Some(state) = self.open_state(key, &sealed).await else { return Ok(None) };
         if let Some(record) = SessionRecord::from_state(&state) {
             if linked.is_none() {
                 self.cache.set_link(key, tokens_key(&self.keys, record.handle.expose()));
@@ -270,5 +276,20 @@ impl SessionStore for BffSessionStore {
         self.delete_by_key(&key).await.map_err(other)?;
         tracing::info!(session = %self.keys.hash_id(session_key.as_ref()), "session deleted");
         Ok(())
+    }
+}
+
+/// `session_key` rotation: a record opened with an older key is sealed again under the current
+/// one (compare-and-swap, keeping its expiry), so that the older key can be dropped once every
+/// live session has been used. Failures only postpone that.
+pub async fn reseal(store: &Store, keys: &Keys, key: &str, sealed: &[u8], plain: &[u8]) {
+    let resealed = keys.sealer.seal(key.as_bytes(), plain);
+    let result = match store.ttl(key).await {
+        Ok(Some(ttl)) => store.compare_and_swap(key, sealed, &resealed, ttl).await.map(|_| ()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "a record sealed under an older key was not resealed yet");
     }
 }

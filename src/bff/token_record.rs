@@ -1,12 +1,10 @@
 //! A session's token record: what is stored (sealed) under `tokens:{hashed handle}`, and when
 //! it is due for a refresh.
 
-use super::near_cache::{NearCache, Ticket};
 use super::state::Keys;
 use crate::config::Secret;
 use crate::oidc::TokenResponse;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A session's tokens.
@@ -76,25 +74,10 @@ impl TokenRecord {
 /// A token record as the near cache keeps it: the stored bytes and what they open to.
 pub type CachedTokens = (Vec<u8>, TokenRecord);
 
-/// Opens the sealed token record stored under `key`.
-pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<TokenRecord> {
-    let plain = keys.sealer.open(key.as_bytes(), raw).ok()?;
-    serde_json::from_slice::<TokenRecord>(&plain).ok()
-}
-
-/// Opens `raw` (read under `ticket`) and keeps it in `cache` until the session's end.
-pub fn cache_tokens(
-    cache: &NearCache,
-    keys: &Keys,
-    key: &str,
-    ticket: Option<Ticket>,
-    raw: Vec<u8>,
-) -> Option<Arc<CachedTokens>> {
-    let record = open_tokens(keys, key, &raw)?;
-    let expires_at = record.session_expires_at;
-    let cached = Arc::new((raw, record));
-    cache.fill(key, ticket, cached.clone(), expires_at);
-    Some(cached)
+/// Opens the sealed token record stored under `key`; true when an older key sealed it.
+pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<(TokenRecord, bool)> {
+    let (plain, old_key) = keys.sealer.open_noting_key(key.as_bytes(), raw).ok()?;
+    Some((serde_json::from_slice::<TokenRecord>(&plain).ok()?, old_key))
 }
 
 #[cfg(test)]

@@ -8,15 +8,20 @@
 //! taking the store lock the record is READ AGAIN before deciding to refresh (a waiter uses the
 //! winner's tokens; Duende #1286). A waiter that runs out of time answers 503, never refreshes.
 //!
-//! If the provider rotated the refresh token but the new tokens cannot be stored, the consumed
-//! refresh token is never used again: the session ends (401 `session_expired`).
+//! The crash window is closed by a write-ahead: before the refresh token is sent, the holder of
+//! the lock replaces the record with a copy WITHOUT the refresh token (compare-and-swap). If the
+//! provider answers but the new tokens cannot be stored (Redis gone, the instance killed), the
+//! store never again holds the refresh token the provider consumed: the request answers 503
+//! `store_unavailable`, and once the store is back the session ends cleanly (401
+//! `session_expired`) — never a reused refresh token. When the provider cannot be reached the
+//! token is put back.
 
 use super::metrics::BffMetrics;
-use super::near_cache::NearCache;
+use super::near_cache::{NearCache, Ticket};
 use super::provider::Provider;
 use super::refresh_lock::{Notice, RefreshLock, Wake};
 use super::state::Keys;
-pub use super::token_record::{CachedTokens, TokenRecord, cache_tokens, open_tokens};
+pub use super::token_record::{CachedTokens, TokenRecord, open_tokens};
 use crate::config::Secret;
 use crate::oidc::{ClientCredentials, client};
 use crate::store::{Store, StoreError};
@@ -27,6 +32,26 @@ use std::time::{Duration, Instant};
 /// Store key of the token record of the session with `handle`.
 pub fn tokens_key(keys: &Keys, handle: &str) -> String {
     format!("tokens:{}", keys.hash_id(handle))
+}
+
+/// Opens `raw` (read under `ticket`), reseals it when an older key sealed it, and keeps it in
+/// `cache` until the session's end.
+pub async fn cache_tokens(
+    store: &Store,
+    cache: &NearCache,
+    keys: &Keys,
+    key: &str,
+    ticket: Option<Ticket>,
+    raw: Vec<u8>,
+) -> Option<Arc<CachedTokens>> {
+    let (record, old_key) = open_tokens(keys, key, &raw)?;
+    if old_key && let Ok(plain) = serde_json::to_vec(&record) {
+        super::session_store::reseal(store, keys, key, &raw, &plain).await;
+    }
+    let expires_at = record.session_expires_at;
+    let cached = Arc::new((raw, record));
+    cache.fill(key, ticket, cached.clone(), expires_at);
+    Some(cached)
 }
 
 /// Why no usable access token could be had.
@@ -155,12 +180,27 @@ impl TokenCare {
         self.store.set(&key, &sealed, record.ttl()).await
     }
 
-    /// The session's tokens with the raw stored bytes (for compare-and-swap), read from the
-    /// store: what refreshes and logout decide on, never a cached copy.
+    /// The session's tokens with the raw stored bytes (for compare-and-swap).
     pub async fn read(&self, handle: &Secret) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
         let key = self.key(handle);
         let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-        Ok(open_tokens(&self.keys, &key, &raw).map(|r| (raw, r)))
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &raw) else {
+            return Ok(None);
+        };
+        let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
+        if old_key {
+            super::session_store::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
+            // The caller compares against what is stored now: read it again.
+            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+            let record = self
+                .keys
+                .sealer
+                .open(key.as_bytes(), &raw)
+                .ok()
+                .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
+            return Ok(record.map(|r| (raw, r)));
+        }
+        Ok(Some((raw, record)))
     }
 
     /// The session's tokens from the near cache, else from the store (and then cached).
@@ -171,7 +211,7 @@ impl TokenCare {
         }
         let ticket = self.cache.begin(&key);
         let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-        Ok(cache_tokens(&self.cache, &self.keys, &key, ticket, raw))
+        Ok(cache_tokens(&self.store, &self.cache, &self.keys, &key, ticket, raw).await)
     }
 
     /// Deletes the token record at `key` (the grant ended) everywhere, caches included.
@@ -317,6 +357,12 @@ impl TokenCare {
             self.delete(key).await;
             return (Err(TokenError::SessionExpired), Notice::Ended);
         };
+
+        // Write-ahead: the refresh token leaves the store before it is used.
+        let taken = match self.take_refresh_token(key, &raw, &record).await {
+            Ok(taken) => taken,
+            Err(result) => return result,
+        };
         let unavailable = |this: &Self| {
             this.count("unavailable");
             let result = if still_valid {
@@ -343,11 +389,16 @@ impl TokenCare {
             }
             Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "refresh failed; keeping the session");
+                self.put_back(key, &taken, &raw, &record).await;
                 return unavailable(self);
             }
-            Ok(Err(None)) => return unavailable(self),
+            Ok(Err(None)) => {
+                self.put_back(key, &taken, &raw, &record).await;
+                return unavailable(self);
+            }
             Err(_) => {
                 tracing::warn!("refresh took longer than the refresh lock lives; keeping the session");
+                self.put_back(key, &taken, &raw, &record).await;
                 return unavailable(self);
             }
         };
@@ -357,7 +408,7 @@ impl TokenCare {
             new.session_expires_at = new.session_expires_at.min(t);
         }
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
-        match self.store.compare_and_swap(key, &raw, &sealed, new.ttl()).await {
+        match self.store.compare_and_swap(key, &taken, &sealed, new.ttl()).await {
             Ok(true) => {
                 self.cache.announce(&[key]).await;
                 self.count("success");
@@ -375,15 +426,39 @@ impl TokenCare {
                 (Err(TokenError::SessionExpired), Notice::Ended)
             }
             Err(e) => {
+                // The store holds the record without a refresh token (the write-ahead): once
+                // it is back, the session ends there instead of reusing the consumed token.
                 tracing::warn!(error = %e, rotated, "refreshed tokens could not be stored");
                 self.count("store_error");
-                if rotated {
-                    self.delete(key).await;
-                    (Err(TokenError::SessionExpired), Notice::Ended)
-                } else {
-                    (Ok(new.access_token), Notice::Done)
-                }
+                (Err(e.into()), Notice::Done)
             }
+        }
+    }
+
+    /// Replaces the stored record (`raw`) by a copy without its refresh token. Returns the new
+    /// raw record, or the answer when that is impossible (nothing was sent to the provider).
+    async fn take_refresh_token(
+        &self,
+        key: &str,
+        raw: &[u8],
+        record: &TokenRecord,
+    ) -> Result<Vec<u8>, (Result<Secret, TokenError>, Notice)> {
+        let mut without = record.clone();
+        without.refresh_token = None;
+        let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&without).unwrap_or_default());
+        match self.store.compare_and_swap(key, raw, &sealed, record.ttl()).await {
+            Ok(true) => Ok(sealed),
+            // Only a logout (or an expired lock) changes the record under the lock: re-read.
+            Ok(false) => Err((Err(TokenError::AuthServerUnavailable), Notice::Done)),
+            Err(e) => Err((Err(e.into()), Notice::Done)),
+        }
+    }
+
+    /// The provider was not reached: the refresh token was not consumed, so it goes back.
+    async fn put_back(&self, key: &str, taken: &[u8], raw: &[u8], record: &TokenRecord) {
+        if let Err(e) = self.store.compare_and_swap(key, taken, raw, record.ttl()).await {
+            // The session will end when its access token expires; never a reuse.
+            tracing::warn!(error = %e, "the refresh token could not be put back");
         }
     }
 
