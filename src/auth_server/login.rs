@@ -41,11 +41,6 @@ fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), PageError> {
     crate::bff::csrf::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
 }
 
-/// The client address as the connection saw it (a proxy header is not trusted).
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
-}
-
 /// `POST /login`.
 pub async fn login(
     req: HttpRequest,
@@ -78,7 +73,7 @@ pub async fn login(
         return Ok(relogin(StatusCode::BAD_REQUEST, "Enter your username and password."));
     };
 
-    let limiter = LoginLimiter::new(typed_name, &client_ip(&req));
+    let limiter = LoginLimiter::new(typed_name, &crate::web::rate_limit::client_ip(&req));
     if let Some(retry_after) = limiter.blocked(&state).await? {
         state.metrics.logins.with_label_values(&["throttled"]).inc();
         return Err(PageError::TooManyAttempts { retry_after });

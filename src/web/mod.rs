@@ -1,12 +1,14 @@
 //! HTTP pieces shared by the three programs: the JSON error type, health endpoints, security
-//! headers.
+//! headers, per-client rate limits.
 
 mod api_error;
 mod headers;
+pub mod rate_limit;
 mod request_span;
 
 pub use api_error::ApiError;
 pub use headers::{is_form, no_store, security_headers};
+pub use rate_limit::RateLimit;
 pub use request_span::{PathOnlySpan, request_logger};
 
 use actix_web::{HttpResponse, web};
