@@ -515,6 +515,46 @@ async fn signup_creates_an_account_and_continues_the_authorization() {
     assert_eq!(taken.status, 409);
 }
 
+#[tokio::test]
+async fn sign_ups_from_one_address_past_the_limit_get_429_and_create_no_account() {
+    let cfg = StackConfig::new()
+        .set("auth_server.signup_max_per_ip", serde_json::json!(3))
+        .set("auth_server.signup_window_secs", serde_json::json!(3600));
+    let stack = common::apps::start_auth_server(cfg).await;
+    let signup = |browser: Browser, name: String| {
+        let url = format!("{}/signup", stack.auth_url);
+        async move {
+            let fields =
+                [("username".to_string(), name), ("password".to_string(), "a-long-password".to_string())];
+            browser.post_form(&url, &fields).await
+        }
+    };
+
+    // Every attempt counts, a refused one (name taken) too: each costs a password hash.
+    let taken = signup(Browser::new(), USER.0.to_string()).await;
+    let first = signup(Browser::new(), "dave".to_string()).await;
+    let second = signup(Browser::new(), "erin".to_string()).await;
+    let fourth = signup(Browser::new(), "frank".to_string()).await;
+
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(
+        (first.status.as_u16(), second.status.as_u16()),
+        (200, 200),
+        "{} / {}",
+        first.body,
+        second.body
+    );
+    assert_eq!(fourth.status, 429, "{}", fourth.body);
+    let retry: u64 = fourth.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    assert!(fourth.header("set-cookie").is_none(), "nobody signed in");
+    let (_, challenge) = pkce_pair();
+    let browser = Browser::new();
+    let page = browser.get(&authorize_url(&stack, &challenge, "openid")).await;
+    let login = submit_login(&browser, &page, ("frank", "a-long-password")).await;
+    assert_eq!(login.status, 401, "no account was created: {}", login.body);
+}
+
 /// A tiny back-channel logout endpoint that records what it receives.
 async fn start_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     use actix_web::{App, HttpResponse, HttpServer, web};

@@ -1,5 +1,6 @@
 //! `POST /login` and `GET/POST /signup`: the provider's own sign-in, throttled per user and
-//! per client address, ending in a provider login session and the code redirect.
+//! per client address (sign-ups per client address), ending in a provider login session and
+//! the code redirect.
 
 use super::authorize::complete;
 use super::errors::PageError;
@@ -7,7 +8,7 @@ use super::login_session;
 use super::pages::{self, LoginPage, MessagePage, SignupPage};
 use super::params::Params;
 use super::pending;
-use super::rate_limit::LoginLimiter;
+use super::rate_limit::{LoginLimiter, signup_blocked};
 use super::state::AppState;
 use super::users::{self, Password, UserError, Username};
 use actix_web::http::StatusCode;
@@ -123,6 +124,10 @@ pub async fn signup(
     }
     same_origin(&req, &state)?;
     let params = form(&req, &body)?;
+    if let Some(retry_after) = signup_blocked(&state, &req).await? {
+        tracing::info!("sign-up throttled for a client address");
+        return Err(PageError::TooManySignups { retry_after });
+    }
     let request_id = params.get("request").filter(|r| pending::valid_id(r)).unwrap_or("");
     let typed_name = params.get("username").unwrap_or("");
     let again = |status: StatusCode, error: &str| {

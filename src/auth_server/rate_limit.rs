@@ -7,6 +7,7 @@ use super::state::{AppState, keys};
 use crate::crypto::sha256_b64;
 use crate::store::StoreError;
 use crate::web::RateLimit;
+use actix_web::HttpRequest;
 
 /// The counters one login attempt touches. Usernames are hashed into keys (they are user input
 /// of any shape).
@@ -60,4 +61,13 @@ impl LoginLimiter {
     pub async fn record_success(&self, state: &AppState) -> Result<(), StoreError> {
         state.store.del(&keys::failures("user", &self.user)).await.map(|_| ())
     }
+}
+
+/// Counts a sign-up attempt from the client of `req`: `Ok(Some(secs))` when this address has
+/// used up `signup_max_per_ip` for the window (every attempt counts, successful or not: each
+/// one costs a password hash, and each success an account).
+pub async fn signup_blocked(state: &AppState, req: &HttpRequest) -> Result<Option<u64>, StoreError> {
+    RateLimit::new(state.config.signup_max_per_ip, state.config.signup_window_secs)
+        .admit(&state.store, &keys::signups(&crate::web::rate_limit::client_key(req)))
+        .await
 }
