@@ -39,7 +39,7 @@ fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
 /// the BFF's unsafe requests); a post without either still needs a valid pending request id.
 fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), PageError> {
     let origin = state.config.issuer.url().origin().ascii_serialization();
-    crate::bff::csrf::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
+    crate::web::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
 }
 
 /// `POST /login`.
