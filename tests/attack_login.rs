@@ -37,7 +37,7 @@
 mod common;
 
 use common::attack::{AttackStack, SESSION_COOKIE, assert_error, new_session_cookie};
-use common::oidc_flow::{submit_login, urlencode};
+use common::oidc_flow::{query_param, submit_login, urlencode};
 use common::provider_tap::Tamper;
 use common::{Browser, CLIENT_ID, Page, USER, forge};
 use reqwest::Method;
@@ -45,10 +45,6 @@ use serde_json::json;
 use std::sync::Arc;
 
 const LOGIN_COOKIE_PREFIX: &str = "__Host-cloakroom-login-";
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
 
 /// `/bff/login?returnTo=…` in `browser`; returns the redirect to the provider.
 async fn start_login(stack: &AttackStack, browser: &Browser, return_to: &str) -> Page {
