@@ -178,7 +178,7 @@ impl AttackStack {
         let b64 = self.stack.doc["bff"]["session_key"].as_str().expect("session_key");
         let raw = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64 key");
         let key: [u8; 32] = raw.try_into().expect("32 bytes");
-        cloakroom::bff::state::Keys::derive(&[key])
+        cloakroom::bff::state::Keys::derive(&[key], None)
     }
 
     /// A session cookie value carrying `id` under a valid signature, percent-encoded as a

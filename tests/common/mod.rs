@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod attack;
+pub mod binary;
 pub mod browser;
 pub mod echo_upstream;
 pub mod forge;
@@ -12,6 +13,7 @@ pub mod oidc_provider;
 pub mod provider_tap;
 pub mod raw_http;
 pub mod redis;
+pub mod redis_cluster;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

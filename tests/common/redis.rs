@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    persistent: bool,
     child: Mutex<Option<Child>>,
 }
 
@@ -28,9 +29,19 @@ impl RedisServer {
 
     /// Starts a server on `port`.
     pub fn start_on(port: u16) -> RedisServer {
+        Self::start_with(port, false)
+    }
+
+    /// Starts a server that writes every change to its append-only file before answering
+    /// (`appendfsync always`), so that [`RedisServer::restart`] after a crash keeps the data.
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(free_port(), true)
+    }
+
+    fn start_with(port: u16, persistent: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("cloakroom-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        let server = RedisServer { port, dir, persistent, child: Mutex::new(None) };
         server.spawn();
         server
     }
@@ -45,7 +56,9 @@ impl RedisServer {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.persistent { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
         ])
         .arg("--dir")
         .arg(&self.dir)
@@ -104,6 +117,25 @@ impl RedisServer {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered — a stalled
+    /// Redis. [`RedisServer::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = self.child.lock().unwrap().as_ref() {
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, sig);
+            }
         }
     }
 
