@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    persistent: bool,
     child: Mutex<Option<Child>>,
 }
 
@@ -28,9 +29,19 @@ impl RedisServer {
 
     /// Starts a server on `port`.
     pub fn start_on(port: u16) -> RedisServer {
+        Self::start_with(port, false)
+    }
+
+    /// Starts a server on a free port with an append-only file (written before every reply),
+    /// so that what it acknowledged survives [`RedisServer::restart`], even after a kill.
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(free_port(), true)
+    }
+
+    fn start_with(port: u16, persistent: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("cloakroom-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        let server = RedisServer { port, dir, persistent, child: Mutex::new(None) };
         server.spawn();
         server
     }
@@ -45,7 +56,7 @@ impl RedisServer {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.persistent { "yes" } else { "no" },
         ])
         .arg("--dir")
         .arg(&self.dir)
