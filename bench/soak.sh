@@ -3,7 +3,7 @@
 # private Redis with an append-only file; virtual users log in, call the API, refresh and log
 # out while Redis is killed and restarted once and the auth server restarted once.
 # Options (all optional): --secs 240 --vus 40 --users 10 --access-ttl-secs 6 --think-ms 100
-# --downtime-secs 3 --grace-secs 5. Results: stdout and target/bench/soak.md.
+# --downtime-secs 5 --grace-secs 5. Results: stdout and target/bench/soak.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh

@@ -40,7 +40,7 @@ pub struct Options {
     #[arg(long, default_value_t = 100)]
     think_ms: u64,
     /// How long Redis and the auth server stay down.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     downtime_secs: u64,
     /// How long after a restart the fault window stays open (reconnects, retries).
     #[arg(long, default_value_t = 5)]
@@ -236,6 +236,11 @@ fn summarize(
     let _ = writeln!(s, "| **lost sessions** | **{}** | {} |", total(&is_lost, false), total(&is_lost, true));
     for (label, (out, inside)) in &rows {
         let _ = writeln!(s, "| {label} | {out} | {inside} |");
+    }
+    let sessions = tally.sessions();
+    for w in windows {
+        let across = sessions.iter().filter(|(login, last_ok)| *login < w.from && *last_ok > w.to).count();
+        let _ = writeln!(s, "\nSessions in use before and after the window \"{}\": {across}.", w.name);
     }
     let _ = writeln!(
         s,

@@ -54,6 +54,7 @@ pub struct Tally {
     start: Instant,
     calls: Mutex<BTreeMap<Call, u64>>,
     bad: Mutex<Vec<Event>>,
+    sessions: Mutex<Vec<(f64, f64)>>,
     /// Logged-out sessions checked on another instance.
     pub logout_checks: AtomicU64,
 }
@@ -65,6 +66,7 @@ impl Tally {
             start: Instant::now(),
             calls: Mutex::default(),
             bad: Mutex::default(),
+            sessions: Mutex::default(),
             logout_checks: AtomicU64::new(0),
         }
     }
@@ -83,6 +85,16 @@ impl Tally {
     pub fn bad(&self, bad: Bad, from: f64) {
         let event = Event { bad, from, to: self.now() };
         self.bad.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+
+    /// A session's life: its login and its last successful call (seconds since the start).
+    pub fn session(&self, login: f64, last_ok: f64) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).push((login, last_ok));
+    }
+
+    /// Every finished session's life.
+    pub fn sessions(&self) -> Vec<(f64, f64)> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// A logout was checked on another instance.

@@ -63,6 +63,8 @@ struct User {
     rng: StdRng,
     cookie: String,
     notes: Vec<String>,
+    /// When the current session logged in and last got a 2xx.
+    life: (f64, f64),
 }
 
 fn error_code(body: &str) -> String {
@@ -108,13 +110,23 @@ impl User {
                     .cloned()
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                msg.split(':').next().unwrap_or_default().chars().take(60).collect()
+                self.login_failure(&msg)
             }
             Ok(Err(_)) => "cancelled".into(),
             Err(_) => "timed out".into(),
         };
         self.world.tally.bad(Bad::LoginFailed(failure), started);
         None
+    }
+
+    /// A short reason from the harness's panic message (which may quote a page: not kept).
+    fn login_failure(&self, msg: &str) -> String {
+        let msg = msg.strip_prefix("assertion `left == right` failed: ").unwrap_or(msg);
+        if let Some(url) = msg.strip_prefix("request to ") {
+            let who = if url.starts_with(&self.world.auth_url) { "auth server" } else { "BFF" };
+            return format!("no answer from the {who}");
+        }
+        msg.split([':', '\n']).next().unwrap_or_default().chars().take(60).collect()
     }
 
     /// One call with the session cookie; a replaced cookie is kept.
@@ -169,6 +181,7 @@ impl User {
         };
         match status.as_u16() {
             200..=299 => {
+                self.life.1 = self.world.tally.now();
                 if path == "/api/notes"
                     && status == StatusCode::CREATED
                     && let Some(id) = serde_json::from_str::<serde_json::Value>(&body)
@@ -215,15 +228,18 @@ impl User {
                         rng: StdRng::from_rng(&mut self.rng).unwrap_or_else(|_| StdRng::from_entropy()),
                         cookie: self.cookie.clone(),
                         notes: Vec::new(),
+                        life: self.life,
                     };
                     burst.push(async move {
-                        other.api_call(Call::ApiRead, Method::GET, "/api/whoami", None).await
+                        let outcome = other.api_call(Call::ApiRead, Method::GET, "/api/whoami", None).await;
+                        (outcome, other.life.1)
                     });
                 }
-                let lost = futures_util::future::join_all(burst)
-                    .await
-                    .into_iter()
-                    .any(|o| matches!(o, Outcome::Lost));
+                let mut lost = false;
+                for (outcome, last_ok) in futures_util::future::join_all(burst).await {
+                    lost |= matches!(outcome, Outcome::Lost);
+                    self.life.1 = self.life.1.max(last_ok);
+                }
                 if lost { Outcome::Lost } else { Outcome::Alive }
             }
         }
@@ -255,7 +271,13 @@ impl User {
 /// Runs virtual user `id` until the world stops.
 pub async fn run(id: usize, world: Arc<World>) {
     let user_creds = world.users[id % world.users.len()].clone();
-    let mut user = User { world, rng: StdRng::from_entropy(), cookie: String::new(), notes: Vec::new() };
+    let mut user = User {
+        world,
+        rng: StdRng::from_entropy(),
+        cookie: String::new(),
+        notes: Vec::new(),
+        life: (0.0, 0.0),
+    };
     while !user.stopped() {
         let Some(cookie) = user.login(user_creds.clone()).await else {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -263,7 +285,9 @@ pub async fn run(id: usize, world: Arc<World>) {
         };
         user.cookie = cookie;
         user.notes.clear();
-        let steps = user.rng.gen_range(40..160);
+        let now = user.world.tally.now();
+        user.life = (now, now);
+        let steps = user.rng.gen_range(100..400);
         let mut alive = true;
         for _ in 0..steps {
             if user.stopped() {
@@ -276,6 +300,7 @@ pub async fn run(id: usize, world: Arc<World>) {
             let jitter = user.rng.gen_range(0.5..1.5);
             tokio::time::sleep(user.world.think.mul_f64(jitter)).await;
         }
+        user.world.tally.session(user.life.0, user.life.1);
         if alive {
             user.logout().await;
         }
