@@ -20,7 +20,9 @@ use crate::redis_probe::RedisProbe;
 use crate::wrk::Load;
 use anyhow::{Context, Result};
 use cloakroom::bff::guard::SESSION_COOKIE;
-use throughput::{Path, Plan, Upstream};
+use memory::MemoryResult;
+use refresh::RefreshResult;
+use throughput::{Path, PathResult, Plan, Upstream};
 
 /// The BFF's route to the trivial upstream.
 const TRIVIAL_ROUTE: &str = "/trivial";
@@ -55,6 +57,20 @@ pub struct Options {
     /// Refresh bursts per variant (one instance, two instances).
     #[arg(long, default_value_t = 5)]
     bursts: usize,
+    /// The phases to run (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "throughput,memory,refresh")]
+    phases: Vec<Phase>,
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Direct vs plain proxy vs cloakroom.
+    Throughput,
+    /// Redis memory per session.
+    Memory,
+    /// Requests waiting for a refresh.
+    Refresh,
 }
 
 /// Runs the benchmark.
@@ -65,8 +81,38 @@ pub async fn main(opts: Options) -> Result<()> {
         secs: opts.secs,
         rounds: opts.rounds,
     };
-    let users = vec![(USER.0.to_string(), USER.1.to_string())];
+    let phases = &opts.phases;
+    let (mut throughput, mut memory, mut refresh) = (None, None, None);
+    if phases.contains(&Phase::Throughput) || phases.contains(&Phase::Memory) {
+        (throughput, memory) = throughput_and_memory(&opts, &plan).await?;
+    }
+    if phases.contains(&Phase::Refresh) {
+        refresh = Some(refresh_waits(&opts).await?);
+    }
+    let results = report::Results {
+        machine: report::Machine::detect(),
+        plan: &plan,
+        throughput: throughput.as_ref().map(|(p, r)| (p.as_slice(), r.as_slice())),
+        refresh: refresh.as_ref(),
+        memory: memory.as_ref(),
+    };
+    let table = report::render(&results);
+    println!("\n{table}");
+    let out = procs::out_dir();
+    std::fs::create_dir_all(&out)?;
+    let file = out.join("results.md");
+    std::fs::write(&file, format!("{table}{}", report::details(&results))).context("writing results.md")?;
+    println!("written to {}", file.display());
+    Ok(())
+}
 
+type Throughput = (Vec<Path>, Vec<PathResult>);
+
+/// Phase 1 (and 1b on the same Redis): one BFF, the resource server and the trivial upstream.
+async fn throughput_and_memory(
+    opts: &Options,
+    plan: &Plan,
+) -> Result<(Option<Throughput>, Option<MemoryResult>)> {
     println!("phase 1: throughput (direct, plain proxy, cloakroom; two upstreams)");
     let redis = RedisServer::start();
     let probe = RedisProbe::connect(&redis.url()).await?;
@@ -79,7 +125,7 @@ pub async fn main(opts: Options) -> Result<()> {
         bff_instances: 1,
         bff_redis: redis.url(),
         backend_redis: None,
-        users: users.clone(),
+        users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: vec![(TRIVIAL_ROUTE.to_string(), trivial.url())],
         name: "bench",
     };
@@ -88,50 +134,59 @@ pub async fn main(opts: Options) -> Result<()> {
     let cookie = login::session_cookie(&dep, 0, USER).await?;
     let session_keys: Vec<String> =
         memory::keys(&probe, &dep.bff_namespace).await?.difference(&keys_before).cloned().collect();
-    let token = login::access_token(&dep, USER).await?;
-    let bff = &dep.bffs[0];
-    let mut paths = Vec::new();
-    for (upstream, url, route) in
-        [(Upstream::ResourceServer, dep.rs.url(), "/api"), (Upstream::Trivial, trivial.url(), TRIVIAL_ROUTE)]
-    {
-        let proxy = crate::plain_proxy::start(&url, &token).await?;
-        paths.push(Path {
-            upstream,
-            label: "direct (Bearer)",
-            url: format!("{url}/whoami"),
-            headers: vec![("Authorization".into(), format!("Bearer {token}"))],
-            proxy_pid: None,
-            uses_redis: false,
-        });
-        paths.push(Path {
-            upstream,
-            label: "plain hyper proxy (adds Bearer)",
-            url: format!("http://{proxy}/whoami"),
-            headers: vec![],
-            proxy_pid: Some(std::process::id()),
-            uses_redis: false,
-        });
-        paths.push(Path {
-            upstream,
-            label: "cloakroom (cookie + X-CSRF)",
-            url: format!("{}{route}/whoami", bff.url()),
-            headers: vec![
-                ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
-                ("X-CSRF".into(), "1".into()),
-            ],
-            proxy_pid: bff.pid(),
-            uses_redis: true,
-        });
+    let mut throughput = None;
+    if opts.phases.contains(&Phase::Throughput) {
+        let token = login::access_token(&dep, USER).await?;
+        let bff = &dep.bffs[0];
+        let mut paths = Vec::new();
+        for (upstream, url, route) in [
+            (Upstream::ResourceServer, dep.rs.url(), "/api"),
+            (Upstream::Trivial, trivial.url(), TRIVIAL_ROUTE),
+        ] {
+            let proxy = crate::plain_proxy::start(&url, &token).await?;
+            paths.push(Path {
+                upstream,
+                label: "direct (Bearer)",
+                url: format!("{url}/whoami"),
+                headers: vec![("Authorization".into(), format!("Bearer {token}"))],
+                proxy_pid: None,
+                uses_redis: false,
+            });
+            paths.push(Path {
+                upstream,
+                label: "plain hyper proxy (adds Bearer)",
+                url: format!("http://{proxy}/whoami"),
+                headers: vec![],
+                proxy_pid: Some(std::process::id()),
+                uses_redis: false,
+            });
+            paths.push(Path {
+                upstream,
+                label: "cloakroom (cookie + X-CSRF)",
+                url: format!("{}{route}/whoami", bff.url()),
+                headers: vec![
+                    ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
+                    ("X-CSRF".into(), "1".into()),
+                ],
+                proxy_pid: bff.pid(),
+                uses_redis: true,
+            });
+        }
+        let results = throughput::measure(&paths, plan, &probe).await?;
+        throughput = Some((paths, results));
     }
-    let throughput = throughput::measure(&paths, &plan, &probe).await?;
-
-    println!("phase 1b: Redis memory with {} sessions", opts.sessions);
-    let memory = memory::measure(&probe, &dep.bff_namespace, &session_keys, opts.sessions).await?;
+    let mut memory = None;
+    if opts.phases.contains(&Phase::Memory) {
+        println!("phase 1b: Redis memory with {} sessions", opts.sessions);
+        memory = Some(memory::measure(&probe, &dep.bff_namespace, &session_keys, opts.sessions).await?);
+    }
     dep.stop().await;
     trivial.kill().await;
-    drop(probe);
-    drop(redis);
+    Ok((throughput, memory))
+}
 
+/// Phase 2: two BFF instances, short-lived access tokens.
+async fn refresh_waits(opts: &Options) -> Result<RefreshResult> {
     println!("phase 2: requests waiting for a refresh");
     let redis = RedisServer::start();
     let spec = Spec {
@@ -139,35 +194,17 @@ pub async fn main(opts: Options) -> Result<()> {
         bff_instances: 2,
         bff_redis: redis.url(),
         backend_redis: None,
-        users,
+        users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: Vec::new(),
         name: "refresh",
     };
     let dep = Deployment::start(&spec).await?;
     let cookie = login::session_cookie(&dep, 0, USER).await?;
     let bff_urls: Vec<String> = dep.bffs.iter().map(procs::Proc::url).collect();
-    let refresh_plan =
-        refresh::Plan { samples: opts.refresh_samples, waiters: opts.waiters, bursts: opts.bursts };
-    let refresh = refresh::measure(&bff_urls, format!("{SESSION_COOKIE}={cookie}"), refresh_plan).await?;
+    let plan = refresh::Plan { samples: opts.refresh_samples, waiters: opts.waiters, bursts: opts.bursts };
+    let result = refresh::measure(&bff_urls, format!("{SESSION_COOKIE}={cookie}"), plan).await?;
     dep.stop().await;
-    drop(redis);
-
-    let results = report::Results {
-        machine: report::Machine::detect(),
-        plan: &plan,
-        paths: &paths,
-        throughput: &throughput,
-        refresh: &refresh,
-        memory: &memory,
-    };
-    let table = report::render(&results);
-    println!("\n{table}");
-    let out = procs::out_dir();
-    std::fs::create_dir_all(&out)?;
-    let file = out.join("results.md");
-    std::fs::write(&file, format!("{table}{}", report::details(&results))).context("writing results.md")?;
-    println!("written to {}", file.display());
-    Ok(())
+    Ok(result)
 }
 
 /// `DATE on commit C: CORES, KERNEL, loopback` for reports.

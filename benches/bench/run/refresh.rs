@@ -41,10 +41,10 @@ pub struct RefreshResult {
     pub baseline_ms: Vec<f64>,
     /// Lone requests that waited for a refresh, milliseconds.
     pub single_ms: Vec<f64>,
-    /// Bursts on one instance.
-    pub one_instance: Vec<Burst>,
-    /// Bursts split over two instances.
-    pub two_instances: Vec<Burst>,
+    /// Bursts on one instance, and the same bursts without a refresh (right after one).
+    pub one_instance: (Vec<Burst>, Vec<Burst>),
+    /// Bursts split over two instances, and the same without a refresh.
+    pub two_instances: (Vec<Burst>, Vec<Burst>),
     /// Samples in which no refresh happened (should be none).
     pub not_refreshed: usize,
 }
@@ -57,6 +57,15 @@ pub fn median(v: &[f64]) -> f64 {
         0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl Burst {
+    fn of(answers: &[(f64, Token)]) -> Burst {
+        let mut jtis: Vec<&str> = answers.iter().map(|(_, t)| t.jti.as_str()).collect();
+        jtis.sort_unstable();
+        jtis.dedup();
+        Burst { latencies_ms: answers.iter().map(|(ms, _)| *ms).collect(), distinct_tokens: jtis.len() }
     }
 }
 
@@ -128,8 +137,8 @@ pub async fn measure(bff_urls: &[String], cookie: String, plan: Plan) -> Result<
     let mut result = RefreshResult {
         baseline_ms: Vec::new(),
         single_ms: Vec::new(),
-        one_instance: Vec::new(),
-        two_instances: Vec::new(),
+        one_instance: (Vec::new(), Vec::new()),
+        two_instances: (Vec::new(), Vec::new()),
         not_refreshed: 0,
     };
     // Open the pooled connections (to both instances) before anything is timed.
@@ -155,33 +164,30 @@ pub async fn measure(bff_urls: &[String], cookie: String, plan: Plan) -> Result<
         for i in 0..plan.bursts {
             until_expired(&current).await;
             let answers = caller.burst(plan.waiters, instances).await?;
-            let mut jtis: Vec<&str> = answers.iter().map(|(_, t)| t.jti.as_str()).collect();
-            jtis.sort_unstable();
-            jtis.dedup();
-            let burst = Burst {
-                latencies_ms: answers.iter().map(|(ms, _)| *ms).collect(),
-                distinct_tokens: jtis.len(),
-            };
-            if jtis.contains(&current.jti.as_str()) {
+            let burst = Burst::of(&answers);
+            if answers.iter().any(|(_, t)| t.jti == current.jti) {
                 result.not_refreshed += 1;
             }
+            if let Some((_, t)) = answers.into_iter().max_by_key(|(_, t)| t.exp) {
+                current = t;
+            }
+            // The same burst with nothing to refresh: what concurrency alone costs.
+            let normal = caller.burst(plan.waiters, instances).await?;
+            let unchanged = normal.iter().all(|(_, t)| *t == current);
             println!(
-                "  burst of {} on {instances} instance(s) {}/{}: median {:.2} ms, max {:.2} ms, {} token(s)",
+                "  burst of {} on {instances} instance(s) {}/{}: median {:.2} ms (without a refresh {:.2} ms), {} token(s)",
                 plan.waiters,
                 i + 1,
                 plan.bursts,
                 median(&burst.latencies_ms),
-                burst.latencies_ms.iter().copied().fold(0.0, f64::max),
+                median(&Burst::of(&normal).latencies_ms),
                 burst.distinct_tokens
             );
-            if let Some((_, t)) = answers.into_iter().max_by_key(|(_, t)| t.exp) {
-                current = t;
-            }
             caller.baseline(&current, &mut result.baseline_ms).await?;
-            if instances == 1 {
-                result.one_instance.push(burst);
-            } else {
-                result.two_instances.push(burst);
+            let variant = if instances == 1 { &mut result.one_instance } else { &mut result.two_instances };
+            variant.0.push(burst);
+            if unchanged {
+                variant.1.push(Burst::of(&normal));
             }
         }
     }

@@ -24,6 +24,14 @@ impl Upstream {
             Upstream::Trivial => "trivial hyper upstream (fixed answer)",
         }
     }
+
+    /// Short name.
+    pub fn short(self) -> &'static str {
+        match self {
+            Upstream::ResourceServer => "resource server",
+            Upstream::Trivial => "trivial upstream",
+        }
+    }
 }
 
 /// One way to reach `GET /whoami` of an upstream.
