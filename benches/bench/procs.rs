@@ -34,6 +34,7 @@ pub struct Proc {
     ready_path: &'static str,
     env: Vec<(String, String)>,
     child: Option<Child>,
+    spawned: bool,
 }
 
 impl Proc {
@@ -47,7 +48,16 @@ impl Proc {
         env: Vec<(String, String)>,
     ) -> Self {
         let args = vec![command.to_string()];
-        Self { name: name.to_string(), program: BINARY.into(), args, port, ready_path, env, child: None }
+        Self {
+            name: name.to_string(),
+            program: BINARY.into(),
+            args,
+            port,
+            ready_path,
+            env,
+            child: None,
+            spawned: false,
+        }
     }
 
     /// This bench program's trivial upstream (`bench upstream --port PORT`), not started yet.
@@ -83,8 +93,14 @@ impl Proc {
 
     fn spawn(&mut self) -> Result<()> {
         std::fs::create_dir_all(logs_dir())?;
-        let log_path = logs_dir().join(format!("{}.log", self.name));
-        let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        // A restart appends to the log of the same run; a new run starts a new log.
+        let log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(self.spawned)
+            .truncate(!self.spawned)
+            .open(logs_dir().join(format!("{}.log", self.name)))?;
+        self.spawned = true;
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .env_clear()

@@ -238,13 +238,17 @@ fn summarize(
         let _ = writeln!(s, "| {label} | {out} | {inside} |");
     }
     let sessions = tally.sessions();
-    for w in windows {
-        let across = sessions.iter().filter(|(login, last_ok)| *login < w.from && *last_ok > w.to).count();
-        let _ = writeln!(s, "\nSessions in use before and after the window \"{}\": {across}.", w.name);
-    }
+    let across: Vec<String> = windows
+        .iter()
+        .map(|w| {
+            let n = sessions.iter().filter(|(login, last_ok)| *login < w.from && *last_ok > w.to).count();
+            format!("{n} across \"{}\"", w.name)
+        })
+        .collect();
+    let _ = writeln!(s, "\nSessions in use on both sides of a fault window: {}.", across.join(", "));
     let _ = writeln!(
         s,
-        "\nCalls: {} logins, {} API reads, {} API writes, {} `/bff/user`, {} logouts ({} checked on another instance).",
+        "Calls: {} logins, {} API reads, {} API writes, {} `/bff/user`, {} logouts ({} checked on another instance).",
         count(Call::Login),
         count(Call::ApiRead),
         count(Call::ApiWrite),
@@ -256,14 +260,16 @@ fn summarize(
     let _ =
         writeln!(s, "Refreshes (`cloakroom_token_refresh_total`, all instances): {}.", refreshes.join(", "));
     // Memory: "start" is the first sample after a tenth of the run (pools and caches warm).
-    let _ = writeln!(s, "\n| BFF instance | RSS start | RSS end | RSS max |");
-    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let _ = writeln!(s, "\n| BFF instance | RSS start | RSS half-way | RSS end | RSS max |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
     for (i, samples) in rss.per_bff.iter().enumerate() {
-        let warm = opts.secs as f64 / 10.0;
-        let first = samples.iter().find(|(t, _)| *t >= warm).or(samples.first()).map_or(0, |(_, b)| *b);
+        let at =
+            |secs: f64| samples.iter().find(|(t, _)| *t >= secs).or(samples.last()).map_or(0, |(_, b)| *b);
         let last = samples.last().map_or(0, |(_, b)| *b);
         let max = samples.iter().map(|(_, b)| *b).max().unwrap_or(0);
-        let _ = writeln!(s, "| bff{i} | {} MB | {} MB | {} MB |", mb(first), mb(last), mb(max));
+        let (start, half) = (at(opts.secs as f64 / 10.0), at(opts.secs as f64 / 2.0));
+        let _ =
+            writeln!(s, "| bff{i} | {} MB | {} MB | {} MB | {} MB |", mb(start), mb(half), mb(last), mb(max));
     }
     s
 }
