@@ -84,6 +84,9 @@ pub fn respond(
     }
     if let Some(rt) = refresh {
         body["refresh_token"] = rt.0.into();
+        // Not in RFC 6749, but common (Keycloak): tells the client when the family ends, so a
+        // client session never outlives its refresh token.
+        body["refresh_expires_in"] = (grant.expires_at - crate::clock::now()).max(0).into();
     }
     Ok(HttpResponse::Ok()
         .insert_header(crate::web::no_store())

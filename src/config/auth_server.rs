@@ -10,6 +10,9 @@ pub struct AuthServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
+    #[serde(default = "super::types::default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
     /// The issuer identifier, also the base of every endpoint URL.
     #[serde(default = "default_issuer")]
     pub issuer: PublicUrl,
@@ -38,6 +41,11 @@ pub struct AuthServerConfig {
     /// (fine for one instance; instances sharing a store need the same key file).
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// Further key files (same format) published in the JWKS and accepted for this server's own
+    /// checks, but never used to sign: the next key before it is used, the previous one until
+    /// its tokens have expired.
+    #[serde(default)]
+    pub published_key_files: Vec<PathBuf>,
     /// Failed logins allowed per user within the window before 429.
     #[serde(default = "default_user_failures")]
     pub login_max_failures_per_user: u32,

@@ -9,6 +9,9 @@ pub struct BffConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
+    #[serde(default = "super::types::default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
     /// The origin browsers use; the callback is `public_url + "/bff/callback"`.
     #[serde(default = "default_public_url")]
     pub public_url: PublicUrl,
@@ -18,6 +21,10 @@ pub struct BffConfig {
     /// Keys encrypting tokens at rest (required outside `demo`).
     #[serde(default)]
     pub session_key: Option<SessionKeys>,
+    /// Key of the hash that turns session and user ids into store keys; independent of
+    /// `session_key` so that rotating that never moves a record. Unset: a fixed key.
+    #[serde(default)]
+    pub session_id_hash_key: Option<SessionKeys>,
     /// Refresh this long before the access token expires (capped at half its lifetime).
     #[serde(default = "default_refresh_skew")]
     pub refresh_skew_secs: u64,

@@ -32,8 +32,8 @@ impl RedisServer {
         Self::start_with(port, false)
     }
 
-    /// Starts a server on a free port with an append-only file (written before every reply),
-    /// so that what it acknowledged survives [`RedisServer::restart`], even after a kill.
+    /// Starts a server that writes every change to its append-only file before answering
+    /// (`appendfsync always`), so that [`RedisServer::restart`] after a crash keeps the data.
     pub fn start_persistent() -> RedisServer {
         Self::start_with(free_port(), true)
     }
@@ -57,6 +57,8 @@ impl RedisServer {
             "",
             "--appendonly",
             if self.persistent { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
         ])
         .arg("--dir")
         .arg(&self.dir)
@@ -115,6 +117,25 @@ impl RedisServer {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered — a stalled
+    /// Redis. [`RedisServer::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = self.child.lock().unwrap().as_ref() {
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, sig);
+            }
         }
     }
 
