@@ -72,6 +72,7 @@ impl Proc {
             ready_path: "/",
             env: Vec::new(),
             child: None,
+            spawned: false,
         })
     }
 
