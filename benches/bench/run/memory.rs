@@ -59,10 +59,31 @@ pub async fn keys(probe: &RedisProbe, namespace: &str) -> Result<BTreeSet<String
 }
 
 struct Template {
-    prefix: String,
-    id_len: usize,
+    /// The key split at `:`; the longest part (the id) is replaced in the copies.
+    parts: Vec<String>,
+    id: usize,
     payload: Vec<u8>,
     pttl: i64,
+}
+
+impl Template {
+    fn of(key: &str, payload: Vec<u8>, pttl: i64) -> Template {
+        let parts: Vec<String> = key.split(':').map(str::to_string).collect();
+        let id = (0..parts.len()).max_by_key(|i| parts[*i].len()).unwrap_or(0);
+        Template { parts, id, payload, pttl }
+    }
+
+    /// Copy `n`'s key: the id replaced by `n`, zero-padded to the same length (inside `{…}` if
+    /// the id is a hash tag), so every copy is as long as the original.
+    fn key(&self, n: u64) -> String {
+        let mut parts = self.parts.clone();
+        let id = &parts[self.id];
+        let tagged = id.len() >= 2 && id.starts_with('{') && id.ends_with('}');
+        let width = if tagged { id.len() - 2 } else { id.len() };
+        let new = format!("{n:0>width$}");
+        parts[self.id] = if tagged { format!("{{{new}}}") } else { new };
+        parts.join(":")
+    }
 }
 
 /// Writes `n` copies of the session whose keys are `session_keys` (namespaced) and measures.
@@ -88,10 +109,15 @@ pub async fn measure(
         } else {
             None
         };
-        let (prefix, id) = key.rsplit_once(':').unwrap_or(("", key));
-        let kind = prefix.strip_prefix(namespace).unwrap_or(prefix).trim_start_matches(':').to_string();
+        let template = Template::of(key, payload, pttl.max(0));
+        let kind = {
+            let mut parts = template.parts.clone();
+            parts.remove(template.id);
+            let joined = parts.join(":");
+            joined.strip_prefix(namespace).unwrap_or(&joined).trim_start_matches(':').to_string()
+        };
         shapes.push(KeyShape { kind, kind_type, memory_usage, value_bytes });
-        templates.push(Template { prefix: prefix.to_string(), id_len: id.len(), payload, pttl: pttl.max(0) });
+        templates.push(template);
     }
     let before = probe.used_memory().await?;
     let started = Instant::now();
@@ -101,8 +127,7 @@ pub async fn measure(
         let mut pipe = redis::pipe();
         for i in next..end {
             for t in &templates {
-                let key = format!("{}:{:0>width$}", t.prefix, i, width = t.id_len);
-                pipe.cmd("RESTORE").arg(key).arg(t.pttl).arg(&t.payload).ignore();
+                pipe.cmd("RESTORE").arg(t.key(i)).arg(t.pttl).arg(&t.payload).ignore();
             }
         }
         pipe.query_async::<()>(&mut conn).await?;
