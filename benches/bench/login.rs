@@ -1,12 +1,10 @@
 //! Logging in through the real flows of the harness (`tests/common/oidc_flow.rs`).
 
 use crate::deployment::Deployment;
+pub use crate::harness::USER;
 use crate::harness::{Browser, oidc_flow};
 use anyhow::{Context, Result, ensure};
 use cloakroom::bff::guard::SESSION_COOKIE;
-
-/// The benchmark's user.
-pub const USER: (&str, &str) = ("alice", "alice-password");
 
 /// Logs `user` in through BFF instance `instance` (login page, form, callback) and returns the
 /// session cookie's value.
