@@ -116,6 +116,10 @@ pub async fn measure(
             let joined = parts.join(":");
             joined.strip_prefix(namespace).unwrap_or(&joined).trim_start_matches(':').to_string()
         };
+        // Per client address, not per session (the login rate limit's counter).
+        if kind.starts_with("ratelimit") {
+            continue;
+        }
         shapes.push(KeyShape { kind, kind_type, memory_usage, value_bytes });
         templates.push(template);
     }
