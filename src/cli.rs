@@ -60,7 +60,10 @@ pub enum SessionsAction {
 
 /// Runs the chosen command to completion. Errors are one line each.
 pub fn run(cli: Cli) -> Result<(), StartupError> {
-    crate::telemetry::init();
+    match cli.command {
+        Command::Sessions { .. } => crate::telemetry::init_admin(),
+        _ => crate::telemetry::init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
