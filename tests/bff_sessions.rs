@@ -146,9 +146,14 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
         assert!(s["user_agent"].is_string() && s["created_at"].as_i64().unwrap() > 0, "{s}");
         assert!(s["last_seen"].as_i64().unwrap() >= s["created_at"].as_i64().unwrap(), "{s}");
     }
-    let no_header = laptop.send(laptop.request(Method::GET, &format!("{}/bff/sessions", stack.bff_url))).await;
+    let no_header =
+        laptop.send(laptop.request(Method::GET, &format!("{}/bff/sessions", stack.bff_url))).await;
     assert_error(&no_header, 403, "csrf");
-    assert_error(&call(&Browser::new(), Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await, 401, "unauthenticated");
+    assert_error(
+        &call(&Browser::new(), Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await,
+        401,
+        "unauthenticated",
+    );
 }
 
 #[tokio::test]
@@ -183,9 +188,8 @@ async fn another_users_session_id_or_an_unknown_one_is_404_and_touches_nothing()
         let page = call(&alice, Method::DELETE, &format!("{}/bff/sessions/{id}", stack.bff_url)).await;
         assert_error(&page, 404, "not_found");
     }
-    let no_header = alice
-        .send(alice.request(Method::DELETE, &format!("{}/bff/sessions/{bobs}", stack.bff_url)))
-        .await;
+    let no_header =
+        alice.send(alice.request(Method::DELETE, &format!("{}/bff/sessions/{bobs}", stack.bff_url))).await;
     assert_error(&no_header, 403, "csrf");
 
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200, "bob's session survives");
@@ -290,7 +294,11 @@ async fn a_refresh_token_revoked_at_the_provider_ends_the_session_at_its_next_re
     let page = call(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await;
 
     assert_error(&page, 401, "session_expired");
-    assert_error(&call(&alice, Method::GET, &format!("{}/bff/user", stack.bff_url)).await, 401, "unauthenticated");
+    assert_error(
+        &call(&alice, Method::GET, &format!("{}/bff/user", stack.bff_url)).await,
+        401,
+        "unauthenticated",
+    );
 }
 
 #[tokio::test]
@@ -310,7 +318,8 @@ async fn a_reused_refresh_token_at_the_auth_server_ends_the_bff_session_on_both_
     let consumed: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
     assert_eq!(consumed.len(), 1, "exactly alice's token rotated");
 
-    let (status, body) = token_request(&stack, &[("grant_type", "refresh_token"), ("refresh_token", consumed[0])]).await;
+    let (status, body) =
+        token_request(&stack, &[("grant_type", "refresh_token"), ("refresh_token", consumed[0])]).await;
 
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
@@ -378,7 +387,11 @@ async fn with_client_binding_flag_a_new_user_agent_family_is_logged_and_the_sess
 
     assert_eq!(status, 200);
     assert!(!events.is_empty(), "a security event was logged");
-    assert!(events[0].contains("session_client_changed") && events[0].contains("\"ua_changed\":true"), "{}", events[0]);
+    assert!(
+        events[0].contains("session_client_changed") && events[0].contains("\"ua_changed\":true"),
+        "{}",
+        events[0]
+    );
     let cookie = alice.cookie("__Host-cloakroom").unwrap();
     assert!(!events[0].contains(&cookie), "no secret in the event");
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200, "the original client goes on too");

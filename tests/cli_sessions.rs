@@ -47,7 +47,8 @@ async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
 }
 
 async fn user(browser: &Browser, base: &str) -> (u16, Value) {
-    let page = browser.send(browser.request(Method::GET, &format!("{base}/bff/user")).header("X-CSRF", "1")).await;
+    let page =
+        browser.send(browser.request(Method::GET, &format!("{base}/bff/user")).header("X-CSRF", "1")).await;
     let body = if page.status == 200 { page.json() } else { Value::Null };
     (page.status.as_u16(), body)
 }
@@ -156,7 +157,8 @@ async fn sessions_revoke_by_sid_reads_a_config_file_and_ends_only_that_provider_
         .filter(|(k, _)| k.contains("__OIDC__"))
         .map(|(k, v)| format!("{} = \"{v}\"\n", k.trim_start_matches("CLOAKROOM_BFF__OIDC__").to_lowercase()))
         .collect();
-    let path = std::env::temp_dir().join(format!("cloakroom-sessions-{}.toml", cloakroom::crypto::random_token(8)));
+    let path =
+        std::env::temp_dir().join(format!("cloakroom-sessions-{}.toml", cloakroom::crypto::random_token(8)));
     std::fs::write(&path, format!("[bff]\n{toml}\n[bff.oidc]\n{oidc}")).unwrap();
 
     let out = run(&["--config", path.to_str().unwrap(), "sessions", "revoke", "--sid", &sid], vec![]).await;

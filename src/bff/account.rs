@@ -107,7 +107,9 @@ fn logout_scope_all(req: &HttpRequest) -> Result<bool, ApiError> {
     match scope.as_deref() {
         None => Ok(false),
         Some("all") => Ok(true),
-        Some(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "scope must be \"all\" or absent")),
+        Some(_) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "scope must be \"all\" or absent"))
+        }
     }
 }
 

@@ -22,8 +22,11 @@ pub async fn run(cfg: BffConfig, action: SessionsAction) -> Result<(), StartupEr
         return Err(ConfigError::new("bff.session_key", "is required to read sessions").into());
     };
     if cfg.store.redis_url.is_none() && cfg.store.redis_cluster_urls.is_empty() {
-        return Err(ConfigError::new("bff.redis_url", "is required: the in-memory store has no sessions to administer")
-            .into());
+        return Err(ConfigError::new(
+            "bff.redis_url",
+            "is required: the in-memory store has no sessions to administer",
+        )
+        .into());
     }
     let store = Store::connect(&cfg.store, "bff").await?;
     let sessions = BffSessionStore::new(store.clone(), Keys::derive(&keys.0));

@@ -285,7 +285,11 @@ async fn handle(
 
 /// Ends every session of `target` and announces each on the store bus (also the admin CLI's
 /// `cloakroom sessions revoke`).
-pub async fn end_target(store: &Store, sessions: &BffSessionStore, target: &LogoutTarget) -> Result<usize, StoreError> {
+pub async fn end_target(
+    store: &Store,
+    sessions: &BffSessionStore,
+    target: &LogoutTarget,
+) -> Result<usize, StoreError> {
     let index = target.index_key();
     let members = store.index_members(&index).await?;
     let ended = sessions.end_indexed_sessions(&index).await?;

@@ -76,8 +76,11 @@ pub fn ua_family(ua: &str) -> String {
     }
     // Otherwise the first product token, without its version.
     let first = ua.split(['/', ' ']).next().unwrap_or("");
-    let family: String =
-        first.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(MAX_FAMILY_LEN).collect();
+    let family: String = first
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(MAX_FAMILY_LEN)
+        .collect();
     if family.is_empty() { "other".into() } else { family }
 }
 

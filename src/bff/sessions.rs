@@ -89,14 +89,22 @@ pub async fn live_sessions(
 }
 
 /// The live sessions of subject `sub`.
-pub async fn sessions_of(store: &Store, sessions: &BffSessionStore, sub: &str) -> Result<Vec<LiveSession>, StoreError> {
+pub async fn sessions_of(
+    store: &Store,
+    sessions: &BffSessionStore,
+    sub: &str,
+) -> Result<Vec<LiveSession>, StoreError> {
     let mut live = live_sessions(store, sessions, &sub_index_key(sub)).await?;
     live.retain(|s| s.record.sub == sub);
     Ok(live)
 }
 
 /// Deletes a session (with its tokens and index entries) and announces it on the store bus.
-pub async fn delete_and_announce(store: &Store, sessions: &BffSessionStore, hashed: &str) -> Result<(), StoreError> {
+pub async fn delete_and_announce(
+    store: &Store,
+    sessions: &BffSessionStore,
+    hashed: &str,
+) -> Result<(), StoreError> {
     sessions.delete_by_key(&BffSessionStore::key_of_hashed(hashed)).await?;
     if let Err(e) = store.publish(SESSION_ENDED_CHANNEL, hashed.as_bytes()).await {
         // Advisory (near caches): the session is already gone from the store.
@@ -108,9 +116,15 @@ pub async fn delete_and_announce(store: &Store, sessions: &BffSessionStore, hash
 
 /// Ends `other`, a session of the caller that is not the current one: its refresh token is
 /// revoked like at logout, then it is deleted everywhere.
-async fn end_other(state: &BffState, sessions: &BffSessionStore, other: &LiveSession) -> Result<(), ApiError> {
+async fn end_other(
+    state: &BffState,
+    sessions: &BffSessionStore,
+    other: &LiveSession,
+) -> Result<(), ApiError> {
     revoke_session_tokens(state, &other.record).await?;
-    delete_and_announce(&state.store, sessions, &other.hashed).await.map_err(|e| ApiError::store_unavailable(&e))
+    delete_and_announce(&state.store, sessions, &other.hashed)
+        .await
+        .map_err(|e| ApiError::store_unavailable(&e))
 }
 
 /// Ends every session of `current.sub` except `current` itself (logout `?scope=all`; the
@@ -120,7 +134,9 @@ pub(super) async fn end_other_sessions(
     sessions: &BffSessionStore,
     current: &SessionRecord,
 ) -> Result<usize, ApiError> {
-    let all = sessions_of(&state.store, sessions, &current.sub).await.map_err(|e| ApiError::store_unavailable(&e))?;
+    let all = sessions_of(&state.store, sessions, &current.sub)
+        .await
+        .map_err(|e| ApiError::store_unavailable(&e))?;
     let mut ended = 0;
     for other in all.iter().filter(|s| s.record.public_id != current.public_id) {
         end_other(state, sessions, other).await?;
@@ -147,7 +163,8 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     csrf::check_api_call(&req, &state.public_origin())?;
     let me = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
-    let all = sessions_of(&state.store, &sessions, &me.sub).await.map_err(|e| ApiError::store_unavailable(&e))?;
+    let all =
+        sessions_of(&state.store, &sessions, &me.sub).await.map_err(|e| ApiError::store_unavailable(&e))?;
     let now = crate::clock::now();
     let views: Vec<SessionView> = all
         .iter()
@@ -160,7 +177,9 @@ pub async fn list(
             view
         })
         .collect();
-    Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(serde_json::json!({ "sessions": views })))
+    Ok(HttpResponse::Ok()
+        .insert_header(crate::web::no_store())
+        .json(serde_json::json!({ "sessions": views })))
 }
 
 /// `DELETE /bff/sessions/{id}` (+ `X-CSRF: 1`): ends one of the caller's sessions (its refresh
@@ -180,7 +199,8 @@ pub async fn delete(
     if !well_formed {
         return Err(not_found());
     }
-    let all = sessions_of(&state.store, &sessions, &me.sub).await.map_err(|e| ApiError::store_unavailable(&e))?;
+    let all =
+        sessions_of(&state.store, &sessions, &me.sub).await.map_err(|e| ApiError::store_unavailable(&e))?;
     let target = all
         .iter()
         .find(|s| crate::crypto::constant_time_eq(s.record.public_id.as_bytes(), id.as_bytes()))
