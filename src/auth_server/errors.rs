@@ -97,9 +97,18 @@ pub enum PageError {
     /// The request cannot be served as asked; the text is shown to the user.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// A sign-in or sign-up form posted from another site (login CSRF).
+    #[error("cross-site form post")]
+    CrossSite,
     /// Too many failed logins.
     #[error("too many failed logins")]
     TooManyAttempts {
+        /// Seconds until the counter window ends.
+        retry_after: u64,
+    },
+    /// Too many sign-ups from one client address.
+    #[error("too many sign-ups")]
+    TooManySignups {
         /// Seconds until the counter window ends.
         retry_after: u64,
     },
@@ -115,7 +124,10 @@ impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            PageError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PageError::CrossSite => StatusCode::FORBIDDEN,
+            PageError::TooManyAttempts { .. } | PageError::TooManySignups { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             PageError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -124,8 +136,12 @@ impl ResponseError for PageError {
     fn error_response(&self) -> HttpResponse {
         let message = match self {
             PageError::BadRequest(m) => *m,
+            PageError::CrossSite => "This form can only be submitted from the sign-in page itself.",
             PageError::TooManyAttempts { .. } => {
                 "Too many failed sign-in attempts. Please wait and try again."
+            }
+            PageError::TooManySignups { .. } => {
+                "Too many sign-ups from your network. Please wait and try again."
             }
             PageError::Store(e) => {
                 tracing::warn!(error = %e, "store unavailable");
@@ -138,7 +154,7 @@ impl ResponseError for PageError {
         };
         let mut res = pages::error_page(self.status_code(), message);
         match self {
-            PageError::TooManyAttempts { retry_after } => {
+            PageError::TooManyAttempts { retry_after } | PageError::TooManySignups { retry_after } => {
                 if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
                     res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
                 }

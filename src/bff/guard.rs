@@ -30,16 +30,33 @@ enum CookieVerdict {
     Strip,
 }
 
+/// A `Cookie` header as the cookie parser behind this guard reads it (actix-web's
+/// `cookies()`): any UTF-8, not only visible ASCII. A header that is not UTF-8 makes that
+/// parser drop every cookie, so it can carry no session either.
+fn header_text(value: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
+}
+
+/// True when `raw_name` reads as the session cookie's name once trimmed and percent-decoded,
+/// as the cookie parser reads names. Only the exact name counts as the session cookie; an
+/// encoded one (`%5F_Host-cloakroom`, settable from a sibling domain, unlike a `__Host-`
+/// cookie) must never stand in for it.
+fn reads_as_session_name(raw_name: &str) -> bool {
+    percent_encoding::percent_decode_str(raw_name.trim()).decode_utf8().is_ok_and(|n| n == SESSION_COOKIE)
+}
+
+fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
 fn inspect(req: &ServiceRequest) -> CookieVerdict {
     let mut count = 0;
     let mut malformed = false;
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = value.to_str() else { continue };
-        for pair in s.split(';') {
-            let (name, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-            if name == SESSION_COOKIE {
+    for s in req.headers().get_all(header::COOKIE).filter_map(header_text) {
+        for (name, v) in pairs(s) {
+            if reads_as_session_name(name) {
                 count += 1;
-                malformed |= !well_formed_value(v);
+                malformed |= name != SESSION_COOKIE || !well_formed_value(v);
             }
         }
     }
@@ -52,18 +69,17 @@ fn inspect(req: &ServiceRequest) -> CookieVerdict {
 
 fn strip_session_cookie(req: &mut ServiceRequest) {
     let mut kept = Vec::new();
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = value.to_str() else { continue };
+    for s in req.headers().get_all(header::COOKIE).filter_map(header_text) {
         kept.extend(
             s.split(';')
                 .map(str::trim)
-                .filter(|p| p.split('=').next() != Some(SESSION_COOKIE))
+                .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
                 .map(str::to_owned),
         );
     }
     let headers = req.headers_mut();
     headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    if let Ok(v) = HeaderValue::from_bytes(kept.join("; ").as_bytes())
         && !kept.is_empty()
     {
         headers.insert(header::COOKIE, v);
@@ -87,7 +103,14 @@ pub async fn session_guard(
         }
         CookieVerdict::Fine => {}
     }
+    let resigned = resign_old_cookie(&mut req);
     let (result, store_failed) = watch_store_failures(next.call(req)).await;
+    let result = result.map(|mut res| {
+        if let Some(value) = resigned {
+            hand_out_resigned_cookie(&mut res, &value);
+        }
+        res
+    });
     match result {
         Ok(res) if store_failed && res.status().is_server_error() => {
             let err = ApiError::store_unavailable(&"session store call failed");
@@ -122,5 +145,63 @@ fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
             HeaderValue::from_str(&format!("{decoded}{sep}{attrs}")).ok()
         });
         headers.append(header::SET_COOKIE, rewritten.unwrap_or(v));
+    }
+}
+
+/// The session cookie's value in the request, percent-decoded.
+fn session_cookie_value(req: &ServiceRequest) -> Option<String> {
+    req.headers().get_all(header::COOKIE).filter_map(header_text).find_map(|s| {
+        pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
+            percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
+        })
+    })
+}
+
+/// `session_key` rotation: a cookie signed with an older key is re-signed with the current one
+/// in the request, so that actix-session (which knows one key) accepts it. Returns the new
+/// value, for the response to hand out.
+fn resign_old_cookie(req: &mut ServiceRequest) -> Option<String> {
+    use actix_web::cookie::{Cookie, CookieJar};
+    let state = req.app_data::<actix_web::web::Data<super::state::BffState>>()?;
+    let keys = &state.keys;
+    if keys.old_cookie_keys.is_empty() {
+        return None;
+    }
+    let value = session_cookie_value(req)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::new(SESSION_COOKIE, value));
+    if jar.signed(&keys.cookie_key).get(SESSION_COOKIE).is_some() {
+        return None;
+    }
+    let id = keys.old_cookie_keys.iter().find_map(|old| jar.signed(old).get(SESSION_COOKIE))?;
+    let mut fresh = CookieJar::new();
+    fresh.signed_mut(&keys.cookie_key).add(Cookie::new(SESSION_COOKIE, id.value().to_owned()));
+    let resigned = fresh.get(SESSION_COOKIE)?.value().to_owned();
+    let mut kept: Vec<String> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(header_text)
+        .flat_map(|s| s.split(';').map(str::trim).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
+        .collect();
+    kept.push(format!("{SESSION_COOKIE}={resigned}"));
+    let header_value = HeaderValue::from_str(&kept.join("; ")).ok()?;
+    req.headers_mut().insert(header::COOKIE, header_value);
+    Some(resigned)
+}
+
+/// Gives the browser the re-signed cookie (same attributes as actix-session's), unless the
+/// response sets the session cookie itself (renewal, logout) or refuses the request.
+fn hand_out_resigned_cookie<B>(res: &mut ServiceResponse<B>, value: &str) {
+    let prefix = format!("{SESSION_COOKIE}=");
+    let sets_own =
+        res.headers().get_all(header::SET_COOKIE).any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
+    if sets_own || res.status().is_client_error() || res.status().is_server_error() {
+        return;
+    }
+    let cookie = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Secure; Path=/");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }

@@ -3,10 +3,17 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod apps;
+pub mod attack;
+pub mod binary;
 pub mod browser;
+pub mod echo_upstream;
+pub mod forge;
 pub mod oidc_flow;
 pub mod oidc_provider;
+pub mod provider_tap;
+pub mod raw_http;
 pub mod redis;
+pub mod redis_cluster;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};
