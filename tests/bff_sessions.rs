@@ -95,7 +95,7 @@ fn stored_refresh_tokens(stack: &Stack) -> Vec<String> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(stack.doc["bff"]["session_key"].as_str().unwrap())
         .unwrap();
-    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()]);
+    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()], None);
     bff_keys(stack, "tokens:")
         .into_iter()
         .filter_map(|(k, v)| {

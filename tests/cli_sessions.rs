@@ -178,7 +178,7 @@ async fn provider_sid_of_only_session(stack: &Stack, alice: &Browser, bob: &Brow
     let raw = base64::engine::general_purpose::STANDARD
         .decode(stack.doc["bff"]["session_key"].as_str().unwrap())
         .unwrap();
-    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()]);
+    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()], None);
     let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
         .set("bff", &stack.doc["bff"])
         .section("bff")

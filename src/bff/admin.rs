@@ -29,7 +29,10 @@ pub async fn run(cfg: BffConfig, action: SessionsAction) -> Result<(), StartupEr
         .into());
     }
     let store = Store::connect(&cfg.store, "bff").await?;
-    let sessions = BffSessionStore::new(store.clone(), Keys::derive(&keys.0));
+    let sessions = BffSessionStore::new(
+        store.clone(),
+        Keys::derive(&keys.0, cfg.session_id_hash_key.as_ref().and_then(|k| k.0.first())),
+    );
     let mut out = std::io::stdout().lock();
     match action {
         SessionsAction::List { sub } => {
