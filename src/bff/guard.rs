@@ -18,54 +18,86 @@ pub const SESSION_COOKIE: &str = "__Host-cloakroom";
 /// Longest session cookie value considered at all.
 const MAX_COOKIE_VALUE: usize = 200;
 
-fn well_formed_value(v: &str) -> bool {
+/// True when `v` can be a session cookie value at all: 1 to 200 bytes of base64/URL-safe
+/// characters (and `%`, for values a client still sends percent-encoded).
+pub fn well_formed_value(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= MAX_COOKIE_VALUE
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+/=%".contains(&b))
 }
 
-enum CookieVerdict {
+/// What the guard does with a request's session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieVerdict {
+    /// No session cookie, or exactly one well-formed one: pass the request on as it is.
     Fine,
+    /// More than one session cookie: 400, whichever one actix-session would pick.
     Duplicate,
+    /// One malformed session cookie: drop it from the request (it is never looked up).
     Strip,
 }
 
-fn inspect(req: &ServiceRequest) -> CookieVerdict {
-    let mut count = 0;
-    let mut malformed = false;
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = value.to_str() else { continue };
-        for pair in s.split(';') {
-            let (name, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-            if name == SESSION_COOKIE {
-                count += 1;
-                malformed |= !well_formed_value(v);
-            }
+/// The pairs of `Cookie` header values exactly as actix-web splits and parses them for
+/// actix-session (`HttpRequest::cookies`): split on `;`, trimmed, name and value
+/// percent-decoded, unparseable pairs skipped; one header that is not UTF-8 hides every cookie.
+/// Each item is the raw pair and its parsed name and value.
+fn parsed_pairs<'a, I>(cookie_headers: I) -> Vec<(&'a str, Option<(String, String)>)>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut out = Vec::new();
+    for header in cookie_headers {
+        let Ok(s) = std::str::from_utf8(header) else { return Vec::new() };
+        for pair in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = cookie::Cookie::parse_encoded(pair)
+                .ok()
+                .map(|c| (c.name().to_string(), c.value().to_string()));
+            out.push((pair, parsed));
         }
     }
-    match (count, malformed) {
-        (c, _) if c > 1 => CookieVerdict::Duplicate,
-        (_, true) => CookieVerdict::Strip,
-        _ => CookieVerdict::Fine,
+    out
+}
+
+/// The session cookie values in a request's `Cookie` header values, as actix-session sees
+/// them (so `__Host-cloakroom =…` or `__Host-cloakroo%6D=…` count: actix trims and decodes).
+pub fn session_cookie_values<'a>(cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
+    parsed_pairs(cookie_headers)
+        .into_iter()
+        .filter_map(|(_, parsed)| parsed.filter(|(name, _)| name == SESSION_COOKIE).map(|(_, v)| v))
+        .collect()
+}
+
+/// The guard's decision on a request's `Cookie` header values.
+pub fn inspect_cookie_headers<'a>(cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> CookieVerdict {
+    match session_cookie_values(cookie_headers).as_slice() {
+        [] => CookieVerdict::Fine,
+        [one] if well_formed_value(one) => CookieVerdict::Fine,
+        [_] => CookieVerdict::Strip,
+        _ => CookieVerdict::Duplicate,
     }
 }
 
+/// One `Cookie` header value with every other cookie of `cookie_headers` and no session
+/// cookie (`None` when nothing is left). Pairs actix-web cannot parse are kept as they were.
+pub fn without_session_cookie<'a>(cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
+    let kept: Vec<&str> = parsed_pairs(cookie_headers)
+        .into_iter()
+        .filter(|(_, parsed)| !parsed.as_ref().is_some_and(|(name, _)| name == SESSION_COOKIE))
+        .map(|(pair, _)| pair)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+fn cookie_headers(req: &ServiceRequest) -> impl Iterator<Item = &[u8]> {
+    req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes)
+}
+
 fn strip_session_cookie(req: &mut ServiceRequest) {
-    let mut kept = Vec::new();
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = value.to_str() else { continue };
-        kept.extend(
-            s.split(';')
-                .map(str::trim)
-                .filter(|p| p.split('=').next() != Some(SESSION_COOKIE))
-                .map(str::to_owned),
-        );
-    }
+    let kept = without_session_cookie(cookie_headers(req));
     let headers = req.headers_mut();
     headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
-        && !kept.is_empty()
-    {
+    // from_bytes, not from_str: a cookie with non-ASCII UTF-8 bytes is kept as actix read it.
+    if let Some(v) = kept.and_then(|k| HeaderValue::from_bytes(k.as_bytes()).ok()) {
         headers.insert(header::COOKIE, v);
     }
 }
@@ -75,7 +107,7 @@ pub async fn session_guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    match inspect(&req) {
+    match inspect_cookie_headers(cookie_headers(&req)) {
         CookieVerdict::Duplicate => {
             let err =
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "more than one session cookie");

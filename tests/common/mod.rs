@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod browser;
+pub mod chrome;
 pub mod oidc_flow;
 pub mod oidc_provider;
 pub mod redis;
