@@ -35,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
     let sessions: Vec<&String> = seen.iter().filter(|(n, _)| n == SESSION_COOKIE).map(|(_, v)| v).collect();
 
     let values = session_cookie_values(raw.iter().copied());
-    assert_eq!(values.iter().collect::<Vec<_>>(), sessions, "the guard sees other session cookies than actix");
+    assert_eq!(
+        values.iter().collect::<Vec<_>>(),
+        sessions,
+        "the guard sees other session cookies than actix"
+    );
 
     let verdict = inspect_cookie_headers(raw.iter().copied());
     match verdict {
@@ -54,7 +58,9 @@ fuzz_target!(|data: &[u8]| {
     if verdict == CookieVerdict::Strip {
         let kept = without_session_cookie(raw.iter().copied());
         let after = match kept {
-            Some(k) => actix_cookies(&[HeaderValue::from_bytes(k.as_bytes()).expect("stripped header is a header")]),
+            Some(k) => {
+                actix_cookies(&[HeaderValue::from_bytes(k.as_bytes()).expect("stripped header is a header")])
+            }
             None => Vec::new(),
         };
         let others: Vec<_> = seen.iter().filter(|(n, _)| n != SESSION_COOKIE).cloned().collect();

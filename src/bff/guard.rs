@@ -156,3 +156,35 @@ fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
         headers.append(header::SET_COOKIE, rewritten.unwrap_or(v));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(headers: &[&str]) -> CookieVerdict {
+        inspect_cookie_headers(headers.iter().map(|h| h.as_bytes()))
+    }
+
+    #[test]
+    fn session_cookies_spelled_as_the_cookie_parser_reads_them_count_as_duplicates() {
+        assert_eq!(verdict(&["__Host-cloakroom=a; __Host-cloakroom =b"]), CookieVerdict::Duplicate);
+        assert_eq!(verdict(&["__Host-cloakroo%6D=a", "__Host-cloakroom=b"]), CookieVerdict::Duplicate);
+        assert_eq!(verdict(&["x=1; __Host-cloakroom=abc"]), CookieVerdict::Fine);
+        assert_eq!(verdict(&["__Host-cloakroomx=abc; __Host-cloakroom=abc"]), CookieVerdict::Fine);
+    }
+
+    #[test]
+    fn a_malformed_session_cookie_is_stripped_and_every_other_cookie_kept() {
+        let headers = ["theme=dark; __Host-cloakroom=not valid!", "lang=é"];
+        let raw = || headers.iter().map(|h| h.as_bytes());
+
+        assert_eq!(inspect_cookie_headers(raw()), CookieVerdict::Strip);
+        assert_eq!(without_session_cookie(raw()).as_deref(), Some("theme=dark; lang=é"));
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_hides_every_cookie_as_it_does_for_actix() {
+        let headers: [&[u8]; 2] = [b"__Host-cloakroom=a", b"x=\xff"];
+        assert!(session_cookie_values(headers).is_empty());
+    }
+}
