@@ -97,6 +97,9 @@ pub enum PageError {
     /// The request cannot be served as asked; the text is shown to the user.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// A sign-in or sign-up form posted from another site (login CSRF).
+    #[error("cross-site form post")]
+    CrossSite,
     /// Too many failed logins.
     #[error("too many failed logins")]
     TooManyAttempts {
@@ -115,6 +118,7 @@ impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::CrossSite => StatusCode::FORBIDDEN,
             PageError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             PageError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,6 +128,7 @@ impl ResponseError for PageError {
     fn error_response(&self) -> HttpResponse {
         let message = match self {
             PageError::BadRequest(m) => *m,
+            PageError::CrossSite => "This form can only be submitted from the sign-in page itself.",
             PageError::TooManyAttempts { .. } => {
                 "Too many failed sign-in attempts. Please wait and try again."
             }

@@ -11,7 +11,6 @@ use super::rate_limit::LoginLimiter;
 use super::state::AppState;
 use super::users::{self, Password, UserError, Username};
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 const GENERIC_FAILURE: &str = "Incorrect username or password.";
@@ -26,15 +25,20 @@ impl From<UserError> for PageError {
 }
 
 fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !crate::web::is_form(req) {
         return Err(PageError::BadRequest("Please submit the form."));
     }
     Params::parse(body).map_err(|_| PageError::BadRequest("A form field is repeated."))
+}
+
+/// Login CSRF defence (OWASP CSRF cheat sheet, "login forms"): the sign-in and sign-up forms
+/// are taken only from the provider's own pages, or a page elsewhere could sign the visitor in
+/// as the attacker, and every later single sign-on would be the attacker's. Browsers mark a
+/// cross-site post with `Sec-Fetch-Site: cross-site` or a foreign `Origin` (the same rule as
+/// the BFF's unsafe requests); a post without either still needs a valid pending request id.
+fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), PageError> {
+    let origin = state.config.issuer.url().origin().ascii_serialization();
+    crate::bff::csrf::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
 }
 
 /// The client address as the connection saw it (a proxy header is not trusted).
@@ -48,6 +52,7 @@ pub async fn login(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
+    same_origin(&req, &state)?;
     let params = form(&req, &body)?;
     let request_id = params.get("request").unwrap_or("");
     let expired = PageError::BadRequest(
@@ -121,6 +126,7 @@ pub async fn signup(
     if !state.config.allow_signup {
         return Err(PageError::BadRequest("Sign-up is disabled."));
     }
+    same_origin(&req, &state)?;
     let params = form(&req, &body)?;
     let request_id = params.get("request").filter(|r| pending::valid_id(r)).unwrap_or("");
     let typed_name = params.get("username").unwrap_or("");

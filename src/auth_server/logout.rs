@@ -12,7 +12,7 @@ use super::params::Params;
 use super::state::AppState;
 use super::tokens::verify_id_token_hint;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 /// `GET /logout`.
@@ -28,12 +28,7 @@ pub async fn logout_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    let params = if is_form {
+    let params = if crate::web::is_form(&req) {
         Params::parse(&body).map_err(|_| PageError::BadRequest("A form field is repeated."))?
     } else {
         Params::default()

@@ -6,17 +6,11 @@ use super::grants::{Grant, RefreshToken};
 use super::params::Params;
 use super::state::AppState;
 use super::tokens::{self, Subject};
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 /// Parses a form-encoded back-channel request body.
 pub fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !crate::web::is_form(req) {
         return Err(OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded"));
     }
     Params::parse(body).map_err(|_| OAuthError::InvalidRequest("a parameter is repeated"))
@@ -90,6 +84,9 @@ pub fn respond(
     }
     if let Some(rt) = refresh {
         body["refresh_token"] = rt.0.into();
+        // Not in RFC 6749, but common (Keycloak): tells the client when the family ends, so a
+        // client session never outlives its refresh token.
+        body["refresh_expires_in"] = (grant.expires_at - crate::clock::now()).max(0).into();
     }
     Ok(HttpResponse::Ok()
         .insert_header(crate::web::no_store())

@@ -35,13 +35,6 @@ pub struct LogoutForm {
     csrf_token: String,
 }
 
-fn is_form(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
-}
-
 /// `POST /bff/logout`: with `X-CSRF: 1` → 200 `{"logout_url"}`; as a form with `csrf_token`
 /// → 303 to that URL. Either way the session is gone and the cookie expired.
 pub async fn logout(
@@ -51,7 +44,7 @@ pub async fn logout(
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
     csrf::require_same_origin(&req, &state.public_origin())?;
-    let form = is_form(&req);
+    let form = crate::web::is_form(&req);
     let record = session.current(state.config.session.idle_timeout_secs)?;
     if form {
         let parsed: LogoutForm = serde_urlencoded_form(&body).ok_or(CsrfError::BadFormToken)?;

@@ -16,7 +16,6 @@ use crate::jwt::{JwtError, TokenType};
 use crate::store::StoreError;
 use crate::web::ApiError;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -196,14 +195,6 @@ impl Backchannel {
     }
 }
 
-fn is_form(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-}
-
 async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, BackchannelError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
@@ -256,7 +247,7 @@ async fn handle(
     state: &BffState,
     bcl: &Backchannel,
 ) -> Result<usize, BackchannelError> {
-    if !is_form(req) {
+    if !crate::web::is_form(req) {
         return Err(BackchannelError::BadRequest);
     }
     let token = logout_token(&read_body(payload).await?)?;

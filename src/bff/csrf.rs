@@ -53,13 +53,16 @@ pub fn require_same_origin(req: &HttpRequest, public_origin: &str) -> Result<(),
     if !is_unsafe(req.method()) {
         return Ok(());
     }
-    if req.headers().get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+    // Every value counts: a request carrying a second, foreign `Origin` (or `Sec-Fetch-Site`)
+    // is not same-origin, whichever of them a later hop would read.
+    let headers = req.headers();
+    if headers.get_all("sec-fetch-site").any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
         return Err(CsrfError::CrossSite);
     }
-    match req.headers().get(header::ORIGIN) {
-        Some(origin) if origin.as_bytes() != public_origin.as_bytes() => Err(CsrfError::CrossSite),
-        _ => Ok(()),
+    if headers.get_all(header::ORIGIN).any(|origin| origin.as_bytes() != public_origin.as_bytes()) {
+        return Err(CsrfError::CrossSite);
     }
+    Ok(())
 }
 
 /// For unsafe methods on JSON routes: refuses the content types a form or `fetch` without

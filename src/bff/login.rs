@@ -82,9 +82,11 @@ pub fn login_cookie(name: String, value: String, max_age: i64) -> Cookie<'static
         .finish()
 }
 
-/// The login cookies this request carries: (name, created_at, binding value).
+/// The login cookies this request carries: (name, created_at, binding value). Names are read
+/// as sent, never percent-decoded: `%5F_Host-cloakroom-login-…` (which a sibling domain can
+/// set, unlike a `__Host-` cookie) must not pass for a login cookie and bind a callback.
 pub fn login_cookies(req: &HttpRequest) -> Vec<(String, i64, String)> {
-    let Ok(cookies) = req.cookies() else { return Vec::new() };
+    let Ok(cookies) = req.cookies_raw() else { return Vec::new() };
     cookies
         .iter()
         .filter(|c| c.name().starts_with(LOGIN_COOKIE_PREFIX))

@@ -109,10 +109,13 @@ pub async fn index(state: web::Data<BffState>, session: TypedSession) -> Result<
     html(IndexPage { user: Some(user), notice })
 }
 
-/// The add-a-note form.
+/// The add-a-note form. Missing fields are empty rather than a parse error, so a form without
+/// its token gets the contract's 403 `csrf`, not the form extractor's plain-text 400.
 #[derive(Deserialize)]
 pub struct NoteForm {
+    #[serde(default)]
     csrf_token: String,
+    #[serde(default)]
     text: String,
 }
 

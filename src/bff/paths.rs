@@ -19,7 +19,9 @@ fn has_forbidden_char(s: &str) -> bool {
 }
 
 /// A `returnTo` target: a local absolute path (`/…`), checked as given and after one
-/// percent-decoding.
+/// percent-decoding. Non-ASCII characters are kept percent-encoded, so the `Location` it ends
+/// up in is a valid URI reference of visible ASCII (raw UTF-8 there is read differently by
+/// different clients).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnTo(String);
 
@@ -37,7 +39,7 @@ impl ReturnTo {
                 return Err(PathError::NotLocal);
             }
         }
-        Ok(Self(raw.to_string()))
+        Ok(Self(percent_encoding::utf8_percent_encode(raw, percent_encoding::CONTROLS).to_string()))
     }
 
     /// The path.
@@ -75,7 +77,10 @@ impl UpstreamPath {
         let segments: Vec<&str> = decoded[1..].split('/').collect();
         let last = segments.len() - 1;
         for (i, seg) in segments.iter().enumerate() {
-            if *seg == "." || *seg == ".." || (seg.is_empty() && i != last) {
+            // Servlet containers (Tomcat, Jetty) drop `;params` before resolving dot segments,
+            // so `..;` climbs out of the route's base just like `..` does.
+            let name = seg.split(';').next().unwrap_or(seg);
+            if name == "." || name == ".." || (seg.is_empty() && i != last) {
                 return Err(PathError::NotNormal);
             }
         }
@@ -105,6 +110,10 @@ mod tests {
             assert!(ReturnTo::parse(Some(ok)).is_ok(), "{ok}");
         }
         assert_eq!(ReturnTo::parse(None).unwrap().as_str(), "/");
+        assert_eq!(
+            ReturnTo::parse(Some("/caf\u{e9}?q=\u{2215}")).unwrap().as_str(),
+            "/caf%C3%A9?q=%E2%88%95"
+        );
     }
 
     #[test]
@@ -143,10 +152,13 @@ mod tests {
             "/%252e%252e/x",
             "/..",
             "/a/%2e",
+            "/..;/admin",
+            "/.;x/admin",
+            "/%2e%2e;jsessionid=1/x",
         ] {
             assert_eq!(UpstreamPath::parse(bad), Err(PathError::NotNormal), "{bad}");
         }
-        for ok in ["", "/", "/notes", "/notes/7", "/notes/", "/a%20b"] {
+        for ok in ["", "/", "/notes", "/notes/7", "/notes/", "/a%20b", "/notes;v=1", "/...;x"] {
             assert!(UpstreamPath::parse(ok).is_ok(), "{ok}");
         }
     }

@@ -21,6 +21,13 @@ fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
 }
 
+/// Methods never proxied: `TRACE`/`TRACK` make an upstream reflect the request — with the
+/// BFF's `Authorization: Bearer` header — back to the browser (cross-site tracing), `CONNECT`
+/// asks for a tunnel. Methods are compared case-insensitively, as some servers do.
+fn refused_method(method: &actix_web::http::Method) -> bool {
+    ["TRACE", "TRACK", "CONNECT"].iter().any(|m| method.as_str().eq_ignore_ascii_case(m))
+}
+
 fn bad_path() -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the request path is not in normal form")
 }
@@ -42,6 +49,13 @@ pub async fn proxy(
         return Err(not_found());
     };
     let route_label = route.path.as_str().to_string();
+    if refused_method(req.method()) {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        ));
+    }
     csrf::check_api_call(&req, &state.public_origin())?;
     let path = UpstreamPath::parse(rest).map_err(|_| bad_path())?;
 

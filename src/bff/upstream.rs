@@ -100,10 +100,14 @@ pub fn drop_request_header(name: &str, listed: &HashSet<String>) -> bool {
         || n.starts_with("x-forwarded-")
 }
 
-/// True when an upstream response header must not reach the browser.
+/// True when an upstream response header must not reach the browser. An upstream's CORS
+/// headers go too: the browser talks to the BFF's origin, which shares nothing cross-origin,
+/// and an upstream's `Access-Control-Allow-Origin: *` with credentials must not become its policy.
 pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
     let n = normalise(name);
-    is_hop_by_hop(&n, listed) || matches!(n.as_str(), "set-cookie" | "set-cookie2" | "content-length")
+    is_hop_by_hop(&n, listed)
+        || matches!(n.as_str(), "set-cookie" | "set-cookie2" | "content-length")
+        || n.starts_with("access-control-")
 }
 
 /// The headers sent upstream: the browser's minus the dropped ones, plus our own
@@ -271,6 +275,8 @@ mod tests {
         let listed = HashSet::new();
         assert!(drop_response_header("Set-Cookie", &listed));
         assert!(drop_response_header("Transfer-Encoding", &listed));
+        assert!(drop_response_header("Access-Control-Allow-Origin", &listed));
+        assert!(drop_response_header("access-control-allow-credentials", &listed));
         assert!(!drop_response_header("Content-Type", &listed));
     }
 }

@@ -26,3 +26,13 @@ pub fn security_headers() -> DefaultHeaders {
 pub fn no_store() -> (HeaderName, HeaderValue) {
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
 }
+
+/// True when the request declares an `application/x-www-form-urlencoded` body (HTML form posts
+/// and OAuth back-channel requests; every other body type is refused where forms are expected).
+pub fn is_form(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}

@@ -6,7 +6,7 @@ mod headers;
 mod request_span;
 
 pub use api_error::ApiError;
-pub use headers::{no_store, security_headers};
+pub use headers::{is_form, no_store, security_headers};
 pub use request_span::{PathOnlySpan, request_logger};
 
 use actix_web::{HttpResponse, web};

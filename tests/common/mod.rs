@@ -3,10 +3,15 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod apps;
+pub mod attack;
 pub mod browser;
 pub mod chrome;
+pub mod echo_upstream;
+pub mod forge;
 pub mod oidc_flow;
 pub mod oidc_provider;
+pub mod provider_tap;
+pub mod raw_http;
 pub mod redis;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
