@@ -26,7 +26,10 @@ fn normal(path: &str, decodings: usize) {
     // A control character after a second decoding is only text to a correct upstream.
     assert!(decodings > 1 || !path.chars().any(char::is_control), "{path:?}");
     for seg in path[1..].split('/') {
-        assert!(seg != "." && seg != "..", "dot segment in {path:?}");
+        // Servlet containers drop `;params` before resolving dot segments (`..;` is `..`); the
+        // BFF promises that for the path as given and as decoded once.
+        let name = if decodings <= 1 { seg.split(';').next().unwrap_or(seg) } else { seg };
+        assert!(name != "." && name != "..", "dot segment in {path:?}");
     }
 }
 
