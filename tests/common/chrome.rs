@@ -10,6 +10,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
@@ -29,7 +30,9 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// machine has two cores.
 static BROWSERS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
 
-/// A running chromedriver process, killed (and reaped) on drop.
+/// A running chromedriver process in its own process group, which also holds the Chromium it
+/// launches: on drop the whole group is killed (so a failed test leaves no browser behind) and
+/// chromedriver is reaped.
 struct Driver {
     child: Child,
     url: String,
@@ -37,6 +40,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) with a negative pid signals the process group we created for
+            // this chromedriver (process_group(0) below) and nothing else.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -62,6 +70,7 @@ async fn start_driver() -> Driver {
         let port = free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
