@@ -87,6 +87,12 @@ impl Sealer {
 
     /// Decrypts what [`Sealer::seal`] produced under any of the keys.
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        self.open_noting_key(context, sealed).map(|(plain, _)| plain)
+    }
+
+    /// Like [`Sealer::open`], and says whether an older key (not the first) opened it: such
+    /// data should be sealed again, before that key is dropped.
+    pub fn open_noting_key(&self, context: &[u8], sealed: &[u8]) -> Result<(Vec<u8>, bool), OpenError> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(OpenError);
         }
@@ -95,7 +101,8 @@ impl Sealer {
         let nonce = Nonce::from(nonce);
         self.ciphers
             .iter()
-            .find_map(|c| c.decrypt(&nonce, Payload { msg: ct, aad: context }).ok())
+            .enumerate()
+            .find_map(|(i, c)| c.decrypt(&nonce, Payload { msg: ct, aad: context }).ok().map(|p| (p, i > 0)))
             .ok_or(OpenError)
     }
 }
@@ -113,6 +120,9 @@ mod tests {
         assert_eq!(rotated.open(b"ctx", &sealed).unwrap(), b"secret");
         assert!(rotated.open(b"other", &sealed).is_err());
         assert!(Sealer::new(&[new]).open(b"ctx", &sealed).is_err());
+        assert_eq!(rotated.open_noting_key(b"ctx", &sealed).unwrap(), (b"secret".to_vec(), true));
+        let fresh = rotated.seal(b"ctx", b"secret");
+        assert_eq!(rotated.open_noting_key(b"ctx", &fresh).unwrap(), (b"secret".to_vec(), false));
     }
 
     #[test]

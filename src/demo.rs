@@ -70,9 +70,9 @@ pub async fn run(config_file: Option<&Path>) -> Result<(), StartupError> {
     println!("  log in as                  {} / {}", DEMO_USER.0, DEMO_USER.1);
     println!();
 
-    tokio::select! {
-        r = auth.run_until_stopped() => r,
-        r = rs.run_until_stopped() => r,
-        r = bff_app.run_until_stopped() => r,
-    }
+    // Each server stops on SIGTERM (gracefully) or SIGINT; wait for all three so that none
+    // is cut off while it still finishes its in-flight requests.
+    let (a, r, b) =
+        tokio::join!(auth.run_until_stopped(), rs.run_until_stopped(), bff_app.run_until_stopped());
+    a.and(r).and(b)
 }

@@ -107,10 +107,15 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
 
 /// A reverse proxy in front of the auth server (which is configured with the proxy's URL as
 /// its issuer) that answers refresh-token grants with the queued failures, or delays them.
+/// A hook run once by [`StubProvider`].
+type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
 struct StubProvider {
     url: String,
     failures: Arc<Mutex<VecDeque<u16>>>,
     delay: Arc<Mutex<Duration>>,
+    /// Runs once, after the real provider answered a refresh and before that answer is passed on.
+    after_refresh: Hook,
 }
 
 async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubProvider {
@@ -118,12 +123,13 @@ async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubP
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let failures: Arc<Mutex<VecDeque<u16>>> = Arc::default();
     let delay: Arc<Mutex<Duration>> = Arc::default();
-    let (f, d) = (failures.clone(), delay.clone());
+    let after_refresh: Hook = Arc::default();
+    let (f, d, a) = (failures.clone(), delay.clone(), after_refresh.clone());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let server = HttpServer::new(move || {
-        let (f, d, http, target) = (f.clone(), d.clone(), http.clone(), target.clone());
+        let (f, d, a, http, target) = (f.clone(), d.clone(), a.clone(), http.clone(), target.clone());
         App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-            let (f, d, http, target) = (f.clone(), d.clone(), http.clone(), target.clone());
+            let (f, d, a, http, target) = (f.clone(), d.clone(), a.clone(), http.clone(), target.clone());
             async move {
                 let is_refresh = String::from_utf8_lossy(&body).contains("grant_type=refresh_token");
                 if is_refresh {
@@ -143,6 +149,10 @@ async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubP
                     }
                 }
                 let res = out.body(body.to_vec()).send().await.unwrap();
+                let hook = if is_refresh { a.lock().unwrap().take() } else { None };
+                if let Some(hook) = hook {
+                    hook();
+                }
                 let mut answer = HttpResponse::build(
                     actix_web::http::StatusCode::from_u16(res.status().as_u16()).unwrap(),
                 );
@@ -159,7 +169,7 @@ async fn stub_provider(listener: std::net::TcpListener, target: String) -> StubP
     .unwrap()
     .run();
     tokio::spawn(server);
-    StubProvider { url, failures, delay }
+    StubProvider { url, failures, delay, after_refresh }
 }
 
 /// A stack whose auth server is reached only through a [`StubProvider`].
@@ -317,4 +327,41 @@ async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_t
     error_of(&call(&browser, &stack.bff_url, "/bff/user").await, 401, "unauthenticated").await;
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
+}
+
+#[tokio::test]
+async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_then_a_clean_session_end_never_a_reused_token()
+ {
+    let redis = Arc::new(common::redis::RedisServer::start_persistent());
+    let (stack, stub) = stack_behind_stub(|c| {
+        c.set("auth_server.access_token_ttl_secs", json!(2))
+            .set("bff.refresh_skew_secs", json!(1))
+            .set("bff.refresh_lock_ttl_ms", json!(2000))
+            .set("bff.redis_url", json!(redis.url()))
+    })
+    .await;
+    let browser = Browser::new();
+    let login = bff_login(&browser, &stack, USER, "/app/").await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let cookie = browser.cookie("__Host-cloakroom").expect("session cookie");
+
+    // The provider rotates the refresh token; the BFF's Redis dies before the answer arrives.
+    let crashing = redis.clone();
+    *stub.after_refresh.lock().unwrap() = Some(Box::new(move || crashing.stop()));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+
+    error_of(&page, 503, "store_unavailable").await;
+    assert!(page.header("retry-after").is_some());
+    assert_eq!(browser.cookie("__Host-cloakroom"), Some(cookie), "a store error is no logout");
+    assert!(stub.after_refresh.lock().unwrap().is_none(), "the provider answered the refresh");
+
+    // Redis comes back with everything it had written (append-only file); the lock expires.
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    error_of(&page, 401, "session_expired").await;
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
+    assert_eq!(refused(&refreshes), 0, "the consumed refresh token was never sent again: {refreshes:?}");
 }

@@ -77,7 +77,7 @@ async fn login(browser: &Browser, bff_url: &str) {
 }
 
 #[tokio::test]
-async fn two_bff_instances_at_oidc_provider_refresh_once_per_expiry_for_twenty_parallel_calls() {
+async fn two_bff_instances_at_oidc_provider_refresh_once_per_expiry_for_fifty_two_parallel_calls() {
     let (op, first, second) = bffs_at_oidc_provider(3).await;
     let browser = Browser::new();
     login(&browser, &first).await;
@@ -86,9 +86,9 @@ async fn two_bff_instances_at_oidc_provider_refresh_once_per_expiry_for_twenty_p
     assert_eq!(me.json()["sub"], PROVIDER_USER_SUB);
     assert_eq!(op.stats().await.refresh_tokens_issued, 1, "prompt=consent with offline_access");
 
-    for round in 1..=2u64 {
+    for round in 1..=3u64 {
         tokio::time::sleep(Duration::from_millis(3100)).await;
-        let calls = (0..20).map(|i| {
+        let calls = (0..52).map(|i| {
             let base = if i % 2 == 0 { first.clone() } else { second.clone() };
             let browser = &browser;
             async move { call(browser, &base, "/api/whoami").await }

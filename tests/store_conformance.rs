@@ -1,6 +1,6 @@
-//! One conformance suite for both store back-ends: every test body runs once on the in-memory
-//! store and once on Redis (the binary's private server, a fresh namespace per test), so the
-//! two cannot drift apart. Outage and namespacing tests, which only make sense for Redis,
+//! One conformance suite for every store back-end: every test body runs on the in-memory
+//! store, on Redis (the binary's private server, a fresh namespace per test) and on a real
+//! 3-master Redis Cluster, so they cannot drift apart. Outage and namespacing tests, which only make sense for Redis,
 //! follow the suite.
 
 mod common;
@@ -33,6 +33,17 @@ async fn redis_store() -> Store {
     redis_store_on(&shared().url(), &unique_namespace("conf"), 1000).await
 }
 
+async fn cluster_store() -> Store {
+    let urls = common::redis_cluster::shared_cluster().urls();
+    let config = StoreConfig {
+        redis_cluster_urls: urls.into_iter().map(|u| RedisUrl::try_from(u).expect("url")).collect(),
+        redis_namespace: unique_namespace("conf"),
+        redis_timeout_ms: 1000,
+        ..StoreConfig::default()
+    };
+    Store::connect(&config, "conformance").await.expect("cluster store")
+}
+
 fn memory_store() -> Store {
     Store::memory(&unique_namespace("conf"))
 }
@@ -55,7 +66,8 @@ async fn sleep_past(unix: i64) {
     }
 }
 
-/// Declares each test body once and runs it as `<name>::on_memory` and `<name>::on_redis`.
+/// Declares each test body once and runs it as `<name>::on_memory`, `<name>::on_redis` and
+/// `<name>::on_cluster`.
 macro_rules! conformance {
     ($( $(#[$doc:meta])* async fn $name:ident($store:ident: Store) $body:block )*) => {
         $(
@@ -73,6 +85,11 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn on_redis() {
                     body(redis_store().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn on_cluster() {
+                    body(cluster_store().await).await;
                 }
             }
         )*

@@ -37,5 +37,5 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(serde_json::json!({ "keys": [state.signing.public_jwk()] }))
+        .json(serde_json::json!({ "keys": state.jwks }))
 }

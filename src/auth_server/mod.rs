@@ -59,6 +59,7 @@ impl Application {
         let registry = prometheus::Registry::new();
         let metrics =
             metrics::Metrics::register(&registry).map_err(|e| StartupError::Other(e.to_string()))?;
+        let shutdown_timeout = config.shutdown_timeout_secs;
         let state = web::Data::new(AppState::init(config, metrics).await?);
         let registry = web::Data::new(registry);
         let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
@@ -71,6 +72,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .configure(routes)
         })
+        .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?
         .run();
@@ -80,6 +82,11 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle that stops the server (tests stop and start an auth server to cut it off).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until the server is stopped.

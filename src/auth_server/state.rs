@@ -13,6 +13,15 @@ use std::time::Duration;
 /// Scopes this provider grants.
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "offline_access", "notes"];
 
+/// Reads a PKCS#8 PEM key file; errors name the configuration key.
+fn load_key(path: &std::path::Path, config_key: &str) -> Result<SigningKey, StartupError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        StartupError::Other(format!("configuration key `{config_key}`: cannot read {}: {e}", path.display()))
+    })?;
+    SigningKey::from_pem(&pem)
+        .map_err(|e| StartupError::Other(format!("configuration key `{config_key}`: {e}")))
+}
+
 /// Application state behind `web::Data`.
 pub struct AppState {
     /// The configuration.
@@ -23,8 +32,11 @@ pub struct AppState {
     pub store: Store,
     /// The key that signs every token.
     pub signing: SigningKey,
-    /// The public half, for verifying our own tokens (userinfo, `id_token_hint`).
-    pub verifying: jsonwebtoken::DecodingKey,
+    /// Public keys by `kid` for verifying our own tokens (userinfo, `id_token_hint`): the
+    /// signing key first, then the published ones.
+    pub verifying: Vec<(String, jsonwebtoken::DecodingKey)>,
+    /// The JWKS members: the signing key's and each published key's public JWK.
+    pub jwks: Vec<serde_json::Value>,
     /// Registered clients.
     pub clients: ClientRegistry,
     /// Password verification, with a dummy hash for unknown users.
@@ -39,17 +51,7 @@ impl AppState {
     /// Loads the key, connects the store, seeds users.
     pub async fn init(config: AuthServerConfig, metrics: Metrics) -> Result<Self, StartupError> {
         let signing = match &config.signing_key_file {
-            Some(path) => {
-                let pem = std::fs::read_to_string(path).map_err(|e| {
-                    StartupError::Other(format!(
-                        "configuration key `auth_server.signing_key_file`: cannot read {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                SigningKey::from_pem(&pem).map_err(|e| {
-                    StartupError::Other(format!("configuration key `auth_server.signing_key_file`: {e}"))
-                })?
-            }
+            Some(path) => load_key(path, "auth_server.signing_key_file")?,
             None => {
                 tracing::warn!(
                     "no signing_key_file configured: generated a signing key; tokens die with this process and other instances cannot verify them"
@@ -57,10 +59,24 @@ impl AppState {
                 SigningKey::generate().map_err(|e| StartupError::Other(e.to_string()))?
             }
         };
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(signing.public_jwk().clone())
-            .map_err(|e| StartupError::Other(format!("public key: {e}")))?;
-        let verifying = jsonwebtoken::DecodingKey::from_jwk(&jwk)
-            .map_err(|e| StartupError::Other(format!("public key: {e}")))?;
+        let mut published = Vec::new();
+        for path in &config.published_key_files {
+            let key = load_key(path, "auth_server.published_key_files")?;
+            if key.kid() != signing.kid() && published.iter().all(|k: &SigningKey| k.kid() != key.kid()) {
+                published.push(key);
+            }
+        }
+        let jwks = std::iter::once(&signing).chain(&published).map(|k| k.public_jwk().clone()).collect();
+        let verifying = std::iter::once(&signing)
+            .chain(&published)
+            .map(|k| {
+                let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(k.public_jwk().clone())
+                    .map_err(|e| StartupError::Other(format!("public key: {e}")))?;
+                let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
+                    .map_err(|e| StartupError::Other(format!("public key: {e}")))?;
+                Ok((k.kid().to_string(), key))
+            })
+            .collect::<Result<Vec<_>, StartupError>>()?;
         let store = Store::connect(&config.store, "auth_server").await?;
         let clients = ClientRegistry::new(&config.clients)?;
         let passwords = PasswordCheck::new().await.map_err(|e| StartupError::Other(e.to_string()))?;
@@ -70,8 +86,18 @@ impl AppState {
         )
         .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
         let issuer = config.issuer.as_str().to_string();
-        let state =
-            Self { config, issuer, store, signing, verifying, clients, passwords, metrics, backchannel };
+        let state = Self {
+            config,
+            issuer,
+            store,
+            signing,
+            verifying,
+            jwks,
+            clients,
+            passwords,
+            metrics,
+            backchannel,
+        };
         super::users::seed(&state).await?;
         Ok(state)
     }
@@ -127,6 +153,10 @@ pub mod keys {
     /// Failed-login counter.
     pub fn failures(kind: &str, who: &str) -> String {
         format!("as:fail:{kind}:{who}")
+    }
+    /// Sign-up counter of a client address (hashed).
+    pub fn signups(who: &str) -> String {
+        format!("as:signups:{who}")
     }
     /// Failed-login lock-out marker.
     pub fn lockout(kind: &str, who: &str) -> String {

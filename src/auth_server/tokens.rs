@@ -133,6 +133,16 @@ fn check_typ(token: &str, typ: &str) -> Result<(), VerifyError> {
     if ok { Ok(()) } else { Err(VerifyError::Type) }
 }
 
+/// The verifying key named by the token's `kid` (the signing key when it names none).
+fn key_for<'s>(state: &'s AppState, token: &str) -> Result<&'s jsonwebtoken::DecodingKey, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let found = match header.kid.as_deref() {
+        Some(kid) => state.verifying.iter().find(|(k, _)| k == kid),
+        None => state.verifying.first(),
+    };
+    found.map(|(_, key)| key).ok_or_else(|| VerifyError::Invalid("unknown kid".into()))
+}
+
 /// Verifies an access token we issued: ES256 with our key, `typ: at+jwt`, `iss`, `aud`,
 /// `exp`, `nbf`.
 pub fn verify_access_token(state: &AppState, token: &str) -> Result<AccessClaims, VerifyError> {
@@ -143,7 +153,7 @@ pub fn verify_access_token(state: &AppState, token: &str) -> Result<AccessClaims
     v.validate_nbf = true;
     v.leeway = 5;
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf"]);
-    jsonwebtoken::decode::<AccessClaims>(token, &state.verifying, &v)
+    jsonwebtoken::decode::<AccessClaims>(token, key_for(state, token)?, &v)
         .map(|d| d.claims)
         .map_err(|e| VerifyError::Invalid(e.to_string()))
 }
@@ -169,7 +179,7 @@ pub fn verify_id_token_hint(state: &AppState, token: &str) -> Result<HintClaims,
     v.validate_exp = false;
     v.validate_aud = false;
     v.set_required_spec_claims(&["iss", "sub", "aud"]);
-    jsonwebtoken::decode::<HintClaims>(token, &state.verifying, &v)
+    jsonwebtoken::decode::<HintClaims>(token, key_for(state, token)?, &v)
         .map(|d| d.claims)
         .map_err(|e| VerifyError::Invalid(e.to_string()))
 }

@@ -121,7 +121,14 @@ pub async fn session_guard(
         }
         CookieVerdict::Fine => {}
     }
+    let resigned = resign_old_cookie(&mut req);
     let (result, store_failed) = watch_store_failures(next.call(req)).await;
+    let result = result.map(|mut res| {
+        if let Some(value) = resigned {
+            hand_out_resigned_cookie(&mut res, &value);
+        }
+        res
+    });
     match result {
         Ok(res) if store_failed && res.status().is_server_error() => {
             let err = ApiError::store_unavailable(&"session store call failed");
@@ -156,6 +163,65 @@ fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
             HeaderValue::from_str(&format!("{decoded}{sep}{attrs}")).ok()
         });
         headers.append(header::SET_COOKIE, rewritten.unwrap_or(v));
+    }
+}
+
+/// The session cookie's value in the request, percent-decoded.
+fn session_cookie_value(req: &ServiceRequest) -> Option<String> {
+    req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes).filter_map(header_text).find_map(|s| {
+        pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
+            percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
+        })
+    })
+}
+
+/// `session_key` rotation: a cookie signed with an older key is re-signed with the current one
+/// in the request, so that actix-session (which knows one key) accepts it. Returns the new
+/// value, for the response to hand out.
+fn resign_old_cookie(req: &mut ServiceRequest) -> Option<String> {
+    use actix_web::cookie::{Cookie, CookieJar};
+    let state = req.app_data::<actix_web::web::Data<super::state::BffState>>()?;
+    let keys = &state.keys;
+    if keys.old_cookie_keys.is_empty() {
+        return None;
+    }
+    let value = session_cookie_value(req)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::new(SESSION_COOKIE, value));
+    if jar.signed(&keys.cookie_key).get(SESSION_COOKIE).is_some() {
+        return None;
+    }
+    let id = keys.old_cookie_keys.iter().find_map(|old| jar.signed(old).get(SESSION_COOKIE))?;
+    let mut fresh = CookieJar::new();
+    fresh.signed_mut(&keys.cookie_key).add(Cookie::new(SESSION_COOKIE, id.value().to_owned()));
+    let resigned = fresh.get(SESSION_COOKIE)?.value().to_owned();
+    let mut kept: Vec<String> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .map(HeaderValue::as_bytes)
+        .filter_map(header_text)
+        .flat_map(|s| s.split(';').map(str::trim).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
+        .collect();
+    kept.push(format!("{SESSION_COOKIE}={resigned}"));
+    let header_value = HeaderValue::from_str(&kept.join("; ")).ok()?;
+    req.headers_mut().insert(header::COOKIE, header_value);
+    Some(resigned)
+}
+
+/// Gives the browser the re-signed cookie (same attributes as actix-session's), unless the
+/// response sets the session cookie itself (renewal, logout) or refuses the request.
+fn hand_out_resigned_cookie<B>(res: &mut ServiceResponse<B>, value: &str) {
+    let prefix = format!("{SESSION_COOKIE}=");
+    let sets_own =
+        res.headers().get_all(header::SET_COOKIE).any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
+    if sets_own || res.status().is_client_error() || res.status().is_server_error() {
+        return;
+    }
+    let cookie = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Secure; Path=/");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 

@@ -79,7 +79,13 @@ impl Application {
                 vec![crate::crypto::random_bytes::<32>()]
             }
         };
-        let keys = Keys::derive(&key_list);
+        if config.session_id_hash_key.as_ref().is_some_and(|k| k.0.len() != 1) {
+            return Err(
+                crate::config::ConfigError::new("bff.session_id_hash_key", "takes exactly one key").into()
+            );
+        }
+        let keys = Keys::derive(&key_list, config.session_id_hash_key.as_ref().and_then(|k| k.0.first()));
+        let shutdown_timeout = config.shutdown_timeout_secs;
         let http = http_client()?;
         let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
         provider.load_in_background();
@@ -158,6 +164,7 @@ impl Application {
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
         })
+        .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(other)?
         .run();

@@ -95,10 +95,13 @@ impl BffSessionStore {
     /// Reads and opens a session's state by its store key.
     pub async fn read_state(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
         let Some(sealed) = self.store.get(key).await? else { return Ok(None) };
-        let Ok(plain) = self.keys.sealer.open(key.as_bytes(), &sealed) else {
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &sealed) else {
             tracing::warn!("a session record could not be opened; treating it as absent");
             return Ok(None);
         };
+        if old_key {
+            reseal(&self.store, &self.keys, key, &sealed, &plain).await;
+        }
         Ok(serde_json::from_slice(&plain).ok())
     }
 
@@ -207,5 +210,20 @@ impl SessionStore for BffSessionStore {
         self.delete_by_key(&key).await.map_err(other)?;
         tracing::info!(session = %self.keys.hash_id(session_key.as_ref()), "session deleted");
         Ok(())
+    }
+}
+
+/// `session_key` rotation: a record opened with an older key is sealed again under the current
+/// one (compare-and-swap, keeping its expiry), so that the older key can be dropped once every
+/// live session has been used. Failures only postpone that.
+pub async fn reseal(store: &Store, keys: &Keys, key: &str, sealed: &[u8], plain: &[u8]) {
+    let resealed = keys.sealer.seal(key.as_bytes(), plain);
+    let result = match store.ttl(key).await {
+        Ok(Some(ttl)) => store.compare_and_swap(key, sealed, &resealed, ttl).await.map(|_| ()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "a record sealed under an older key was not resealed yet");
     }
 }

@@ -10,7 +10,14 @@ use crate::oidc::ClientCredentials;
 use crate::store::Store;
 use std::sync::Arc;
 
-/// Keys derived from `bff.session_key`: one seals records, one hashes ids, one signs cookies.
+/// Keys derived from `bff.session_key` (a list: the first is current, the others are being
+/// rotated out) and `bff.session_id_hash_key`: one seals records, one hashes ids, one signs
+/// cookies.
+///
+/// Rotation logs nobody out: records sealed under an older key still open (and are sealed
+/// under the current key when next written); cookies signed with an older key are accepted and
+/// re-signed ([`super::guard`]); and the id hash — every store key — does not depend on
+/// `session_key` at all, so rotating it never moves a record.
 #[derive(Clone)]
 pub struct Keys {
     /// Seals session state, token records and login attempts.
@@ -19,6 +26,8 @@ pub struct Keys {
     pub id_hash_key: Vec<u8>,
     /// Signs the session cookie (actix-session `CookieContentSecurity::Signed`).
     pub cookie_key: actix_web::cookie::Key,
+    /// Cookie keys of the older session keys: signatures made with them are still accepted.
+    pub old_cookie_keys: Vec<actix_web::cookie::Key>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -28,26 +37,34 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Derives all keys from the configured list (the first one is current).
-    pub fn derive(keys: &[[u8; 32]]) -> Self {
+    /// Derives all keys from the configured list (the first one is current) and the id-hash
+    /// key. Without an id-hash key ids are hashed under a fixed key: session ids are 256 random
+    /// bits, so their hashes still reveal nothing, and store keys stay put across rotations.
+    pub fn derive(keys: &[[u8; 32]], id_hash_key: Option<&[u8; 32]>) -> Self {
         let first = keys.first().copied().unwrap_or_else(crate::crypto::random_bytes::<32>);
-        let id_hash_key = crate::crypto::keyed_hash(&first, b"cloakroom-bff id hash").into_bytes();
-        let signing_master = format!(
-            "{}{}",
-            crate::crypto::keyed_hash(&first, b"cloakroom-bff cookie signing 1"),
-            crate::crypto::keyed_hash(&first, b"cloakroom-bff cookie signing 2")
-        );
-        Self {
-            sealer: Sealer::new(keys),
-            id_hash_key,
-            cookie_key: actix_web::cookie::Key::derive_from(signing_master.as_bytes()),
-        }
+        let id_hash_key = match id_hash_key {
+            Some(k) => crate::crypto::keyed_hash(k, b"cloakroom-bff id hash").into_bytes(),
+            None => crate::crypto::keyed_hash(b"cloakroom-bff fixed id hash key", b"cloakroom-bff id hash")
+                .into_bytes(),
+        };
+        let mut cookie_keys = std::iter::once(&first).chain(keys.iter().skip(1)).map(cookie_key_of);
+        let cookie_key = cookie_keys.next().unwrap_or_else(|| cookie_key_of(&first));
+        Self { sealer: Sealer::new(keys), id_hash_key, cookie_key, old_cookie_keys: cookie_keys.collect() }
     }
 
     /// The keyed hash of an id: what appears in store keys and logs instead of the id.
     pub fn hash_id(&self, id: &str) -> String {
         crate::crypto::keyed_hash(&self.id_hash_key, id.as_bytes())
     }
+}
+
+fn cookie_key_of(key: &[u8; 32]) -> actix_web::cookie::Key {
+    let signing_master = format!(
+        "{}{}",
+        crate::crypto::keyed_hash(key, b"cloakroom-bff cookie signing 1"),
+        crate::crypto::keyed_hash(key, b"cloakroom-bff cookie signing 2")
+    );
+    actix_web::cookie::Key::derive_from(signing_master.as_bytes())
 }
 
 /// Shared application state (in `web::Data`).

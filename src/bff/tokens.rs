@@ -8,8 +8,13 @@
 //! taking the store lock the record is READ AGAIN before deciding to refresh (a waiter uses the
 //! winner's tokens; Duende #1286). A waiter that runs out of time answers 503, never refreshes.
 //!
-//! If the provider rotated the refresh token but the new tokens cannot be stored, the consumed
-//! refresh token is never used again: the session ends (401 `session_expired`).
+//! The crash window is closed by a write-ahead: before the refresh token is sent, the holder of
+//! the lock replaces the record with a copy WITHOUT the refresh token (compare-and-swap). If the
+//! provider answers but the new tokens cannot be stored (Redis gone, the instance killed), the
+//! store never again holds the refresh token the provider consumed: the request answers 503
+//! `store_unavailable`, and once the store is back the session ends cleanly (401
+//! `session_expired`) — never a reused refresh token. When the provider cannot be reached the
+//! token is put back.
 
 use super::metrics::BffMetrics;
 use super::provider::Provider;
@@ -150,13 +155,23 @@ impl TokenCare {
     pub async fn read(&self, handle: &Secret) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
         let key = self.key(handle);
         let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-        let record = self
-            .keys
-            .sealer
-            .open(key.as_bytes(), &raw)
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
-        Ok(record.map(|r| (raw, r)))
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &raw) else {
+            return Ok(None);
+        };
+        let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
+        if old_key {
+            super::session_store::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
+            // The caller compares against what is stored now: read it again.
+            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+            let record = self
+                .keys
+                .sealer
+                .open(key.as_bytes(), &raw)
+                .ok()
+                .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
+            return Ok(record.map(|r| (raw, r)));
+        }
+        Ok(Some((raw, record)))
     }
 
     /// An access token that is not about to expire, refreshing first when due.
@@ -290,6 +305,12 @@ impl TokenCare {
             let _ = self.store.del(key).await;
             return (Err(TokenError::SessionExpired), Notice::Ended);
         };
+
+        // Write-ahead: the refresh token leaves the store before it is used.
+        let taken = match self.take_refresh_token(key, &raw, &record).await {
+            Ok(taken) => taken,
+            Err(result) => return result,
+        };
         let unavailable = |this: &Self| {
             this.count("unavailable");
             let result = if still_valid {
@@ -316,11 +337,16 @@ impl TokenCare {
             }
             Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "refresh failed; keeping the session");
+                self.put_back(key, &taken, &raw, &record).await;
                 return unavailable(self);
             }
-            Ok(Err(None)) => return unavailable(self),
+            Ok(Err(None)) => {
+                self.put_back(key, &taken, &raw, &record).await;
+                return unavailable(self);
+            }
             Err(_) => {
                 tracing::warn!("refresh took longer than the refresh lock lives; keeping the session");
+                self.put_back(key, &taken, &raw, &record).await;
                 return unavailable(self);
             }
         };
@@ -330,7 +356,7 @@ impl TokenCare {
             new.session_expires_at = new.session_expires_at.min(t);
         }
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
-        match self.store.compare_and_swap(key, &raw, &sealed, new.ttl()).await {
+        match self.store.compare_and_swap(key, &taken, &sealed, new.ttl()).await {
             Ok(true) => {
                 self.count("success");
                 (Ok(new.access_token), Notice::Done)
@@ -347,15 +373,39 @@ impl TokenCare {
                 (Err(TokenError::SessionExpired), Notice::Ended)
             }
             Err(e) => {
+                // The store holds the record without a refresh token (the write-ahead): once
+                // it is back, the session ends there instead of reusing the consumed token.
                 tracing::warn!(error = %e, rotated, "refreshed tokens could not be stored");
                 self.count("store_error");
-                if rotated {
-                    let _ = self.store.del(key).await;
-                    (Err(TokenError::SessionExpired), Notice::Ended)
-                } else {
-                    (Ok(new.access_token), Notice::Done)
-                }
+                (Err(e.into()), Notice::Done)
             }
+        }
+    }
+
+    /// Replaces the stored record (`raw`) by a copy without its refresh token. Returns the new
+    /// raw record, or the answer when that is impossible (nothing was sent to the provider).
+    async fn take_refresh_token(
+        &self,
+        key: &str,
+        raw: &[u8],
+        record: &TokenRecord,
+    ) -> Result<Vec<u8>, (Result<Secret, TokenError>, Notice)> {
+        let mut without = record.clone();
+        without.refresh_token = None;
+        let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&without).unwrap_or_default());
+        match self.store.compare_and_swap(key, raw, &sealed, record.ttl()).await {
+            Ok(true) => Ok(sealed),
+            // Only a logout (or an expired lock) changes the record under the lock: re-read.
+            Ok(false) => Err((Err(TokenError::AuthServerUnavailable), Notice::Done)),
+            Err(e) => Err((Err(e.into()), Notice::Done)),
+        }
+    }
+
+    /// The provider was not reached: the refresh token was not consumed, so it goes back.
+    async fn put_back(&self, key: &str, taken: &[u8], raw: &[u8], record: &TokenRecord) {
+        if let Err(e) = self.store.compare_and_swap(key, taken, raw, record.ttl()).await {
+            // The session will end when its access token expires; never a reuse.
+            tracing::warn!(error = %e, "the refresh token could not be put back");
         }
     }
 

@@ -10,6 +10,9 @@ pub struct AuthServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
+    #[serde(default = "super::types::default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
     /// The issuer identifier, also the base of every endpoint URL.
     #[serde(default = "default_issuer")]
     pub issuer: PublicUrl,
@@ -38,6 +41,11 @@ pub struct AuthServerConfig {
     /// (fine for one instance; instances sharing a store need the same key file).
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// Further key files (same format) published in the JWKS and accepted for this server's own
+    /// checks, but never used to sign: the next key before it is used, the previous one until
+    /// its tokens have expired.
+    #[serde(default)]
+    pub published_key_files: Vec<PathBuf>,
     /// Failed logins allowed per user within the window before 429.
     #[serde(default = "default_user_failures")]
     pub login_max_failures_per_user: u32,
@@ -50,6 +58,12 @@ pub struct AuthServerConfig {
     /// Whether `/signup` creates accounts.
     #[serde(default = "default_true")]
     pub allow_signup: bool,
+    /// Sign-up attempts allowed per client IP within the window before 429.
+    #[serde(default = "default_signup_max")]
+    pub signup_max_per_ip: u32,
+    /// Window of the sign-up counter.
+    #[serde(default = "default_signup_window")]
+    pub signup_window_secs: u64,
     /// How long a pending authorization request (the login page) stays usable.
     #[serde(default = "default_request_ttl")]
     pub authorization_request_ttl_secs: u64,
@@ -113,6 +127,12 @@ fn default_login_ttl() -> u64 {
 }
 fn default_audience() -> String {
     "http://localhost:8082".into()
+}
+fn default_signup_max() -> u32 {
+    20
+}
+fn default_signup_window() -> u64 {
+    3600
 }
 fn default_user_failures() -> u32 {
     5

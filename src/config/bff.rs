@@ -9,6 +9,9 @@ pub struct BffConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
+    #[serde(default = "super::types::default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
     /// The origin browsers use; the callback is `public_url + "/bff/callback"`.
     #[serde(default = "default_public_url")]
     pub public_url: PublicUrl,
@@ -18,6 +21,10 @@ pub struct BffConfig {
     /// Keys encrypting tokens at rest (required outside `demo`).
     #[serde(default)]
     pub session_key: Option<SessionKeys>,
+    /// Key of the hash that turns session and user ids into store keys; independent of
+    /// `session_key` so that rotating that never moves a record. Unset: a fixed key.
+    #[serde(default)]
+    pub session_id_hash_key: Option<SessionKeys>,
     /// Refresh this long before the access token expires (capped at half its lifetime).
     #[serde(default = "default_refresh_skew")]
     pub refresh_skew_secs: u64,
@@ -40,6 +47,17 @@ pub struct BffConfig {
     /// logout accepts together with `post_logout_redirect_uri`).
     #[serde(default)]
     pub logout_id_token_hint: bool,
+    /// Lifetime of a login attempt started at `/bff/login` (its store record and its login
+    /// cookie): how long the user may take at the provider. Between 30 and 3600 seconds.
+    #[serde(default = "default_login_attempt_ttl", deserialize_with = "login_attempt_ttl")]
+    pub login_attempt_ttl_secs: u64,
+    /// Login attempts one client address may start per window; more get 429
+    /// `too_many_requests`. Every attempt is a store record until it ends or expires.
+    #[serde(default = "default_login_rate_limit")]
+    pub login_rate_limit_per_ip: u32,
+    /// Window of the login-attempt counter.
+    #[serde(default = "default_login_rate_window")]
+    pub login_rate_limit_window_secs: u64,
     /// The OpenID provider and this client's registration there.
     pub oidc: OidcClientConfig,
     /// Session lifetimes.
@@ -88,6 +106,32 @@ pub struct RouteConfig {
     pub path: RoutePath,
     /// Upstream base URL, e.g. `http://localhost:8082`.
     pub upstream: PublicUrl,
+}
+
+fn default_login_attempt_ttl() -> u64 {
+    300
+}
+fn default_login_rate_limit() -> u32 {
+    30
+}
+fn default_login_rate_window() -> u64 {
+    60
+}
+
+/// Bounds of `login_attempt_ttl_secs`: under 30 s a user cannot finish signing in; over an hour
+/// a flood of attempts lingers in the store for no one's benefit.
+const LOGIN_ATTEMPT_TTL_RANGE: std::ops::RangeInclusive<u64> = 30..=3600;
+
+fn login_attempt_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = u64::deserialize(d)?;
+    if !LOGIN_ATTEMPT_TTL_RANGE.contains(&secs) {
+        return Err(serde::de::Error::custom(format!(
+            "must be between {} and {} seconds",
+            LOGIN_ATTEMPT_TTL_RANGE.start(),
+            LOGIN_ATTEMPT_TTL_RANGE.end()
+        )));
+    }
+    Ok(secs)
 }
 
 fn default_listen() -> ListenAddr {

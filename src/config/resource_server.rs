@@ -9,6 +9,9 @@ pub struct ResourceServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
+    #[serde(default = "super::types::default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
     /// Issuer whose tokens are accepted; its JWKS is found by discovery.
     #[serde(default = "default_issuer")]
     pub issuer: PublicUrl,

@@ -158,7 +158,12 @@ fn default_namespace() -> String {
     "cloakroom".into()
 }
 fn default_store_timeout_ms() -> u64 {
-    500
+    200
+}
+
+/// Default of every section's `shutdown_timeout_secs`.
+pub(super) fn default_shutdown_timeout_secs() -> u64 {
+    10
 }
 fn default_pool_size() -> usize {
     32

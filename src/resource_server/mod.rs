@@ -60,6 +60,7 @@ impl Application {
             AccessTokenVerifier::new(Verifier::new(jwks, config.leeway_secs), config.audience.clone())
                 .with_outcome_counter(metrics.token_checks.clone()),
         );
+        let shutdown_timeout = config.shutdown_timeout_secs;
         let store = web::Data::new(store);
         let registry = web::Data::new(registry);
         let metrics = web::Data::new(metrics);
@@ -80,6 +81,7 @@ impl Application {
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
         })
+        .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(other)?
         .run();

@@ -56,11 +56,21 @@ pub(super) fn spawn_redis_subscriber(
     namespace: String,
     bus: EventBus,
 ) -> Arc<tokio::task::JoinHandle<()>> {
+    spawn_redis_subscriber_any(vec![url], namespace, bus)
+}
+
+/// Like [`spawn_redis_subscriber`], on the first of `urls` that works, the next one after each
+/// break (a Redis Cluster broadcasts classic PUBLISH to every node: any node will do).
+pub(super) fn spawn_redis_subscriber_any(
+    urls: Vec<String>,
+    namespace: String,
+    bus: EventBus,
+) -> Arc<tokio::task::JoinHandle<()>> {
     let prefix = format!("{namespace}:ev:");
     let handle = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
-        loop {
-            match subscribe_once(&url, &prefix, &bus).await {
+        for url in urls.iter().cycle() {
+            match subscribe_once(url, &prefix, &bus).await {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => tracing::warn!(error = %e, "store event subscription failed; retrying"),
             }

@@ -6,12 +6,14 @@
 //! conformance suite (`tests/store_conformance.rs`). Callers serialise their own records and
 //! never store a secret in the clear: they hash it or seal it first.
 
+mod cluster;
 mod events;
 mod memory;
 mod redis;
 
 pub use events::{Event, EventBus};
 
+pub use cluster::ClusterStore;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -38,6 +40,8 @@ pub enum Store {
     Memory(Arc<MemoryStore>),
     /// Redis through a connection pool.
     Redis(RedisStore),
+    /// Redis Cluster through a pool of cluster connections.
+    Cluster(ClusterStore),
 }
 
 impl std::fmt::Debug for Store {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for Store {
         match self {
             Store::Memory(_) => f.write_str("Store::Memory"),
             Store::Redis(_) => f.write_str("Store::Redis"),
+            Store::Cluster(_) => f.write_str("Store::Cluster"),
         }
     }
 }
@@ -55,6 +60,7 @@ macro_rules! dispatch {
         match $self {
             Store::Memory(m) => m.$method($($arg),*).await,
             Store::Redis(r) => r.$method($($arg),*).await,
+            Store::Cluster(c) => c.$method($($arg),*).await,
         }
     };
 }
@@ -63,14 +69,17 @@ impl Store {
     /// Connects to what `config` names; with no Redis configured, an in-memory store and a
     /// warning that it serves one instance only. `component` names the program in that warning.
     pub async fn connect(config: &StoreConfig, component: &str) -> Result<Store, StoreError> {
+        if config.redis_url.is_some() && !config.redis_cluster_urls.is_empty() {
+            return Err(StoreError::Unavailable(
+                "set either redis_url or redis_cluster_urls, not both".into(),
+            ));
+        }
         if let Some(url) = &config.redis_url {
             let store = RedisStore::connect(url, config).await?;
             return Ok(Store::Redis(store));
         }
         if !config.redis_cluster_urls.is_empty() {
-            return Err(StoreError::Unavailable(
-                "redis_cluster_urls is not supported yet; use redis_url".into(),
-            ));
+            return Ok(Store::Cluster(ClusterStore::connect(&config.redis_cluster_urls, config).await?));
         }
         tracing::warn!(
             component,
@@ -90,6 +99,7 @@ impl Store {
         match self {
             Store::Memory(m) => m.events(),
             Store::Redis(r) => r.events(),
+            Store::Cluster(c) => c.events(),
         }
     }
 

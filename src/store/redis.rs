@@ -8,25 +8,25 @@ use redis::{AsyncCommands, Script};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-static CAS: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static CAS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
             redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1
           end return 0",
     )
 });
-static CAD: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static CAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
     )
 });
-static INCR: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static INCR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local n = redis.call('INCR', KEYS[1])
           if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n",
     )
 });
-static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
           redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
@@ -35,7 +35,7 @@ static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
           return 1",
     )
 });
-static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('ZREM', KEYS[1], ARGV[1])
           redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
@@ -44,7 +44,7 @@ static INDEX_REMOVE: LazyLock<Script> = LazyLock::new(|| {
           return 1",
     )
 });
-static INDEX_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static INDEX_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
           return redis.call('ZRANGE', KEYS[1], 0, -1)",
@@ -75,7 +75,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn px(ttl: Duration) -> u64 {
+pub(super) fn px(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
 }
 

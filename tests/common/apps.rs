@@ -118,6 +118,11 @@ impl StackConfig {
                 doc[s]["redis_url"] = json!(url);
             }
         }
+        // The test machine is shared and often starved of CPU; a store operation must not fail
+        // a test only because it waited for a core. Tests about the store timeout set their own.
+        for s in ["auth_server", "resource_server", "bff"] {
+            doc[s]["redis_timeout_ms"] = json!(1000);
+        }
         Self { doc, signing_key, ports, key_file, host: LOOPBACK }
     }
 
@@ -244,4 +249,69 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
         .expect("resource server starts");
     tokio::spawn(rs.run_until_stopped());
     Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
+}
+
+/// An auth server that a test can stop (connections refused) and start again on the same port,
+/// with the same configuration, store and signing key.
+pub struct RestartableAuthServer {
+    cfg: std::sync::Mutex<AuthServerConfig>,
+    addr: std::net::SocketAddr,
+    handle: std::sync::Mutex<Option<actix_web::dev::ServerHandle>>,
+}
+
+impl RestartableAuthServer {
+    async fn start_on(&self, listener: TcpListener) {
+        let cfg = self.cfg.lock().unwrap().clone();
+        let app = cloakroom::auth_server::Application::build_with_listener(cfg, listener)
+            .await
+            .expect("auth server starts");
+        *self.handle.lock().unwrap() = Some(app.handle());
+        tokio::spawn(app.run_until_stopped());
+    }
+
+    /// Stops the server at once; its port refuses connections until [`Self::start`].
+    pub async fn stop(&self) {
+        let handle = self.handle.lock().unwrap().take();
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Stops it and starts it again on its port with the `auth_server` section `doc` (a key
+    /// rotation step).
+    pub async fn restart_with(&self, doc: &Value) {
+        self.stop().await;
+        *self.cfg.lock().unwrap() = ConfigSource::from_toml_str("")
+            .set("auth_server", doc)
+            .section("auth_server")
+            .expect("auth config");
+        self.start().await;
+    }
+
+    /// Starts it again on its port.
+    pub async fn start(&self) {
+        let listener = TcpListener::bind(self.addr).expect("rebind the auth server's port");
+        self.start_on(listener).await;
+    }
+}
+
+/// Starts the three programs like [`Stack::start`], with an auth server that can be stopped.
+pub async fn start_with_restartable_auth(cfg: StackConfig) -> (Stack, RestartableAuthServer) {
+    let (auth_cfg, rs_cfg, bff_cfg) = (cfg.auth_config(), cfg.rs_config(), cfg.bff_config());
+    let StackConfig { doc, signing_key, ports, key_file, host } = cfg;
+    let (auth_url, rs_url, bff_url) =
+        (url_on(host, &ports.auth), url_on(host, &ports.rs), url_on(host, &ports.bff));
+    let auth = RestartableAuthServer {
+        cfg: std::sync::Mutex::new(auth_cfg),
+        addr: ports.auth.local_addr().expect("addr"),
+        handle: std::sync::Mutex::new(None),
+    };
+    auth.start_on(ports.auth).await;
+    let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
+        .await
+        .expect("resource server starts");
+    tokio::spawn(rs.run_until_stopped());
+    let bff = cloakroom::bff::Application::build_with_listener(bff_cfg, ports.bff).await.expect("bff starts");
+    tokio::spawn(bff.run_until_stopped());
+    (Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }, auth)
 }

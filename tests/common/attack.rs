@@ -105,6 +105,12 @@ impl AttackStack {
         shared().dump().into_iter().filter_map(|(k, _)| k.strip_prefix(&ns).map(str::to_string)).collect()
     }
 
+    /// Seconds the BFF's store key `key` (namespace prefix removed) has left.
+    pub fn bff_key_ttl(&self, key: &str) -> Option<u64> {
+        let ns = self.stack.doc["bff"]["redis_namespace"].as_str().expect("namespace");
+        shared().ttl(&format!("{ns}:{key}"))
+    }
+
     /// How many sessions the BFF holds.
     pub fn session_count(&self) -> usize {
         self.bff_keys().iter().filter(|k| k.starts_with("session:")).count()
@@ -172,7 +178,7 @@ impl AttackStack {
         let b64 = self.stack.doc["bff"]["session_key"].as_str().expect("session_key");
         let raw = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64 key");
         let key: [u8; 32] = raw.try_into().expect("32 bytes");
-        cloakroom::bff::state::Keys::derive(&[key])
+        cloakroom::bff::state::Keys::derive(&[key], None)
     }
 
     /// A session cookie value carrying `id` under a valid signature, percent-encoded as a

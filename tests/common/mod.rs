@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod attack;
+pub mod binary;
 pub mod browser;
 pub mod chrome;
 pub mod echo_upstream;
@@ -13,6 +14,7 @@ pub mod oidc_provider;
 pub mod provider_tap;
 pub mod raw_http;
 pub mod redis;
+pub mod redis_cluster;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

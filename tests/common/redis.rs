@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    persistent: bool,
     child: Mutex<Option<Child>>,
 }
 
@@ -28,9 +29,19 @@ impl RedisServer {
 
     /// Starts a server on `port`.
     pub fn start_on(port: u16) -> RedisServer {
+        Self::start_with(port, false)
+    }
+
+    /// Starts a server that writes every change to its append-only file before answering
+    /// (`appendfsync always`), so that [`RedisServer::restart`] after a crash keeps the data.
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(free_port(), true)
+    }
+
+    fn start_with(port: u16, persistent: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("cloakroom-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let server = RedisServer { port, dir, child: Mutex::new(None) };
+        let server = RedisServer { port, dir, persistent, child: Mutex::new(None) };
         server.spawn();
         server
     }
@@ -45,7 +56,9 @@ impl RedisServer {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.persistent { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
         ])
         .arg("--dir")
         .arg(&self.dir)
@@ -107,6 +120,25 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered — a stalled
+    /// Redis. [`RedisServer::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = self.child.lock().unwrap().as_ref() {
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
     /// Starts the server again on the same port (after `stop`).
     pub fn restart(&self) {
         self.stop();
@@ -116,6 +148,19 @@ impl RedisServer {
     /// Every key and its string value (or type name for other types), for assertions that
     /// nothing secret is stored in the clear.
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        self.dump_inner()
+    }
+
+    /// Seconds `key` (full name, namespace included) has left: `None` when it does not exist
+    /// or never expires.
+    pub fn ttl(&self, key: &str) -> Option<u64> {
+        let client = ::redis::Client::open(self.url()).expect("redis client");
+        let mut conn = client.get_connection().expect("redis connection");
+        let secs: i64 = ::redis::cmd("TTL").arg(key).query(&mut conn).expect("TTL");
+        u64::try_from(secs).ok()
+    }
+
+    fn dump_inner(&self) -> Vec<(String, Vec<u8>)> {
         let client = ::redis::Client::open(self.url()).expect("redis client");
         let mut conn = client.get_connection().expect("redis connection");
         let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");

@@ -1,0 +1,219 @@
+//! A real Redis Cluster for tests: `redis-server --cluster-enabled yes` processes on free ports
+//! (and free cluster-bus ports), joined by `redis-cli --cluster create`, never one someone left
+//! running.
+
+use super::redis::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One node of a [`RedisCluster`].
+struct Node {
+    port: u16,
+    child: Mutex<Option<Child>>,
+}
+
+/// A running cluster; dropping it kills every node.
+pub struct RedisCluster {
+    nodes: Vec<Node>,
+    dir: PathBuf,
+}
+
+fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    cmd.query(&mut conn)
+}
+
+impl RedisCluster {
+    /// Starts `masters` masters with `replicas` replicas each and waits until the cluster is
+    /// up (every slot served, every replica in sync).
+    pub fn start(masters: usize, replicas: usize) -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "cloakroom-cluster-{}-{}",
+            std::process::id(),
+            cloakroom::crypto::random_token(4)
+        ));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let nodes: Vec<Node> = (0..masters * (1 + replicas))
+            .map(|_| {
+                let port = free_port();
+                let bus = free_port();
+                let mut cmd = Command::new("redis-server");
+                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                    .args(["--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"])
+                    .arg("--dir")
+                    .arg(&dir)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                unsafe {
+                    use std::os::unix::process::CommandExt;
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let child = cmd.spawn().expect("redis-server must be installed");
+                Node { port, child: Mutex::new(Some(child)) }
+            })
+            .collect();
+        let cluster = RedisCluster { nodes, dir };
+        for node in &cluster.nodes {
+            cluster.wait(|| query::<String>(node.port, &redis::cmd("PING")).is_ok(), "node answers");
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &cluster.nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli must be installed");
+        assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        cluster.wait_healthy();
+        cluster
+    }
+
+    fn wait(&self, mut ok: impl FnMut() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis cluster: {what} never happened");
+    }
+
+    /// Waits until every running node says `cluster_state:ok` and every running replica's
+    /// link to its master is up.
+    pub fn wait_healthy(&self) {
+        self.wait(
+            || {
+                self.running().all(|port| {
+                    let info: String = query(port, redis::cmd("CLUSTER").arg("INFO")).unwrap_or_default();
+                    let repl: String = query(port, redis::cmd("INFO").arg("replication")).unwrap_or_default();
+                    info.contains("cluster_state:ok")
+                        && (repl.contains("role:master") || repl.contains("master_link_status:up"))
+                })
+            },
+            "the cluster is healthy",
+        );
+    }
+
+    fn running(&self) -> impl Iterator<Item = u16> + '_ {
+        self.nodes.iter().filter(|n| n.child.lock().unwrap().is_some()).map(|n| n.port)
+    }
+
+    /// `redis://127.0.0.1:PORT` of every node (the seed list).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// Port of the master currently serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let any = self.running().next().expect("a running node");
+        let slot: i64 = query(any, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).expect("KEYSLOT");
+        self.running()
+            .find(|&port| {
+                let repl: String = query(port, redis::cmd("INFO").arg("replication")).unwrap_or_default();
+                let slots: Vec<redis::Value> =
+                    query(port, redis::cmd("CLUSTER").arg("SLOTS")).unwrap_or_default();
+                repl.contains("role:master") && slots.iter().any(|range| match range {
+                    redis::Value::Array(parts) => match (&parts[0], &parts[1], &parts[2]) {
+                        (redis::Value::Int(lo), redis::Value::Int(hi), redis::Value::Array(master)) => {
+                            *lo <= slot
+                                && slot <= *hi
+                                && matches!(master.get(1), Some(redis::Value::Int(p)) if *p == port as i64)
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                })
+            })
+            .expect("a master for the slot")
+    }
+
+    /// Ports of the running masters.
+    pub fn masters(&self) -> Vec<u16> {
+        self.running()
+            .filter(|&port| {
+                query::<String>(port, redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|r| r.contains("role:master"))
+            })
+            .collect()
+    }
+
+    /// Waits until the master on `port` has passed its writes to a replica (`WAIT 1`).
+    pub fn wait_replicated(&self, port: u16) {
+        let acked: i64 = query(port, redis::cmd("WAIT").arg(1).arg(5000)).expect("WAIT");
+        assert!(acked >= 1, "no replica acknowledged the writes of {port}");
+    }
+
+    /// Port of a replica of the master on `master_port`.
+    pub fn replica_of(&self, master_port: u16) -> u16 {
+        self.running()
+            .find(|&port| {
+                let repl: String = query(port, redis::cmd("INFO").arg("replication")).unwrap_or_default();
+                repl.contains("role:slave") && repl.contains(&format!("master_port:{master_port}"))
+            })
+            .expect("a replica of that master")
+    }
+
+    /// Kills the node on `port` (a crash).
+    pub fn kill(&self, port: u16) {
+        let node = self.nodes.iter().find(|n| n.port == port).expect("node");
+        if let Some(mut child) = node.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Makes the replica on `port` take over its (dead) master's slots at once.
+    pub fn take_over(&self, port: u16) {
+        let _: String = query(port, redis::cmd("CLUSTER").arg("FAILOVER").arg("TAKEOVER")).expect("FAILOVER");
+        self.wait(
+            || {
+                query::<String>(port, redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|r| r.contains("role:master"))
+            },
+            "the replica became master",
+        );
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            if let Some(mut child) = node.child.lock().unwrap().take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The test binary's shared 3-master cluster, started on first use from a thread that lives as
+/// long as the process (so PR_SET_PDEATHSIG fires only when the process ends).
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<&'static RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let cluster: &'static RedisCluster = Box::leak(Box::new(RedisCluster::start(3, 0)));
+            tx.send(cluster).expect("send cluster");
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("redis cluster started")
+    })
+}
