@@ -42,6 +42,9 @@ pub struct BffConfig {
     /// Largest request body forwarded upstream.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Most session and token records kept in this instance's near cache (0 turns it off).
+    #[serde(default = "default_near_cache_entries")]
+    pub near_cache_entries: usize,
     /// Put the ID token into the end-session URL as `id_token_hint`. Off by default: that URL goes
     /// to the browser, and no token may (the URL carries `client_id` instead, which RP-initiated
     /// logout accepts together with `post_logout_redirect_uri`).
@@ -154,6 +157,9 @@ fn default_upstream_timeout() -> u64 {
 }
 fn default_max_body() -> usize {
     1024 * 1024
+}
+fn default_near_cache_entries() -> usize {
+    100_000
 }
 fn default_scopes() -> Vec<String> {
     ["openid", "profile", "offline_access", "notes"].map(String::from).to_vec()

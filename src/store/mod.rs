@@ -1,4 +1,4 @@
-//! The state store shared by the three programs: Redis (through a deadpool connection pool) in
+//! The state store shared by the three programs: Redis (over multiplexed connections) in
 //! production, or an embedded in-memory store for a single instance.
 //!
 //! The interface is deliberately small — bytes under namespaced keys with TTLs, atomic
@@ -38,7 +38,7 @@ pub enum StoreError {
 pub enum Store {
     /// Embedded, process-local.
     Memory(Arc<MemoryStore>),
-    /// Redis through a connection pool.
+    /// Redis over multiplexed connections.
     Redis(RedisStore),
     /// Redis Cluster through a pool of cluster connections.
     Cluster(ClusterStore),
@@ -116,6 +116,11 @@ impl Store {
     /// The value at `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self.get(key))
+    }
+
+    /// The values at `keys`, in order, in one round trip (`None` where absent or expired).
+    pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        dispatch!(self.mget(keys))
     }
 
     /// Stores `value` at `key` for `ttl`, replacing any value.

@@ -1,10 +1,16 @@
-//! Redis back-end through a deadpool connection pool, with a time bound on every operation.
+//! Redis back-end over a few multiplexed connections, with a time bound on every operation.
+//!
+//! Why not a checkout pool: a pooled connection is exclusive to one operation, and deadpool-redis
+//! sends `PING` (and `UNWATCH`) on every checkout to recycle it — two extra round trips per
+//! command. A multiplexed connection pipelines every caller's commands on one socket, needs no
+//! checkout, and is replaced when it fails or when the event bus saw the server go away.
 
 use super::StoreError;
 use super::events::{EventBus, spawn_redis_subscriber};
 use crate::config::{RedisUrl, StoreConfig};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
-use redis::{AsyncCommands, Script};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -51,14 +57,57 @@ pub(super) static INDEX_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// A pooled Redis store.
+/// A Redis store.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// One lazily opened multiplexed connection, tagged with the event bus generation it was
+/// opened under: once the bus has lost its subscription (the server went away or the network
+/// broke) the connection is presumed dead too and reopened, instead of failing one command.
+type Slot = tokio::sync::Mutex<Option<(u64, MultiplexedConnection)>>;
+
+/// Multiplexed connections that commands are spread over, round robin.
+struct Connections {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+}
+
+/// Most connections opened per store: one multiplexed connection already carries tens of
+/// thousands of commands per second; a few spread the parsing over the runtime's threads.
+const MAX_CONNECTIONS: usize = 4;
+
+impl Connections {
+    /// A connection from the next slot, opening it when absent or stale.
+    async fn get(&self, bus: &EventBus) -> Result<(usize, MultiplexedConnection), StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let generation = bus.generation();
+        let mut slot = self.slots[i].lock().await;
+        if let Some((g, conn)) = slot.as_ref()
+            && *g == generation
+        {
+            return Ok((i, conn.clone()));
+        }
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(unavailable)?;
+        *slot = Some((generation, conn.clone()));
+        Ok((i, conn))
+    }
+
+    /// Forgets the connection of slot `i` after it failed, so the next command reconnects.
+    async fn discard(&self, i: usize) {
+        *self.slots[i].lock().await = None;
+    }
+}
+
 struct Inner {
-    pool: Pool,
+    connections: Connections,
     namespace: String,
     timeout: Duration,
     bus: EventBus,
@@ -80,23 +129,26 @@ pub(super) fn px(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Builds the pool. Connections are opened on first use: a program starts while Redis is
+    /// Prepares the connections. They are opened on first use: a program starts while Redis is
     /// down, and its operations (and readiness) fail with [`StoreError`] until Redis is back.
     pub async fn connect(url: &RedisUrl, config: &StoreConfig) -> Result<Self, StoreError> {
         let timeout = Duration::from_millis(config.redis_timeout_ms);
-        let mut cfg = Config::from_url(url.expose());
-        cfg.pool = Some(PoolConfig {
-            max_size: config.redis_pool_size,
-            timeouts: Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) },
-            ..PoolConfig::default()
-        });
-        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let client = redis::Client::open(url.expose()).map_err(unavailable)?;
+        let count = config.redis_pool_size.clamp(1, MAX_CONNECTIONS);
+        let connections = Connections {
+            client,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout),
+            slots: (0..count).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+        };
         let bus = EventBus::new();
         let subscriber =
             spawn_redis_subscriber(url.expose().to_string(), config.redis_namespace.clone(), bus.clone());
         let store = Self {
             inner: Arc::new(Inner {
-                pool,
+                connections,
                 namespace: config.redis_namespace.clone(),
                 timeout,
                 bus,
@@ -110,15 +162,26 @@ impl RedisStore {
         format!("{}:{}", self.inner.namespace, key)
     }
 
-    /// Runs `f` on a pooled connection within the configured timeout.
+    /// Runs `f` on a connection within the configured timeout; a connection that failed is
+    /// dropped so that the next command opens a fresh one.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let connections = &self.inner.connections;
         let work = async {
-            let conn = self.inner.pool.get().await.map_err(unavailable)?;
-            f(conn).await.map_err(unavailable)
+            let (slot, conn) = connections.get(&self.inner.bus).await?;
+            match f(conn).await {
+                Ok(v) => Ok(v),
+                Err(e) if e.is_timeout() => Err(StoreError::Timeout),
+                Err(e) => {
+                    if e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error() {
+                        connections.discard(slot).await;
+                    }
+                    Err(unavailable(e))
+                }
+            }
         };
         tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
     }
@@ -140,6 +203,17 @@ impl RedisStore {
     pub(super) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = self.key(key);
         self.run(|mut c| async move { c.get(k).await }).await
+    }
+
+    pub(super) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let ks: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let n = ks.len();
+        let values: Vec<Option<Vec<u8>>> =
+            self.run(|mut c| async move { redis::cmd("MGET").arg(ks).query_async(&mut c).await }).await?;
+        if values.len() != n {
+            return Err(StoreError::Unavailable("MGET answered with the wrong number of values".into()));
+        }
+        Ok(values)
     }
 
     pub(super) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
