@@ -4,21 +4,12 @@
 
 mod common;
 
+use common::apps::{start_second_bff, wait_ready};
 use common::{Browser, OTHER_USER, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-async fn wait_ready(base: &str) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the BFF at {base} never became ready");
-}
 
 async fn started_stack() -> Stack {
     let stack = Stack::start(StackConfig::new()).await;
@@ -27,16 +18,13 @@ async fn started_stack() -> Stack {
 }
 
 async fn second_instance(stack: &Stack) -> String {
-    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
-        .set("bff", &stack.doc["bff"])
-        .section("bff")
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
-    tokio::spawn(app.run_until_stopped());
-    wait_ready(&url).await;
-    url
+    start_second_bff(stack, |_| {}).await
+}
+
+/// Status of a proxied API call: served from the instance's near cache once warm.
+async fn api_status(browser: &Browser, base: &str) -> u16 {
+    let req = browser.request(Method::GET, &format!("{base}/api/whoami")).header("X-CSRF", "1");
+    browser.send(req).await.status.as_u16()
 }
 
 async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
@@ -127,11 +115,23 @@ async fn sessions_revoke_by_sub_ends_them_on_every_instance_and_spares_other_use
     let phone = logged_in(&stack, USER).await;
     let bob = logged_in(&stack, OTHER_USER).await;
     let sub = user(&laptop, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+    for base in [&stack.bff_url, &second] {
+        assert_eq!(api_status(&laptop, base).await, 200, "warms {base}'s near cache");
+    }
 
     let out = run(&["sessions", "revoke", "--sub", &sub], bff_env(&stack)).await;
 
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "ended 2 session(s)");
+    // The CLI keeps no cache, yet announces what it deleted: the running instances' near
+    // caches must drop the session (this proxied call would otherwise be served from them).
+    for base in [&stack.bff_url, &second] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while api_status(&laptop, base).await != 401 {
+            assert!(std::time::Instant::now() < deadline, "{base} still serves a revoked session");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     for base in [&stack.bff_url, &second] {
         assert_eq!(user(&laptop, base).await.0, 401);
         assert_eq!(user(&phone, base).await.0, 401);

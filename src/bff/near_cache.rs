@@ -91,10 +91,14 @@ pub struct Ticket {
 }
 
 /// The cache; cheap to clone. Disabled (every lookup misses, nothing is kept) on the
-/// in-process store, which is as near as a cache, or with a capacity of 0.
+/// in-process store, which is as near as a cache, or with a capacity of 0. A disabled cache
+/// over a store still announces writes: other instances (or the running BFFs, when the writer
+/// is the admin CLI) may well cache what it changes.
 #[derive(Clone)]
 pub struct NearCache {
     inner: Option<Arc<Inner>>,
+    /// Where a disabled cache announces changes.
+    announcer: Option<Store>,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -108,7 +112,7 @@ impl NearCache {
     /// lookups in `lookups{outcome}`. Must be called inside a Tokio runtime.
     pub fn new(store: &Store, capacity: usize, lookups: &IntCounterVec) -> Self {
         if capacity == 0 || matches!(store, Store::Memory(_)) {
-            return Self::disabled();
+            return Self::announcing_only(store);
         }
         Self::listening(store, capacity, lookups)
     }
@@ -131,12 +135,13 @@ impl NearCache {
         });
         let listener = tokio::spawn(listen(Arc::downgrade(&inner), rx));
         *lock(&inner.listener) = Some(listener);
-        Self { inner: Some(inner) }
+        Self { inner: Some(inner), announcer: None }
     }
 
-    /// A cache that keeps nothing.
-    pub fn disabled() -> Self {
-        Self { inner: None }
+    /// A cache that keeps nothing but still announces every change made through it on `store`'s
+    /// bus, so caches elsewhere forget the changed records.
+    pub fn announcing_only(store: &Store) -> Self {
+        Self { inner: None, announcer: Some(store.clone()) }
     }
 
     /// The value cached under `key`, if it is fresh and the bus is live.
@@ -219,10 +224,14 @@ impl NearCache {
     /// to. A failed announcement is logged; the entries elsewhere then live at most
     /// [`MAX_AGE`] (a store that cannot publish usually also broke the bus, which flushes).
     pub async fn announce(&self, keys: &[&str]) {
-        let Some(inner) = &self.inner else { return };
+        let store = match (&self.inner, &self.announcer) {
+            (Some(inner), _) => &inner.store,
+            (None, Some(store)) => store,
+            (None, None) => return,
+        };
         self.forget(keys);
         let payload = keys.join("\n");
-        if let Err(e) = inner.store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
+        if let Err(e) = store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
             tracing::warn!(error = %e, "a near-cache invalidation could not be announced");
         }
     }
@@ -285,7 +294,7 @@ async fn listen(cache: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<Eve
     loop {
         let event = rx.recv().await;
         let Some(inner) = cache.upgrade() else { return };
-        let cache = NearCache { inner: Some(inner) };
+        let cache = NearCache { inner: Some(inner), announcer: None };
         match event {
             Ok(Event::Message { channel, payload }) if channel == INVALIDATE_CHANNEL => {
                 let text = String::from_utf8_lossy(&payload);

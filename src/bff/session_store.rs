@@ -67,9 +67,11 @@ pub struct BffSessionStore {
 }
 
 impl BffSessionStore {
-    /// A session store over `store` (without a near cache).
+    /// A session store over `store` without a near cache of its own (its changes are still
+    /// announced to the caches of running instances).
     pub fn new(store: Store, keys: Keys) -> Self {
-        Self { store, keys, cache: NearCache::disabled() }
+        let cache = NearCache::announcing_only(&store);
+        Self { store, keys, cache }
     }
 
     /// Keeps what the session middleware reads in `cache` (announcing every write to it).

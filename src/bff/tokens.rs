@@ -149,6 +149,7 @@ impl TokenCare {
         metrics: Arc<BffMetrics>,
     ) -> Self {
         let lock = RefreshLock::new(store.clone(), timing.lock_ttl, timing.wait);
+        let cache = NearCache::announcing_only(&store);
         Self {
             store,
             keys,
@@ -159,7 +160,7 @@ impl TokenCare {
             locks: Arc::default(),
             lock,
             metrics,
-            cache: NearCache::disabled(),
+            cache,
         }
     }
 
