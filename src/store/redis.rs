@@ -1,9 +1,13 @@
-//! Redis back-end through a deadpool connection pool, with a time bound on every operation.
+//! Redis back-end through a deadpool connection pool, with a time bound on every operation:
+//! one server (`redis_url`), or the master that Redis Sentinel names (`redis_sentinel_urls`;
+//! see [`super::sentinel`]). Both speak to one master, so they share every operation.
 
 use super::StoreError;
-use super::events::{EventBus, spawn_redis_subscriber};
+use super::events::{EventBus, Source, spawn_subscriber};
+use super::sentinel;
 use crate::config::{RedisUrl, StoreConfig};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Config, PoolConfig, Runtime, Timeouts};
+use redis::aio::ConnectionLike;
 use redis::{AsyncCommands, Script};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -57,6 +61,57 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// The pool: connections to one server, or to whichever server Sentinel names as master when
+/// the connection is made (a connection to a demoted master is closed by Sentinel, fails its
+/// recycle check, and is replaced by one to the new master).
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Sentinel(deadpool_redis::sentinel::Pool),
+}
+
+/// A pooled connection of either [`Pool`].
+pub(super) enum Connection {
+    Single(deadpool_redis::Connection),
+    Sentinel(deadpool_redis::sentinel::Connection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+impl Pool {
+    async fn get(&self) -> Result<Connection, StoreError> {
+        match self {
+            Pool::Single(p) => p.get().await.map(Connection::Single).map_err(unavailable),
+            Pool::Sentinel(p) => p.get().await.map(Connection::Sentinel).map_err(unavailable),
+        }
+    }
+}
+
 struct Inner {
     pool: Pool,
     namespace: String,
@@ -71,7 +126,18 @@ impl Drop for Inner {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+/// The pool settings every back-end shares: `redis_pool_size` connections, and
+/// `redis_timeout_ms` for waiting, connecting and recycling.
+pub(super) fn pool_config(config: &StoreConfig) -> PoolConfig {
+    let timeout = Some(Duration::from_millis(config.redis_timeout_ms));
+    PoolConfig {
+        max_size: config.redis_pool_size,
+        timeouts: Timeouts { wait: timeout, create: timeout, recycle: timeout },
+        ..PoolConfig::default()
+    }
+}
+
+pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -83,27 +149,38 @@ impl RedisStore {
     /// Builds the pool. Connections are opened on first use: a program starts while Redis is
     /// down, and its operations (and readiness) fail with [`StoreError`] until Redis is back.
     pub async fn connect(url: &RedisUrl, config: &StoreConfig) -> Result<Self, StoreError> {
-        let timeout = Duration::from_millis(config.redis_timeout_ms);
         let mut cfg = Config::from_url(url.expose());
-        cfg.pool = Some(PoolConfig {
-            max_size: config.redis_pool_size,
-            timeouts: Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) },
-            ..PoolConfig::default()
-        });
+        cfg.pool = Some(pool_config(config));
         let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let source = Source::Nodes(vec![url.expose().to_string()]);
+        Ok(Self::with_pool(Pool::Single(pool), source, config))
+    }
+
+    /// Builds a pool over the master that the Sentinels at `urls` know as `master`, and an
+    /// event subscription that follows that master through failovers. Like
+    /// [`RedisStore::connect`], nothing is contacted until first use.
+    pub async fn connect_sentinel(
+        urls: &[RedisUrl],
+        master: &str,
+        config: &StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let pool = sentinel::pool(urls, master, pool_config(config))?;
+        let source = Source::Sentinel(Box::new(sentinel::client(urls, master)?));
+        Ok(Self::with_pool(Pool::Sentinel(pool), source, config))
+    }
+
+    fn with_pool(pool: Pool, source: Source, config: &StoreConfig) -> Self {
         let bus = EventBus::new();
-        let subscriber =
-            spawn_redis_subscriber(url.expose().to_string(), config.redis_namespace.clone(), bus.clone());
-        let store = Self {
+        let subscriber = spawn_subscriber(source, config.redis_namespace.clone(), bus.clone());
+        Self {
             inner: Arc::new(Inner {
                 pool,
                 namespace: config.redis_namespace.clone(),
-                timeout,
+                timeout: Duration::from_millis(config.redis_timeout_ms),
                 bus,
                 subscriber,
             }),
-        };
-        Ok(store)
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -113,11 +190,11 @@ impl RedisStore {
     /// Runs `f` on a pooled connection within the configured timeout.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let work = async {
-            let conn = self.inner.pool.get().await.map_err(unavailable)?;
+            let conn = self.inner.pool.get().await?;
             f(conn).await.map_err(unavailable)
         };
         tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
