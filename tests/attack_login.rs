@@ -29,12 +29,15 @@
 //! | #16 `returnTo`: other spellings, schemes, look-alike hosts, repeats | [`return_targets_that_leave_the_origin_are_refused_in_every_other_spelling`] |
 //! | #16 what is accepted lands on our own origin | [`accepted_return_targets_always_land_on_the_bffs_own_origin`] |
 //! | #16 non-ASCII targets: refused or percent-encoded, never a 500 | [`a_non_ascii_return_target_never_breaks_the_callback`] |
+//! | login flood from one address: 429 `too_many_requests`, store bounded | [`a_flood_of_login_starts_from_one_address_gets_429_and_stores_no_more_attempts`] |
+//! | pending attempts expire after `bff.login_attempt_ttl_secs` | [`a_login_attempt_and_its_cookie_live_bff_login_attempt_ttl_secs`] |
+//! | login cookies per browser capped (no 431), oldest attempt fails cleanly | [`six_parallel_tabs_keep_the_newest_five_logins_and_the_oldest_callback_fails_cleanly`] |
 //! | #16 post-logout target | [`logout_ignores_any_redirect_target_the_request_brings`], `auth_server::end_session_redirects_only_to_registered_uris_and_ends_the_login` |
 
 mod common;
 
 use common::attack::{AttackStack, SESSION_COOKIE, assert_error, new_session_cookie};
-use common::oidc_flow::{submit_login, urlencode};
+use common::oidc_flow::{query_param, submit_login, urlencode};
 use common::provider_tap::Tamper;
 use common::{Browser, CLIENT_ID, Page, USER, forge};
 use reqwest::Method;
@@ -42,10 +45,6 @@ use serde_json::json;
 use std::sync::Arc;
 
 const LOGIN_COOKIE_PREFIX: &str = "__Host-cloakroom-login-";
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
 
 /// `/bff/login?returnTo=…` in `browser`; returns the redirect to the provider.
 async fn start_login(stack: &AttackStack, browser: &Browser, return_to: &str) -> Page {
@@ -555,4 +554,72 @@ async fn a_non_ascii_return_target_never_breaks_the_callback() {
         let landed = url::Url::parse(&page.location().unwrap()).unwrap();
         assert_eq!(landed.origin(), origin, "{target:?} left the origin: {landed}");
     }
+}
+
+#[tokio::test]
+async fn a_flood_of_login_starts_from_one_address_gets_429_and_stores_no_more_attempts() {
+    let limit = 5;
+    let stack = AttackStack::start(|c| {
+        c.set("bff.login_rate_limit_per_ip", json!(limit)).set("bff.login_rate_limit_window_secs", json!(60))
+    })
+    .await;
+
+    // Fresh browsers, as a flood would come: no cookie links the requests, only the address.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let page = Browser::new().get(&stack.bff("/bff/login?returnTo=/")).await;
+        if page.status == 429 {
+            assert_error(&page, 429, "too_many_requests");
+            let retry: u64 = page.header("retry-after").expect("Retry-After").parse().expect("seconds");
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+            assert!(page.set_cookies().is_empty(), "a refused start sets no cookie");
+        }
+        statuses.push(page.status.as_u16());
+    }
+
+    assert_eq!(statuses[..limit], [302; 5], "{statuses:?}");
+    assert!(statuses[limit..].iter().all(|s| *s == 429), "{statuses:?}");
+    let attempts = stack.bff_keys().iter().filter(|k| k.starts_with("login:")).count();
+    assert_eq!(attempts, limit, "one stored attempt per admitted start");
+}
+
+#[tokio::test]
+async fn a_login_attempt_and_its_cookie_live_bff_login_attempt_ttl_secs() {
+    let stack = AttackStack::start(|c| c.set("bff.login_attempt_ttl_secs", json!(45))).await;
+    let browser = Browser::new();
+
+    let start = start_login(&stack, &browser, "/").await;
+
+    let cookie = start.set_cookies().into_iter().find(|c| c.starts_with(LOGIN_COOKIE_PREFIX)).unwrap();
+    assert!(cookie.contains("Max-Age=45"), "{cookie}");
+    let key = stack.bff_keys().into_iter().find(|k| k.starts_with("login:")).expect("attempt stored");
+    let ttl = stack.bff_key_ttl(&key).expect("the attempt expires");
+    assert!((1..=45).contains(&ttl), "attempt TTL {ttl}");
+}
+
+#[tokio::test]
+async fn six_parallel_tabs_keep_the_newest_five_logins_and_the_oldest_callback_fails_cleanly() {
+    let stack = AttackStack::start(|c| c).await;
+    let browser = Browser::new();
+    let mut starts = Vec::new();
+    for tab in 1..=6 {
+        starts.push(start_login(&stack, &browser, &format!("/tab{tab}")).await);
+    }
+    let login_cookies =
+        browser.cookie_names().into_iter().filter(|n| n.starts_with(LOGIN_COOKIE_PREFIX)).count();
+    assert_eq!(login_cookies, 5, "the oldest login cookie was expired");
+    let mut callbacks = Vec::new();
+    for start in &starts {
+        callbacks.push(provider_round_trip(&stack, &browser, start).await);
+    }
+
+    let oldest = browser.get(&callbacks[0]).await;
+    assert_refused_callback(&stack, &oldest);
+    for (tab, callback) in callbacks.iter().enumerate().skip(1) {
+        let page = browser.get(callback).await;
+        assert_eq!(page.status, 302, "tab {}: {}", tab + 1, page.body);
+        assert_eq!(page.header("location"), Some(format!("/tab{}", tab + 1)));
+    }
+    let left = browser.cookie_names().into_iter().filter(|n| n.starts_with(LOGIN_COOKIE_PREFIX)).count();
+    assert_eq!(left, 0, "every finished attempt removed its cookie");
 }

@@ -50,16 +50,15 @@
 mod common;
 
 use common::attack::{AttackStack, SESSION_COOKIE, contains_jwt};
-use common::oidc_flow::{code_flow_tokens, pkce_pair, submit_login, token_request, urlencode};
+use common::oidc_flow::{
+    ALL_SCOPES, IssuedCode, OTHER_CLIENT, OTHER_SECRET, authorize_url, code_flow_tokens, obtain_code,
+    pkce_pair, query_param, redeem, redirect_uri, refresh, token_request, urlencode, with_other_client,
+};
 use common::{Browser, CLIENT_ID, Stack, StackConfig, USER, forge};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const ALL_SCOPES: &str = "openid profile offline_access notes";
-const OTHER_CLIENT: &str = "other-client";
-const OTHER_SECRET: &str = "other-client-secret-0123456789";
 
 // --- No secret reaches the browser or a log line --------------------------------------------
 
@@ -342,40 +341,8 @@ async fn malformed_tokens_of_every_shape_are_refused_with_401_never_a_500() {
 
 // --- Token endpoint and revocation abuses ---------------------------------------------------
 
-fn with_other_client(mut cfg: StackConfig) -> StackConfig {
-    let redirect = format!("{}/bff/callback", cfg.doc["bff"]["public_url"].as_str().unwrap());
-    cfg.doc["auth_server"]["clients"].as_array_mut().unwrap().push(json!({
-        "client_id": OTHER_CLIENT, "client_secret": OTHER_SECRET, "redirect_uris": [redirect],
-    }));
-    cfg
-}
-
 async fn auth_server(tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
     common::apps::start_auth_server(tweak(with_other_client(StackConfig::new()))).await
-}
-
-fn redirect_uri(stack: &Stack) -> String {
-    format!("{}/bff/callback", stack.bff_url)
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-/// A code for the BFF client through the real login form: (code, verifier, challenge).
-async fn obtain_code(stack: &Stack) -> (String, String, String) {
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let url = format!(
-        "{}/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope={}&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
-        stack.auth_url,
-        urlencode(&redirect_uri(stack)),
-        urlencode(ALL_SCOPES),
-    );
-    let page = browser.get(&url).await;
-    let after = submit_login(&browser, &page, USER).await;
-    let callback = after.location().expect("redirect with a code");
-    (query_param(&callback, "code").expect("code"), verifier, challenge)
 }
 
 /// POSTs `form` to `/token` with `auth` = (client_id, secret) as client_secret_basic, or none.
@@ -395,28 +362,10 @@ fn assert_oauth_error(answer: &(u16, Value), status: u16, code: &str, why: &str)
     assert!(answer.1.get("access_token").is_none() && answer.1.get("refresh_token").is_none(), "{why}");
 }
 
-async fn redeem(stack: &Stack, code: &str, verifier: &str) -> (u16, Value) {
-    let redirect = redirect_uri(stack);
-    token_request(
-        stack,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &redirect),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
-}
-
-async fn refresh(stack: &Stack, rt: &str) -> (u16, Value) {
-    token_request(stack, &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await
-}
-
 #[tokio::test]
 async fn a_code_redeemed_by_another_client_is_refused() {
     let stack = auth_server(|c| c).await;
-    let (code, verifier, _) = obtain_code(&stack).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     let redirect = redirect_uri(&stack);
     let answer = token_as(
         &stack,
@@ -435,7 +384,7 @@ async fn a_code_redeemed_by_another_client_is_refused() {
 #[tokio::test]
 async fn a_pkce_downgrade_at_the_token_endpoint_is_refused() {
     let stack = auth_server(|c| c).await;
-    let (code, verifier, challenge) = obtain_code(&stack).await;
+    let IssuedCode { code, verifier, challenge } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     let redirect = redirect_uri(&stack);
     // `plain` semantics: the challenge itself as the verifier.
     assert_oauth_error(
@@ -476,7 +425,7 @@ async fn a_pkce_downgrade_at_the_token_endpoint_is_refused() {
 #[tokio::test]
 async fn a_code_redeemed_without_its_redirect_uri_is_refused() {
     let stack = auth_server(|c| c).await;
-    let (code, verifier, _) = obtain_code(&stack).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     let answer = token_request(
         &stack,
         &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)],
@@ -538,7 +487,7 @@ async fn redirect_uris_that_are_not_an_exact_match_get_an_error_page_and_no_redi
 #[tokio::test]
 async fn a_refresh_token_used_as_a_code_or_a_code_as_a_refresh_token_is_refused() {
     let stack = auth_server(|c| c).await;
-    let (code, verifier, _) = obtain_code(&stack).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     let answer = refresh(&stack, &code).await;
     assert_oauth_error(&answer, 400, "invalid_grant", "a code as a refresh token");
     let (status, tokens) = redeem(&stack, &code, &verifier).await;
@@ -625,7 +574,7 @@ async fn two_client_authentication_methods_or_a_mismatched_client_id_are_refused
 #[tokio::test]
 async fn an_expired_code_is_refused() {
     let stack = auth_server(|c| c.set("auth_server.code_ttl_secs", json!(1))).await;
-    let (code, verifier, _) = obtain_code(&stack).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_oauth_error(&redeem(&stack, &code, &verifier).await, 400, "invalid_grant", "expired code");
 }
@@ -712,12 +661,7 @@ async fn revocation_with_a_wrong_secret_is_refused_and_a_wrong_hint_still_revoke
 /// `request` id.
 async fn pending_request_id(stack: &Stack) -> String {
     let (_, challenge) = pkce_pair();
-    let url = format!(
-        "{}/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
-        stack.auth_url,
-        urlencode(&redirect_uri(stack)),
-    );
-    let page = Browser::new().get(&url).await;
+    let page = Browser::new().get(&authorize_url(stack, &challenge, "openid")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.inputs().into_iter().find(|(n, _)| n == "request").expect("request id").1
 }
@@ -770,7 +714,8 @@ async fn a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in
     assert!(browser.cookie("__Host-cloakroom-op").is_some());
 }
 
-fn authorize_url(stack: &Stack, extra: &str) -> String {
+/// An authorization request of the BFF client without `response_type`: `extra` adds it.
+fn authorize_url_without_response_type(stack: &Stack, extra: &str) -> String {
     let (_, challenge) = pkce_pair();
     format!(
         "{}/authorize?client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256{extra}",
@@ -785,7 +730,10 @@ async fn implicit_and_hybrid_flows_are_refused_and_no_token_lands_in_a_url() {
     for response_type in ["token", "id_token", "id_token token", "code id_token", "code token", "none", ""] {
         let browser = Browser::new();
         let page = browser
-            .get(&authorize_url(&stack, &format!("&response_type={}", urlencode(response_type))))
+            .get(&authorize_url_without_response_type(
+                &stack,
+                &format!("&response_type={}", urlencode(response_type)),
+            ))
             .await;
         // Either an error page, or an error redirect to the registered client: never a login
         // that would end in a token in a URL.
@@ -838,7 +786,9 @@ async fn urls_in_an_authorization_request_are_never_fetched() {
         format!("&logo_uri={}", urlencode(&format!("{}/logo", target.url))),
         format!("&sector_identifier_uri={}", urlencode(&format!("{}/sector", target.url))),
     ] {
-        let page = browser.get(&authorize_url(&stack, &format!("&response_type=code{extra}"))).await;
+        let page = browser
+            .get(&authorize_url_without_response_type(&stack, &format!("&response_type=code{extra}")))
+            .await;
         assert!(page.status.as_u16() < 500, "{extra}: {}", page.status);
         if let Some(loc) = page.location() {
             assert!(loc.starts_with(&redirect_uri(&stack)), "{extra}: redirected to {loc}");

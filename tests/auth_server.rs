@@ -2,67 +2,19 @@
 
 mod common;
 
-use common::oidc_flow::{code_flow_tokens, pkce_pair, submit_login, token_request, urlencode};
+use common::oidc_flow::{
+    ALL_SCOPES, IssuedCode, OTHER_CLIENT, OTHER_SECRET, authorize_url, code_flow_tokens, obtain_code,
+    pkce_pair, query_param, redeem, redirect_uri, refresh, submit_login, token_request, urlencode,
+    with_other_client,
+};
 use common::{Browser, CLIENT_ID, Stack, StackConfig, USER};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const ALL_SCOPES: &str = "openid profile offline_access notes";
-const OTHER_CLIENT: &str = "other-client";
-const OTHER_SECRET: &str = "other-client-secret-0123456789";
-
 async fn auth_server() -> Stack {
     common::apps::start_auth_server(StackConfig::new()).await
-}
-
-fn redirect_uri(stack: &Stack) -> String {
-    format!("{}/bff/callback", stack.bff_url)
-}
-
-fn authorize_url(stack: &Stack, challenge: &str, scope: &str) -> String {
-    format!(
-        "{}/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope={}&state=st&nonce=nonce-1&code_challenge={challenge}&code_challenge_method=S256",
-        stack.auth_url,
-        urlencode(&redirect_uri(stack)),
-        urlencode(scope),
-    )
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-/// Logs in through the form and returns (code, verifier) without redeeming the code.
-async fn obtain_code(browser: &Browser, stack: &Stack, scope: &str) -> (String, String) {
-    let (verifier, challenge) = pkce_pair();
-    let page = browser.get(&authorize_url(stack, &challenge, scope)).await;
-    let after = submit_login(browser, &page, USER).await;
-    assert_eq!(after.status, 302, "login: {}", after.body);
-    let callback = after.location().expect("redirect to the client");
-    assert!(callback.starts_with(&redirect_uri(stack)));
-    assert_eq!(query_param(&callback, "state").as_deref(), Some("st"));
-    assert_eq!(query_param(&callback, "iss").as_deref(), Some(stack.auth_url.as_str()));
-    (query_param(&callback, "code").expect("code"), verifier)
-}
-
-async fn redeem(stack: &Stack, code: &str, verifier: &str) -> (u16, Value) {
-    let redirect = redirect_uri(stack);
-    token_request(
-        stack,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &redirect),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
-}
-
-async fn refresh(stack: &Stack, refresh_token: &str) -> (u16, Value) {
-    token_request(stack, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
 }
 
 async fn jwks_key(stack: &Stack, kid: &str) -> DecodingKey {
@@ -230,7 +182,7 @@ async fn an_unknown_user_gets_the_same_answer_as_a_wrong_password() {
 #[tokio::test]
 async fn a_replayed_code_is_refused_and_kills_the_refresh_token_it_issued() {
     let stack = auth_server().await;
-    let (code, verifier) = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     let (status, first) = redeem(&stack, &code, &verifier).await;
     assert_eq!(status, 200);
     let (status, replay) = redeem(&stack, &code, &verifier).await;
@@ -283,7 +235,7 @@ async fn an_unregistered_redirect_uri_or_client_gets_an_error_page_and_no_redire
 #[tokio::test]
 async fn a_wrong_verifier_or_redirect_uri_at_the_token_endpoint_is_refused() {
     let stack = auth_server().await;
-    let (code, verifier) = obtain_code(&Browser::new(), &stack, "openid").await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, "openid").await;
     let (other_verifier, _) = pkce_pair();
     let (status, body) = redeem(&stack, &code, &other_verifier).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
@@ -325,7 +277,7 @@ async fn a_bad_client_secret_is_refused_with_invalid_client_and_no_store() {
 #[tokio::test]
 async fn client_secret_post_authenticates_the_client() {
     let stack = auth_server().await;
-    let (code, verifier) = obtain_code(&Browser::new(), &stack, "openid").await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, "openid").await;
     let secret = stack.client_secret();
     let res = reqwest::Client::new()
         .post(format!("{}/token", stack.auth_url))
@@ -371,16 +323,6 @@ async fn two_concurrent_refreshes_with_one_token_let_at_most_one_win() {
     let wins = [a.0, b.0].iter().filter(|s| **s == 200).count();
     assert!(wins <= 1, "both refreshes won");
     assert!([a.0, b.0].contains(&400));
-}
-
-fn with_other_client(mut cfg: StackConfig) -> StackConfig {
-    let redirect = format!("{}/bff/callback", cfg.doc["bff"]["public_url"].as_str().unwrap());
-    cfg.doc["auth_server"]["clients"].as_array_mut().unwrap().push(json!({
-        "client_id": OTHER_CLIENT,
-        "client_secret": OTHER_SECRET,
-        "redirect_uris": [redirect],
-    }));
-    cfg
 }
 
 #[tokio::test]
@@ -515,6 +457,46 @@ async fn signup_creates_an_account_and_continues_the_authorization() {
     assert_eq!(taken.status, 409);
 }
 
+#[tokio::test]
+async fn sign_ups_from_one_address_past_the_limit_get_429_and_create_no_account() {
+    let cfg = StackConfig::new()
+        .set("auth_server.signup_max_per_ip", serde_json::json!(3))
+        .set("auth_server.signup_window_secs", serde_json::json!(3600));
+    let stack = common::apps::start_auth_server(cfg).await;
+    let signup = |browser: Browser, name: String| {
+        let url = format!("{}/signup", stack.auth_url);
+        async move {
+            let fields =
+                [("username".to_string(), name), ("password".to_string(), "a-long-password".to_string())];
+            browser.post_form(&url, &fields).await
+        }
+    };
+
+    // Every attempt counts, a refused one (name taken) too: each costs a password hash.
+    let taken = signup(Browser::new(), USER.0.to_string()).await;
+    let first = signup(Browser::new(), "dave".to_string()).await;
+    let second = signup(Browser::new(), "erin".to_string()).await;
+    let fourth = signup(Browser::new(), "frank".to_string()).await;
+
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(
+        (first.status.as_u16(), second.status.as_u16()),
+        (200, 200),
+        "{} / {}",
+        first.body,
+        second.body
+    );
+    assert_eq!(fourth.status, 429, "{}", fourth.body);
+    let retry: u64 = fourth.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    assert!(fourth.header("set-cookie").is_none(), "nobody signed in");
+    let (_, challenge) = pkce_pair();
+    let browser = Browser::new();
+    let page = browser.get(&authorize_url(&stack, &challenge, "openid")).await;
+    let login = submit_login(&browser, &page, ("frank", "a-long-password")).await;
+    assert_eq!(login.status, 401, "no account was created: {}", login.body);
+}
+
 /// A tiny back-channel logout endpoint that records what it receives.
 async fn start_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     use actix_web::{App, HttpResponse, HttpServer, web};
@@ -594,7 +576,7 @@ async fn no_code_token_cookie_or_password_is_stored_in_the_clear() {
     let redis = common::redis::RedisServer::start();
     let stack = common::apps::start_auth_server(StackConfig::on_redis(Some(redis.url()))).await;
     let browser = Browser::new();
-    let (code, verifier) = obtain_code(&browser, &stack, ALL_SCOPES).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&browser, &stack, ALL_SCOPES).await;
     let (_, tokens) = redeem(&stack, &code, &verifier).await;
     let (_, rotated) = refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await;
     let secrets = [

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::apps::{start_second_bff, wait_ready};
 use common::oidc_flow::bff_login;
 use common::{Browser, Page, Stack, StackConfig, USER};
 use reqwest::Method;
@@ -12,31 +13,6 @@ use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-async fn wait_ready(url: &str) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{url}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
-
-/// Starts another BFF instance with the stack's configuration (the same store and keys),
-/// changed by `tweak`.
-async fn second_instance(stack: &Stack, tweak: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut doc = stack.doc["bff"].clone();
-    tweak(&mut doc);
-    let cfg: cloakroom::config::BffConfig =
-        cloakroom::config::ConfigSource::from_toml_str("").set("bff", &doc).section("bff").unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
-    tokio::spawn(app.run_until_stopped());
-    wait_ready(&url).await;
-    url
-}
 
 async fn call(browser: &Browser, base: &str, path: &str) -> Page {
     browser.send(browser.request(Method::GET, &format!("{base}{path}")).header("X-CSRF", "1")).await
@@ -77,7 +53,7 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
         .set("bff.refresh_skew_secs", json!(1));
     let stack = Stack::start(cfg).await;
     wait_ready(&stack.bff_url).await;
-    let second = second_instance(&stack, |_| {}).await;
+    let second = start_second_bff(&stack, |_| {}).await;
     let browser = Browser::new();
     let login = bff_login(&browser, &stack, USER, "/app/").await;
     assert_eq!(login.status, 302, "{}", login.body);
@@ -223,7 +199,7 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
         c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let impatient = second_instance(&stack, |doc| doc["refresh_wait_ms"] = json!(300)).await;
+    let impatient = start_second_bff(&stack, |doc| doc["refresh_wait_ms"] = json!(300)).await;
     let browser = Browser::new();
     let login = bff_login(&browser, &stack, USER, "/app/").await;
     assert_eq!(login.status, 302, "{}", login.body);

@@ -185,6 +185,20 @@ fn a_bad_auth_server_listen_address_is_refused_naming_auth_server_listen() {
 }
 
 #[test]
+fn a_login_attempt_lifetime_outside_30_to_3600_seconds_is_refused_naming_it() {
+    let _env = env_lock();
+    for secs in ["5", "86400"] {
+        let cfg = ConfigFile::new(
+            &VALID_BFF.replace("[bff]\n", &format!("[bff]\nlogin_attempt_ttl_secs = {secs}\n")),
+        );
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, "bff.login_attempt_ttl_secs");
+    }
+}
+
+#[test]
 fn a_bad_resource_server_issuer_from_the_environment_is_refused_naming_it() {
     let _env = env_lock();
 
@@ -347,6 +361,8 @@ fn defaults_apply_to_every_key_that_is_not_set() {
     assert_eq!(bff.public_url.as_str(), "http://localhost:8080");
     assert_eq!(bff.oidc.scopes, ["openid", "profile", "offline_access", "notes"]);
     assert_eq!(bff.refresh_skew_secs, 30);
+    assert_eq!(bff.login_attempt_ttl_secs, 300);
+    assert_eq!((bff.login_rate_limit_per_ip, bff.login_rate_limit_window_secs), (30, 60));
     assert_eq!(bff.session.idle_timeout_secs, 1800);
     assert_eq!(bff.session.absolute_timeout_secs, 43200);
     assert!(bff.store.redis_url.is_none(), "no redis unless configured");

@@ -1,5 +1,6 @@
 //! `POST /login` and `GET/POST /signup`: the provider's own sign-in, throttled per user and
-//! per client address, ending in a provider login session and the code redirect.
+//! per client address (sign-ups per client address), ending in a provider login session and
+//! the code redirect.
 
 use super::authorize::complete;
 use super::errors::PageError;
@@ -7,7 +8,7 @@ use super::login_session;
 use super::pages::{self, LoginPage, MessagePage, SignupPage};
 use super::params::Params;
 use super::pending;
-use super::rate_limit::LoginLimiter;
+use super::rate_limit::{LoginLimiter, signup_blocked};
 use super::state::AppState;
 use super::users::{self, Password, UserError, Username};
 use actix_web::http::StatusCode;
@@ -38,12 +39,7 @@ fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
 /// the BFF's unsafe requests); a post without either still needs a valid pending request id.
 fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), PageError> {
     let origin = state.config.issuer.url().origin().ascii_serialization();
-    crate::bff::csrf::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
-}
-
-/// The client address as the connection saw it (a proxy header is not trusted).
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    crate::web::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
 }
 
 /// `POST /login`.
@@ -78,7 +74,7 @@ pub async fn login(
         return Ok(relogin(StatusCode::BAD_REQUEST, "Enter your username and password."));
     };
 
-    let limiter = LoginLimiter::new(typed_name, &client_ip(&req));
+    let limiter = LoginLimiter::new(typed_name, &crate::web::rate_limit::client_ip(&req));
     if let Some(retry_after) = limiter.blocked(&state).await? {
         state.metrics.logins.with_label_values(&["throttled"]).inc();
         return Err(PageError::TooManyAttempts { retry_after });
@@ -128,6 +124,10 @@ pub async fn signup(
     }
     same_origin(&req, &state)?;
     let params = form(&req, &body)?;
+    if let Some(retry_after) = signup_blocked(&state, &req).await? {
+        tracing::info!("sign-up throttled for a client address");
+        return Err(PageError::TooManySignups { retry_after });
+    }
     let request_id = params.get("request").filter(|r| pending::valid_id(r)).unwrap_or("");
     let typed_name = params.get("username").unwrap_or("");
     let again = |status: StatusCode, error: &str| {

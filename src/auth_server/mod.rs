@@ -72,6 +72,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .configure(routes)
         })
+        .tcp_nodelay(true)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?

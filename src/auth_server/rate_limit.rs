@@ -1,11 +1,13 @@
 //! Failed-login throttling, per user and per client address, in fixed windows kept in the
-//! store (so every instance counts together). Once a limit is reached, every further attempt
-//! in the window is refused with 429 before the password is looked at — even a right one.
+//! store (so every instance counts together, see [`crate::web::RateLimit`]). Once a limit is
+//! reached, every further attempt in the window is refused with 429 before the password is
+//! looked at — even a right one. Sign-ups are limited per client address with the same piece.
 
 use super::state::{AppState, keys};
 use crate::crypto::sha256_b64;
 use crate::store::StoreError;
-use std::time::Duration;
+use crate::web::RateLimit;
+use actix_web::HttpRequest;
 
 /// The counters one login attempt touches. Usernames are hashed into keys (they are user input
 /// of any shape).
@@ -34,18 +36,22 @@ impl LoginLimiter {
 
     /// Counts a failed attempt; reaching a limit locks out for the rest of the window.
     pub async fn record_failure(&self, state: &AppState) -> Result<(), StoreError> {
-        let window = Duration::from_secs(state.config.login_failure_window_secs.max(1));
+        let window = state.config.login_failure_window_secs;
         let limits = [
             ("user", &self.user, state.config.login_max_failures_per_user),
             ("ip", &self.ip, state.config.login_max_failures_per_ip),
         ];
         for (kind, who, max) in limits {
-            let counter = keys::failures(kind, who);
-            let n = state.store.incr(&counter, window).await?;
-            if n >= i64::from(max) {
-                let left = state.store.ttl(&counter).await?.filter(|d| !d.is_zero()).unwrap_or(window);
-                state.store.set(&keys::lockout(kind, who), b"1", left.min(window)).await?;
-                tracing::warn!(kind, failures = n, "login lock-out reached");
+            // The counter cannot be read without counting, so reaching the limit leaves a
+            // lock-out marker for the rest of the window, which `blocked` reads.
+            if let Some(left) =
+                RateLimit::new(max, window).spend(&state.store, &keys::failures(kind, who)).await?
+            {
+                state
+                    .store
+                    .set(&keys::lockout(kind, who), b"1", std::time::Duration::from_secs(left))
+                    .await?;
+                tracing::warn!(kind, "login lock-out reached");
             }
         }
         Ok(())
@@ -55,4 +61,13 @@ impl LoginLimiter {
     pub async fn record_success(&self, state: &AppState) -> Result<(), StoreError> {
         state.store.del(&keys::failures("user", &self.user)).await.map(|_| ())
     }
+}
+
+/// Counts a sign-up attempt from the client of `req`: `Ok(Some(secs))` when this address has
+/// used up `signup_max_per_ip` for the window (every attempt counts, successful or not: each
+/// one costs a password hash, and each success an account).
+pub async fn signup_blocked(state: &AppState, req: &HttpRequest) -> Result<Option<u64>, StoreError> {
+    RateLimit::new(state.config.signup_max_per_ip, state.config.signup_window_secs)
+        .admit(&state.store, &keys::signups(&crate::web::rate_limit::client_key(req)))
+        .await
 }

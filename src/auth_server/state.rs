@@ -154,6 +154,10 @@ pub mod keys {
     pub fn failures(kind: &str, who: &str) -> String {
         format!("as:fail:{kind}:{who}")
     }
+    /// Sign-up counter of a client address (hashed).
+    pub fn signups(who: &str) -> String {
+        format!("as:signups:{who}")
+    }
     /// Failed-login lock-out marker.
     pub fn lockout(kind: &str, who: &str) -> String {
         format!("as:lock:{kind}:{who}")

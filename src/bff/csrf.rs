@@ -4,7 +4,7 @@
 //! header is ever sent, so no preflight ever succeeds.
 
 use actix_web::HttpRequest;
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{StatusCode, header};
 
 /// Why a request was refused as a possible forgery.
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +34,7 @@ impl From<CsrfError> for crate::web::ApiError {
     }
 }
 
-/// True for methods that may change state.
-pub fn is_unsafe(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
-}
+use crate::web::is_unsafe;
 
 /// Requires `X-CSRF: 1`.
 pub fn require_header(req: &HttpRequest) -> Result<(), CsrfError> {
@@ -47,22 +44,10 @@ pub fn require_header(req: &HttpRequest) -> Result<(), CsrfError> {
     }
 }
 
-/// For unsafe methods: refuses `Sec-Fetch-Site: cross-site` and any `Origin` other than
-/// exactly `public_origin` (`null` included).
+/// [`crate::web::require_same_origin`] (the check the auth server's forms share), as a CSRF
+/// refusal.
 pub fn require_same_origin(req: &HttpRequest, public_origin: &str) -> Result<(), CsrfError> {
-    if !is_unsafe(req.method()) {
-        return Ok(());
-    }
-    // Every value counts: a request carrying a second, foreign `Origin` (or `Sec-Fetch-Site`)
-    // is not same-origin, whichever of them a later hop would read.
-    let headers = req.headers();
-    if headers.get_all("sec-fetch-site").any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
-        return Err(CsrfError::CrossSite);
-    }
-    if headers.get_all(header::ORIGIN).any(|origin| origin.as_bytes() != public_origin.as_bytes()) {
-        return Err(CsrfError::CrossSite);
-    }
-    Ok(())
+    crate::web::require_same_origin(req, public_origin).map_err(|_| CsrfError::CrossSite)
 }
 
 /// For unsafe methods on JSON routes: refuses the content types a form or `fetch` without

@@ -1,7 +1,10 @@
 //! `GET /bff/login`: starts an authorization code flow (PKCE S256, state, nonce). The attempt is
 //! stored under the hash of `state` and bound to this browser by a per-attempt
 //! `__Host-cloakroom-login-<id>` cookie, so parallel logins in several tabs do not collide;
-//! at most [`MAX_LOGIN_COOKIES`] such cookies are kept (the oldest are expired).
+//! at most [`MAX_LOGIN_COOKIES`] such cookies are kept (the oldest are expired, so their
+//! callbacks fail). Any caller can start one, so attempts are bounded: they live
+//! `bff.login_attempt_ttl_secs`, and one client address may start
+//! `bff.login_rate_limit_per_ip` per window (then 429 `too_many_requests`).
 
 use super::paths::ReturnTo;
 use super::state::BffState;
@@ -19,8 +22,6 @@ use std::time::Duration;
 pub const LOGIN_COOKIE_PREFIX: &str = "__Host-cloakroom-login-";
 /// How many login attempts one browser may have in flight.
 pub const MAX_LOGIN_COOKIES: usize = 5;
-/// Lifetime of a login attempt.
-pub const LOGIN_TTL_SECS: u64 = 600;
 
 /// A login attempt, sealed in the store under `login:{sha256(state)}`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ pub enum LoginError {
     /// `returnTo` is not a local path.
     #[error("returnTo must be a local path")]
     BadReturnTo,
+    /// This client address started too many login attempts; retry after the seconds given.
+    #[error("too many login attempts from this address; try again later")]
+    TooManyAttempts(u64),
     /// The provider's metadata is not available.
     #[error("the auth server is unavailable")]
     Provider,
@@ -57,6 +61,10 @@ impl From<LoginError> for ApiError {
             LoginError::BadReturnTo => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
             }
+            LoginError::TooManyAttempts(retry_after) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())
+                    .with_retry_after(retry_after)
+            }
             LoginError::Provider => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_server_unavailable", e.to_string())
                     .with_retry_after(2)
@@ -64,6 +72,11 @@ impl From<LoginError> for ApiError {
             LoginError::Store(e) => ApiError::store_unavailable(&e),
         }
     }
+}
+
+/// Store key of the login-attempt counter of a client address (hashed).
+fn rate_key(client: &str) -> String {
+    format!("ratelimit:login:{client}")
 }
 
 /// Store key of the attempt with `state`.
@@ -82,7 +95,7 @@ pub fn login_cookie(name: String, value: String, max_age: i64) -> Cookie<'static
         .finish()
 }
 
-/// The login cookies this request carries: (name, created_at, binding value). Names are read
+/// The login cookies this request carries: (name, created_at in µs, binding value). Names are read
 /// as sent, never percent-decoded: `%5F_Host-cloakroom-login-…` (which a sibling domain can
 /// set, unlike a `__Host-` cookie) must not pass for a login cookie and bind a callback.
 pub fn login_cookies(req: &HttpRequest) -> Vec<(String, i64, String)> {
@@ -100,6 +113,17 @@ pub fn login_cookies(req: &HttpRequest) -> Vec<(String, i64, String)> {
 /// `GET /bff/login?returnTo=/local/path`.
 pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpResponse, ApiError> {
     let return_to = parse_return_to(req.query_string())?;
+    let limit = crate::web::RateLimit::new(
+        state.config.login_rate_limit_per_ip,
+        state.config.login_rate_limit_window_secs,
+    );
+    let client = crate::web::rate_limit::client_key(&req);
+    if let Some(retry_after) =
+        limit.admit(&state.store, &rate_key(&client)).await.map_err(LoginError::from)?
+    {
+        tracing::debug!("login attempts throttled for a client address");
+        return Err(LoginError::TooManyAttempts(retry_after).into());
+    }
     let meta = state.provider.metadata().await.map_err(|e| {
         tracing::warn!(error = %e, "login without provider metadata");
         LoginError::Provider
@@ -120,7 +144,8 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     let key = attempt_key(&oauth_state);
     let plain = serde_json::to_vec(&attempt).map_err(|e| ApiError::internal(&e))?;
     let sealed = state.keys.sealer.seal(key.as_bytes(), &plain);
-    state.store.set(&key, &sealed, Duration::from_secs(LOGIN_TTL_SECS)).await.map_err(LoginError::from)?;
+    let ttl = state.config.login_attempt_ttl_secs;
+    state.store.set(&key, &sealed, Duration::from_secs(ttl)).await.map_err(LoginError::from)?;
 
     let mut url = url::Url::parse(&meta.authorization_endpoint).map_err(|e| ApiError::internal(&e))?;
     url.query_pairs_mut()
@@ -140,15 +165,17 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
 
     let mut res = HttpResponse::Found();
     res.insert_header((header::LOCATION, url.to_string())).insert_header(crate::web::no_store());
-    // Keep at most MAX_LOGIN_COOKIES attempts per browser, this one included.
+    // Keep at most MAX_LOGIN_COOKIES attempts per browser, this one included: the oldest go
+    // (their callbacks then fail with 400), so cookies never pile up into a 431. Microsecond
+    // stamps order tabs opened within one second.
     let mut existing = login_cookies(&req);
     existing.sort_by_key(|(_, ts, _)| *ts);
     let excess = (existing.len() + 1).saturating_sub(MAX_LOGIN_COOKIES);
     for (name, _, _) in existing.into_iter().take(excess) {
         res.cookie(login_cookie(name, String::new(), 0));
     }
-    let value = format!("{}.{}", crate::clock::now(), binding);
-    res.cookie(login_cookie(format!("{LOGIN_COOKIE_PREFIX}{cookie_id}"), value, LOGIN_TTL_SECS as i64));
+    let value = format!("{}.{}", crate::clock::now_micros(), binding);
+    res.cookie(login_cookie(format!("{LOGIN_COOKIE_PREFIX}{cookie_id}"), value, ttl as i64));
     Ok(res.finish())
 }
 

@@ -15,6 +15,9 @@ pub struct BffMetrics {
     pub proxy_requests: IntCounterVec,
     /// `cloakroom_proxy_request_duration_seconds{route}`.
     pub proxy_latency: HistogramVec,
+    /// `cloakroom_near_cache_lookups_total{outcome="hit"|"miss"}`: session and token record
+    /// lookups answered by this instance's near cache, or not.
+    pub near_cache: IntCounterVec,
 }
 
 impl BffMetrics {
@@ -40,6 +43,14 @@ impl BffMetrics {
             HistogramOpts::new("cloakroom_proxy_request_duration_seconds", "Proxied request latency"),
             &["route"],
         )?;
+        let near_cache = IntCounterVec::new(
+            Opts::new(
+                "cloakroom_near_cache_lookups_total",
+                "Near-cache lookups of session and token records",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(near_cache.clone()))?;
         registry.register(Box::new(refresh.clone()))?;
         registry.register(Box::new(refresh_wait.clone()))?;
         registry.register(Box::new(proxy_requests.clone()))?;
@@ -47,6 +58,6 @@ impl BffMetrics {
         for outcome in ["success", "session_expired", "unavailable", "store_error", "wait_timeout"] {
             refresh.with_label_values(&[outcome]);
         }
-        Ok(Self { registry, refresh, refresh_wait, proxy_requests, proxy_latency })
+        Ok(Self { registry, refresh, refresh_wait, proxy_requests, proxy_latency, near_cache })
     }
 }

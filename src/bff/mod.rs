@@ -14,6 +14,7 @@ pub mod guard;
 pub mod id_token;
 mod login;
 pub mod metrics;
+pub mod near_cache;
 mod pages;
 pub mod paths;
 pub mod provider;
@@ -31,7 +32,7 @@ use crate::oidc::ClientCredentials;
 use crate::startup::{StartupError, bind};
 use crate::store::Store;
 use actix_session::SessionMiddleware;
-use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
 use actix_web::cookie::SameSite;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, dev::Server, web};
@@ -94,6 +95,7 @@ impl Application {
             client_secret: config.oidc.client_secret.clone(),
         };
         let metrics = Arc::new(metrics::BffMetrics::new().map_err(other)?);
+        let cache = near_cache::NearCache::new(&store, config.near_cache_entries, &metrics.near_cache);
         let tokens = tokens::TokenCare::new(
             store.clone(),
             keys.clone(),
@@ -102,10 +104,12 @@ impl Application {
             creds.clone(),
             tokens::RefreshTiming::from_config(&config),
             metrics.clone(),
-        );
+        )
+        .with_near_cache(cache.clone());
         let registry = web::Data::new(metrics.registry.clone());
         let idle = config.session.idle_timeout_secs;
-        let session_store = session_store::BffSessionStore::new(store.clone(), keys.clone());
+        let session_store =
+            session_store::BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let bcl = web::Data::new(
             backchannel::Backchannel::new(session_store.clone(), &metrics.registry).map_err(other)?,
         );
@@ -129,9 +133,13 @@ impl Application {
                 .cookie_path("/".to_string())
                 .cookie_domain(None)
                 .cookie_content_security(CookieContentSecurity::Signed)
+                // Only changed state is written: the idle extension is written by
+                // `TypedSession::current` at most once per tenth of the idle timeout, never a
+                // TTL refresh per request.
                 .session_lifecycle(
                     BrowserSession::default()
-                        .state_ttl(actix_web::cookie::time::Duration::seconds(idle as i64)),
+                        .state_ttl(actix_web::cookie::time::Duration::seconds(idle as i64))
+                        .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
                 )
                 .build();
             App::new()
@@ -164,6 +172,8 @@ impl Application {
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
         })
+        // Nagle on an accepted socket stalls streamed responses by up to 40 ms.
+        .tcp_nodelay(true)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(other)?

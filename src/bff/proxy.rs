@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// Metric labels by the first digit of the upstream status, without formatting per request.
+const STATUS_CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
 fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
 }
@@ -39,16 +42,13 @@ pub async fn proxy(
     state: web::Data<BffState>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    let raw_path = req.uri().path().to_string();
-    let Some((route, rest)) = state
-        .config
-        .routes
-        .iter()
-        .find_map(|r| strip_route(&raw_path, r.path.as_str()).map(|rest| (r, rest)))
+    let raw_path = req.uri().path();
+    let Some((route, rest)) =
+        state.config.routes.iter().find_map(|r| strip_route(raw_path, r.path.as_str()).map(|rest| (r, rest)))
     else {
         return Err(not_found());
     };
-    let route_label = route.path.as_str().to_string();
+    let route_label = route.path.as_str();
     if refused_method(req.method()) {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -94,16 +94,12 @@ pub async fn proxy(
     let started = Instant::now();
     let result = send_with_token(&state, &record.handle, out).await;
     let status_class = match &result {
-        Ok(res) => format!("{}xx", res.status().as_u16() / 100),
-        Err(UpstreamError::Token(_)) => "token_error".into(),
-        Err(_) => "error".into(),
+        Ok(res) => STATUS_CLASSES.get(usize::from(res.status().as_u16() / 100)).copied().unwrap_or("error"),
+        Err(UpstreamError::Token(_)) => "token_error",
+        Err(_) => "error",
     };
-    state.metrics.proxy_requests.with_label_values(&[route_label.as_str(), status_class.as_str()]).inc();
-    state
-        .metrics
-        .proxy_latency
-        .with_label_values(&[route_label.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.proxy_requests.with_label_values(&[route_label, status_class]).inc();
+    state.metrics.proxy_latency.with_label_values(&[route_label]).observe(started.elapsed().as_secs_f64());
     let res = result.map_err(|e| {
         if let UpstreamError::Token(t) = &e {
             end_session_if_needed(&session, t);
@@ -114,8 +110,11 @@ pub async fn proxy(
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
     for (name, value) in response_headers(&res) {
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_bytes(&value) {
-            builder.append_header((name, v));
+        if let (Ok(n), Ok(v)) = (
+            actix_web::http::header::HeaderName::from_bytes(name.as_bytes()),
+            actix_web::http::header::HeaderValue::from_bytes(value),
+        ) {
+            builder.append_header((n, v));
         }
     }
     builder.insert_header(crate::web::no_store());

@@ -4,15 +4,17 @@
 //! absolute expiry. A store failure is flagged for [`watch_store_failures`], which turns it into
 //! 503 `store_unavailable` instead of actix-session's opaque 500 — never into a logout.
 
+use super::near_cache::NearCache;
 use super::session::SessionRecord;
 use super::state::Keys;
-use super::tokens::tokens_key;
+use super::tokens::{CachedTokens, cache_tokens, tokens_key};
 use crate::store::{Store, StoreError};
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 type SessionState = HashMap<String, String>;
@@ -61,12 +63,19 @@ pub fn sid_index_key(sid: &str) -> String {
 pub struct BffSessionStore {
     store: Store,
     keys: Keys,
+    cache: NearCache,
 }
 
 impl BffSessionStore {
-    /// A session store over `store`.
+    /// A session store over `store` (without a near cache).
     pub fn new(store: Store, keys: Keys) -> Self {
-        Self { store, keys }
+        Self { store, keys, cache: NearCache::disabled() }
+    }
+
+    /// Keeps what the session middleware reads in `cache` (announcing every write to it).
+    pub fn with_near_cache(mut self, cache: NearCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Store key of the session with the (already hashed) id.
@@ -92,25 +101,77 @@ impl BffSessionStore {
         }
     }
 
-    /// Reads and opens a session's state by its store key.
-    pub async fn read_state(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
-        let Some(sealed) = self.store.get(key).await? else { return Ok(None) };
-        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &sealed) else {
+    /// Opens a sealed session state (resealing it under the current key when an older one
+    /// sealed it; the content is unchanged, so caches need not hear of it).
+    async fn open_state(&self, key: &str, sealed: &[u8]) -> Option<SessionState> {
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), sealed) else {
             tracing::warn!("a session record could not be opened; treating it as absent");
-            return Ok(None);
+            return None;
         };
         if old_key {
-            reseal(&self.store, &self.keys, key, &sealed, &plain).await;
+            reseal(&self.store, &self.keys, key, sealed, &plain).await;
         }
-        Ok(serde_json::from_slice(&plain).ok())
+        serde_json::from_slice(&plain).ok()
     }
 
-    /// Deletes a session by its store key, with its token record and index entries.
+    /// Reads and opens a session's state by its store key (from the store, not the cache).
+    pub async fn read_state(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
+        let Some(sealed) = self.store.get(key).await? else { return Ok(None) };
+        Ok(self.open_state(key, &sealed).await)
+    }
+
+    /// A session's state from the near cache, else from the store (then cached). When this
+    /// instance knows the session's token record key but does not hold the record, both are
+    /// read in one round trip, so a miss costs one round trip, not two.
+    async fn read_state_cached(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
+        if let Some(state) = self.cache.get::<SessionState>(key) {
+            return Ok(Some((*state).clone()));
+        }
+        let ticket = self.cache.begin(key);
+        let linked = self.cache.link(key).filter(|t| self.cache.peek::<CachedTokens>(t).is_none());
+        let sealed = match &linked {
+            Some(tokens) => {
+                let tokens_ticket = self.cache.begin(tokens);
+                let mut values = self.store.mget(&[key, tokens]).await?.into_iter();
+                let (sealed, raw_tokens) = (values.next().flatten(), values.next().flatten());
+                if let Some(raw) = raw_tokens {
+                    cache_tokens(&self.store, &self.cache, &self.keys, tokens, tokens_ticket, raw).await;
+                }
+                sealed
+            }
+            None => self.store.get(key).await?,
+        };
+        let Some(sealed) = sealed else { return Ok(None) };
+        let Some(state) = self.open_state(key, &sealed).await else { return Ok(None) };
+        if let Some(record) = SessionRecord::from_state(&state) {
+            if linked.is_none() {
+                self.cache.set_link(key, tokens_key(&self.keys, record.handle.expose()));
+            }
+            let expires_at = record.idle_expires_at.min(record.expires_at);
+            self.cache.fill(key, ticket, Arc::new(state.clone()), expires_at);
+        }
+        Ok(Some(state))
+    }
+
+    /// Deletes a session by its store key, with its token record and index entries; every
+    /// instance's near cache forgets both records.
     pub async fn delete_by_key(&self, key: &str) -> Result<(), StoreError> {
         let state = self.read_state(key).await?;
-        self.store.del(key).await?;
-        if let Some(record) = state.as_ref().and_then(SessionRecord::from_state) {
-            self.store.del(&tokens_key(&self.keys, record.handle.expose())).await?;
+        let record = state.as_ref().and_then(SessionRecord::from_state);
+        let tokens = record.as_ref().map(|r| tokens_key(&self.keys, r.handle.expose()));
+        let deleted = async {
+            self.store.del(key).await?;
+            if let Some(tokens) = &tokens {
+                self.store.del(tokens).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        // Announced even after a failed delete: whatever was deleted must not be served.
+        let changed: Vec<&str> = std::iter::once(key).chain(tokens.as_deref()).collect();
+        self.cache.announce(&changed).await;
+        deleted?;
+        if let Some(record) = record {
             let member = key.trim_start_matches("session:");
             self.store.index_remove(&sub_index_key(&record.sub), member).await?;
             if let Some(sid) = &record.sid {
@@ -145,7 +206,7 @@ impl SessionStore for BffSessionStore {
             return Ok(None);
         }
         let key = self.key_of(session_key.as_ref());
-        self.read_state(&key).await.map_err(|e| LoadError::Other(other(e)))
+        self.read_state_cached(&key).await.map_err(|e| LoadError::Other(other(e)))
     }
 
     async fn save(&self, state: SessionState, ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
@@ -159,6 +220,7 @@ impl SessionStore for BffSessionStore {
             return Err(SaveError::Other(anyhow::anyhow!("session id collision")));
         }
         if let Some(record) = SessionRecord::from_state(&state) {
+            self.cache.announce_link(&key, tokens_key(&self.keys, record.handle.expose())).await;
             let index = async {
                 self.store.index_add(&sub_index_key(&record.sub), &hashed, record.expires_at).await?;
                 if let Some(sid) = &record.sid {
@@ -187,7 +249,9 @@ impl SessionStore for BffSessionStore {
         if alive {
             let sealed = self.seal(&key, &state).map_err(|e| UpdateError::Serialization(e.into()))?;
             let ttl = Self::ttl_for(&state, ttl);
-            self.store.set(&key, &sealed, ttl).await.map_err(|e| UpdateError::Other(other(e)))?;
+            let written = self.store.set(&key, &sealed, ttl).await;
+            self.cache.announce(&[&key]).await;
+            written.map_err(|e| UpdateError::Other(other(e)))?;
         }
         Ok(session_key)
     }
@@ -198,7 +262,9 @@ impl SessionStore for BffSessionStore {
         }
         let key = self.key_of(session_key.as_ref());
         let ttl = Duration::from_secs(ttl.whole_seconds().max(1) as u64);
-        self.store.expire(&key, ttl).await.map_err(other)?;
+        let extended = self.store.expire(&key, ttl).await;
+        self.cache.announce(&[&key]).await;
+        extended.map_err(other)?;
         Ok(())
     }
 

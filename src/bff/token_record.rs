@@ -1,6 +1,7 @@
 //! A session's token record: what is stored (sealed) under `tokens:{hashed handle}`, and when
 //! it is due for a refresh.
 
+use super::state::Keys;
 use crate::config::Secret;
 use crate::oidc::TokenResponse;
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,15 @@ impl TokenRecord {
     pub(super) fn ttl(&self) -> Duration {
         Duration::from_secs((self.session_expires_at - crate::clock::now()).max(1) as u64)
     }
+}
+
+/// A token record as the near cache keeps it: the stored bytes and what they open to.
+pub type CachedTokens = (Vec<u8>, TokenRecord);
+
+/// Opens the sealed token record stored under `key`; true when an older key sealed it.
+pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<(TokenRecord, bool)> {
+    let (plain, old_key) = keys.sealer.open_noting_key(key.as_bytes(), raw).ok()?;
+    Some((serde_json::from_slice::<TokenRecord>(&plain).ok()?, old_key))
 }
 
 #[cfg(test)]

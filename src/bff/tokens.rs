@@ -17,10 +17,11 @@
 //! token is put back.
 
 use super::metrics::BffMetrics;
+use super::near_cache::{NearCache, Ticket};
 use super::provider::Provider;
 use super::refresh_lock::{Notice, RefreshLock, Wake};
 use super::state::Keys;
-pub use super::token_record::TokenRecord;
+pub use super::token_record::{CachedTokens, TokenRecord, open_tokens};
 use crate::config::Secret;
 use crate::oidc::{ClientCredentials, client};
 use crate::store::{Store, StoreError};
@@ -31,6 +32,26 @@ use std::time::{Duration, Instant};
 /// Store key of the token record of the session with `handle`.
 pub fn tokens_key(keys: &Keys, handle: &str) -> String {
     format!("tokens:{}", keys.hash_id(handle))
+}
+
+/// Opens `raw` (read under `ticket`), reseals it when an older key sealed it, and keeps it in
+/// `cache` until the session's end.
+pub async fn cache_tokens(
+    store: &Store,
+    cache: &NearCache,
+    keys: &Keys,
+    key: &str,
+    ticket: Option<Ticket>,
+    raw: Vec<u8>,
+) -> Option<Arc<CachedTokens>> {
+    let (record, old_key) = open_tokens(keys, key, &raw)?;
+    if old_key && let Ok(plain) = serde_json::to_vec(&record) {
+        super::session_store::reseal(store, keys, key, &raw, &plain).await;
+    }
+    let expires_at = record.session_expires_at;
+    let cached = Arc::new((raw, record));
+    cache.fill(key, ticket, cached.clone(), expires_at);
+    Some(cached)
 }
 
 /// Why no usable access token could be had.
@@ -113,6 +134,7 @@ pub struct TokenCare {
     locks: Arc<LockMap>,
     lock: RefreshLock,
     metrics: Arc<BffMetrics>,
+    cache: NearCache,
 }
 
 impl TokenCare {
@@ -137,7 +159,14 @@ impl TokenCare {
             locks: Arc::default(),
             lock,
             metrics,
+            cache: NearCache::disabled(),
         }
+    }
+
+    /// Keeps token records read on the hot path in `cache` (announcing every write to it).
+    pub fn with_near_cache(mut self, cache: NearCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     fn key(&self, handle: &Secret) -> String {
@@ -174,12 +203,35 @@ impl TokenCare {
         Ok(Some((raw, record)))
     }
 
-    /// An access token that is not about to expire, refreshing first when due.
+    /// The session's tokens from the near cache, else from the store (and then cached).
+    async fn read_cached(&self, handle: &Secret) -> Result<Option<Arc<CachedTokens>>, StoreError> {
+        let key = self.key(handle);
+        if let Some(cached) = self.cache.get::<CachedTokens>(&key) {
+            return Ok(Some(cached));
+        }
+        let ticket = self.cache.begin(&key);
+        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        Ok(cache_tokens(&self.store, &self.cache, &self.keys, &key, ticket, raw).await)
+    }
+
+    /// Deletes the token record at `key` (the grant ended) everywhere, caches included.
+    async fn delete(&self, key: &str) {
+        if let Err(e) = self.store.del(key).await {
+            tracing::warn!(error = %e, "an ended token record could not be deleted");
+        }
+        self.cache.announce(&[key]).await;
+    }
+
+    /// An access token that is not about to expire, refreshing first when due. In steady
+    /// state the record comes from the near cache; a stale copy there can only hold an older
+    /// access token (an upstream 401 then refreshes from the store), never a refresh token
+    /// that is used: refreshes read the store.
     pub async fn valid_access_token(&self, handle: &Secret) -> Result<Secret, TokenError> {
-        let (_, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
+        let cached = self.read_cached(handle).await?.ok_or(TokenError::NoSession)?;
+        let record = &cached.1;
         let now = crate::clock::now();
         if !record.refresh_due(now, self.skew_secs) {
-            return Ok(record.access_token);
+            return Ok(record.access_token.clone());
         }
         let skew = self.skew_secs;
         self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew)).await
@@ -302,7 +354,7 @@ impl TokenCare {
                 return (Ok(record.access_token), Notice::Done);
             }
             self.count("session_expired");
-            let _ = self.store.del(key).await;
+            self.delete(key).await;
             return (Err(TokenError::SessionExpired), Notice::Ended);
         };
 
@@ -332,7 +384,7 @@ impl TokenCare {
             Ok(Err(Some(e))) if e.is_grant_dead() => {
                 tracing::info!(error = %e, "refresh refused; ending the session");
                 self.count("session_expired");
-                let _ = self.store.del(key).await;
+                self.delete(key).await;
                 return (Err(TokenError::SessionExpired), Notice::Ended);
             }
             Ok(Err(Some(e))) => {
@@ -358,6 +410,7 @@ impl TokenCare {
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
         match self.store.compare_and_swap(key, &taken, &sealed, new.ttl()).await {
             Ok(true) => {
+                self.cache.announce(&[key]).await;
                 self.count("success");
                 (Ok(new.access_token), Notice::Done)
             }
@@ -369,7 +422,7 @@ impl TokenCare {
                 // Someone replaced or deleted the record meanwhile; our rotated pair cannot be
                 // kept consistently, so the session ends rather than risk a reuse.
                 self.count("store_error");
-                let _ = self.store.del(key).await;
+                self.delete(key).await;
                 (Err(TokenError::SessionExpired), Notice::Ended)
             }
             Err(e) => {

@@ -9,6 +9,7 @@ use crate::config::Secret;
 use crate::web::ApiError;
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,14 +69,19 @@ fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> HashSet<Stri
     values
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
-        .map(|s| normalise(s.trim()))
+        .map(|s| normalise(s.trim()).into_owned())
         .filter(|s| !s.is_empty())
         .collect()
 }
 
 /// Lower case with `_` read as `-`, so `X_Forwarded_For` is treated as `X-Forwarded-For`.
-fn normalise(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
+/// Parsed header names are lower case already: the common case allocates nothing.
+fn normalise(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase().replace('_', "-"))
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 fn is_hop_by_hop(n: &str, listed: &HashSet<String>) -> bool {
@@ -87,7 +93,7 @@ pub fn drop_request_header(name: &str, listed: &HashSet<String>) -> bool {
     let n = normalise(name);
     is_hop_by_hop(&n, listed)
         || matches!(
-            n.as_str(),
+            &*n,
             "cookie"
                 | "authorization"
                 | "x-csrf"
@@ -106,7 +112,7 @@ pub fn drop_request_header(name: &str, listed: &HashSet<String>) -> bool {
 pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
     let n = normalise(name);
     is_hop_by_hop(&n, listed)
-        || matches!(n.as_str(), "set-cookie" | "set-cookie2" | "content-length")
+        || matches!(&*n, "set-cookie" | "set-cookie2" | "content-length")
         || n.starts_with("access-control-")
 }
 
@@ -146,14 +152,13 @@ pub fn forward_headers(req: &HttpRequest, state: &BffState) -> reqwest::header::
     out
 }
 
-/// Response headers worth passing back to the browser.
-pub fn response_headers(res: &reqwest::Response) -> Vec<(String, Vec<u8>)> {
+/// Response headers worth passing back to the browser (name, value), borrowed from `res`.
+pub fn response_headers(res: &reqwest::Response) -> impl Iterator<Item = (&str, &[u8])> {
     let listed = connection_listed(res.headers().get_all("connection").iter().map(|v| v.as_bytes()));
     res.headers()
         .iter()
-        .filter(|(n, _)| !drop_response_header(n.as_str(), &listed))
-        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-        .collect()
+        .filter(move |(n, _)| !drop_response_header(n.as_str(), &listed))
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
 }
 
 /// True for `401` with `WWW-Authenticate: Bearer error="invalid_token"`.

@@ -58,6 +58,12 @@ pub struct AuthServerConfig {
     /// Whether `/signup` creates accounts.
     #[serde(default = "default_true")]
     pub allow_signup: bool,
+    /// Sign-up attempts allowed per client IP within the window before 429.
+    #[serde(default = "default_signup_max")]
+    pub signup_max_per_ip: u32,
+    /// Window of the sign-up counter.
+    #[serde(default = "default_signup_window")]
+    pub signup_window_secs: u64,
     /// How long a pending authorization request (the login page) stays usable.
     #[serde(default = "default_request_ttl")]
     pub authorization_request_ttl_secs: u64,
@@ -121,6 +127,12 @@ fn default_login_ttl() -> u64 {
 }
 fn default_audience() -> String {
     "http://localhost:8082".into()
+}
+fn default_signup_max() -> u32 {
+    20
+}
+fn default_signup_window() -> u64 {
+    3600
 }
 fn default_user_failures() -> u32 {
     5

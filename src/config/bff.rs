@@ -42,11 +42,25 @@ pub struct BffConfig {
     /// Largest request body forwarded upstream.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Most session and token records kept in this instance's near cache (0 turns it off).
+    #[serde(default = "default_near_cache_entries")]
+    pub near_cache_entries: usize,
     /// Put the ID token into the end-session URL as `id_token_hint`. Off by default: that URL goes
     /// to the browser, and no token may (the URL carries `client_id` instead, which RP-initiated
     /// logout accepts together with `post_logout_redirect_uri`).
     #[serde(default)]
     pub logout_id_token_hint: bool,
+    /// Lifetime of a login attempt started at `/bff/login` (its store record and its login
+    /// cookie): how long the user may take at the provider. Between 30 and 3600 seconds.
+    #[serde(default = "default_login_attempt_ttl", deserialize_with = "login_attempt_ttl")]
+    pub login_attempt_ttl_secs: u64,
+    /// Login attempts one client address may start per window; more get 429
+    /// `too_many_requests`. Every attempt is a store record until it ends or expires.
+    #[serde(default = "default_login_rate_limit")]
+    pub login_rate_limit_per_ip: u32,
+    /// Window of the login-attempt counter.
+    #[serde(default = "default_login_rate_window")]
+    pub login_rate_limit_window_secs: u64,
     /// The OpenID provider and this client's registration there.
     pub oidc: OidcClientConfig,
     /// Session lifetimes.
@@ -97,6 +111,32 @@ pub struct RouteConfig {
     pub upstream: PublicUrl,
 }
 
+fn default_login_attempt_ttl() -> u64 {
+    300
+}
+fn default_login_rate_limit() -> u32 {
+    30
+}
+fn default_login_rate_window() -> u64 {
+    60
+}
+
+/// Bounds of `login_attempt_ttl_secs`: under 30 s a user cannot finish signing in; over an hour
+/// a flood of attempts lingers in the store for no one's benefit.
+const LOGIN_ATTEMPT_TTL_RANGE: std::ops::RangeInclusive<u64> = 30..=3600;
+
+fn login_attempt_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = u64::deserialize(d)?;
+    if !LOGIN_ATTEMPT_TTL_RANGE.contains(&secs) {
+        return Err(serde::de::Error::custom(format!(
+            "must be between {} and {} seconds",
+            LOGIN_ATTEMPT_TTL_RANGE.start(),
+            LOGIN_ATTEMPT_TTL_RANGE.end()
+        )));
+    }
+    Ok(secs)
+}
+
 fn default_listen() -> ListenAddr {
     ListenAddr(([127, 0, 0, 1], 8080).into())
 }
@@ -117,6 +157,9 @@ fn default_upstream_timeout() -> u64 {
 }
 fn default_max_body() -> usize {
     1024 * 1024
+}
+fn default_near_cache_entries() -> usize {
+    100_000
 }
 fn default_scopes() -> Vec<String> {
     ["openid", "profile", "offline_access", "notes"].map(String::from).to_vec()

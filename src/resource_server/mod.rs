@@ -81,6 +81,7 @@ impl Application {
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
         })
+        .tcp_nodelay(true)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(other)?

@@ -111,6 +111,12 @@ impl ClusterStore {
         self.run(|mut c| async move { c.get(k).await }).await
     }
 
+    /// Keys of different slots cannot share one `MGET`: the reads go out concurrently instead
+    /// (one round trip of latency, one command per key).
+    pub(super) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await
+    }
+
     pub(super) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let k = self.key(key);
         self.run(|mut c| async move { c.pset_ex(k, value, px(ttl)).await }).await

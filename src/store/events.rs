@@ -8,6 +8,7 @@
 use super::StoreError;
 use futures_util::StreamExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -29,12 +30,46 @@ pub enum Event {
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// Odd while subscribed, even while not; bumped on every change, so a value read before
+    /// some work and compared after it tells whether the subscription stayed up meanwhile.
+    generation: Arc<AtomicU64>,
 }
 
 impl EventBus {
+    /// A bus that is not listening yet (Redis: until the first subscription is made).
     pub(super) fn new() -> Self {
         let (tx, _) = broadcast::channel(4096);
-        Self { tx }
+        Self { tx, generation: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// A bus that is always listening (in-process delivery cannot lose messages).
+    pub(super) fn new_live() -> Self {
+        let bus = Self::new();
+        bus.set_live(true);
+        bus
+    }
+
+    /// The subscription's generation: changes whenever it is made or lost. Odd means live.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// True while the subscription is up, i.e. every message published now will be delivered
+    /// (or a gap announced with [`Event::Lost`] and a new generation).
+    pub fn is_live(&self) -> bool {
+        Self::is_live_generation(self.generation())
+    }
+
+    /// True when `generation` (from [`EventBus::generation`]) is one of a live subscription.
+    pub fn is_live_generation(generation: u64) -> bool {
+        generation % 2 == 1
+    }
+
+    fn set_live(&self, live: bool) {
+        // Only the subscriber task changes the state, so load-then-add cannot race.
+        if self.is_live() != live {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// A receiver of every event from now on. A receiver that lags behind gets
@@ -104,6 +139,7 @@ pub(super) fn spawn_subscriber(
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => tracing::warn!(error = %e, "store event subscription failed; retrying"),
             }
+            bus.set_live(false);
             bus.deliver(Event::Lost);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -118,6 +154,7 @@ async fn subscribe_once(client: redis::Client, prefix: &str, bus: &EventBus) -> 
     pubsub.psubscribe(format!("{prefix}*")).await.map_err(unavailable)?;
     // Subscribed: anything published from now on reaches us. Announce a gap so that state
     // cached while we were not listening is re-read.
+    bus.set_live(true);
     bus.deliver(Event::Lost);
     let mut stream = pubsub.into_on_message();
     while let Some(msg) = stream.next().await {

@@ -41,7 +41,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// An empty store whose keys are prefixed with `namespace`.
     pub fn new(namespace: &str) -> Self {
-        Self { namespace: namespace.to_string(), map: Mutex::new(HashMap::new()), bus: EventBus::new() }
+        Self { namespace: namespace.to_string(), map: Mutex::new(HashMap::new()), bus: EventBus::new_live() }
     }
 
     fn key(&self, key: &str) -> String {
@@ -84,6 +84,11 @@ impl MemoryStore {
     pub(super) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = self.key(key);
         self.with(|m, now| Self::live_bytes(m, &k, now).cloned())
+    }
+
+    pub(super) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let ks: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        self.with(|m, now| ks.iter().map(|k| Self::live_bytes(m, k, now).cloned()).collect())
     }
 
     pub(super) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {

@@ -1,5 +1,5 @@
-//! The state store shared by the three programs: Redis (one server, a Sentinel-managed master,
-//! or a Cluster, through deadpool connection pools) in production, or an embedded in-memory
+//! The state store shared by the three programs: Redis (one server or a Sentinel-managed
+//! master, over multiplexed connections; or a Cluster) in production, or an embedded in-memory
 //! store for a single instance.
 //!
 //! The interface is deliberately small — bytes under namespaced keys with TTLs, atomic
@@ -40,7 +40,7 @@ pub enum StoreError {
 pub enum Store {
     /// Embedded, process-local.
     Memory(Arc<MemoryStore>),
-    /// Redis through a connection pool: one server, or the master Sentinel names.
+    /// Redis over multiplexed connections: one server, or the master Sentinel names.
     Redis(RedisStore),
     /// Redis Cluster through a pool of cluster connections.
     Cluster(ClusterStore),
@@ -120,6 +120,11 @@ impl Store {
     /// The value at `key`, if present and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         dispatch!(self.get(key))
+    }
+
+    /// The values at `keys`, in order, in one round trip (`None` where absent or expired).
+    pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        dispatch!(self.mget(keys))
     }
 
     /// Stores `value` at `key` for `ttl`, replacing any value.

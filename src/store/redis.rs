@@ -1,14 +1,19 @@
-//! Redis back-end through a deadpool connection pool, with a time bound on every operation:
+//! Redis back-end over a few multiplexed connections, with a time bound on every operation:
 //! one server (`redis_url`), or the master that Redis Sentinel names (`redis_sentinel_urls`;
 //! see [`super::sentinel`]). Both speak to one master, so they share every operation.
+//!
+//! Why not a checkout pool: a pooled connection is exclusive to one operation, and deadpool-redis
+//! sends `PING` (and `UNWATCH`) on every checkout to recycle it — two extra round trips per
+//! command. A multiplexed connection pipelines every caller's commands on one socket, needs no
+//! checkout, and is replaced when it fails or when the event bus saw the server go away.
 
 use super::StoreError;
 use super::events::{EventBus, Source, spawn_subscriber};
 use super::sentinel;
 use crate::config::{RedisUrl, StoreConfig};
-use deadpool_redis::{Config, PoolConfig, Runtime, Timeouts};
-use redis::aio::ConnectionLike;
-use redis::{AsyncCommands, Script};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -55,65 +60,73 @@ pub(super) static INDEX_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// A pooled Redis store.
+/// A Redis store.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
-/// The pool: connections to one server, or to whichever server Sentinel names as master when
-/// the connection is made (a connection to a demoted master is closed by Sentinel, fails its
-/// recycle check, and is replaced by one to the new master).
-enum Pool {
-    Single(deadpool_redis::Pool),
-    Sentinel(deadpool_redis::sentinel::Pool),
+/// One lazily opened multiplexed connection, tagged with the event bus generation it was
+/// opened under: once the bus has lost its subscription (the server went away or the network
+/// broke) the connection is presumed dead too and reopened, instead of failing one command.
+type Slot = tokio::sync::Mutex<Option<(u64, MultiplexedConnection)>>;
+
+/// Multiplexed connections that commands are spread over, round robin.
+struct Connections {
+    opener: Opener,
+    config: AsyncConnectionConfig,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
 }
 
-/// A pooled connection of either [`Pool`].
-pub(super) enum Connection {
-    Single(deadpool_redis::Connection),
-    Sentinel(deadpool_redis::sentinel::Connection),
+/// How a connection is opened: to one server, or to whichever server the Sentinels name as
+/// master at that moment (checked with `ROLE`). After a failover the Sentinels close every
+/// client of the demoted master, the event subscription breaks, and every slot reopens —
+/// through the Sentinels, on the new master.
+enum Opener {
+    Direct(redis::Client),
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
 }
 
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+impl Opener {
+    async fn open(&self, config: &AsyncConnectionConfig) -> redis::RedisResult<MultiplexedConnection> {
         match self {
-            Connection::Single(c) => c.req_packed_command(cmd),
-            Connection::Sentinel(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Connection::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(c) => c.get_db(),
-            Connection::Sentinel(c) => c.get_db(),
+            Opener::Direct(client) => client.get_multiplexed_async_connection_with_config(config).await,
+            Opener::Sentinel(sentinel) => {
+                sentinel.lock().await.get_async_connection_with_config(config).await
+            }
         }
     }
 }
 
-impl Pool {
-    async fn get(&self) -> Result<Connection, StoreError> {
-        match self {
-            Pool::Single(p) => p.get().await.map(Connection::Single).map_err(unavailable),
-            Pool::Sentinel(p) => p.get().await.map(Connection::Sentinel).map_err(unavailable),
+/// Most connections opened per store: one multiplexed connection already carries tens of
+/// thousands of commands per second; a few spread the parsing over the runtime's threads.
+const MAX_CONNECTIONS: usize = 4;
+
+impl Connections {
+    /// A connection from the next slot, opening it when absent or stale.
+    async fn get(&self, bus: &EventBus) -> Result<(usize, MultiplexedConnection), StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let generation = bus.generation();
+        let mut slot = self.slots[i].lock().await;
+        if let Some((g, conn)) = slot.as_ref()
+            && *g == generation
+        {
+            return Ok((i, conn.clone()));
         }
+        let conn = self.opener.open(&self.config).await.map_err(unavailable)?;
+        *slot = Some((generation, conn.clone()));
+        Ok((i, conn))
+    }
+
+    /// Forgets the connection of slot `i` after it failed, so the next command reconnects.
+    async fn discard(&self, i: usize) {
+        *self.slots[i].lock().await = None;
     }
 }
 
 struct Inner {
-    pool: Pool,
+    connections: Connections,
     namespace: String,
     timeout: Duration,
     bus: EventBus,
@@ -126,17 +139,6 @@ impl Drop for Inner {
     }
 }
 
-/// The pool settings every back-end shares: `redis_pool_size` connections, and
-/// `redis_timeout_ms` for waiting, connecting and recycling.
-pub(super) fn pool_config(config: &StoreConfig) -> PoolConfig {
-    let timeout = Some(Duration::from_millis(config.redis_timeout_ms));
-    PoolConfig {
-        max_size: config.redis_pool_size,
-        timeouts: Timeouts { wait: timeout, create: timeout, recycle: timeout },
-        ..PoolConfig::default()
-    }
-}
-
 pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -146,37 +148,44 @@ pub(super) fn px(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Builds the pool. Connections are opened on first use: a program starts while Redis is
+    /// Prepares the connections. They are opened on first use: a program starts while Redis is
     /// down, and its operations (and readiness) fail with [`StoreError`] until Redis is back.
     pub async fn connect(url: &RedisUrl, config: &StoreConfig) -> Result<Self, StoreError> {
-        let mut cfg = Config::from_url(url.expose());
-        cfg.pool = Some(pool_config(config));
-        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let client = redis::Client::open(url.expose()).map_err(unavailable)?;
         let source = Source::Nodes(vec![url.expose().to_string()]);
-        Ok(Self::with_pool(Pool::Single(pool), source, config))
+        Ok(Self::open_with(Opener::Direct(client), source, config))
     }
 
-    /// Builds a pool over the master that the Sentinels at `urls` know as `master`, and an
-    /// event subscription that follows that master through failovers. Like
-    /// [`RedisStore::connect`], nothing is contacted until first use.
+    /// Like [`RedisStore::connect`], on the master that the Sentinels at `urls` know as
+    /// `master`; the connections and the event subscription follow it through failovers.
     pub async fn connect_sentinel(
         urls: &[RedisUrl],
         master: &str,
         config: &StoreConfig,
     ) -> Result<Self, StoreError> {
-        let pool = sentinel::pool(urls, master, pool_config(config))?;
+        let opener = Opener::Sentinel(tokio::sync::Mutex::new(sentinel::client(urls, master)?));
         let source = Source::Sentinel(Box::new(sentinel::client(urls, master)?));
-        Ok(Self::with_pool(Pool::Sentinel(pool), source, config))
+        Ok(Self::open_with(opener, source, config))
     }
 
-    fn with_pool(pool: Pool, source: Source, config: &StoreConfig) -> Self {
+    fn open_with(opener: Opener, source: Source, config: &StoreConfig) -> Self {
+        let timeout = Duration::from_millis(config.redis_timeout_ms);
+        let count = config.redis_pool_size.clamp(1, MAX_CONNECTIONS);
+        let connections = Connections {
+            opener,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout),
+            slots: (0..count).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+        };
         let bus = EventBus::new();
         let subscriber = spawn_subscriber(source, config.redis_namespace.clone(), bus.clone());
         Self {
             inner: Arc::new(Inner {
-                pool,
+                connections,
                 namespace: config.redis_namespace.clone(),
-                timeout: Duration::from_millis(config.redis_timeout_ms),
+                timeout,
                 bus,
                 subscriber,
             }),
@@ -187,15 +196,26 @@ impl RedisStore {
         format!("{}:{}", self.inner.namespace, key)
     }
 
-    /// Runs `f` on a pooled connection within the configured timeout.
+    /// Runs `f` on a connection within the configured timeout; a connection that failed is
+    /// dropped so that the next command opens a fresh one.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let connections = &self.inner.connections;
         let work = async {
-            let conn = self.inner.pool.get().await?;
-            f(conn).await.map_err(unavailable)
+            let (slot, conn) = connections.get(&self.inner.bus).await?;
+            match f(conn).await {
+                Ok(v) => Ok(v),
+                Err(e) if e.is_timeout() => Err(StoreError::Timeout),
+                Err(e) => {
+                    if e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error() {
+                        connections.discard(slot).await;
+                    }
+                    Err(unavailable(e))
+                }
+            }
         };
         tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
     }
@@ -217,6 +237,17 @@ impl RedisStore {
     pub(super) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = self.key(key);
         self.run(|mut c| async move { c.get(k).await }).await
+    }
+
+    pub(super) async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let ks: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let n = ks.len();
+        let values: Vec<Option<Vec<u8>>> =
+            self.run(|mut c| async move { redis::cmd("MGET").arg(ks).query_async(&mut c).await }).await?;
+        if values.len() != n {
+            return Err(StoreError::Unavailable("MGET answered with the wrong number of values".into()));
+        }
+        Ok(values)
     }
 
     pub(super) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {

@@ -1,12 +1,16 @@
 //! HTTP pieces shared by the three programs: the JSON error type, health endpoints, security
-//! headers.
+//! headers, the same-origin check, per-client rate limits.
 
 mod api_error;
 mod headers;
+mod origin;
+pub mod rate_limit;
 mod request_span;
 
 pub use api_error::ApiError;
 pub use headers::{is_form, no_store, security_headers};
+pub use origin::{CrossSite, is_unsafe, require_same_origin};
+pub use rate_limit::RateLimit;
 pub use request_span::{PathOnlySpan, request_logger};
 
 use actix_web::{HttpResponse, web};

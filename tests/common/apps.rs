@@ -223,6 +223,31 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
     Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
 }
 
+/// Waits until the program at `base` answers `GET /readyz` with 200.
+pub async fn wait_ready(base: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+/// Starts another BFF instance with `stack`'s BFF configuration (the same store and keys),
+/// changed by `tweak`, and returns its base URL once it is ready.
+pub async fn start_second_bff(stack: &Stack, tweak: impl FnOnce(&mut Value)) -> String {
+    let mut doc = stack.doc["bff"].clone();
+    tweak(&mut doc);
+    let cfg: BffConfig = ConfigSource::from_toml_str("").set("bff", &doc).section("bff").expect("bff config");
+    let listener = listener();
+    let url = url_of(&listener);
+    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.expect("bff starts");
+    tokio::spawn(app.run_until_stopped());
+    wait_ready(&url).await;
+    url
+}
+
 /// An auth server that a test can stop (connections refused) and start again on the same port,
 /// with the same configuration, store and signing key.
 pub struct RestartableAuthServer {

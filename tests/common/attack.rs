@@ -105,6 +105,12 @@ impl AttackStack {
         shared().dump().into_iter().filter_map(|(k, _)| k.strip_prefix(&ns).map(str::to_string)).collect()
     }
 
+    /// Seconds the BFF's store key `key` (namespace prefix removed) has left.
+    pub fn bff_key_ttl(&self, key: &str) -> Option<u64> {
+        let ns = self.stack.doc["bff"]["redis_namespace"].as_str().expect("namespace");
+        shared().ttl(&format!("{ns}:{key}"))
+    }
+
     /// How many sessions the BFF holds.
     pub fn session_count(&self) -> usize {
         self.bff_keys().iter().filter(|k| k.starts_with("session:")).count()

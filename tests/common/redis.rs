@@ -148,6 +148,19 @@ impl RedisServer {
     /// Every key and its string value (or type name for other types), for assertions that
     /// nothing secret is stored in the clear.
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        self.dump_inner()
+    }
+
+    /// Seconds `key` (full name, namespace included) has left: `None` when it does not exist
+    /// or never expires.
+    pub fn ttl(&self, key: &str) -> Option<u64> {
+        let client = ::redis::Client::open(self.url()).expect("redis client");
+        let mut conn = client.get_connection().expect("redis connection");
+        let secs: i64 = ::redis::cmd("TTL").arg(key).query(&mut conn).expect("TTL");
+        u64::try_from(secs).ok()
+    }
+
+    fn dump_inner(&self) -> Vec<(String, Vec<u8>)> {
         let client = ::redis::Client::open(self.url()).expect("redis client");
         let mut conn = client.get_connection().expect("redis connection");
         let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).expect("KEYS");
