@@ -133,6 +133,9 @@ async fn after_a_sentinel_failover_the_event_bus_announces_lost_and_hears_the_ne
     tokio::task::block_in_place(|| {
         sentinel.failover();
         sentinel.wait_master_is(sentinel.other(old));
+        // Until Sentinel demotes the old master, clients still connected to it stay there; the
+        // demotion closes their connections.
+        sentinel.wait_replica(old);
     });
 
     let lost = tokio::time::timeout(Duration::from_secs(10), async {

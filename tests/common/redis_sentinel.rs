@@ -234,6 +234,18 @@ impl RedisSentinel {
             && self.sentinels.iter().all(|s| self.master_named_by(s.port) == Some(port))
     }
 
+    /// Waits until the node on `port` has been turned into a replica (Sentinel reconfigures a
+    /// demoted master once it notices it, which takes it up to a few INFO periods).
+    pub fn wait_replica(&self, port: u16) {
+        wait(
+            || {
+                query::<String>(port, redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|r| r.contains("role:slave"))
+            },
+            "the old master became a replica",
+        );
+    }
+
     /// Waits until [`RedisSentinel::is_master`] holds for `port`.
     pub fn wait_master_is(&self, port: u16) {
         wait(|| self.is_master(port), "the sentinels promoted the replica");
