@@ -1,0 +1,214 @@
+//! `bench/run.sh`: the benchmark of issue 7 (and issue 4's refresh wait). Three phases, each
+//! on its own private Redis and its own processes:
+//!
+//! 1. throughput, direct vs plain proxy vs cloakroom, interleaved ([`throughput`]); then
+//!    Redis memory per session with N sessions stored ([`memory`]) on the same Redis;
+//! 2. the latency a refresh adds ([`refresh`]) on a deployment with two BFF instances and
+//!    short-lived access tokens;
+//! 3. the report ([`report`]): printed, and written to `target/bench/results.md`.
+
+mod memory;
+mod refresh;
+mod report;
+mod throughput;
+
+use crate::deployment::{Deployment, Spec};
+use crate::harness::{self, redis::RedisServer};
+use crate::login::{self, USER};
+use crate::procs::{self, Proc};
+use crate::redis_probe::RedisProbe;
+use crate::wrk::Load;
+use anyhow::{Context, Result};
+use cloakroom::bff::guard::SESSION_COOKIE;
+use memory::MemoryResult;
+use refresh::RefreshResult;
+use throughput::{Path, PathResult, Plan, Upstream};
+
+/// The BFF's route to the trivial upstream.
+const TRIVIAL_ROUTE: &str = "/trivial";
+
+/// Options of `bench/run.sh` (all have defaults).
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Seconds per measured wrk run.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Seconds of warm-up per path.
+    #[arg(long, default_value_t = 3)]
+    warmup_secs: u64,
+    /// Measured runs per path (interleaved).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// Sessions stored for the memory figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    sessions: u64,
+    /// Lone requests that wait for a refresh.
+    #[arg(long, default_value_t = 10)]
+    refresh_samples: usize,
+    /// Concurrent requests per refresh burst.
+    #[arg(long, default_value_t = 16)]
+    waiters: usize,
+    /// Refresh bursts per variant (one instance, two instances).
+    #[arg(long, default_value_t = 5)]
+    bursts: usize,
+    /// The phases to run (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "throughput,memory,refresh")]
+    phases: Vec<Phase>,
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Direct vs plain proxy vs cloakroom.
+    Throughput,
+    /// Redis memory per session.
+    Memory,
+    /// Requests waiting for a refresh.
+    Refresh,
+}
+
+/// Runs the benchmark.
+pub async fn main(opts: Options) -> Result<()> {
+    let plan = Plan {
+        load: Load { connections: opts.connections, threads: opts.threads },
+        warmup_secs: opts.warmup_secs,
+        secs: opts.secs,
+        rounds: opts.rounds,
+    };
+    let phases = &opts.phases;
+    let (mut throughput, mut memory, mut refresh) = (None, None, None);
+    if phases.contains(&Phase::Throughput) || phases.contains(&Phase::Memory) {
+        (throughput, memory) = throughput_and_memory(&opts, &plan).await?;
+    }
+    if phases.contains(&Phase::Refresh) {
+        refresh = Some(refresh_waits(&opts).await?);
+    }
+    let results = report::Results {
+        machine: report::Machine::detect(),
+        plan: &plan,
+        throughput: throughput.as_ref().map(|(p, r)| (p.as_slice(), r.as_slice())),
+        refresh: refresh.as_ref(),
+        memory: memory.as_ref(),
+    };
+    let table = report::render(&results);
+    println!("\n{table}");
+    let out = procs::out_dir();
+    std::fs::create_dir_all(&out)?;
+    let file = out.join("results.md");
+    std::fs::write(&file, format!("{table}{}", report::details(&results))).context("writing results.md")?;
+    println!("written to {}", file.display());
+    Ok(())
+}
+
+type Throughput = (Vec<Path>, Vec<PathResult>);
+
+/// Phase 1 (and 1b on the same Redis): one BFF, the resource server and the trivial upstream.
+async fn throughput_and_memory(
+    opts: &Options,
+    plan: &Plan,
+) -> Result<(Option<Throughput>, Option<MemoryResult>)> {
+    println!("phase 1: throughput (direct, plain proxy, cloakroom; two upstreams)");
+    let redis = RedisServer::start();
+    let probe = RedisProbe::connect(&redis.url()).await?;
+    let mut trivial = Proc::trivial_upstream("bench-trivial-upstream", harness::redis::free_port())?;
+    trivial.start().await?;
+    // The auth and resource servers keep their state in memory: the BFF's Redis counts only
+    // what the BFF sends.
+    let spec = Spec {
+        access_token_ttl_secs: 3600,
+        bff_instances: 1,
+        bff_redis: redis.url(),
+        backend_redis: None,
+        users: vec![(USER.0.to_string(), USER.1.to_string())],
+        extra_routes: vec![(TRIVIAL_ROUTE.to_string(), trivial.url())],
+        name: "bench",
+    };
+    let dep = Deployment::start(&spec).await?;
+    let keys_before = memory::keys(&probe, &dep.bff_namespace).await?;
+    let cookie = login::session_cookie(&dep, 0, USER).await?;
+    let session_keys: Vec<String> =
+        memory::keys(&probe, &dep.bff_namespace).await?.difference(&keys_before).cloned().collect();
+    let mut throughput = None;
+    if opts.phases.contains(&Phase::Throughput) {
+        let token = login::access_token(&dep, USER).await?;
+        let bff = &dep.bffs[0];
+        let mut paths = Vec::new();
+        for (upstream, url, route) in [
+            (Upstream::ResourceServer, dep.rs.url(), "/api"),
+            (Upstream::Trivial, trivial.url(), TRIVIAL_ROUTE),
+        ] {
+            let proxy = crate::plain_proxy::start(&url, &token).await?;
+            paths.push(Path {
+                upstream,
+                label: "direct (Bearer)",
+                url: format!("{url}/whoami"),
+                headers: vec![("Authorization".into(), format!("Bearer {token}"))],
+                proxy_pid: None,
+                uses_redis: false,
+            });
+            paths.push(Path {
+                upstream,
+                label: "plain hyper proxy (adds Bearer)",
+                url: format!("http://{proxy}/whoami"),
+                headers: vec![],
+                proxy_pid: Some(std::process::id()),
+                uses_redis: false,
+            });
+            paths.push(Path {
+                upstream,
+                label: "cloakroom (cookie + X-CSRF)",
+                url: format!("{}{route}/whoami", bff.url()),
+                headers: vec![
+                    ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
+                    ("X-CSRF".into(), "1".into()),
+                ],
+                proxy_pid: bff.pid(),
+                uses_redis: true,
+            });
+        }
+        let results = throughput::measure(&paths, plan, &probe).await?;
+        throughput = Some((paths, results));
+    }
+    let mut memory = None;
+    if opts.phases.contains(&Phase::Memory) {
+        println!("phase 1b: Redis memory with {} sessions", opts.sessions);
+        memory = Some(memory::measure(&probe, &dep.bff_namespace, &session_keys, opts.sessions).await?);
+    }
+    dep.stop().await;
+    trivial.kill().await;
+    Ok((throughput, memory))
+}
+
+/// Phase 2: two BFF instances, short-lived access tokens.
+async fn refresh_waits(opts: &Options) -> Result<RefreshResult> {
+    println!("phase 2: requests waiting for a refresh");
+    let redis = RedisServer::start();
+    let spec = Spec {
+        access_token_ttl_secs: refresh::ACCESS_TOKEN_TTL_SECS,
+        bff_instances: 2,
+        bff_redis: redis.url(),
+        backend_redis: None,
+        users: vec![(USER.0.to_string(), USER.1.to_string())],
+        extra_routes: Vec::new(),
+        name: "refresh",
+    };
+    let dep = Deployment::start(&spec).await?;
+    let cookie = login::session_cookie(&dep, 0, USER).await?;
+    let bff_urls: Vec<String> = dep.bffs.iter().map(procs::Proc::url).collect();
+    let plan = refresh::Plan { samples: opts.refresh_samples, waiters: opts.waiters, bursts: opts.bursts };
+    let result = refresh::measure(&bff_urls, format!("{SESSION_COOKIE}={cookie}"), plan).await?;
+    dep.stop().await;
+    Ok(result)
+}
+
+/// `DATE on commit C: CORES, KERNEL, loopback` for reports.
+pub fn machine_line() -> String {
+    let m = report::Machine::detect();
+    format!("{} on commit `{}`: {}, {}, loopback", m.date, m.commit, m.cpu, m.kernel)
+}
