@@ -382,3 +382,86 @@ fn a_bad_value_in_the_environment_is_reported_with_its_dotted_key() {
     assert_eq!(err.key, "bff.oidc.issuer", "{err}");
     assert!(!err.to_string().contains('\n'));
 }
+
+#[test]
+fn a_redis_url_and_sentinels_together_are_refused_naming_the_second_key() {
+    let _env = env_lock();
+    let cfg = ConfigFile::new(&VALID_BFF.replace(
+        "listen = ",
+        "redis_url = \"redis://127.0.0.1:9/0\"\nredis_sentinel_urls = [\"redis://127.0.0.1:9\"]\n\
+         redis_sentinel_master = \"mymaster\"\nlisten = ",
+    ));
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.redis_sentinel_urls");
+    assert!(run.stderr.contains("redis_url"), "names the other key: {}", run.stderr);
+}
+
+#[test]
+fn a_cluster_and_sentinels_together_are_refused_naming_the_second_key() {
+    let _env = env_lock();
+    let cfg = ConfigFile::new(&VALID_BFF.replace(
+        "listen = ",
+        "redis_cluster_urls = [\"redis://127.0.0.1:9\"]\nredis_sentinel_urls = [\"redis://127.0.0.1:9\"]\n\
+         redis_sentinel_master = \"mymaster\"\nlisten = ",
+    ));
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.redis_sentinel_urls");
+    assert!(run.stderr.contains("redis_cluster_urls"), "names the other key: {}", run.stderr);
+}
+
+#[test]
+fn a_redis_url_and_a_cluster_together_are_refused_naming_the_second_key() {
+    let _env = env_lock();
+
+    let run = run(
+        &["auth-server"],
+        &[
+            ("CLOAKROOM_AUTH_SERVER__REDIS_URL", "redis://127.0.0.1:9/0"),
+            ("CLOAKROOM_AUTH_SERVER__REDIS_CLUSTER_URLS", "[\"redis://127.0.0.1:9\"]"),
+        ],
+    );
+
+    assert_refused_naming(&run, "auth_server.redis_cluster_urls");
+}
+
+#[test]
+fn sentinels_without_a_master_name_are_refused_naming_redis_sentinel_master() {
+    let _env = env_lock();
+    let cfg = ConfigFile::new(
+        &VALID_BFF.replace("listen = ", "redis_sentinel_urls = [\"redis://127.0.0.1:9\"]\nlisten = "),
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.redis_sentinel_master");
+}
+
+#[test]
+fn a_sentinel_master_name_without_sentinels_is_refused_naming_it() {
+    let _env = env_lock();
+
+    let run = run(&["resource-server"], &[("CLOAKROOM_RESOURCE_SERVER__REDIS_SENTINEL_MASTER", "mymaster")]);
+
+    assert_refused_naming(&run, "resource_server.redis_sentinel_master");
+}
+
+#[test]
+fn sentinels_with_a_master_name_are_read_from_the_environment() {
+    let _env = env_lock();
+    let mut vars = OIDC_ENV.to_vec();
+    vars.push((
+        "CLOAKROOM_BFF__REDIS_SENTINEL_URLS",
+        r#"["redis://127.0.0.1:26379","redis://127.0.0.1:26380"]"#,
+    ));
+    vars.push(("CLOAKROOM_BFF__REDIS_SENTINEL_MASTER", "mymaster"));
+
+    let bff: BffConfig = with_env(&vars, || ConfigSource::load(None).unwrap().section("bff").unwrap());
+
+    assert_eq!(bff.store.redis_sentinel_urls.len(), 2);
+    assert_eq!(bff.store.redis_sentinel_master.as_deref(), Some("mymaster"));
+    assert!(bff.store.redis_url.is_none() && bff.store.redis_cluster_urls.is_empty());
+}

@@ -1,6 +1,7 @@
 //! One conformance suite for every store back-end: every test body runs on the in-memory
-//! store, on Redis (the binary's private server, a fresh namespace per test) and on a real
-//! 3-master Redis Cluster, so they cannot drift apart. Outage and namespacing tests, which only make sense for Redis,
+//! store, on Redis (the binary's private server, a fresh namespace per test), on a real
+//! 3-master Redis Cluster and on a master found through three real Sentinels, so they cannot
+//! drift apart. Outage and namespacing tests, which only make sense for Redis,
 //! follow the suite.
 
 mod common;
@@ -44,6 +45,18 @@ async fn cluster_store() -> Store {
     Store::connect(&config, "conformance").await.expect("cluster store")
 }
 
+async fn sentinel_store() -> Store {
+    let urls = common::redis_sentinel::shared_sentinel().urls();
+    let config = StoreConfig {
+        redis_sentinel_urls: urls.into_iter().map(|u| RedisUrl::try_from(u).expect("url")).collect(),
+        redis_sentinel_master: Some(common::redis_sentinel::MASTER_NAME.to_string()),
+        redis_namespace: unique_namespace("conf"),
+        redis_timeout_ms: 1000,
+        ..StoreConfig::default()
+    };
+    Store::connect(&config, "conformance").await.expect("sentinel store")
+}
+
 fn memory_store() -> Store {
     Store::memory(&unique_namespace("conf"))
 }
@@ -66,8 +79,8 @@ async fn sleep_past(unix: i64) {
     }
 }
 
-/// Declares each test body once and runs it as `<name>::on_memory`, `<name>::on_redis` and
-/// `<name>::on_cluster`.
+/// Declares each test body once and runs it as `<name>::on_memory`, `<name>::on_redis`,
+/// `<name>::on_cluster` and `<name>::on_sentinel`.
 macro_rules! conformance {
     ($( $(#[$doc:meta])* async fn $name:ident($store:ident: Store) $body:block )*) => {
         $(
@@ -90,6 +103,11 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn on_cluster() {
                     body(cluster_store().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn on_sentinel() {
+                    body(sentinel_store().await).await;
                 }
             }
         )*

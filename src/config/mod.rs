@@ -92,7 +92,7 @@ impl ConfigSource {
             // A section that is absent entirely is an empty table: its defaults apply.
             self.figment.clone().merge((name, serde_json::Map::new()))
         };
-        figment.extract_inner::<T>(name).map_err(|e| {
+        let value = figment.extract_inner::<T>(name).map_err(|e| {
             let err = describe(name, e);
             if err.key != name {
                 return err;
@@ -103,7 +103,14 @@ impl ConfigSource {
                 Err(e) => describe(name, e),
                 Ok(_) => err,
             }
-        })
+        })?;
+        // Every section carries the store keys; their combination is checked here, once.
+        if let Ok(store) = figment.extract_inner::<StoreConfig>(name)
+            && let Err((key, message)) = store.check()
+        {
+            return Err(ConfigError::new(format!("{name}.{key}"), message));
+        }
+        Ok(value)
     }
 }
 

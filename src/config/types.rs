@@ -125,12 +125,19 @@ impl std::fmt::Debug for RedisUrl {
 /// `bff.redis_url`, `auth_server.redis_url`, ….
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoreConfig {
-    /// A single Redis server. Neither this nor `redis_cluster_urls`: the in-memory store.
+    /// A single Redis server. None of this, `redis_cluster_urls` and `redis_sentinel_urls`:
+    /// the in-memory store.
     #[serde(default)]
     pub redis_url: Option<RedisUrl>,
     /// Seed nodes of a Redis Cluster.
     #[serde(default)]
     pub redis_cluster_urls: Vec<RedisUrl>,
+    /// Redis Sentinels that know the master named `redis_sentinel_master`.
+    #[serde(default)]
+    pub redis_sentinel_urls: Vec<RedisUrl>,
+    /// The name the Sentinels monitor the master under (`sentinel monitor NAME …`).
+    #[serde(default)]
+    pub redis_sentinel_master: Option<String>,
     /// Prefix of every key this program writes, so programs (and tests) can share one Redis.
     #[serde(default = "default_namespace")]
     pub redis_namespace: String,
@@ -147,9 +154,47 @@ impl Default for StoreConfig {
         Self {
             redis_url: None,
             redis_cluster_urls: Vec::new(),
+            redis_sentinel_urls: Vec::new(),
+            redis_sentinel_master: None,
             redis_namespace: default_namespace(),
             redis_timeout_ms: default_store_timeout_ms(),
             redis_pool_size: default_pool_size(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks the combination of store keys: at most one kind of Redis, and a master name
+    /// exactly when Sentinels are given. The error names the offending key (without the
+    /// section) and says why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let set: Vec<&'static str> = [
+            ("redis_url", self.redis_url.is_some()),
+            ("redis_cluster_urls", !self.redis_cluster_urls.is_empty()),
+            ("redis_sentinel_urls", !self.redis_sentinel_urls.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(key, on)| on.then_some(key))
+        .collect();
+        if let [first, second, ..] = set[..] {
+            return Err((
+                second,
+                format!(
+                    "conflicts with {first}: set only one of redis_url, redis_cluster_urls, redis_sentinel_urls"
+                ),
+            ));
+        }
+        match (&self.redis_sentinel_master, self.redis_sentinel_urls.is_empty()) {
+            (None, false) => {
+                Err(("redis_sentinel_master", "is required with redis_sentinel_urls".to_string()))
+            }
+            (Some(name), false) if name.trim().is_empty() => {
+                Err(("redis_sentinel_master", "must not be empty".to_string()))
+            }
+            (Some(_), true) => {
+                Err(("redis_sentinel_master", "is only meaningful with redis_sentinel_urls".to_string()))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -84,28 +84,58 @@ impl EventBus {
     }
 }
 
-/// Keeps one Redis pattern subscription on `{namespace}:ev:*` alive for the life of the
-/// process, reconnecting with backoff and announcing [`Event::Lost`] after every break.
-pub(super) fn spawn_redis_subscriber(
-    url: String,
-    namespace: String,
-    bus: EventBus,
-) -> Arc<tokio::task::JoinHandle<()>> {
-    spawn_redis_subscriber_any(vec![url], namespace, bus)
-}
-
-/// Like [`spawn_redis_subscriber`], on the first of `urls` that works, the next one after each
+/// A subscription on the first of `urls` that works, the next one after each
 /// break (a Redis Cluster broadcasts classic PUBLISH to every node: any node will do).
 pub(super) fn spawn_redis_subscriber_any(
     urls: Vec<String>,
     namespace: String,
     bus: EventBus,
 ) -> Arc<tokio::task::JoinHandle<()>> {
+    spawn_subscriber(Source::Nodes(urls), namespace, bus)
+}
+
+/// Where the subscription connects, asked again before every (re)subscription.
+pub(super) enum Source {
+    /// Any of these nodes, in turn.
+    Nodes(Vec<String>),
+    /// The master that the Sentinels name at that moment, so that after a failover the
+    /// subscription follows the new master (Sentinel disconnects every client of a demoted
+    /// master, which ends the old subscription).
+    Sentinel(Box<redis::sentinel::SentinelClient>),
+}
+
+impl Source {
+    async fn client(&mut self, attempt: usize) -> Result<redis::Client, StoreError> {
+        let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
+        match self {
+            Source::Nodes(urls) => {
+                let url = urls
+                    .get(attempt % urls.len().max(1))
+                    .ok_or_else(|| StoreError::Unavailable("no redis node configured".into()))?;
+                redis::Client::open(url.as_str()).map_err(unavailable)
+            }
+            Source::Sentinel(sentinel) => sentinel.async_get_client().await.map_err(unavailable),
+        }
+    }
+}
+
+/// Keeps one pattern subscription on `{namespace}:ev:*` on whatever `source` names, for the
+/// life of the process, reconnecting with backoff and announcing [`Event::Lost`] after every
+/// break.
+pub(super) fn spawn_subscriber(
+    mut source: Source,
+    namespace: String,
+    bus: EventBus,
+) -> Arc<tokio::task::JoinHandle<()>> {
     let prefix = format!("{namespace}:ev:");
     let handle = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
-        for url in urls.iter().cycle() {
-            match subscribe_once(url, &prefix, &bus).await {
+        for attempt in 0.. {
+            let subscribed = match source.client(attempt).await {
+                Ok(client) => subscribe_once(client, &prefix, &bus).await,
+                Err(e) => Err(e),
+            };
+            match subscribed {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => tracing::warn!(error = %e, "store event subscription failed; retrying"),
             }
@@ -118,9 +148,8 @@ pub(super) fn spawn_redis_subscriber_any(
     Arc::new(handle)
 }
 
-async fn subscribe_once(url: &str, prefix: &str, bus: &EventBus) -> Result<(), StoreError> {
+async fn subscribe_once(client: redis::Client, prefix: &str, bus: &EventBus) -> Result<(), StoreError> {
     let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
-    let client = redis::Client::open(url).map_err(unavailable)?;
     let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
     pubsub.psubscribe(format!("{prefix}*")).await.map_err(unavailable)?;
     // Subscribed: anything published from now on reaches us. Announce a gap so that state

@@ -1,5 +1,6 @@
-//! The state store shared by the three programs: Redis (over multiplexed connections) in
-//! production, or an embedded in-memory store for a single instance.
+//! The state store shared by the three programs: Redis (one server or a Sentinel-managed
+//! master, over multiplexed connections; or a Cluster) in production, or an embedded in-memory
+//! store for a single instance.
 //!
 //! The interface is deliberately small — bytes under namespaced keys with TTLs, atomic
 //! compare-and-set, counters and expiring indexes — so that both back-ends can pass one
@@ -10,6 +11,7 @@ mod cluster;
 mod events;
 mod memory;
 mod redis;
+mod sentinel;
 
 pub use events::{Event, EventBus};
 
@@ -38,7 +40,7 @@ pub enum StoreError {
 pub enum Store {
     /// Embedded, process-local.
     Memory(Arc<MemoryStore>),
-    /// Redis over multiplexed connections.
+    /// Redis over multiplexed connections: one server, or the master Sentinel names.
     Redis(RedisStore),
     /// Redis Cluster through a pool of cluster connections.
     Cluster(ClusterStore),
@@ -69,11 +71,9 @@ impl Store {
     /// Connects to what `config` names; with no Redis configured, an in-memory store and a
     /// warning that it serves one instance only. `component` names the program in that warning.
     pub async fn connect(config: &StoreConfig, component: &str) -> Result<Store, StoreError> {
-        if config.redis_url.is_some() && !config.redis_cluster_urls.is_empty() {
-            return Err(StoreError::Unavailable(
-                "set either redis_url or redis_cluster_urls, not both".into(),
-            ));
-        }
+        // The configuration loader refuses these combinations with the key's name; this guards
+        // stores built in code.
+        config.check().map_err(|(key, why)| StoreError::Unavailable(format!("{key} {why}")))?;
         if let Some(url) = &config.redis_url {
             let store = RedisStore::connect(url, config).await?;
             return Ok(Store::Redis(store));
@@ -81,9 +81,13 @@ impl Store {
         if !config.redis_cluster_urls.is_empty() {
             return Ok(Store::Cluster(ClusterStore::connect(&config.redis_cluster_urls, config).await?));
         }
+        if let Some(master) = &config.redis_sentinel_master {
+            let store = RedisStore::connect_sentinel(&config.redis_sentinel_urls, master, config).await?;
+            return Ok(Store::Redis(store));
+        }
         tracing::warn!(
             component,
-            "no redis_url configured: using the embedded in-memory store, which serves one instance only and forgets everything on restart"
+            "no redis_url, redis_cluster_urls or redis_sentinel_urls configured: using the embedded in-memory store, which serves one instance only and forgets everything on restart"
         );
         Ok(Store::Memory(Arc::new(MemoryStore::new(&config.redis_namespace))))
     }

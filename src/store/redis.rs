@@ -1,4 +1,6 @@
-//! Redis back-end over a few multiplexed connections, with a time bound on every operation.
+//! Redis back-end over a few multiplexed connections, with a time bound on every operation:
+//! one server (`redis_url`), or the master that Redis Sentinel names (`redis_sentinel_urls`;
+//! see [`super::sentinel`]). Both speak to one master, so they share every operation.
 //!
 //! Why not a checkout pool: a pooled connection is exclusive to one operation, and deadpool-redis
 //! sends `PING` (and `UNWATCH`) on every checkout to recycle it — two extra round trips per
@@ -6,7 +8,8 @@
 //! checkout, and is replaced when it fails or when the event bus saw the server go away.
 
 use super::StoreError;
-use super::events::{EventBus, spawn_redis_subscriber};
+use super::events::{EventBus, Source, spawn_subscriber};
+use super::sentinel;
 use crate::config::{RedisUrl, StoreConfig};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig, Script};
@@ -70,10 +73,30 @@ type Slot = tokio::sync::Mutex<Option<(u64, MultiplexedConnection)>>;
 
 /// Multiplexed connections that commands are spread over, round robin.
 struct Connections {
-    client: redis::Client,
+    opener: Opener,
     config: AsyncConnectionConfig,
     slots: Vec<Slot>,
     next: AtomicUsize,
+}
+
+/// How a connection is opened: to one server, or to whichever server the Sentinels name as
+/// master at that moment (checked with `ROLE`). After a failover the Sentinels close every
+/// client of the demoted master, the event subscription breaks, and every slot reopens —
+/// through the Sentinels, on the new master.
+enum Opener {
+    Direct(redis::Client),
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
+}
+
+impl Opener {
+    async fn open(&self, config: &AsyncConnectionConfig) -> redis::RedisResult<MultiplexedConnection> {
+        match self {
+            Opener::Direct(client) => client.get_multiplexed_async_connection_with_config(config).await,
+            Opener::Sentinel(sentinel) => {
+                sentinel.lock().await.get_async_connection_with_config(config).await
+            }
+        }
+    }
 }
 
 /// Most connections opened per store: one multiplexed connection already carries tens of
@@ -91,11 +114,7 @@ impl Connections {
         {
             return Ok((i, conn.clone()));
         }
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-            .map_err(unavailable)?;
+        let conn = self.opener.open(&self.config).await.map_err(unavailable)?;
         *slot = Some((generation, conn.clone()));
         Ok((i, conn))
     }
@@ -120,7 +139,7 @@ impl Drop for Inner {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -132,11 +151,28 @@ impl RedisStore {
     /// Prepares the connections. They are opened on first use: a program starts while Redis is
     /// down, and its operations (and readiness) fail with [`StoreError`] until Redis is back.
     pub async fn connect(url: &RedisUrl, config: &StoreConfig) -> Result<Self, StoreError> {
-        let timeout = Duration::from_millis(config.redis_timeout_ms);
         let client = redis::Client::open(url.expose()).map_err(unavailable)?;
+        let source = Source::Nodes(vec![url.expose().to_string()]);
+        Ok(Self::open_with(Opener::Direct(client), source, config))
+    }
+
+    /// Like [`RedisStore::connect`], on the master that the Sentinels at `urls` know as
+    /// `master`; the connections and the event subscription follow it through failovers.
+    pub async fn connect_sentinel(
+        urls: &[RedisUrl],
+        master: &str,
+        config: &StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let opener = Opener::Sentinel(tokio::sync::Mutex::new(sentinel::client(urls, master)?));
+        let source = Source::Sentinel(Box::new(sentinel::client(urls, master)?));
+        Ok(Self::open_with(opener, source, config))
+    }
+
+    fn open_with(opener: Opener, source: Source, config: &StoreConfig) -> Self {
+        let timeout = Duration::from_millis(config.redis_timeout_ms);
         let count = config.redis_pool_size.clamp(1, MAX_CONNECTIONS);
         let connections = Connections {
-            client,
+            opener,
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout),
@@ -144,9 +180,8 @@ impl RedisStore {
             next: AtomicUsize::new(0),
         };
         let bus = EventBus::new();
-        let subscriber =
-            spawn_redis_subscriber(url.expose().to_string(), config.redis_namespace.clone(), bus.clone());
-        let store = Self {
+        let subscriber = spawn_subscriber(source, config.redis_namespace.clone(), bus.clone());
+        Self {
             inner: Arc::new(Inner {
                 connections,
                 namespace: config.redis_namespace.clone(),
@@ -154,8 +189,7 @@ impl RedisStore {
                 bus,
                 subscriber,
             }),
-        };
-        Ok(store)
+        }
     }
 
     fn key(&self, key: &str) -> String {

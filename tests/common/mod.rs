@@ -15,6 +15,7 @@ pub mod provider_tap;
 pub mod raw_http;
 pub mod redis;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

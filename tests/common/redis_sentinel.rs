@@ -1,0 +1,279 @@
+//! A real Sentinel deployment for tests: a master, one replica and three `redis-server
+//! --sentinel` processes (each with its own generated config file in a temp dir), all on free
+//! ports, killed on drop, never one someone left running. Failure detection is fast
+//! (`down-after-milliseconds 1000`) so that a failover fits in a test.
+
+use super::redis::free_port;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The name the sentinels monitor the master under.
+pub const MASTER_NAME: &str = "mymaster";
+
+/// One process of a [`RedisSentinel`].
+struct Process {
+    port: u16,
+    child: Mutex<Option<Child>>,
+}
+
+impl Process {
+    /// Starts `redis-server ARGS…` dying with the thread that started it.
+    fn spawn(port: u16, args: &[&str], dir: &Path) -> Process {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("redis-server must be installed (apt-get install redis-server)");
+        Process { port, child: Mutex::new(Some(child)) }
+    }
+
+    fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.child.lock().unwrap().is_some()
+    }
+}
+
+/// A running master + replica + 3 sentinels; dropping it kills every process.
+pub struct RedisSentinel {
+    /// The two data nodes; which one is master changes with failovers.
+    nodes: Vec<Process>,
+    sentinels: Vec<Process>,
+    dir: PathBuf,
+}
+
+fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    cmd.query(&mut conn)
+}
+
+fn wait(mut ok: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("redis sentinel: {what} never happened");
+}
+
+impl RedisSentinel {
+    /// Starts the master, its replica and three sentinels, and waits until every sentinel
+    /// names the master and the replica is in sync.
+    pub fn start() -> RedisSentinel {
+        let dir = std::env::temp_dir().join(format!(
+            "cloakroom-sentinel-{}-{}",
+            std::process::id(),
+            cloakroom::crypto::random_token(4)
+        ));
+        std::fs::create_dir_all(&dir).expect("sentinel dir");
+        let master = free_port();
+        let replica = free_port();
+        let data = |port: u16, replica_of: Option<u16>| {
+            let port_s = port.to_string();
+            let mut args = vec!["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+            let of = replica_of.map(|m| m.to_string());
+            if let Some(of) = &of {
+                args.extend(["--replicaof", "127.0.0.1", of]);
+            }
+            let file = format!("dump-{port}.rdb");
+            args.extend(["--dbfilename", &file]);
+            Process::spawn(port, &args, &dir)
+        };
+        let nodes = vec![data(master, None), data(replica, Some(master))];
+        let sentinels = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let conf = dir.join(format!("sentinel-{port}.conf"));
+                // Sentinel rewrites its own file (discovered peers, epochs): one file each.
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
+                         sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n\
+                         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                         sentinel failover-timeout {MASTER_NAME} 5000\n\
+                         sentinel parallel-syncs {MASTER_NAME} 1\n"
+                    ),
+                )
+                .expect("sentinel config");
+                Process::spawn(port, &[conf.to_str().expect("utf-8 path"), "--sentinel"], &dir)
+            })
+            .collect();
+        let deployment = RedisSentinel { nodes, sentinels, dir };
+        deployment.wait_in_sync();
+        for s in &deployment.sentinels {
+            wait(|| deployment.master_named_by(s.port) == Some(master), "every sentinel names the master");
+        }
+        deployment
+    }
+
+    /// `redis://127.0.0.1:PORT` of every sentinel.
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(|s| format!("redis://127.0.0.1:{}", s.port)).collect()
+    }
+
+    /// The master's port as the sentinel on `sentinel_port` names it.
+    fn master_named_by(&self, sentinel_port: u16) -> Option<u16> {
+        let addr: Option<(String, String)> =
+            query(sentinel_port, redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER_NAME))
+                .ok()?;
+        addr.and_then(|(_, port)| port.parse().ok())
+    }
+
+    /// The port of the node that is master now (asked of the node itself).
+    pub fn master(&self) -> u16 {
+        self.nodes
+            .iter()
+            .filter(|n| n.running())
+            .map(|n| n.port)
+            .find(|&port| {
+                query::<String>(port, redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|r| r.contains("role:master"))
+            })
+            .expect("a running master")
+    }
+
+    /// The port of the data node that is not `port`.
+    pub fn other(&self, port: u16) -> u16 {
+        self.nodes.iter().map(|n| n.port).find(|&p| p != port).expect("two nodes")
+    }
+
+    /// Waits until every running replica's link to its master is up.
+    fn wait_in_sync(&self) {
+        wait(
+            || {
+                self.nodes.iter().filter(|n| n.running()).all(|n| {
+                    let repl: String =
+                        query(n.port, redis::cmd("INFO").arg("replication")).unwrap_or_default();
+                    repl.contains("role:master") || repl.contains("master_link_status:up")
+                })
+            },
+            "the replica is in sync",
+        );
+    }
+
+    /// Waits until every running sentinel knows the two others and the replica, so that a
+    /// failover can be agreed on (quorum 2, majority of 3).
+    pub fn wait_quorum(&self) {
+        wait(
+            || {
+                self.sentinels.iter().all(|s| {
+                    let info: Vec<String> =
+                        query(s.port, redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME))
+                            .unwrap_or_default();
+                    let field = |name: &str| {
+                        info.iter()
+                            .position(|k| k == name)
+                            .and_then(|i| info.get(i + 1))
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    let replicas: Vec<Vec<String>> =
+                        query(s.port, redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER_NAME))
+                            .unwrap_or_default();
+                    let replica_ok = replicas.iter().any(|r| {
+                        let f =
+                            |name: &str| r.iter().position(|k| k == name).and_then(|i| r.get(i + 1)).cloned();
+                        f("flags").as_deref() == Some("slave")
+                            && f("master-link-status").as_deref() == Some("ok")
+                    });
+                    field("num-other-sentinels") == "2" && field("num-slaves") == "1" && replica_ok
+                })
+            },
+            "the sentinels know each other and the replica",
+        );
+    }
+
+    /// Waits until the master has passed its writes to the replica (`WAIT 1`).
+    pub fn wait_replicated(&self) {
+        let acked: i64 = query(self.master(), redis::cmd("WAIT").arg(1).arg(5000)).expect("WAIT");
+        assert!(acked >= 1, "the replica did not acknowledge the writes");
+    }
+
+    /// Kills the data node on `port` (a crash).
+    pub fn kill(&self, port: u16) {
+        self.nodes.iter().find(|n| n.port == port).expect("node").kill();
+    }
+
+    /// Asks one sentinel for a failover (`SENTINEL FAILOVER`), which demotes a live master.
+    pub fn failover(&self) {
+        // The sentinel refreshes what it knows of the replica every few seconds; until then it
+        // may answer NOGOODSLAVE: ask again.
+        wait(
+            || {
+                query::<String>(
+                    self.sentinels[0].port,
+                    redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME),
+                )
+                .is_ok()
+            },
+            "SENTINEL FAILOVER was accepted",
+        );
+    }
+
+    /// True when every sentinel names the node on `port` as master and it says so itself (a
+    /// quick check, for polling from async code).
+    pub fn is_master(&self, port: u16) -> bool {
+        query::<String>(port, redis::cmd("INFO").arg("replication")).is_ok_and(|r| r.contains("role:master"))
+            && self.sentinels.iter().all(|s| self.master_named_by(s.port) == Some(port))
+    }
+
+    /// Waits until the node on `port` has been turned into a replica (Sentinel reconfigures a
+    /// demoted master once it notices it, which takes it up to a few INFO periods).
+    pub fn wait_replica(&self, port: u16) {
+        wait(
+            || {
+                query::<String>(port, redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|r| r.contains("role:slave"))
+            },
+            "the old master became a replica",
+        );
+    }
+
+    /// Waits until [`RedisSentinel::is_master`] holds for `port`.
+    pub fn wait_master_is(&self, port: u16) {
+        wait(|| self.is_master(port), "the sentinels promoted the replica");
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        for p in self.sentinels.iter().chain(&self.nodes) {
+            p.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The test binary's shared deployment, started on first use from a thread that lives as long
+/// as the process (so PR_SET_PDEATHSIG fires only when the process ends). Never failed over.
+pub fn shared_sentinel() -> &'static RedisSentinel {
+    static SENTINEL: OnceLock<&'static RedisSentinel> = OnceLock::new();
+    SENTINEL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let deployment: &'static RedisSentinel = Box::leak(Box::new(RedisSentinel::start()));
+            tx.send(deployment).expect("send deployment");
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("redis sentinel started")
+    })
+}
