@@ -29,11 +29,41 @@ pub enum Command {
     ResourceServer,
     /// All three in one process, wired together, with the demo user seeded.
     Demo,
+    /// Administer BFF sessions in the BFF's store (reads the `[bff]` configuration).
+    Sessions {
+        /// What to do.
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+/// `cloakroom sessions …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Prints the live sessions of a subject, one JSON object per line.
+    List {
+        /// The subject (`sub`) at the provider.
+        #[arg(long)]
+        sub: String,
+    },
+    /// Ends sessions on every instance (like a back-channel logout).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["sub", "sid"])))]
+    Revoke {
+        /// Every session of this subject.
+        #[arg(long)]
+        sub: Option<String>,
+        /// Every session of this provider session id.
+        #[arg(long)]
+        sid: Option<String>,
+    },
 }
 
 /// Runs the chosen command to completion. Errors are one line each.
 pub fn run(cli: Cli) -> Result<(), StartupError> {
-    crate::telemetry::init();
+    match cli.command {
+        Command::Sessions { .. } => crate::telemetry::init_admin(),
+        _ => crate::telemetry::init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,6 +92,10 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
                 resource_server::Application::build(cfg).await?.run_until_stopped().await
             }
             Command::Demo => crate::demo::run(cli.config.as_deref()).await,
+            Command::Sessions { action } => {
+                let cfg: BffConfig = ConfigSource::load(cli.config.as_deref())?.section("bff")?;
+                bff::admin::run(cfg, action).await
+            }
         }
     })
 }

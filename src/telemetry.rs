@@ -20,6 +20,18 @@ pub fn init() {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
+/// The subscriber of the admin commands: errors only, on stderr, so stdout carries only
+/// their output (`RUST_LOG` still filters).
+pub fn init_admin() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut buf = Vec::new();

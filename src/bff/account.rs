@@ -1,7 +1,8 @@
-//! `GET /bff/user` and `POST /bff/logout`.
+//! `GET /bff/user` and `POST /bff/logout` (`?scope=all`: every session of the user).
 
 use super::csrf::{self, CsrfError};
 use super::session::{SessionRecord, TypedSession};
+use super::session_store::BffSessionStore;
 use super::state::BffState;
 use crate::oidc::client;
 use crate::web::ApiError;
@@ -41,6 +42,7 @@ pub async fn logout(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<BffState>,
+    sessions: web::Data<BffSessionStore>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
     csrf::require_same_origin(&req, &state.public_origin())?;
@@ -56,6 +58,11 @@ pub async fn logout(
         }
     } else {
         csrf::require_header(&req)?;
+    }
+    if let Some(r) = &record
+        && logout_scope_all(&req)?
+    {
+        super::sessions::end_other_sessions(&state, &sessions, r).await?;
     }
     let logout_url = match &record {
         Some(r) => end_session(&state, r).await?,
@@ -82,14 +89,35 @@ pub async fn logout(
     Ok(res)
 }
 
+/// `?scope=all` ends every session of the user; no `scope` only this one; anything else is 400.
+fn logout_scope_all(req: &HttpRequest) -> Result<bool, ApiError> {
+    let mut scope = None;
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        if k == "scope" {
+            scope = Some(v.into_owned());
+        }
+    }
+    match scope.as_deref() {
+        None => Ok(false),
+        Some("all") => Ok(true),
+        Some(_) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "scope must be \"all\" or absent"))
+        }
+    }
+}
+
 fn serde_urlencoded_form(body: &[u8]) -> Option<LogoutForm> {
     url::form_urlencoded::parse(body)
         .find(|(k, _)| k == "csrf_token")
         .map(|(_, v)| LogoutForm { csrf_token: v.into_owned() })
 }
 
-/// Reads the tokens, starts revocation of the refresh token, builds the end-session URL.
-async fn end_session(state: &BffState, record: &SessionRecord) -> Result<String, ApiError> {
+/// Revokes the session's refresh token at the provider (RFC 7009) where it offers revocation;
+/// a failed attempt is retried in the background. Returns the tokens read (for the logout URL).
+pub(super) async fn revoke_session_tokens(
+    state: &BffState,
+    record: &SessionRecord,
+) -> Result<Option<super::tokens::TokenRecord>, ApiError> {
     let tokens = state.tokens.read(&record.handle).await.map_err(|e| ApiError::store_unavailable(&e))?;
     let tokens = tokens.map(|(_, t)| t);
     let meta = state.provider.metadata().await.ok();
@@ -115,6 +143,13 @@ async fn end_session(state: &BffState, record: &SessionRecord) -> Result<String,
             });
         }
     }
+    Ok(tokens)
+}
+
+/// Revokes the refresh token, builds the end-session URL.
+async fn end_session(state: &BffState, record: &SessionRecord) -> Result<String, ApiError> {
+    let tokens = revoke_session_tokens(state, record).await?;
+    let meta = state.provider.metadata().await.ok();
     let Some(end) = meta.as_ref().and_then(|m| m.end_session_endpoint.clone()) else { return Ok("/".into()) };
     let mut url = url::Url::parse(&end).map_err(|e| ApiError::internal(&e))?;
     {

@@ -13,7 +13,7 @@
 use super::session_store::{BffSessionStore, sid_index_key, sub_index_key};
 use super::state::BffState;
 use crate::jwt::{JwtError, TokenType};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::web::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -262,7 +262,7 @@ async fn handle(
     if !state.store.set_nx(&logout.jti_key, b"1", logout.jti_ttl).await? {
         return Err(BackchannelError::Replayed);
     }
-    match end_sessions(state, bcl, &logout.target).await {
+    match end_target(&state.store, &bcl.sessions, &logout.target).await {
         Ok(n) => Ok(n),
         Err(e) => {
             // Let the provider's retry of this very token through: forget its jti.
@@ -274,18 +274,19 @@ async fn handle(
     }
 }
 
-/// Ends every session of `target` and announces each on the store bus.
-async fn end_sessions(
-    state: &BffState,
-    bcl: &Backchannel,
+/// Ends every session of `target` and announces each on the store bus (also the admin CLI's
+/// `cloakroom sessions revoke`).
+pub async fn end_target(
+    store: &Store,
+    sessions: &BffSessionStore,
     target: &LogoutTarget,
 ) -> Result<usize, StoreError> {
     let index = target.index_key();
-    let members = state.store.index_members(&index).await?;
-    let ended = bcl.sessions.end_indexed_sessions(&index).await?;
+    let members = store.index_members(&index).await?;
+    let ended = sessions.end_indexed_sessions(&index).await?;
     for hashed in &members {
         // Advisory (near caches): the sessions are already gone from the store.
-        if let Err(e) = state.store.publish(SESSION_ENDED_CHANNEL, hashed.as_bytes()).await {
+        if let Err(e) = store.publish(SESSION_ENDED_CHANNEL, hashed.as_bytes()).await {
             tracing::warn!(error = %e, "could not announce an ended session");
             break;
         }

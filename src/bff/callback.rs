@@ -170,6 +170,9 @@ async fn finish(
         expires_at,
         idle_expires_at: (now + cfg.idle_timeout_secs as i64).min(expires_at),
         csrf_token: Secret::new(crate::crypto::random_token(32)),
+        public_id: crate::crypto::random_token(16),
+        last_seen: now,
+        client: session.client().clone(),
     };
     let token_record = TokenRecord::from_response(&tokens, expires_at, None);
     state.tokens.store_new(&record.handle, &token_record).await?;

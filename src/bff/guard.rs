@@ -18,23 +18,31 @@ pub const SESSION_COOKIE: &str = "__Host-cloakroom";
 /// Longest session cookie value considered at all.
 const MAX_COOKIE_VALUE: usize = 200;
 
-fn well_formed_value(v: &str) -> bool {
+/// True when `v` (as sent, not decoded) can be a session cookie value at all: 1 to 200 bytes
+/// of base64/URL-safe characters (and `%`, for values a client still sends percent-encoded).
+pub fn well_formed_value(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= MAX_COOKIE_VALUE
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+/=%".contains(&b))
 }
 
-enum CookieVerdict {
+/// What the guard does with a request's session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieVerdict {
+    /// No session cookie, or exactly one with the exact name and a well-formed value.
     Fine,
+    /// More than one cookie that reads as the session cookie: 400.
     Duplicate,
+    /// One that reads as the session cookie but is malformed or misspelled: drop it from the
+    /// request, so it is never looked up.
     Strip,
 }
 
 /// A `Cookie` header as the cookie parser behind this guard reads it (actix-web's
 /// `cookies()`): any UTF-8, not only visible ASCII. A header that is not UTF-8 makes that
 /// parser drop every cookie, so it can carry no session either.
-fn header_text(value: &HeaderValue) -> Option<&str> {
-    std::str::from_utf8(value.as_bytes()).ok()
+fn header_text(value: &[u8]) -> Option<&str> {
+    std::str::from_utf8(value).ok()
 }
 
 /// True when `raw_name` reads as the session cookie's name once trimmed and percent-decoded,
@@ -49,10 +57,11 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
     s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
-fn inspect(req: &ServiceRequest) -> CookieVerdict {
+/// The guard's decision on a request's `Cookie` header values (pure, so it can be fuzzed).
+pub fn inspect_cookie_headers<'a>(cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> CookieVerdict {
     let mut count = 0;
     let mut malformed = false;
-    for s in req.headers().get_all(header::COOKIE).filter_map(header_text) {
+    for s in cookie_headers.into_iter().filter_map(header_text) {
         for (name, v) in pairs(s) {
             if reads_as_session_name(name) {
                 count += 1;
@@ -67,21 +76,30 @@ fn inspect(req: &ServiceRequest) -> CookieVerdict {
     }
 }
 
-fn strip_session_cookie(req: &mut ServiceRequest) {
+/// One `Cookie` header value with every cookie of `cookie_headers` except those that read as
+/// the session cookie (`None` when nothing is left). Headers that are not UTF-8 are dropped.
+pub fn without_session_cookie<'a>(cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
     let mut kept = Vec::new();
-    for s in req.headers().get_all(header::COOKIE).filter_map(header_text) {
+    for s in cookie_headers.into_iter().filter_map(header_text) {
         kept.extend(
             s.split(';')
                 .map(str::trim)
-                .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
-                .map(str::to_owned),
+                .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p))),
         );
     }
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+fn cookie_headers(req: &ServiceRequest) -> impl Iterator<Item = &[u8]> {
+    req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes)
+}
+
+fn strip_session_cookie(req: &mut ServiceRequest) {
+    let kept = without_session_cookie(cookie_headers(req));
     let headers = req.headers_mut();
     headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_bytes(kept.join("; ").as_bytes())
-        && !kept.is_empty()
-    {
+    // from_bytes, not from_str: a cookie with non-ASCII UTF-8 bytes is kept as the parser read it.
+    if let Some(v) = kept.and_then(|k| HeaderValue::from_bytes(k.as_bytes()).ok()) {
         headers.insert(header::COOKIE, v);
     }
 }
@@ -91,7 +109,7 @@ pub async fn session_guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    match inspect(&req) {
+    match inspect_cookie_headers(cookie_headers(&req)) {
         CookieVerdict::Duplicate => {
             let err =
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "more than one session cookie");
@@ -150,7 +168,7 @@ fn compact_session_cookie(headers: &mut actix_web::http::header::HeaderMap) {
 
 /// The session cookie's value in the request, percent-decoded.
 fn session_cookie_value(req: &ServiceRequest) -> Option<String> {
-    req.headers().get_all(header::COOKIE).filter_map(header_text).find_map(|s| {
+    req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes).filter_map(header_text).find_map(|s| {
         pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
             percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
         })
@@ -180,6 +198,7 @@ fn resign_old_cookie(req: &mut ServiceRequest) -> Option<String> {
     let mut kept: Vec<String> = req
         .headers()
         .get_all(header::COOKIE)
+        .map(HeaderValue::as_bytes)
         .filter_map(header_text)
         .flat_map(|s| s.split(';').map(str::trim).map(str::to_owned).collect::<Vec<_>>())
         .filter(|p| !p.is_empty() && !reads_as_session_name(p.split('=').next().unwrap_or(p)))
@@ -203,5 +222,32 @@ fn hand_out_resigned_cookie<B>(res: &mut ServiceResponse<B>, value: &str) {
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(header::SET_COOKIE, v);
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(headers: &[&str]) -> CookieVerdict {
+        inspect_cookie_headers(headers.iter().map(|h| h.as_bytes()))
+    }
+
+    #[test]
+    fn session_cookies_spelled_as_the_cookie_parser_reads_them_count_as_duplicates() {
+        assert_eq!(verdict(&["__Host-cloakroom=a; __Host-cloakroom =b"]), CookieVerdict::Duplicate);
+        assert_eq!(verdict(&["__Host-cloakroo%6D=a", "__Host-cloakroom=b"]), CookieVerdict::Duplicate);
+        assert_eq!(verdict(&["x=1; __Host-cloakroom=abc"]), CookieVerdict::Fine);
+        assert_eq!(verdict(&["__Host-cloakroomx=abc; __Host-cloakroom=abc"]), CookieVerdict::Fine);
+    }
+
+    #[test]
+    fn a_misspelled_or_malformed_single_session_cookie_is_stripped_and_every_other_cookie_kept() {
+        let headers = ["theme=dark; __Host-cloakroom=not valid!", "lang=é"];
+        let raw = || headers.iter().map(|h| h.as_bytes());
+
+        assert_eq!(inspect_cookie_headers(raw()), CookieVerdict::Strip);
+        assert_eq!(without_session_cookie(raw()).as_deref(), Some("theme=dark; lang=é"));
+        assert_eq!(verdict(&["%5F_Host-cloakroom=abc"]), CookieVerdict::Strip);
     }
 }

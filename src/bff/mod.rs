@@ -3,12 +3,14 @@
 //!
 //! Layout: `login`/`callback` (code flow), `session`/`session_store` (actix-session over the
 //! project store, typed), `tokens` (single-flight refresh), `proxy`/`upstream` (the proxy),
-//! `account` (`/bff/user`, `/bff/logout`), `backchannel` (back-channel logout), `pages`
+//! `account` (`/bff/user`, `/bff/logout`), `sessions` (`/bff/sessions`, session control), `client_info` (coarse client), `backchannel` (back-channel logout), `pages`
 //! (server-rendered page, SPA files, readyz), `csrf`, `guard` (cookie strictness, store-failure mapping), `paths` (untrusted paths).
 
 mod account;
+pub mod admin;
 pub mod backchannel;
 mod callback;
+pub mod client_info;
 pub mod csrf;
 pub mod guard;
 pub mod id_token;
@@ -22,6 +24,7 @@ mod proxy;
 pub mod refresh_lock;
 pub mod session;
 pub mod session_store;
+pub mod sessions;
 pub mod state;
 pub mod token_record;
 pub mod tokens;
@@ -123,6 +126,7 @@ impl Application {
         let bcl = web::Data::new(
             backchannel::Backchannel::new(session_store.clone(), &metrics.registry).map_err(other)?,
         );
+        let session_data = web::Data::new(session_store.clone());
         let state = web::Data::new(BffState {
             config,
             store,
@@ -157,6 +161,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(registry.clone())
                 .app_data(bcl.clone())
+                .app_data(session_data.clone())
                 .route("/healthz", web::get().to(crate::web::healthz))
                 .route("/readyz", web::get().to(pages::readyz))
                 .route("/metrics", web::get().to(crate::web::metrics))
@@ -173,6 +178,8 @@ impl Application {
                         .route("/callback", web::get().to(callback::callback))
                         .route("/user", web::get().to(account::user))
                         .route("/logout", web::post().to(account::logout))
+                        .route("/sessions", web::get().to(sessions::list))
+                        .route("/sessions/{id}", web::delete().to(sessions::delete))
                         // Server to server (the provider): no cookie, no CSRF rules; the signed
                         // logout token is the credential.
                         .route("/backchannel-logout", web::post().to(backchannel::backchannel_logout)),

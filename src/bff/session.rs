@@ -2,7 +2,8 @@
 //! state, with idle (sliding) and absolute (fixed) expiry enforced here, server-side. Handlers
 //! use [`TypedSession`] only — never raw `session.get("…")`.
 
-use crate::config::Secret;
+use super::client_info::ClientInfo;
+use crate::config::{ClientBinding, Secret};
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
@@ -33,6 +34,16 @@ pub struct SessionRecord {
     pub idle_expires_at: i64,
     /// Token for form posts (logout, notes form), compared in constant time.
     pub csrf_token: Secret,
+    /// Opaque random handle naming this session in `/bff/sessions` and the admin CLI; unrelated
+    /// to the cookie value (which cannot be derived from it).
+    #[serde(default)]
+    pub public_id: String,
+    /// Unix seconds of the last activity written back (at most every tenth of the idle timeout).
+    #[serde(default)]
+    pub last_seen: i64,
+    /// The coarse client that logged in (user-agent family, network range).
+    #[serde(default)]
+    pub client: ClientInfo,
 }
 
 impl SessionRecord {
@@ -62,47 +73,85 @@ impl From<SessionError> for crate::web::ApiError {
     }
 }
 
-/// A typed wrapper around actix-session's `Session`.
-pub struct TypedSession(Session);
+/// A typed wrapper around actix-session's `Session`, with the coarse client of this request and
+/// the client-binding policy.
+pub struct TypedSession {
+    session: Session,
+    client: ClientInfo,
+    binding: ClientBinding,
+}
 
 impl TypedSession {
     /// Starts a session for `record` under a fresh id (fixation defence: whatever id the browser
     /// brought is dropped).
     pub fn start(&self, record: &SessionRecord) -> Result<(), SessionError> {
-        self.0.renew();
-        self.0.clear();
-        self.0.insert(RECORD_KEY, record).map_err(|e| SessionError::Write(e.to_string()))
+        self.session.renew();
+        self.session.clear();
+        self.session.insert(RECORD_KEY, record).map_err(|e| SessionError::Write(e.to_string()))
     }
 
     /// Ends the session: the store entry (and its tokens) are deleted and the cookie expired.
     pub fn purge(&self) {
-        self.0.purge();
+        self.session.purge();
     }
 
     /// The current record, or `None` when there is no live session. An expired one is purged.
     /// Activity slides the idle expiry forward (written back when it moved by at least a tenth
     /// of the idle timeout, so busy sessions do not rewrite their state on every request).
     pub fn current(&self, idle_timeout_secs: u64) -> Result<Option<SessionRecord>, SessionError> {
-        let record = match self.0.get::<SessionRecord>(RECORD_KEY) {
+        let record = match self.session.get::<SessionRecord>(RECORD_KEY) {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(None),
             Err(_) => {
-                self.0.purge();
+                self.session.purge();
                 return Ok(None);
             }
         };
         let now = crate::clock::now();
         if now >= record.expires_at || now >= record.idle_expires_at {
-            self.0.purge();
+            self.session.purge();
+            return Ok(None);
+        }
+        if !self.client_matches(&record) {
+            self.session.purge();
             return Ok(None);
         }
         let slid = (now + idle_timeout_secs as i64).min(record.expires_at);
         if slid - record.idle_expires_at >= (idle_timeout_secs / 10) as i64 && slid > record.idle_expires_at {
-            let record = SessionRecord { idle_expires_at: slid, ..record };
-            self.0.insert(RECORD_KEY, &record).map_err(|e| SessionError::Write(e.to_string()))?;
+            // "Last seen" rides on this throttled write: no store write per request.
+            let record = SessionRecord { idle_expires_at: slid, last_seen: now, ..record };
+            self.session.insert(RECORD_KEY, &record).map_err(|e| SessionError::Write(e.to_string()))?;
             return Ok(Some(record));
         }
         Ok(Some(record))
+    }
+}
+
+impl TypedSession {
+    /// The coarse client of this request.
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
+    }
+
+    /// Applies `bff.session.client_binding`: false when the session must end. A change of
+    /// network range or user-agent family is logged as a security event (coarse values only).
+    fn client_matches(&self, record: &SessionRecord) -> bool {
+        if self.binding == ClientBinding::Off || record.client.is_unknown() || record.client == self.client {
+            return true;
+        }
+        let end = self.binding == ClientBinding::End;
+        tracing::warn!(
+            target: "security_event",
+            security_event = "session_client_changed",
+            session = %record.public_id,
+            ua_changed = record.client.ua_family != self.client.ua_family,
+            ip_changed = record.client.ip_range != self.client.ip_range,
+            from_range = %record.client.ip_range,
+            to_range = %self.client.ip_range,
+            action = if end { "end" } else { "flag" },
+            "a session is used by a different client"
+        );
+        !end
     }
 }
 
@@ -111,6 +160,10 @@ impl FromRequest for TypedSession {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(Ok(Self(req.get_session())))
+        let binding = req
+            .app_data::<actix_web::web::Data<super::state::BffState>>()
+            .map(|s| s.config.session.client_binding)
+            .unwrap_or_default();
+        ready(Ok(Self { session: req.get_session(), client: ClientInfo::of(req), binding }))
     }
 }

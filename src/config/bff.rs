@@ -99,11 +99,31 @@ pub struct SessionConfig {
     /// Absolute lifetime, never extended.
     #[serde(default = "default_absolute")]
     pub absolute_timeout_secs: u64,
+    /// What happens when a session is used from another coarse IP range or user-agent family.
+    #[serde(default)]
+    pub client_binding: ClientBinding,
+}
+
+/// `bff.session.client_binding`: reaction to a session used by a different-looking client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientBinding {
+    /// Nothing is checked (default).
+    #[default]
+    Off,
+    /// A change is logged as a security event; the session goes on.
+    Flag,
+    /// A change is logged as a security event and the session is ended (401).
+    End,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { idle_timeout_secs: default_idle(), absolute_timeout_secs: default_absolute() }
+        Self {
+            idle_timeout_secs: default_idle(),
+            absolute_timeout_secs: default_absolute(),
+            client_binding: ClientBinding::Off,
+        }
     }
 }
 

@@ -29,7 +29,24 @@ fn listener() -> TcpListener {
 }
 
 fn url_of(l: &TcpListener) -> String {
-    format!("http://127.0.0.1:{}", l.local_addr().expect("addr").port())
+    url_on(LOOPBACK, l)
+}
+
+/// The host name every URL of a stack uses unless [`StackConfig::on_localhost`] is called.
+const LOOPBACK: &str = "127.0.0.1";
+
+fn url_on(host: &str, l: &TcpListener) -> String {
+    format!("http://{host}:{}", l.local_addr().expect("addr").port())
+}
+
+/// Replaces `from` by `to` in every string of `v`.
+fn replace_in_strings(v: &mut Value, from: &str, to: &str) {
+    match v {
+        Value::String(s) => *s = s.replace(from, to),
+        Value::Array(a) => a.iter_mut().for_each(|x| replace_in_strings(x, from, to)),
+        Value::Object(o) => o.values_mut().for_each(|x| replace_in_strings(x, from, to)),
+        _ => {}
+    }
 }
 
 /// The configuration of a stack as one JSON document with the three sections; tests change
@@ -42,6 +59,7 @@ pub struct StackConfig {
     pub signing_key: SigningKey,
     ports: Ports,
     key_file: PathBuf,
+    host: &'static str,
 }
 
 impl StackConfig {
@@ -105,7 +123,16 @@ impl StackConfig {
         for s in ["auth_server", "resource_server", "bff"] {
             doc[s]["redis_timeout_ms"] = json!(1000);
         }
-        Self { doc, signing_key, ports, key_file }
+        Self { doc, signing_key, ports, key_file, host: LOOPBACK }
+    }
+
+    /// Names every program `http://localhost:<port>` instead of `http://127.0.0.1:<port>`
+    /// (issuer, public URL, redirect URIs…). Browsers treat `localhost` as a secure context,
+    /// so they keep the BFF's `Secure` `__Host-` cookies over plain HTTP there.
+    pub fn on_localhost(mut self) -> Self {
+        replace_in_strings(&mut self.doc, "http://127.0.0.1:", "http://localhost:");
+        self.host = "localhost";
+        self
     }
 
     /// Sets `section.key.path` (dotted) to `value`.
@@ -167,8 +194,9 @@ impl Stack {
     /// Starts all three programs.
     pub async fn start(cfg: StackConfig) -> Stack {
         let (auth_cfg, rs_cfg, bff_cfg) = (cfg.auth_config(), cfg.rs_config(), cfg.bff_config());
-        let StackConfig { doc, signing_key, ports, key_file } = cfg;
-        let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+        let StackConfig { doc, signing_key, ports, key_file, host } = cfg;
+        let (auth_url, rs_url, bff_url) =
+            (url_on(host, &ports.auth), url_on(host, &ports.rs), url_on(host, &ports.bff));
         let auth = cloakroom::auth_server::Application::build_with_listener(auth_cfg, ports.auth)
             .await
             .expect("auth server starts");
@@ -198,7 +226,7 @@ impl Drop for Stack {
 /// Starts only the auth server of `cfg` (the other listeners are dropped).
 pub async fn start_auth_server(cfg: StackConfig) -> Stack {
     let auth_cfg = cfg.auth_config();
-    let StackConfig { doc, signing_key, ports, key_file } = cfg;
+    let StackConfig { doc, signing_key, ports, key_file, .. } = cfg;
     let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
     let app = cloakroom::auth_server::Application::build_with_listener(auth_cfg, ports.auth)
         .await
@@ -210,7 +238,7 @@ pub async fn start_auth_server(cfg: StackConfig) -> Stack {
 /// Starts the auth server and the resource server of `cfg`.
 pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
     let (auth_cfg, rs_cfg) = (cfg.auth_config(), cfg.rs_config());
-    let StackConfig { doc, signing_key, ports, key_file } = cfg;
+    let StackConfig { doc, signing_key, ports, key_file, .. } = cfg;
     let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
     let app = cloakroom::auth_server::Application::build_with_listener(auth_cfg, ports.auth)
         .await
@@ -295,8 +323,9 @@ impl RestartableAuthServer {
 /// Starts the three programs like [`Stack::start`], with an auth server that can be stopped.
 pub async fn start_with_restartable_auth(cfg: StackConfig) -> (Stack, RestartableAuthServer) {
     let (auth_cfg, rs_cfg, bff_cfg) = (cfg.auth_config(), cfg.rs_config(), cfg.bff_config());
-    let StackConfig { doc, signing_key, ports, key_file } = cfg;
-    let (auth_url, rs_url, bff_url) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
+    let StackConfig { doc, signing_key, ports, key_file, host } = cfg;
+    let (auth_url, rs_url, bff_url) =
+        (url_on(host, &ports.auth), url_on(host, &ports.rs), url_on(host, &ports.bff));
     let auth = RestartableAuthServer {
         cfg: std::sync::Mutex::new(auth_cfg),
         addr: ports.auth.local_addr().expect("addr"),

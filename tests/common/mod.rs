@@ -6,6 +6,7 @@ pub mod apps;
 pub mod attack;
 pub mod binary;
 pub mod browser;
+pub mod chrome;
 pub mod echo_upstream;
 pub mod forge;
 pub mod oidc_flow;

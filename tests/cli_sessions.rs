@@ -1,0 +1,216 @@
+//! `cloakroom sessions list|revoke`: the real binary against a test stack's Redis, configured
+//! through the environment (and a file), ending sessions on every instance like a back-channel
+//! logout.
+
+mod common;
+
+use common::{Browser, OTHER_USER, Stack, StackConfig, USER};
+use reqwest::Method;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+async fn wait_ready(base: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the BFF at {base} never became ready");
+}
+
+async fn started_stack() -> Stack {
+    let stack = Stack::start(StackConfig::new()).await;
+    wait_ready(&stack.bff_url).await;
+    stack
+}
+
+async fn second_instance(stack: &Stack) -> String {
+    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("bff", &stack.doc["bff"])
+        .section("bff")
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
+    tokio::spawn(app.run_until_stopped());
+    wait_ready(&url).await;
+    url
+}
+
+async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
+    let browser = Browser::new();
+    let page = common::oidc_flow::bff_login(&browser, stack, user, "/app/").await;
+    assert_eq!(page.status, 302, "callback: {}", page.body);
+    browser
+}
+
+async fn user(browser: &Browser, base: &str) -> (u16, Value) {
+    let page =
+        browser.send(browser.request(Method::GET, &format!("{base}/bff/user")).header("X-CSRF", "1")).await;
+    let body = if page.status == 200 { page.json() } else { Value::Null };
+    (page.status.as_u16(), body)
+}
+
+/// The BFF section of `stack` as `CLOAKROOM_BFF__…` variables.
+fn bff_env(stack: &Stack) -> Vec<(String, String)> {
+    let bff = &stack.doc["bff"];
+    let s = |v: &Value| v.as_str().unwrap().to_string();
+    vec![
+        ("CLOAKROOM_BFF__PUBLIC_URL".into(), s(&bff["public_url"])),
+        ("CLOAKROOM_BFF__REDIS_URL".into(), s(&bff["redis_url"])),
+        ("CLOAKROOM_BFF__REDIS_NAMESPACE".into(), s(&bff["redis_namespace"])),
+        ("CLOAKROOM_BFF__SESSION_KEY".into(), s(&bff["session_key"])),
+        ("CLOAKROOM_BFF__OIDC__ISSUER".into(), s(&bff["oidc"]["issuer"])),
+        ("CLOAKROOM_BFF__OIDC__CLIENT_ID".into(), s(&bff["oidc"]["client_id"])),
+        ("CLOAKROOM_BFF__OIDC__CLIENT_SECRET".into(), s(&bff["oidc"]["client_secret"])),
+    ]
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cloakroom ARGS` with a clean environment plus `env` (off the async runtime).
+async fn run(args: &[&str], env: Vec<(String, String)>) -> Run {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_cloakroom"))
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cloakroom");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_list_prints_each_live_session_of_the_subject_as_one_json_line() {
+    let stack = started_stack().await;
+    let laptop = logged_in(&stack, USER).await;
+    let _phone = logged_in(&stack, USER).await;
+    let _bob = logged_in(&stack, OTHER_USER).await;
+    let sub = user(&laptop, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+
+    let out = run(&["sessions", "list", "--sub", &sub], bff_env(&stack)).await;
+
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "alice's two sessions: {}", out.stdout);
+    let cookie = laptop.cookie("__Host-cloakroom").unwrap();
+    for l in &lines {
+        assert_eq!(l["id"].as_str().unwrap().len(), 22, "{l}");
+        assert_eq!(l["ip_range"], "127.0.0.0/24");
+    }
+    assert!(!out.stdout.contains(&cookie), "no cookie value is printed");
+    let nobody = run(&["sessions", "list", "--sub", "nobody"], bff_env(&stack)).await;
+    assert_eq!((nobody.code, nobody.stdout.as_str()), (Some(0), ""), "{}", nobody.stderr);
+}
+
+#[tokio::test]
+async fn sessions_revoke_by_sub_ends_them_on_every_instance_and_spares_other_users() {
+    let stack = started_stack().await;
+    let second = second_instance(&stack).await;
+    let laptop = logged_in(&stack, USER).await;
+    let phone = logged_in(&stack, USER).await;
+    let bob = logged_in(&stack, OTHER_USER).await;
+    let sub = user(&laptop, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+
+    let out = run(&["sessions", "revoke", "--sub", &sub], bff_env(&stack)).await;
+
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "ended 2 session(s)");
+    for base in [&stack.bff_url, &second] {
+        assert_eq!(user(&laptop, base).await.0, 401);
+        assert_eq!(user(&phone, base).await.0, 401);
+        assert_eq!(user(&bob, base).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn sessions_revoke_by_sid_reads_a_config_file_and_ends_only_that_provider_session() {
+    let stack = started_stack().await;
+    let alice = logged_in(&stack, USER).await;
+    let bob = logged_in(&stack, OTHER_USER).await;
+    // The provider session id, as the BFF holds it, read through the library.
+    let sid = provider_sid_of_only_session(&stack, &alice, &bob).await;
+    let env = bff_env(&stack);
+    let toml: String = env
+        .iter()
+        .filter(|(k, _)| !k.contains("__OIDC__"))
+        .map(|(k, v)| format!("{} = \"{v}\"\n", k.trim_start_matches("CLOAKROOM_BFF__").to_lowercase()))
+        .collect();
+    let oidc: String = env
+        .iter()
+        .filter(|(k, _)| k.contains("__OIDC__"))
+        .map(|(k, v)| format!("{} = \"{v}\"\n", k.trim_start_matches("CLOAKROOM_BFF__OIDC__").to_lowercase()))
+        .collect();
+    let path =
+        std::env::temp_dir().join(format!("cloakroom-sessions-{}.toml", cloakroom::crypto::random_token(8)));
+    std::fs::write(&path, format!("[bff]\n{toml}\n[bff.oidc]\n{oidc}")).unwrap();
+
+    let out = run(&["--config", path.to_str().unwrap(), "sessions", "revoke", "--sid", &sid], vec![]).await;
+    let _ = std::fs::remove_file(&path);
+
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "ended 1 session(s)");
+    assert_eq!(user(&alice, &stack.bff_url).await.0, 401);
+    assert_eq!(user(&bob, &stack.bff_url).await.0, 200);
+}
+
+/// Alice's provider `sid`: the one session record whose subject is not bob's.
+async fn provider_sid_of_only_session(stack: &Stack, alice: &Browser, bob: &Browser) -> String {
+    use base64::Engine;
+    let alice_sub = user(alice, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+    assert_ne!(user(bob, &stack.bff_url).await.1["sub"].as_str().unwrap(), alice_sub);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(stack.doc["bff"]["session_key"].as_str().unwrap())
+        .unwrap();
+    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()], None);
+    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("bff", &stack.doc["bff"])
+        .section("bff")
+        .unwrap();
+    let store = cloakroom::store::Store::connect(&cfg.store, "test").await.unwrap();
+    let sessions = cloakroom::bff::session_store::BffSessionStore::new(store.clone(), keys);
+    let live = cloakroom::bff::sessions::sessions_of(&store, &sessions, &alice_sub).await.unwrap();
+    assert_eq!(live.len(), 1);
+    live[0].record.sid.clone().expect("the auth server sends a sid")
+}
+
+#[tokio::test]
+async fn sessions_revoke_without_a_target_or_with_an_unreachable_store_fails_with_one_line() {
+    let stack = started_stack().await;
+    let alice = logged_in(&stack, USER).await;
+
+    let no_target = run(&["sessions", "revoke"], bff_env(&stack)).await;
+    let mut env = bff_env(&stack);
+    let port = common::redis::free_port();
+    env.retain(|(k, _)| k != "CLOAKROOM_BFF__REDIS_URL");
+    env.push(("CLOAKROOM_BFF__REDIS_URL".into(), format!("redis://127.0.0.1:{port}/0")));
+    let no_store = run(&["sessions", "revoke", "--sub", "x"], env).await;
+    let mut no_key = bff_env(&stack);
+    no_key.retain(|(k, _)| k != "CLOAKROOM_BFF__SESSION_KEY");
+    let missing_key = run(&["sessions", "list", "--sub", "x"], no_key).await;
+
+    assert_ne!(no_target.code, Some(0));
+    assert!(no_target.stderr.contains("--sub") || no_target.stderr.contains("--sid"), "{}", no_target.stderr);
+    assert_ne!(no_store.code, Some(0));
+    assert_eq!(no_store.stderr.trim().lines().count(), 1, "one line: {}", no_store.stderr);
+    assert!(!no_store.stderr.contains("panicked"));
+    assert_ne!(missing_key.code, Some(0));
+    assert!(missing_key.stderr.contains("bff.session_key"), "{}", missing_key.stderr);
+    assert_eq!(user(&alice, &stack.bff_url).await.0, 200, "nothing was ended");
+}
