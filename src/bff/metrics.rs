@@ -1,6 +1,6 @@
 //! Prometheus metrics of the BFF.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// The BFF's metrics, registered in one registry served at `/metrics`.
 pub struct BffMetrics {
@@ -18,6 +18,9 @@ pub struct BffMetrics {
     /// `cloakroom_near_cache_lookups_total{outcome="hit"|"miss"}`: session and token record
     /// lookups answered by this instance's near cache, or not.
     pub near_cache: IntCounterVec,
+    /// `cloakroom_upstream_retries_total`: idempotent requests sent again on a fresh connection
+    /// because the reused one turned out closed.
+    pub upstream_retries: IntCounter,
 }
 
 impl BffMetrics {
@@ -50,6 +53,11 @@ impl BffMetrics {
             ),
             &["outcome"],
         )?;
+        let upstream_retries = IntCounter::new(
+            "cloakroom_upstream_retries_total",
+            "Idempotent upstream requests sent again on a fresh connection after a closed one",
+        )?;
+        registry.register(Box::new(upstream_retries.clone()))?;
         registry.register(Box::new(near_cache.clone()))?;
         registry.register(Box::new(refresh.clone()))?;
         registry.register(Box::new(refresh_wait.clone()))?;
@@ -58,6 +66,14 @@ impl BffMetrics {
         for outcome in ["success", "session_expired", "unavailable", "store_error", "wait_timeout"] {
             refresh.with_label_values(&[outcome]);
         }
-        Ok(Self { registry, refresh, refresh_wait, proxy_requests, proxy_latency, near_cache })
+        Ok(Self {
+            registry,
+            refresh,
+            refresh_wait,
+            proxy_requests,
+            proxy_latency,
+            near_cache,
+            upstream_retries,
+        })
     }
 }

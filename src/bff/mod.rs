@@ -55,14 +55,23 @@ fn other(e: impl std::fmt::Display) -> StartupError {
 }
 
 /// The one HTTP client for the provider and every upstream: pooled, keep-alive, no redirects.
-fn http_client() -> Result<reqwest::Client, StartupError> {
+/// Idle connections go after `pool_idle_secs`, before the upstream's own keep-alive closes them
+/// (reqwest's default, 90 s, outlives actix's 5 s and nginx's 75 s).
+fn http_client(pool_idle_secs: u64) -> Result<reqwest::Client, StartupError> {
+    client_builder().pool_idle_timeout(Duration::from_secs(pool_idle_secs)).build().map_err(other)
+}
+
+/// A client that keeps no idle connection: every request opens a fresh one. Used only for the
+/// one retry after a reused connection turned out closed, which must not pick another stale one.
+fn fresh_connection_client() -> Result<reqwest::Client, StartupError> {
+    client_builder().pool_max_idle_per_host(0).build().map_err(other)
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(other)
 }
 
 impl Application {
@@ -90,7 +99,8 @@ impl Application {
         }
         let keys = Keys::derive(&key_list, config.session_id_hash_key.as_ref().and_then(|k| k.0.first()));
         let shutdown_timeout = config.shutdown_timeout_secs;
-        let http = http_client()?;
+        let http = http_client(config.upstream_pool_idle_secs)?;
+        let http_fresh = fresh_connection_client()?;
         let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
         provider.load_in_background();
         let creds = ClientCredentials {
@@ -122,6 +132,7 @@ impl Application {
             store,
             keys: keys.clone(),
             http,
+            http_fresh,
             provider,
             creds,
             tokens,

@@ -77,6 +77,8 @@ pub struct BffState {
     pub keys: Keys,
     /// One HTTP client for the provider and every upstream.
     pub http: reqwest::Client,
+    /// A client without idle connections, for the one retry on a fresh connection.
+    pub http_fresh: reqwest::Client,
     /// Provider metadata cache.
     pub provider: Provider,
     /// This client's credentials.

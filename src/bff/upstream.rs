@@ -1,6 +1,7 @@
 //! Calling an upstream with the session's access token: header filtering (what the browser
 //! sent that must not travel, what we set ourselves), the one shared client, timeouts, and the
-//! single retry after an upstream 401 `invalid_token` (only for bodies that can be replayed).
+//! single retry after an upstream 401 `invalid_token` (only for bodies that can be replayed), and
+//! the single retry on a fresh connection when a reused one turns out closed (idempotent only).
 
 use super::session::TypedSession;
 use super::state::BffState;
@@ -218,26 +219,83 @@ pub async fn send_with_token(
     send_once(state, &out, body, &token).await
 }
 
+/// Sends one request within `upstream_timeout_secs`. When the pooled connection it went out on
+/// turns out closed (the upstream's keep-alive ended as the request arrived) and the request is
+/// safe to send again (idempotent method, no streamed body), sends it once more on a fresh
+/// connection, within the same deadline. Never after a timeout, never for POST or PATCH.
 async fn send_once(
     state: &BffState,
     out: &Outgoing,
     body: OutgoingBody,
     token: &Secret,
 ) -> Result<reqwest::Response, UpstreamError> {
-    let mut rb = state.http.request(out.method.clone(), out.url.clone()).headers(out.headers.clone());
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.upstream_timeout_secs);
+    let replay = match &body {
+        OutgoingBody::Empty if is_idempotent(&out.method) => Some(None),
+        OutgoingBody::Bytes(b) if is_idempotent(&out.method) => Some(Some(b.clone())),
+        _ => None,
+    };
+    match attempt(&state.http, out, body, token, deadline).await {
+        Err(Attempt::ConnectionLost(_)) if let Some(replay) = replay => {
+            state.metrics.upstream_retries.inc();
+            let body = replay.map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
+            attempt(&state.http_fresh, out, body, token, deadline).await.map_err(Attempt::into_error)
+        }
+        other => other.map_err(Attempt::into_error),
+    }
+}
+
+/// Methods whose repetition has the effect of one request (RFC 9110 §9.2.2).
+fn is_idempotent(method: &reqwest::Method) -> bool {
+    use reqwest::Method;
+    [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE].contains(method)
+}
+
+/// How one attempt failed.
+enum Attempt {
+    /// The connection failed before a response head arrived (refused, reset, closed while the
+    /// request was in flight): the only failure a retry on a fresh connection can cure.
+    ConnectionLost(String),
+    /// Anything else: timeout, body over the limit.
+    Final(UpstreamError),
+}
+
+impl Attempt {
+    fn into_error(self) -> UpstreamError {
+        match self {
+            Attempt::ConnectionLost(cause) => UpstreamError::Unavailable(cause),
+            Attempt::Final(e) => e,
+        }
+    }
+}
+
+async fn attempt(
+    client: &reqwest::Client,
+    out: &Outgoing,
+    body: OutgoingBody,
+    token: &Secret,
+    deadline: tokio::time::Instant,
+) -> Result<reqwest::Response, Attempt> {
+    let mut rb = client.request(out.method.clone(), out.url.clone()).headers(out.headers.clone());
     rb = rb.bearer_auth(token.expose());
     rb = match body {
         OutgoingBody::Empty => rb,
         OutgoingBody::Bytes(b) => rb.body(b),
         OutgoingBody::Stream(s) => rb.body(s),
     };
-    let timeout = std::time::Duration::from_secs(state.config.upstream_timeout_secs);
-    match tokio::time::timeout(timeout, rb.send()).await {
-        Err(_) => Err(UpstreamError::Timeout),
+    match tokio::time::timeout_at(deadline, rb.send()).await {
+        Err(_) => Err(Attempt::Final(UpstreamError::Timeout)),
         Ok(Ok(res)) => Ok(res),
-        Ok(Err(_)) if out.over_limit.load(Ordering::SeqCst) => Err(UpstreamError::TooLarge),
-        Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Timeout),
-        Ok(Err(e)) => Err(UpstreamError::Unavailable(e.without_url().to_string())),
+        Ok(Err(_)) if out.over_limit.load(Ordering::SeqCst) => Err(Attempt::Final(UpstreamError::TooLarge)),
+        Ok(Err(e)) if e.is_timeout() => Err(Attempt::Final(UpstreamError::Timeout)),
+        // `send` resolves with the response head, so a connect or request error is one before
+        // any complete response: a closed keep-alive connection shows as `is_request()` (hyper's
+        // "connection closed before message completed"), a refused or reset connect as `is_connect()`.
+        Ok(Err(e)) if e.is_connect() || e.is_request() => {
+            Err(Attempt::ConnectionLost(e.without_url().to_string()))
+        }
+        Ok(Err(e)) => Err(Attempt::Final(UpstreamError::Unavailable(e.without_url().to_string()))),
     }
 }
 

@@ -39,6 +39,11 @@ pub struct BffConfig {
     /// Timeout for a call to an upstream resource server.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_secs: u64,
+    /// How long an idle pooled connection to an upstream (or the provider) is kept for reuse.
+    /// Shorter than the upstreams' own keep-alive (actix 5 s, nginx 75 s), so that the BFF
+    /// drops a connection before the upstream does and rarely sends into a closing one.
+    #[serde(default = "default_upstream_pool_idle")]
+    pub upstream_pool_idle_secs: u64,
     /// Largest request body forwarded upstream.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -174,6 +179,9 @@ fn default_refresh_wait_ms() -> u64 {
 }
 fn default_upstream_timeout() -> u64 {
     30
+}
+fn default_upstream_pool_idle() -> u64 {
+    4
 }
 fn default_max_body() -> usize {
     1024 * 1024
