@@ -23,8 +23,13 @@ pub struct Cli {
 pub enum Command {
     /// The BFF session broker (default 127.0.0.1:8080).
     Bff,
-    /// The reference OpenID Connect auth server (default 127.0.0.1:8081).
-    AuthServer,
+    /// The reference OpenID Connect auth server (default 127.0.0.1:8081); `auth-server revoke`
+    /// revokes a user's grants in its store instead (reads the `[auth_server]` configuration).
+    AuthServer {
+        /// An administrative action instead of running the server.
+        #[command(subcommand)]
+        action: Option<AuthServerAction>,
+    },
     /// The reference resource server, a notes API (default 127.0.0.1:8082).
     ResourceServer,
     /// All three in one process, wired together, with the demo user seeded.
@@ -58,10 +63,30 @@ pub enum SessionsAction {
     },
 }
 
+/// `cloakroom auth-server …` (an admin action; without one the server runs).
+#[derive(Debug, Subcommand)]
+pub enum AuthServerAction {
+    /// Revokes a subject's (or one provider session's) grants and login sessions.
+    ///
+    /// Every refresh-token family dies, the provider login sessions end, and each client with
+    /// a `backchannel_logout_uri` gets a logout token; the command waits for those deliveries
+    /// (bounded retries) before it exits. Prints one JSON line: `grants_revoked`,
+    /// `login_sessions_ended`, `notices_delivered`, `notices_failed`.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["sub", "sid"])))]
+    Revoke {
+        /// Every grant and login session of this subject (`sub`).
+        #[arg(long)]
+        sub: Option<String>,
+        /// The login session with this provider session id (`sid`) and its grants.
+        #[arg(long)]
+        sid: Option<String>,
+    },
+}
+
 /// Runs the chosen command to completion. Errors are one line each.
 pub fn run(cli: Cli) -> Result<(), StartupError> {
     match cli.command {
-        Command::Sessions { .. } => crate::telemetry::init_admin(),
+        Command::Sessions { .. } | Command::AuthServer { action: Some(_) } => crate::telemetry::init_admin(),
         _ => crate::telemetry::init(),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,10 +106,13 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
                 }
                 bff::Application::build(cfg).await?.run_until_stopped().await
             }
-            Command::AuthServer => {
+            Command::AuthServer { action } => {
                 let cfg: AuthServerConfig =
                     ConfigSource::load(cli.config.as_deref())?.section("auth_server")?;
-                auth_server::Application::build(cfg).await?.run_until_stopped().await
+                match action {
+                    Some(action) => auth_server::admin::run(cfg, action).await,
+                    None => auth_server::Application::build(cfg).await?.run_until_stopped().await,
+                }
             }
             Command::ResourceServer => {
                 let cfg: ResourceServerConfig =

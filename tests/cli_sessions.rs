@@ -5,10 +5,10 @@
 mod common;
 
 use common::apps::{start_second_bff, wait_ready};
+use common::binary::run;
 use common::{Browser, OTHER_USER, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 async fn started_stack() -> Stack {
@@ -54,34 +54,6 @@ fn bff_env(stack: &Stack) -> Vec<(String, String)> {
         ("CLOAKROOM_BFF__OIDC__CLIENT_ID".into(), s(&bff["oidc"]["client_id"])),
         ("CLOAKROOM_BFF__OIDC__CLIENT_SECRET".into(), s(&bff["oidc"]["client_secret"])),
     ]
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cloakroom ARGS` with a clean environment plus `env` (off the async runtime).
-async fn run(args: &[&str], env: Vec<(String, String)>) -> Run {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_cloakroom"))
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(env)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cloakroom");
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test]

@@ -103,7 +103,9 @@ pub async fn create(
     }
     let bytes = serde_json::to_vec(&grant).unwrap_or_default();
     state.store.set(&keys::grant(&grant.gid), &bytes, ttl).await?;
+    // The indexes hold the grant until it expires, exactly like its record.
     state.store.index_add(&keys::sid_grants(&grant.sid), &grant.gid, grant.expires_at).await?;
+    state.store.index_add(&keys::sub_grants(&grant.sub), &grant.gid, grant.expires_at).await?;
     Ok((grant, token))
 }
 
@@ -153,6 +155,7 @@ pub async fn revoke(state: &AppState, gid: &str) -> Result<Option<Grant>, StoreE
     let grant: Option<Grant> = serde_json::from_slice(&raw).ok();
     if let Some(g) = &grant {
         state.store.index_remove(&keys::sid_grants(&g.sid), gid).await?;
+        state.store.index_remove(&keys::sub_grants(&g.sub), gid).await?;
         tracing::info!(client_id = %g.client_id, grant = %gid_label(gid), "grant revoked");
     }
     Ok(grant)
@@ -161,6 +164,22 @@ pub async fn revoke(state: &AppState, gid: &str) -> Result<Option<Grant>, StoreE
 /// Ids of the live grants of a provider session.
 pub async fn of_sid(state: &AppState, sid: &str) -> Result<Vec<String>, StoreError> {
     state.store.index_members(&keys::sid_grants(sid)).await
+}
+
+/// Ids of the live grants of a subject, over every client and provider session.
+pub async fn of_sub(state: &AppState, sub: &str) -> Result<Vec<String>, StoreError> {
+    state.store.index_members(&keys::sub_grants(sub)).await
+}
+
+/// Revokes the grants with these ids; returns those that were alive.
+pub async fn revoke_all(state: &AppState, gids: &[String]) -> Result<Vec<Grant>, StoreError> {
+    let mut revoked = Vec::new();
+    for gid in gids {
+        if let Some(g) = revoke(state, gid).await? {
+            revoked.push(g);
+        }
+    }
+    Ok(revoked)
 }
 
 /// A short, non-secret label of a grant id for logs.

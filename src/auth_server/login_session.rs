@@ -71,14 +71,32 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Login
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
-/// Ends the login session with this `sid` (wherever its browser is).
-pub async fn end(state: &AppState, sid: &str, sub: &str) -> Result<(), StoreError> {
+/// Ends the login session with this `sid` (wherever its browser is); true when it was alive.
+pub async fn end(state: &AppState, sid: &str, sub: &str) -> Result<bool, StoreError> {
+    let mut ended = false;
     if let Some(hash) = state.store.get_del(&keys::sid_login(sid)).await?
         && let Ok(hash) = String::from_utf8(hash)
     {
-        state.store.del(&keys::login(&hash)).await?;
+        ended = state.store.del(&keys::login(&hash)).await?;
     }
-    state.store.index_remove(&keys::sub_logins(sub), sid).await
+    state.store.index_remove(&keys::sub_logins(sub), sid).await?;
+    Ok(ended)
+}
+
+/// Ends the login session with this `sid` when only the `sid` is known; returns its subject
+/// when it was alive.
+pub async fn end_sid(state: &AppState, sid: &str) -> Result<Option<String>, StoreError> {
+    let Some(hash) = state.store.get_del(&keys::sid_login(sid)).await? else { return Ok(None) };
+    let Ok(hash) = String::from_utf8(hash) else { return Ok(None) };
+    let Some(bytes) = state.store.get_del(&keys::login(&hash)).await? else { return Ok(None) };
+    let Ok(session) = serde_json::from_slice::<LoginSession>(&bytes) else { return Ok(None) };
+    state.store.index_remove(&keys::sub_logins(&session.sub), sid).await?;
+    Ok(Some(session.sub))
+}
+
+/// The `sid`s of the live login sessions of `sub`.
+pub async fn of_sub(state: &AppState, sub: &str) -> Result<Vec<String>, StoreError> {
+    state.store.index_members(&keys::sub_logins(sub)).await
 }
 
 fn cookie(value: CookieValue, max_age_secs: u64) -> Cookie<'static> {

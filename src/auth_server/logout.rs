@@ -108,12 +108,7 @@ async fn end_session(
     }
     for (sid, sub) in &ended {
         login_session::end(state, sid, sub).await?;
-        let mut revoked = Vec::new();
-        for gid in grants::of_sid(state, sid).await? {
-            if let Some(g) = grants::revoke(state, &gid).await? {
-                revoked.push(g);
-            }
-        }
+        let revoked = grants::revoke_all(state, &grants::of_sid(state, sid).await?).await?;
         state.backchannel.notify_grants(state, &revoked);
         tracing::info!(grants = revoked.len(), "provider session ended");
     }

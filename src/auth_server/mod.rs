@@ -1,8 +1,10 @@
 //! The reference OpenID Connect provider: authorization code flow with PKCE S256, rotating
 //! refresh tokens with reuse detection, RFC 7009 revocation, userinfo, RP-initiated and
 //! back-channel logout. Every piece of state lives in the [`Store`](crate::store::Store), so
-//! instances sharing a Redis (and a signing key file) behave as one.
+//! instances sharing a Redis (and a signing key file) behave as one. [`admin`] is the
+//! operator's `cloakroom auth-server revoke`.
 
+pub mod admin;
 mod authorize;
 mod backchannel;
 mod clients;

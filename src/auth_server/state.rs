@@ -50,6 +50,14 @@ pub struct AppState {
 impl AppState {
     /// Loads the key, connects the store, seeds users.
     pub async fn init(config: AuthServerConfig, metrics: Metrics) -> Result<Self, StartupError> {
+        let state = Self::connect(config, metrics).await?;
+        super::users::seed(&state).await?;
+        Ok(state)
+    }
+
+    /// Loads the key and connects the store, and touches nothing in it (the admin command,
+    /// which must not rewrite the seeded users of the running servers).
+    pub async fn connect(config: AuthServerConfig, metrics: Metrics) -> Result<Self, StartupError> {
         let signing = match &config.signing_key_file {
             Some(path) => load_key(path, "auth_server.signing_key_file")?,
             None => {
@@ -86,20 +94,7 @@ impl AppState {
         )
         .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
         let issuer = config.issuer.as_str().to_string();
-        let state = Self {
-            config,
-            issuer,
-            store,
-            signing,
-            verifying,
-            jwks,
-            clients,
-            passwords,
-            metrics,
-            backchannel,
-        };
-        super::users::seed(&state).await?;
-        Ok(state)
+        Ok(Self { config, issuer, store, signing, verifying, jwks, clients, passwords, metrics, backchannel })
     }
 
     /// `issuer` + `path`.
@@ -145,6 +140,10 @@ pub mod keys {
     /// Index: grants of a `sid`.
     pub fn sid_grants(sid: &str) -> String {
         format!("as:sid-grants:{sid}")
+    }
+    /// Index: grants of a subject (over all clients and sessions).
+    pub fn sub_grants(sub: &str) -> String {
+        format!("as:sub-grants:{sub}")
     }
     /// Index: login sessions (sids) of a subject.
     pub fn sub_logins(sub: &str) -> String {

@@ -75,6 +75,39 @@ impl Drop for Program {
     }
 }
 
+/// What a finished `cloakroom` run printed and how it exited.
+pub struct Run {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+/// Runs `cloakroom ARGS` to completion with a clean environment plus `env`, off the async
+/// runtime (for the admin commands).
+pub async fn run(args: &[&str], env: Vec<(String, String)>) -> Run {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_cloakroom"))
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cloakroom");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("cloakroom run task")
+}
+
 /// Polls `url` until it answers 200 (at most 20 s).
 pub async fn wait_healthy(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
