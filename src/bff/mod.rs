@@ -54,17 +54,17 @@ fn other(e: impl std::fmt::Display) -> StartupError {
     StartupError::Other(e.to_string())
 }
 
-/// The one HTTP client for the provider and every upstream: pooled, keep-alive, no redirects.
-/// Idle connections go after `pool_idle_secs`, before the upstream's own keep-alive closes them
-/// (reqwest's default, 90 s, outlives actix's 5 s and nginx's 75 s).
-fn http_client(pool_idle_secs: u64) -> Result<reqwest::Client, StartupError> {
-    client_builder().pool_idle_timeout(Duration::from_secs(pool_idle_secs)).build().map_err(other)
+/// A pooled keep-alive HTTP client without redirects. Idle connections go after
+/// `pool_idle_secs`, before the upstream's own keep-alive closes them (reqwest's default, 90 s,
+/// outlives actix's 5 s and nginx's 75 s).
+pub(crate) fn http_client(pool_idle_secs: u64) -> reqwest::Result<reqwest::Client> {
+    client_builder().pool_idle_timeout(Duration::from_secs(pool_idle_secs)).build()
 }
 
 /// A client that keeps no idle connection: every request opens a fresh one. Used only for the
 /// one retry after a reused connection turned out closed, which must not pick another stale one.
-fn fresh_connection_client() -> Result<reqwest::Client, StartupError> {
-    client_builder().pool_max_idle_per_host(0).build().map_err(other)
+pub(crate) fn fresh_connection_client() -> reqwest::Result<reqwest::Client> {
+    client_builder().pool_max_idle_per_host(0).build()
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
@@ -99,8 +99,12 @@ impl Application {
         }
         let keys = Keys::derive(&key_list, config.session_id_hash_key.as_ref().and_then(|k| k.0.first()));
         let shutdown_timeout = config.shutdown_timeout_secs;
-        let http = http_client(config.upstream_pool_idle_secs)?;
-        let http_fresh = fresh_connection_client()?;
+        let pool_idle_secs = config.upstream_pool_idle_secs;
+        // For the provider (logins, refreshes): off the hot path, shared by the workers.
+        let http = http_client(pool_idle_secs).map_err(other)?;
+        // Built once here so that a client that cannot be built is a startup error; each
+        // worker builds its own below and falls back to this one.
+        let first_upstream = upstream::WorkerClient::new(pool_idle_secs).map_err(other)?;
         let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
         provider.load_in_background();
         let creds = ClientCredentials {
@@ -132,7 +136,6 @@ impl Application {
             store,
             keys: keys.clone(),
             http,
-            http_fresh,
             provider,
             creds,
             tokens,
@@ -157,8 +160,13 @@ impl Application {
                         .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
                 )
                 .build();
+            // Per worker: see `upstream::WorkerClient`.
+            let upstream = web::Data::new(
+                upstream::WorkerClient::new(pool_idle_secs).unwrap_or_else(|_| first_upstream.clone()),
+            );
             App::new()
                 .app_data(state.clone())
+                .app_data(upstream)
                 .app_data(registry.clone())
                 .app_data(bcl.clone())
                 .app_data(session_data.clone())

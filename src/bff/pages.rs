@@ -4,7 +4,9 @@
 use super::csrf::{self, CsrfError};
 use super::session::{SessionRecord, TypedSession};
 use super::state::BffState;
-use super::upstream::{Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_with_token};
+use super::upstream::{
+    Outgoing, OutgoingBody, UpstreamError, WorkerClient, end_session_if_needed, send_with_token,
+};
 use crate::web::ApiError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -63,6 +65,7 @@ fn notes_url(state: &BffState) -> Option<url::Url> {
 
 async fn call_notes(
     state: &BffState,
+    client: &WorkerClient,
     record: &SessionRecord,
     method: reqwest::Method,
     body: OutgoingBody,
@@ -73,7 +76,7 @@ async fn call_notes(
     headers
         .insert(reqwest::header::CONTENT_TYPE, reqwest::header::HeaderValue::from_static("application/json"));
     let out = Outgoing { method, url, headers, body, over_limit: Arc::new(AtomicBool::new(false)) };
-    send_with_token(state, &record.handle, out).await
+    send_with_token(state, client, &record.handle, out).await
 }
 
 fn html(page: IndexPage) -> Result<HttpResponse, ApiError> {
@@ -85,25 +88,36 @@ fn html(page: IndexPage) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /`.
-pub async fn index(state: web::Data<BffState>, session: TypedSession) -> Result<HttpResponse, ApiError> {
+pub async fn index(
+    state: web::Data<BffState>,
+    client: web::Data<WorkerClient>,
+    session: TypedSession,
+) -> Result<HttpResponse, ApiError> {
     let Some(record) = session.current(state.config.session.idle_timeout_secs)? else {
         return html(IndexPage { user: None, notice: None });
     };
-    let (notes, notice) = match call_notes(&state, &record, reqwest::Method::GET, OutgoingBody::Empty).await {
-        Ok(res) if res.status().is_success() => (res.json::<Vec<Note>>().await.unwrap_or_default(), None),
-        Ok(res) => (Vec::new(), Some(format!("The notes service answered {}.", res.status().as_u16()))),
-        Err(UpstreamError::Token(e)) => {
-            end_session_if_needed(&session, &e);
-            if matches!(e, super::tokens::TokenError::Store(_)) {
-                return Err(e.into());
+    let (notes, notice) =
+        match call_notes(&state, &client, &record, reqwest::Method::GET, OutgoingBody::Empty).await {
+            Ok(res) if res.status().is_success() => (res.json::<Vec<Note>>().await.unwrap_or_default(), None),
+            Ok(res) => (Vec::new(), Some(format!("The notes service answered {}.", res.status().as_u16()))),
+            Err(UpstreamError::Token(e)) => {
+                end_session_if_needed(&session, &e);
+                if matches!(e, super::tokens::TokenError::Store(_)) {
+                    return Err(e.into());
+                }
+                if matches!(
+                    e,
+                    super::tokens::TokenError::SessionExpired | super::tokens::TokenError::NoSession
+                ) {
+                    return html(IndexPage { user: None, notice: None });
+                }
+                (
+                    Vec::new(),
+                    Some("The auth server is unavailable; your notes cannot be shown right now.".into()),
+                )
             }
-            if matches!(e, super::tokens::TokenError::SessionExpired | super::tokens::TokenError::NoSession) {
-                return html(IndexPage { user: None, notice: None });
-            }
-            (Vec::new(), Some("The auth server is unavailable; your notes cannot be shown right now.".into()))
-        }
-        Err(_) => (Vec::new(), Some("The notes service is unavailable.".into())),
-    };
+            Err(_) => (Vec::new(), Some("The notes service is unavailable.".into())),
+        };
     let user =
         UserView { name: display_name(&record), notes, csrf_token: record.csrf_token.expose().to_string() };
     html(IndexPage { user: Some(user), notice })
@@ -124,6 +138,7 @@ pub async fn notes_form(
     req: HttpRequest,
     form: web::Form<NoteForm>,
     state: web::Data<BffState>,
+    client: web::Data<WorkerClient>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
     csrf::require_same_origin(&req, &state.public_origin())?;
@@ -135,7 +150,7 @@ pub async fn notes_form(
     }
     let body =
         serde_json::to_vec(&serde_json::json!({ "text": form.text })).map_err(|e| ApiError::internal(&e))?;
-    let res = call_notes(&state, &record, reqwest::Method::POST, OutgoingBody::Bytes(body.into()))
+    let res = call_notes(&state, &client, &record, reqwest::Method::POST, OutgoingBody::Bytes(body.into()))
         .await
         .map_err(|e| {
             if let UpstreamError::Token(t) = &e {

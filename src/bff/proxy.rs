@@ -6,8 +6,8 @@ use super::paths::{UpstreamPath, strip_route};
 use super::session::TypedSession;
 use super::state::BffState;
 use super::upstream::{
-    Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, forward_headers, payload_too_large,
-    response_headers, send_with_token,
+    Outgoing, OutgoingBody, UpstreamError, WorkerClient, end_session_if_needed, forward_headers,
+    payload_too_large, response_headers, send_with_token,
 };
 use crate::web::ApiError;
 use actix_web::http::StatusCode;
@@ -40,6 +40,7 @@ pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<BffState>,
+    client: web::Data<WorkerClient>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
     let raw_path = req.uri().path();
@@ -92,7 +93,7 @@ pub async fn proxy(
     let out = Outgoing { method, url, headers: forward_headers(&req, &state), body, over_limit };
 
     let started = Instant::now();
-    let result = send_with_token(&state, &record.handle, out).await;
+    let result = send_with_token(&state, &client, &record.handle, out).await;
     let status_class = match &result {
         Ok(res) => STATUS_CLASSES.get(usize::from(res.status().as_u16() / 100)).copied().unwrap_or("error"),
         Err(UpstreamError::Token(_)) => "token_error",

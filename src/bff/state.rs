@@ -75,10 +75,9 @@ pub struct BffState {
     pub store: Store,
     /// Derived keys.
     pub keys: Keys,
-    /// One HTTP client for the provider and every upstream.
+    /// The HTTP client for the provider (upstreams have one per worker:
+    /// [`super::upstream::WorkerClient`]).
     pub http: reqwest::Client,
-    /// A client without idle connections, for the one retry on a fresh connection.
-    pub http_fresh: reqwest::Client,
     /// Provider metadata cache.
     pub provider: Provider,
     /// This client's credentials.

@@ -15,6 +15,26 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The HTTP clients of one actix worker for upstream calls. A worker is a single-threaded
+/// runtime, and a pooled connection is driven by a task on the runtime that opened it: with one
+/// client shared by all workers, a request handled by one worker often rides a connection owned
+/// by another, and every request and response crosses threads (a wake-up through the kernel
+/// each way). One client per worker keeps each hop on its thread.
+#[derive(Clone)]
+pub struct WorkerClient {
+    /// Pooled, keep-alive.
+    pooled: reqwest::Client,
+    /// Keeps no idle connection: for the one retry on a fresh connection.
+    fresh: reqwest::Client,
+}
+
+impl WorkerClient {
+    /// Builds the clients (idle pooled connections close after `pool_idle_secs`).
+    pub fn new(pool_idle_secs: u64) -> reqwest::Result<Self> {
+        Ok(Self { pooled: super::http_client(pool_idle_secs)?, fresh: super::fresh_connection_client()? })
+    }
+}
+
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -199,6 +219,7 @@ pub enum OutgoingBody {
 /// `invalid_token` with a replayable body, refreshes once and retries once.
 pub async fn send_with_token(
     state: &BffState,
+    client: &WorkerClient,
     handle: &Secret,
     mut out: Outgoing,
 ) -> Result<reqwest::Response, UpstreamError> {
@@ -209,14 +230,14 @@ pub async fn send_with_token(
         OutgoingBody::Stream(_) => None,
     };
     let body = std::mem::replace(&mut out.body, OutgoingBody::Empty);
-    let res = send_once(state, &out, body, &token).await?;
+    let res = send_once(state, client, &out, body, &token).await?;
     let Some(replay) = replay else { return Ok(res) };
     if !is_invalid_token(&res) {
         return Ok(res);
     }
     let token = state.tokens.refresh_after_rejection(handle, &token).await?;
     let body = replay.map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
-    send_once(state, &out, body, &token).await
+    send_once(state, client, &out, body, &token).await
 }
 
 /// Sends one request within `upstream_timeout_secs`. When the pooled connection it went out on
@@ -225,6 +246,7 @@ pub async fn send_with_token(
 /// connection, within the same deadline. Never after a timeout, never for POST or PATCH.
 async fn send_once(
     state: &BffState,
+    client: &WorkerClient,
     out: &Outgoing,
     body: OutgoingBody,
     token: &Secret,
@@ -236,11 +258,11 @@ async fn send_once(
         OutgoingBody::Bytes(b) if is_idempotent(&out.method) => Some(Some(b.clone())),
         _ => None,
     };
-    match attempt(&state.http, out, body, token, deadline).await {
+    match attempt(&client.pooled, out, body, token, deadline).await {
         Err(Attempt::ConnectionLost(_)) if let Some(replay) = replay => {
             state.metrics.upstream_retries.inc();
             let body = replay.map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
-            attempt(&state.http_fresh, out, body, token, deadline).await.map_err(Attempt::into_error)
+            attempt(&client.fresh, out, body, token, deadline).await.map_err(Attempt::into_error)
         }
         other => other.map_err(Attempt::into_error),
     }
