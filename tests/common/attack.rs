@@ -4,6 +4,7 @@
 //! server. Plus the assertions every attack test makes: the contract's status and error code,
 //! never a 500, no session created or lost by accident.
 
+use super::apps::wait_ready;
 use super::echo_upstream::EchoUpstream;
 use super::oidc_flow::bff_login;
 use super::provider_tap::ProviderTap;
@@ -11,7 +12,6 @@ use super::redis::shared;
 use super::{Browser, Page, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "__Host-cloakroom";
@@ -115,17 +115,6 @@ impl AttackStack {
     pub fn session_count(&self) -> usize {
         self.bff_keys().iter().filter(|k| k.starts_with("session:")).count()
     }
-}
-
-/// Waits until `base/readyz` answers 200.
-pub async fn wait_ready(base: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} never became ready");
 }
 
 /// Asserts a contract error: `status`, JSON `{"error": code}`, `Cache-Control: no-store`, and

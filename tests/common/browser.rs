@@ -211,3 +211,13 @@ impl Browser {
         panic!("too many redirects");
     }
 }
+
+/// `method url` with `X-CSRF: 1`, as the SPA sends its calls to the BFF.
+pub async fn call_with(browser: &Browser, method: Method, url: &str) -> Page {
+    browser.send(browser.request(method, url).header("X-CSRF", "1")).await
+}
+
+/// `GET {base}{path}` as the SPA sends it (see [`call_with`]).
+pub async fn call(browser: &Browser, base: &str, path: &str) -> Page {
+    call_with(browser, Method::GET, &format!("{base}{path}")).await
+}
