@@ -70,7 +70,7 @@ async fn the_whole_bff_flow_runs_on_a_cluster_with_one_refresh_per_expiry_across
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_failover_mid_run_loses_no_session_and_requests_answer_200_or_503_meanwhile() {
     let cluster = RedisCluster::start(3, 1);
-    let (stack, browser) = failover::logged_in(on_cluster(&cluster)).await;
+    let (stack, browser) = failover::start_logged_in(on_cluster(&cluster)).await;
     let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
     let (master, _) =
         keys_with_prefix(&cluster, &format!("{ns}:session:")).pop().expect("the session record");

@@ -116,7 +116,7 @@ async fn after_a_sentinel_failover_the_event_bus_announces_lost_and_hears_the_ne
 async fn a_master_crash_mid_run_loses_no_session_and_requests_answer_200_or_503_meanwhile() {
     let sentinel = RedisSentinel::start();
     sentinel.wait_quorum();
-    let (stack, browser) = failover::logged_in(on_sentinel(&sentinel)).await;
+    let (stack, browser) = failover::start_logged_in(on_sentinel(&sentinel)).await;
     let master = sentinel.master();
     tokio::task::block_in_place(|| sentinel.wait_replicated());
 

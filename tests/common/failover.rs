@@ -3,8 +3,8 @@
 //! a browser keeps calling.
 
 use super::apps::{start_second_bff, wait_ready};
-use super::browser::call;
-use super::oidc_flow::bff_login;
+use super::browser::{call, call_spread};
+use super::oidc_flow::logged_in;
 use super::{Browser, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::json;
@@ -13,12 +13,10 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Starts a stack from `cfg`, waits until its BFF is ready and logs a browser in there.
-pub async fn logged_in(cfg: StackConfig) -> (Stack, Browser) {
+pub async fn start_logged_in(cfg: StackConfig) -> (Stack, Browser) {
     let stack = Stack::start(cfg).await;
     wait_ready(&stack.bff_url).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let browser = logged_in(&stack, USER).await;
     (stack, browser)
 }
 
@@ -30,19 +28,12 @@ pub async fn one_refresh_per_expiry_across_two_instances(cfg: StackConfig) {
     let stack = Stack::start(cfg).await;
     wait_ready(&stack.bff_url).await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let browser = logged_in(&stack, USER).await;
     let first = call(&browser, &stack.bff_url, "/api/whoami").await;
     assert_eq!(first.status, 200, "{}", first.body);
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let calls = (0..20).map(|i| {
-        let base = if i % 2 == 0 { stack.bff_url.clone() } else { second.clone() };
-        let browser = &browser;
-        async move { call(browser, &base, "/api/whoami").await }
-    });
-    let pages = futures_util::future::join_all(calls).await;
+    let pages = call_spread(&browser, &[&stack.bff_url, &second], 20, "/api/whoami").await;
 
     for p in &pages {
         assert_eq!(p.status, 200, "{}: {}", p.url, p.body);
