@@ -6,7 +6,7 @@
 
 use super::apps::wait_ready;
 use super::echo_upstream::EchoUpstream;
-use super::oidc_flow::bff_login;
+use super::oidc_flow::logged_in;
 use super::provider_tap::ProviderTap;
 use super::redis::shared;
 use super::{Browser, Page, Stack, StackConfig, USER};
@@ -72,9 +72,7 @@ impl AttackStack {
 
     /// A new browser logged in as `user` (the callback's 302 asserted).
     pub async fn login_as(&self, user: (&str, &str)) -> Browser {
-        let browser = Browser::new();
-        let page = bff_login(&browser, &self.stack, user, "/app/").await;
-        assert_eq!(page.status, 302, "login failed: {}", page.body);
+        let browser = logged_in(&self.stack, user).await;
         assert!(browser.cookie(SESSION_COOKIE).is_some(), "no session cookie after login");
         browser
     }
@@ -82,6 +80,12 @@ impl AttackStack {
     /// A new browser logged in as the seeded user.
     pub async fn login(&self) -> Browser {
         self.login_as(USER).await
+    }
+
+    /// The CSRF token of the forms on the BFF's start page, as a same-origin page holds it.
+    pub async fn form_token(&self, browser: &Browser) -> String {
+        let page = browser.get(&self.bff("/")).await;
+        page.inputs().into_iter().find(|(n, _)| n == "csrf_token").expect("a csrf_token field").1
     }
 
     /// `method path` with `X-CSRF: 1` (and a JSON body when given), as the SPA sends it.
