@@ -8,8 +8,8 @@
 //! (tried in turn) sees them all.
 
 use super::StoreError;
-use super::events::{EventBus, spawn_redis_subscriber_any};
-use super::redis_ops::{RedisOps, unavailable};
+use super::events::Source;
+use super::redis_ops::{Base, RedisOps, unavailable};
 use crate::config::{RedisUrl, StoreConfig};
 use deadpool_redis::cluster::{Config, Connection, Pool};
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
@@ -24,16 +24,7 @@ pub struct ClusterStore {
 
 struct Inner {
     pool: Pool,
-    namespace: String,
-    timeout: Duration,
-    bus: EventBus,
-    subscriber: Arc<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.subscriber.abort();
-    }
+    base: Base,
 }
 
 /// `kind:rest` → `namespace:kind:{rest}` (the hash tag is what follows the first colon).
@@ -57,33 +48,22 @@ impl ClusterStore {
             ..PoolConfig::default()
         });
         let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
-        let bus = EventBus::new();
-        let subscriber = spawn_redis_subscriber_any(seeds, config.redis_namespace.clone(), bus.clone());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                namespace: config.redis_namespace.clone(),
-                timeout,
-                bus,
-                subscriber,
-            }),
-        })
-    }
-
-    pub(super) fn events(&self) -> &EventBus {
-        &self.inner.bus
+        // A cluster broadcasts classic PUBLISH to every node: a subscription on any seed (the
+        // next one after each break) hears every instance.
+        let base = Base::new(config, Source::Nodes(seeds));
+        Ok(Self { inner: Arc::new(Inner { pool, base }) })
     }
 }
 
 impl RedisOps for ClusterStore {
     type Conn = Connection;
 
-    fn namespace(&self) -> &str {
-        &self.inner.namespace
+    fn base(&self) -> &Base {
+        &self.inner.base
     }
 
     fn key(&self, key: &str) -> String {
-        tagged(&self.inner.namespace, key)
+        tagged(self.inner.base.namespace(), key)
     }
 
     /// Runs `f` on a pooled cluster connection within the configured timeout.
@@ -97,7 +77,7 @@ impl RedisOps for ClusterStore {
             let conn = self.inner.pool.get().await.map_err(unavailable)?;
             f(conn).await.map_err(unavailable)
         };
-        tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
+        self.inner.base.bounded(work).await
     }
 
     /// Keys of different slots cannot share one `MGET`: the reads go out concurrently instead

@@ -8,15 +8,14 @@
 //! checkout, and is replaced when it fails or when the event bus saw the server go away.
 
 use super::StoreError;
-use super::events::{EventBus, Source, spawn_subscriber};
-use super::redis_ops::{RedisOps, unavailable};
+use super::events::{EventBus, Source};
+use super::redis_ops::{Base, RedisOps, unavailable};
 use super::sentinel;
 use crate::config::{RedisUrl, StoreConfig};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 /// A Redis store.
 #[derive(Clone)]
@@ -85,16 +84,7 @@ impl Connections {
 
 struct Inner {
     connections: Connections,
-    namespace: String,
-    timeout: Duration,
-    bus: EventBus,
-    subscriber: Arc<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.subscriber.abort();
-    }
+    base: Base,
 }
 
 impl RedisStore {
@@ -119,7 +109,8 @@ impl RedisStore {
     }
 
     fn open_with(opener: Opener, source: Source, config: &StoreConfig) -> Self {
-        let timeout = Duration::from_millis(config.redis_timeout_ms);
+        let base = Base::new(config, source);
+        let timeout = base.timeout();
         let count = config.redis_pool_size.clamp(1, MAX_CONNECTIONS);
         let connections = Connections {
             opener,
@@ -129,33 +120,19 @@ impl RedisStore {
             slots: (0..count).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
         };
-        let bus = EventBus::new();
-        let subscriber = spawn_subscriber(source, config.redis_namespace.clone(), bus.clone());
-        Self {
-            inner: Arc::new(Inner {
-                connections,
-                namespace: config.redis_namespace.clone(),
-                timeout,
-                bus,
-                subscriber,
-            }),
-        }
-    }
-
-    pub(super) fn events(&self) -> &EventBus {
-        &self.inner.bus
+        Self { inner: Arc::new(Inner { connections, base }) }
     }
 }
 
 impl RedisOps for RedisStore {
     type Conn = MultiplexedConnection;
 
-    fn namespace(&self) -> &str {
-        &self.inner.namespace
+    fn base(&self) -> &Base {
+        &self.inner.base
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}:{}", self.inner.namespace, key)
+        format!("{}:{}", self.inner.base.namespace(), key)
     }
 
     /// Runs `f` on a connection within the configured timeout; a connection that failed is
@@ -168,7 +145,7 @@ impl RedisOps for RedisStore {
     {
         let connections = &self.inner.connections;
         let work = async {
-            let (slot, conn) = connections.get(&self.inner.bus).await?;
+            let (slot, conn) = connections.get(self.events()).await?;
             match f(conn).await {
                 Ok(v) => Ok(v),
                 Err(e) if e.is_timeout() => Err(StoreError::Timeout),
@@ -180,6 +157,6 @@ impl RedisOps for RedisStore {
                 }
             }
         };
-        tokio::time::timeout(self.inner.timeout, work).await.map_err(|_| StoreError::Timeout)?
+        self.inner.base.bounded(work).await
     }
 }

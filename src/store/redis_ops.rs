@@ -5,9 +5,11 @@
 //! ([`RedisOps::run`]) — so that the conformance suite's verdict on one holds for the other.
 
 use super::StoreError;
+use super::events::{EventBus, Source, spawn_subscriber};
+use crate::config::StoreConfig;
 use redis::aio::ConnectionLike;
 use redis::{AsyncCommands, RedisResult, Script};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 static CAS: LazyLock<Script> = LazyLock::new(|| {
@@ -64,6 +66,53 @@ fn px(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
 }
 
+/// What every Redis back-end keeps besides its connections: the namespace, the time bound,
+/// and the event bus with the task that feeds it (stopped with the store).
+pub(super) struct Base {
+    namespace: String,
+    timeout: Duration,
+    bus: EventBus,
+    subscriber: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Base {
+    /// The configured namespace and time bound, and an event subscription on `source`.
+    pub(super) fn new(config: &StoreConfig, source: Source) -> Self {
+        let bus = EventBus::new();
+        let subscriber = spawn_subscriber(source, config.redis_namespace.clone(), bus.clone());
+        Self {
+            namespace: config.redis_namespace.clone(),
+            timeout: Duration::from_millis(config.redis_timeout_ms),
+            bus,
+            subscriber,
+        }
+    }
+
+    /// The store's namespace.
+    pub(super) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The time bound of one operation, connecting included.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `work`, or [`StoreError::Timeout`] once the time bound has passed.
+    pub(super) async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| StoreError::Timeout)?
+    }
+}
+
+impl Drop for Base {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
 /// A Redis back-end: the three things it supplies, and every store operation on top of them.
 ///
 /// The futures are spelled out as `Send` (rather than `async fn`) so that a caller anywhere,
@@ -72,8 +121,8 @@ pub(super) trait RedisOps: Sync {
     /// The connection an operation runs on.
     type Conn: ConnectionLike + Send + Sync;
 
-    /// The store's namespace (event channels are named under it).
-    fn namespace(&self) -> &str;
+    /// Namespace, time bound and event bus.
+    fn base(&self) -> &Base;
 
     /// Where the caller's `key` is stored.
     fn key(&self, key: &str) -> String;
@@ -85,9 +134,14 @@ pub(super) trait RedisOps: Sync {
         F: FnOnce(Self::Conn) -> Fut + Send,
         Fut: Future<Output = RedisResult<T>> + Send;
 
+    /// See [`super::Store::events`].
+    fn events(&self) -> &EventBus {
+        &self.base().bus
+    }
+
     /// See [`super::Store::publish`].
     fn publish(&self, channel: &str, payload: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let ch = format!("{}:ev:{}", self.namespace(), channel);
+        let ch = format!("{}:ev:{}", self.base().namespace(), channel);
         self.run(move |mut c| async move { c.publish::<_, _, i64>(ch, payload).await.map(|_| ()) })
     }
 
