@@ -4,7 +4,6 @@
 
 mod common;
 
-use cloakroom::config::{RedisUrl, StoreConfig};
 use cloakroom::store::Store;
 use common::StackConfig;
 use common::failover;
@@ -12,15 +11,6 @@ use common::redis::unique_namespace;
 use common::redis_cluster::{RedisCluster, shared_cluster};
 use serde_json::json;
 use std::time::Duration;
-
-fn cluster_config(urls: &[String], namespace: &str) -> StoreConfig {
-    StoreConfig {
-        redis_cluster_urls: urls.iter().map(|u| RedisUrl::try_from(u.clone()).expect("url")).collect(),
-        redis_namespace: namespace.to_string(),
-        redis_timeout_ms: 1000,
-        ..StoreConfig::default()
-    }
-}
 
 /// A stack whose three programs keep their state on `cluster`.
 fn on_cluster(cluster: &RedisCluster) -> StackConfig {
@@ -49,7 +39,7 @@ fn keys_with_prefix(cluster: &RedisCluster, prefix: &str) -> Vec<(u16, String)> 
 async fn the_records_of_one_session_live_in_one_slot_on_one_master() {
     let cluster = shared_cluster();
     let ns = unique_namespace("slots");
-    let store = Store::connect(&cluster_config(&cluster.urls(), &ns), "test").await.unwrap();
+    let store = Store::connect(&cluster.store_config(&ns), "test").await.unwrap();
 
     for kind in ["session", "tokens", "refresh-lock"] {
         store.set(&format!("{kind}:hashed-id"), b"v", Duration::from_secs(60)).await.unwrap();

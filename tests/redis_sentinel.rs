@@ -4,29 +4,13 @@
 
 mod common;
 
-use cloakroom::config::{RedisUrl, StoreConfig};
 use cloakroom::store::{Event, Store};
 use common::StackConfig;
 use common::failover;
-use common::redis::unique_namespace;
+use common::redis::{unique_namespace, wait_subscribed};
 use common::redis_sentinel::{MASTER_NAME, RedisSentinel, shared_sentinel};
 use serde_json::json;
 use std::time::Duration;
-use tokio::sync::broadcast::Receiver;
-
-fn sentinel_config(sentinel: &RedisSentinel, namespace: &str) -> StoreConfig {
-    StoreConfig {
-        redis_sentinel_urls: sentinel
-            .urls()
-            .into_iter()
-            .map(|u| RedisUrl::try_from(u).expect("url"))
-            .collect(),
-        redis_sentinel_master: Some(MASTER_NAME.to_string()),
-        redis_namespace: namespace.to_string(),
-        redis_timeout_ms: 1000,
-        ..StoreConfig::default()
-    }
-}
 
 /// A stack whose three programs keep their state on the master `sentinel` names.
 fn on_sentinel(sentinel: &RedisSentinel) -> StackConfig {
@@ -39,20 +23,6 @@ fn on_sentinel(sentinel: &RedisSentinel) -> StackConfig {
     cfg
 }
 
-/// Publishes probes from `store` until one comes back on `rx`: the subscription is live.
-async fn wait_subscribed(store: &Store, rx: &mut Receiver<Event>) {
-    for _ in 0..200 {
-        store.publish("probe", b"").await.ok();
-        if let Ok(Ok(Event::Message { channel, .. })) =
-            tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
-            && channel == "probe"
-        {
-            return;
-        }
-    }
-    panic!("subscription never became active");
-}
-
 #[tokio::test]
 async fn the_whole_bff_flow_runs_on_sentinel_with_one_refresh_per_expiry_across_two_instances() {
     failover::one_refresh_per_expiry_across_two_instances(on_sentinel(shared_sentinel())).await;
@@ -63,8 +33,8 @@ async fn after_a_sentinel_failover_the_event_bus_announces_lost_and_hears_the_ne
     let sentinel = RedisSentinel::start();
     sentinel.wait_quorum();
     let ns = unique_namespace("ev");
-    let publisher = Store::connect(&sentinel_config(&sentinel, &ns), "a").await.unwrap();
-    let listener = Store::connect(&sentinel_config(&sentinel, &ns), "b").await.unwrap();
+    let publisher = Store::connect(&sentinel.store_config(&ns), "a").await.unwrap();
+    let listener = Store::connect(&sentinel.store_config(&ns), "b").await.unwrap();
     let mut rx = listener.events().subscribe();
     wait_subscribed(&listener, &mut rx).await;
     let old = sentinel.master();
