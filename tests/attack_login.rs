@@ -66,6 +66,27 @@ async fn provider_round_trip(stack: &AttackStack, browser: &Browser, start: &Pag
     browser.follow_until(after, &callback).await
 }
 
+/// An attacker's own login, run through the provider up to the callback URL, which is not
+/// called: the attacker's browser (still holding its login cookie) and that URL.
+async fn pending_callback(stack: &AttackStack) -> (Browser, String) {
+    let attacker = Browser::new();
+    let start = start_login(stack, &attacker, "/").await;
+    let callback = provider_round_trip(stack, &attacker, &start).await;
+    (attacker, callback)
+}
+
+/// The `state` of the authorization request that `start` redirects to.
+fn state_of(start: &Page) -> String {
+    query_param(&start.location().expect("to the provider"), "state").expect("a state")
+}
+
+/// The name and value of the login cookie in `browser`.
+fn login_cookie(browser: &Browser) -> (String, String) {
+    let name = browser.cookie_names().into_iter().find(|n| n.starts_with(LOGIN_COOKIE_PREFIX)).unwrap();
+    let value = browser.cookie(&name).unwrap();
+    (name, value)
+}
+
 /// Asserts a refused callback: 400 HTML page, no session cookie, no session stored.
 fn assert_refused_callback(stack: &AttackStack, page: &Page) {
     assert_eq!(page.status, 400, "{}: {}", page.url, page.body);
@@ -204,9 +225,7 @@ async fn accepted_return_targets_always_land_on_the_bffs_own_origin() {
 #[tokio::test]
 async fn another_browsers_state_fails_even_beside_a_login_of_the_victims_own() {
     let stack = AttackStack::start(|c| c).await;
-    let attacker = Browser::new();
-    let start = start_login(&stack, &attacker, "/").await;
-    let attackers_callback = provider_round_trip(&stack, &attacker, &start).await;
+    let (_, attackers_callback) = pending_callback(&stack).await;
     let victim = Browser::new();
     let victims_start = start_login(&stack, &victim, "/mine").await;
     let page = victim.get(&attackers_callback).await;
@@ -222,11 +241,8 @@ async fn another_browsers_state_fails_even_beside_a_login_of_the_victims_own() {
 #[tokio::test]
 async fn a_login_cookie_with_the_right_name_but_a_forged_binding_is_refused() {
     let stack = AttackStack::start(|c| c).await;
-    let attacker = Browser::new();
-    let start = start_login(&stack, &attacker, "/").await;
-    let name = attacker.cookie_names().into_iter().find(|n| n.starts_with(LOGIN_COOKIE_PREFIX)).unwrap();
-    let value = attacker.cookie(&name).unwrap();
-    let callback = provider_round_trip(&stack, &attacker, &start).await;
+    let (attacker, callback) = pending_callback(&stack).await;
+    let (name, value) = login_cookie(&attacker);
     let victim = Browser::new();
     let (ts, _) = value.split_once('.').unwrap();
     victim.set_cookie(&name, &format!("{ts}.{}", cloakroom::crypto::random_token(32)));
@@ -241,11 +257,8 @@ async fn a_login_cookie_under_a_percent_encoded_name_binds_no_callback() {
     // attacker's own binding into the victim's browser must not complete the attacker's login
     // there (login CSRF).
     let stack = AttackStack::start(|c| c).await;
-    let attacker = Browser::new();
-    let start = start_login(&stack, &attacker, "/").await;
-    let name = attacker.cookie_names().into_iter().find(|n| n.starts_with(LOGIN_COOKIE_PREFIX)).unwrap();
-    let value = attacker.cookie(&name).unwrap();
-    let callback = provider_round_trip(&stack, &attacker, &start).await;
+    let (attacker, callback) = pending_callback(&stack).await;
+    let (name, value) = login_cookie(&attacker);
     let victim = Browser::new();
     victim.set_cookie(&format!("%5F{}", &name[1..]), &value);
     let page = victim.get(&callback).await;
@@ -256,13 +269,11 @@ async fn a_login_cookie_under_a_percent_encoded_name_binds_no_callback() {
 #[tokio::test]
 async fn a_code_from_another_login_injected_into_the_callback_is_refused() {
     let stack = AttackStack::start(|c| c).await;
-    let attacker = Browser::new();
-    let start = start_login(&stack, &attacker, "/").await;
-    let attackers_callback = provider_round_trip(&stack, &attacker, &start).await;
+    let (_, attackers_callback) = pending_callback(&stack).await;
     let stolen_code = query_param(&attackers_callback, "code").unwrap();
     let victim = Browser::new();
     let victims_start = start_login(&stack, &victim, "/").await;
-    let victims_state = query_param(&victims_start.location().unwrap(), "state").unwrap();
+    let victims_state = state_of(&victims_start);
     // The victim's state and login cookie, the attacker's code: the victim's PKCE verifier
     // does not match the code's challenge.
     let page = victim
@@ -307,7 +318,7 @@ async fn a_live_state_with_a_missing_empty_or_invalid_code_is_refused_and_spent(
     let browser = Browser::new();
     for extra in ["", "&code=", "&code=not-a-code", "&code=%00%0d%0a"] {
         let start = start_login(&stack, &browser, "/").await;
-        let state = query_param(&start.location().unwrap(), "state").unwrap();
+        let state = state_of(&start);
         let real_callback = provider_round_trip(&stack, &browser, &start).await;
         let page = browser.get(&callback_with(&stack, &state, extra)).await;
         assert_refused_callback(&stack, &page);
@@ -324,7 +335,7 @@ async fn a_provider_error_for_a_live_attempt_is_a_400_page_that_spends_it() {
     let stack = AttackStack::start(|c| c).await;
     let browser = Browser::new();
     let start = start_login(&stack, &browser, "/").await;
-    let state = query_param(&start.location().unwrap(), "state").unwrap();
+    let state = state_of(&start);
     let real_callback = provider_round_trip(&stack, &browser, &start).await;
     let code = query_param(&real_callback, "code").unwrap();
     // An error next to a valid code: the error wins.
@@ -359,8 +370,7 @@ async fn logout_ignores_any_redirect_target_the_request_brings() {
 
     // The form variant.
     let browser = stack.login().await;
-    let token =
-        browser.get(&stack.bff("/")).await.inputs().into_iter().find(|(n, _)| n == "csrf_token").unwrap().1;
+    let token = stack.form_token(&browser).await;
     let page = browser
         .post_form(
             &url,

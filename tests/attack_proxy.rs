@@ -46,6 +46,13 @@ async fn stack() -> AttackStack {
     AttackStack::start(|c| c).await
 }
 
+/// The attack stack and a browser logged in to it.
+async fn stack_with_session() -> (AttackStack, Browser) {
+    let stack = stack().await;
+    let browser = stack.login().await;
+    (stack, browser)
+}
+
 fn cookie_line(browser: &Browser) -> String {
     format!("{SESSION_COOKIE}={}", browser.cookie(SESSION_COOKIE).expect("session cookie"))
 }
@@ -79,8 +86,7 @@ async fn notes_count(stack: &AttackStack, browser: &Browser) -> usize {
 
 #[tokio::test]
 async fn a_logged_in_call_without_a_valid_x_csrf_never_reaches_the_upstream() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
         for csrf in [None, Some("0"), Some("true"), Some(""), Some("11"), Some("1, 1")] {
             let mut req = browser
@@ -103,8 +109,7 @@ async fn a_logged_in_call_without_a_valid_x_csrf_never_reaches_the_upstream() {
 
 #[tokio::test]
 async fn simple_content_types_with_a_live_session_never_reach_the_upstream() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
         for ct in [
             "text/plain",
@@ -128,11 +133,9 @@ async fn simple_content_types_with_a_live_session_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn cross_site_unsafe_requests_with_a_live_session_are_refused_and_change_nothing() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let before = notes_count(&stack, &browser).await;
-    let token =
-        browser.get(&stack.bff("/")).await.inputs().into_iter().find(|(n, _)| n == "csrf_token").unwrap().1;
+    let token = stack.form_token(&browser).await;
     let bff = stack.stack.bff_url.clone();
     let port = url::Url::parse(&bff).unwrap().port().unwrap();
     let foreign = [
@@ -185,8 +188,7 @@ async fn cross_site_unsafe_requests_with_a_live_session_are_refused_and_change_n
 
 #[tokio::test]
 async fn a_request_with_two_origin_headers_one_foreign_is_refused() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let own = stack.stack.bff_url.clone();
     for (first, second) in [(own.as_str(), "http://evil.example"), ("http://evil.example", own.as_str())] {
         let res = raw_with_session(
@@ -206,8 +208,7 @@ async fn a_request_with_two_origin_headers_one_foreign_is_refused() {
 
 #[tokio::test]
 async fn a_foreign_origin_never_gets_access_control_headers_on_any_route_or_method() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     for origin in ["http://evil.example", "null", stack.stack.bff_url.as_str()] {
         for path in ["/api/notes", "/echo/x", "/bff/user", "/bff/logout", "/bff/login", "/", "/app/"] {
             // A preflight, as a browser sends it before a credentialed cross-origin fetch.
@@ -238,8 +239,7 @@ async fn a_foreign_origin_never_gets_access_control_headers_on_any_route_or_meth
 
 #[tokio::test]
 async fn an_upstreams_own_cors_headers_never_reach_the_browser() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let req = browser
         .request(Method::GET, &stack.bff("/echo/cors"))
         .header("X-CSRF", "1")
@@ -253,8 +253,7 @@ async fn an_upstreams_own_cors_headers_never_reach_the_browser() {
 
 #[tokio::test]
 async fn a_form_post_without_the_right_token_adds_nothing() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let before = notes_count(&stack, &browser).await;
     for fields in [
         vec![("text".to_string(), "forged".to_string())],
@@ -270,11 +269,9 @@ async fn a_form_post_without_the_right_token_adds_nothing() {
 
 #[tokio::test]
 async fn no_get_or_head_request_changes_state() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let before = notes_count(&stack, &browser).await;
-    let token =
-        browser.get(&stack.bff("/")).await.inputs().into_iter().find(|(n, _)| n == "csrf_token").unwrap().1;
+    let token = stack.form_token(&browser).await;
     for method in [Method::GET, Method::HEAD] {
         for path in [
             "/bff/logout".to_string(),
@@ -344,8 +341,7 @@ async fn traversal_in_any_spelling_never_reaches_the_upstream_with_a_live_sessio
 
 #[tokio::test]
 async fn route_prefixes_never_match_look_alike_paths_with_a_live_session() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     for target in [
         "/apiary",
         "/api-v2/notes",
@@ -377,8 +373,7 @@ async fn route_prefixes_never_match_look_alike_paths_with_a_live_session() {
 
 #[tokio::test]
 async fn absolute_authority_and_asterisk_form_targets_cannot_pick_the_upstream() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let echo_authority = raw_http::authority(&stack.echo.url);
     // Absolute form: only the path counts; the upstream stays the configured one.
     for target in
@@ -456,8 +451,7 @@ async fn a_spoofed_host_never_changes_the_urls_the_bff_builds() {
 
 #[tokio::test]
 async fn forwarding_and_hop_by_hop_headers_in_every_spelling_are_replaced_or_dropped() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let spoofed: Vec<(&str, &str)> = vec![
         ("X-Forwarded-For", "6.6.6.6"),
         ("X-Forwarded-For", "7.7.7.7"),
@@ -522,8 +516,7 @@ async fn forwarding_and_hop_by_hop_headers_in_every_spelling_are_replaced_or_dro
 
 #[tokio::test]
 async fn content_length_with_transfer_encoding_is_refused_and_smuggles_nothing() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let cookie = cookie_line(&browser);
     let host = raw_http::authority(&stack.stack.bff_url);
     let smuggled =
@@ -557,8 +550,7 @@ async fn content_length_with_transfer_encoding_is_refused_and_smuggles_nothing()
 
 #[tokio::test]
 async fn obfuscated_transfer_encoding_and_conflicting_lengths_smuggle_nothing() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     let cookie = cookie_line(&browser);
     let host = raw_http::authority(&stack.stack.bff_url);
     let smuggled =
@@ -654,8 +646,7 @@ async fn api_routes_answer_json_never_a_redirect_even_to_page_navigations() {
 
 #[tokio::test]
 async fn upstream_401_and_403_pass_through_and_keep_the_session() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     for code in [401u16, 403] {
         let page = stack.api(&browser, Method::GET, &format!("/echo/status/{code}"), None).await;
         assert_eq!(page.status.as_u16(), code, "{}", page.body);
@@ -683,8 +674,7 @@ async fn the_resource_servers_insufficient_scope_passes_through_and_keeps_the_se
 
 #[tokio::test]
 async fn trace_track_and_connect_are_never_proxied() {
-    let stack = stack().await;
-    let browser = stack.login().await;
+    let (stack, browser) = stack_with_session().await;
     for method in ["TRACE", "TRACK", "trace", "CONNECT"] {
         let res = raw_with_session(&stack, &browser, method, "/echo/x", &[], b"").await;
         if method == "CONNECT" {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::apps::wait_ready;
 use common::oidc_flow::{bff_login, submit_login, urlencode};
 use common::redis::{RedisServer, shared};
 use common::{Browser, Page, Stack, StackConfig, USER};
@@ -105,18 +106,8 @@ async fn stack_with(tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
         json!([{ "path": "/api", "upstream": rs }, { "path": "/echo", "upstream": echo }]),
     );
     let stack = Stack::start(tweak(cfg)).await;
-    wait_ready(&stack).await;
+    wait_ready(&stack.bff_url).await;
     stack
-}
-
-async fn wait_ready(stack: &Stack) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/readyz", stack.bff_url)).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the BFF never became ready");
 }
 
 async fn api(browser: &Browser, stack: &Stack, method: Method, path: &str, body: Option<Value>) -> Page {
@@ -426,7 +417,7 @@ async fn upstream_failures_map_to_502_and_504_and_leave_the_session_alone() {
         json!([{ "path": "/api", "upstream": rs }, { "path": "/dead", "upstream": dead }, { "path": "/echo", "upstream": echo }]),
     );
     let stack = Stack::start(cfg).await;
-    wait_ready(&stack).await;
+    wait_ready(&stack.bff_url).await;
     let browser = logged_in(&stack).await;
     error_of(&api(&browser, &stack, Method::GET, "/dead/x", None).await, 502, "upstream_unavailable").await;
     error_of(&api(&browser, &stack, Method::GET, "/echo/slow", None).await, 504, "upstream_timeout").await;

@@ -6,16 +6,18 @@
 mod common;
 
 use common::apps::{start_second_bff, wait_ready};
-use common::oidc_flow::bff_login;
-use common::{Browser, Page, Stack, StackConfig, USER};
-use reqwest::Method;
+use common::browser::{call, call_spread};
+use common::oidc_flow::logged_in;
+use common::{Page, Stack, StackConfig, USER};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn call(browser: &Browser, base: &str, path: &str) -> Page {
-    browser.send(browser.request(Method::GET, &format!("{base}{path}")).header("X-CSRF", "1")).await
+/// Access tokens that live 2 s and are refreshed 1 s before they expire: tests wait for a
+/// refresh to be due.
+fn short_lived_tokens(cfg: StackConfig) -> StackConfig {
+    cfg.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
 }
 
 /// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
@@ -54,19 +56,12 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
     let stack = Stack::start(cfg).await;
     wait_ready(&stack.bff_url).await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let browser = logged_in(&stack, USER).await;
 
     for round in 1..=3u64 {
         // Past the access token's expiry: nobody may use the old one any more.
         tokio::time::sleep(Duration::from_millis(3100)).await;
-        let calls = (0..52).map(|i| {
-            let base = if i % 2 == 0 { stack.bff_url.clone() } else { second.clone() };
-            let browser = &browser;
-            async move { call(browser, &base, "/api/whoami").await }
-        });
-        let pages = futures_util::future::join_all(calls).await;
+        let pages = call_spread(&browser, &[&stack.bff_url, &second], 52, "/api/whoami").await;
         for p in &pages {
             assert_eq!(p.status, 200, "round {round}: {}: {}", p.url, p.body);
         }
@@ -165,13 +160,8 @@ async fn stack_behind_stub(tweak: impl FnOnce(StackConfig) -> StackConfig) -> (S
 
 #[tokio::test]
 async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_and_a_later_refresh_succeeds() {
-    let (stack, stub) = stack_behind_stub(|c| {
-        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
-    })
-    .await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
+    let browser = logged_in(&stack, USER).await;
     assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
 
     stub.failures.lock().unwrap().extend([503, 429]);
@@ -195,14 +185,9 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
 
 #[tokio::test]
 async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_refreshes_itself() {
-    let (stack, stub) = stack_behind_stub(|c| {
-        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
-    })
-    .await;
+    let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
     let impatient = start_second_bff(&stack, |doc| doc["refresh_wait_ms"] = json!(300)).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let browser = logged_in(&stack, USER).await;
 
     *stub.delay.lock().unwrap() = Duration::from_millis(1500);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -228,14 +213,9 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
 
 #[tokio::test]
 async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expires() {
-    let cfg = StackConfig::new()
-        .set("auth_server.access_token_ttl_secs", json!(2))
-        .set("bff.refresh_skew_secs", json!(1));
-    let stack = Stack::start(cfg).await;
+    let stack = Stack::start(short_lived_tokens(StackConfig::new())).await;
     wait_ready(&stack.bff_url).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let browser = logged_in(&stack, USER).await;
     let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
     let tokens_prefix = format!("{ns}:tokens:");
     let hashed = common::redis::shared()
@@ -268,13 +248,8 @@ async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expi
 
 #[tokio::test]
 async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_the_consumed_refresh_token() {
-    let (stack, stub) = stack_behind_stub(|c| {
-        c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
-    })
-    .await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
+    let browser = logged_in(&stack, USER).await;
     let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
     let tokens_key = common::redis::shared()
         .dump()
@@ -310,15 +285,12 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
  {
     let redis = Arc::new(common::redis::RedisServer::start_persistent());
     let (stack, stub) = stack_behind_stub(|c| {
-        c.set("auth_server.access_token_ttl_secs", json!(2))
-            .set("bff.refresh_skew_secs", json!(1))
+        short_lived_tokens(c)
             .set("bff.refresh_lock_ttl_ms", json!(2000))
             .set("bff.redis_url", json!(redis.url()))
     })
     .await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let browser = logged_in(&stack, USER).await;
     let cookie = browser.cookie("__Host-cloakroom").expect("session cookie");
 
     // The provider rotates the refresh token; the BFF's Redis dies before the answer arrives.

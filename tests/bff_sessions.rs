@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::oidc_flow::token_request;
+use common::apps::{start_second_bff, wait_ready};
+use common::browser::call_with;
+use common::oidc_flow::{logged_in, token_request};
 use common::redis::shared;
 use common::{Browser, CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 use reqwest::Method;
@@ -14,53 +16,18 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-async fn wait_ready(base: &str) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the BFF at {base} never became ready");
-}
-
 async fn stack_with(tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
     let stack = Stack::start(tweak(StackConfig::new())).await;
     wait_ready(&stack.bff_url).await;
     stack
 }
 
-/// A second BFF instance with the same configuration, on the same store.
-async fn second_instance(stack: &Stack) -> String {
-    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
-        .set("bff", &stack.doc["bff"])
-        .section("bff")
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
-    tokio::spawn(app.run_until_stopped());
-    wait_ready(&url).await;
-    url
-}
-
-async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
-    let browser = Browser::new();
-    let page = common::oidc_flow::bff_login(&browser, stack, user, "/app/").await;
-    assert_eq!(page.status, 302, "callback: {}", page.body);
-    browser
-}
-
-async fn call(browser: &Browser, method: Method, url: &str) -> common::Page {
-    browser.send(browser.request(method, url).header("X-CSRF", "1")).await
-}
-
 async fn user_status(browser: &Browser, base: &str) -> u16 {
-    call(browser, Method::GET, &format!("{base}/bff/user")).await.status.as_u16()
+    call_with(browser, Method::GET, &format!("{base}/bff/user")).await.status.as_u16()
 }
 
 async fn sessions(browser: &Browser, stack: &Stack) -> Vec<Value> {
-    let page = call(browser, Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await;
+    let page = call_with(browser, Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.json()["sessions"].as_array().unwrap().clone()
 }
@@ -150,7 +117,7 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
         laptop.send(laptop.request(Method::GET, &format!("{}/bff/sessions", stack.bff_url))).await;
     assert_error(&no_header, 403, "csrf");
     assert_error(
-        &call(&Browser::new(), Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await,
+        &call_with(&Browser::new(), Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await,
         401,
         "unauthenticated",
     );
@@ -159,14 +126,15 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
 #[tokio::test]
 async fn ending_one_of_my_sessions_ends_it_on_every_instance_and_revokes_its_refresh_token() {
     let stack = stack_with(|c| c).await;
-    let second = second_instance(&stack).await;
+    let second = start_second_bff(&stack, |_| {}).await;
     let laptop = logged_in(&stack, USER).await;
     let phone = logged_in(&stack, USER).await;
     let bob = logged_in(&stack, OTHER_USER).await;
     let phone_id = current_id(&sessions(&phone, &stack).await);
     assert_eq!(provider_grants(&stack), 3);
 
-    let page = call(&laptop, Method::DELETE, &format!("{}/bff/sessions/{phone_id}", stack.bff_url)).await;
+    let page =
+        call_with(&laptop, Method::DELETE, &format!("{}/bff/sessions/{phone_id}", stack.bff_url)).await;
 
     assert_eq!(page.status, 204, "{}", page.body);
     assert_eq!(user_status(&phone, &stack.bff_url).await, 401);
@@ -185,7 +153,7 @@ async fn another_users_session_id_or_an_unknown_one_is_404_and_touches_nothing()
     let bobs = current_id(&sessions(&bob, &stack).await);
 
     for id in [bobs.as_str(), "AAAAAAAAAAAAAAAAAAAAAA", "not-an-id", "%2a"] {
-        let page = call(&alice, Method::DELETE, &format!("{}/bff/sessions/{id}", stack.bff_url)).await;
+        let page = call_with(&alice, Method::DELETE, &format!("{}/bff/sessions/{id}", stack.bff_url)).await;
         assert_error(&page, 404, "not_found");
     }
     let no_header =
@@ -203,7 +171,7 @@ async fn ending_my_current_session_by_id_logs_this_browser_out() {
     let alice = logged_in(&stack, USER).await;
     let me = current_id(&sessions(&alice, &stack).await);
 
-    let page = call(&alice, Method::DELETE, &format!("{}/bff/sessions/{me}", stack.bff_url)).await;
+    let page = call_with(&alice, Method::DELETE, &format!("{}/bff/sessions/{me}", stack.bff_url)).await;
 
     assert_eq!(page.status, 204, "{}", page.body);
     assert_eq!(user_status(&alice, &stack.bff_url).await, 401);
@@ -213,12 +181,12 @@ async fn ending_my_current_session_by_id_logs_this_browser_out() {
 #[tokio::test]
 async fn logout_with_scope_all_ends_every_session_of_the_user_and_only_those() {
     let stack = stack_with(|c| c).await;
-    let second = second_instance(&stack).await;
+    let second = start_second_bff(&stack, |_| {}).await;
     let laptop = logged_in(&stack, USER).await;
     let phone = logged_in(&stack, USER).await;
     let bob = logged_in(&stack, OTHER_USER).await;
 
-    let page = call(&laptop, Method::POST, &format!("{}/bff/logout?scope=all", stack.bff_url)).await;
+    let page = call_with(&laptop, Method::POST, &format!("{}/bff/logout?scope=all", stack.bff_url)).await;
 
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.json()["logout_url"].is_string());
@@ -228,7 +196,7 @@ async fn logout_with_scope_all_ends_every_session_of_the_user_and_only_those() {
         assert_eq!(user_status(&bob, base).await, 200);
     }
     assert_eq!(provider_grants(&stack), 1, "both of alice's refresh tokens were revoked, bob's kept");
-    let bad = call(&bob, Method::POST, &format!("{}/bff/logout?scope=everything", stack.bff_url)).await;
+    let bad = call_with(&bob, Method::POST, &format!("{}/bff/logout?scope=everything", stack.bff_url)).await;
     assert_error(&bad, 400, "invalid_request");
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200, "an unknown scope ends nothing");
 }
@@ -291,11 +259,11 @@ async fn a_refresh_token_revoked_at_the_provider_ends_the_session_at_its_next_re
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200, "alive until its next refresh");
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = call(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await;
+    let page = call_with(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await;
 
     assert_error(&page, 401, "session_expired");
     assert_error(
-        &call(&alice, Method::GET, &format!("{}/bff/user", stack.bff_url)).await,
+        &call_with(&alice, Method::GET, &format!("{}/bff/user", stack.bff_url)).await,
         401,
         "unauthenticated",
     );
@@ -307,13 +275,13 @@ async fn a_reused_refresh_token_at_the_auth_server_ends_the_bff_session_on_both_
         c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let second = second_instance(&stack).await;
+    let second = start_second_bff(&stack, |_| {}).await;
     let alice = logged_in(&stack, USER).await;
     let bob = logged_in(&stack, OTHER_USER).await;
     let before: Vec<String> = stored_refresh_tokens(&stack);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     // Alice's session refreshes: her first refresh token is now a rotated one.
-    assert_eq!(call(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await.status, 200);
+    assert_eq!(call_with(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await.status, 200);
     let after = stored_refresh_tokens(&stack);
     let consumed: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
     assert_eq!(consumed.len(), 1, "exactly alice's token rotated");

@@ -5,13 +5,14 @@
 
 mod common;
 
-use common::oidc_flow::bff_login;
+use common::apps::wait_ready;
+use common::browser::call_with;
+use common::oidc_flow;
 use common::{Browser, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Requests the stub received, by `METHOD path`.
@@ -74,21 +75,10 @@ async fn stack_with_stub_route(upstream: &str) -> Stack {
     Stack::start(cfg).await
 }
 
+/// A browser logged in to the stack's BFF once it is ready.
 async fn logged_in(stack: &Stack) -> Browser {
-    let browser = Browser::new();
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/readyz", stack.bff_url)).await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let login = bff_login(&browser, stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
-    browser
-}
-
-async fn call(browser: &Browser, method: Method, url: &str) -> common::Page {
-    browser.send(browser.request(method, url).header("X-CSRF", "1")).await
+    wait_ready(&stack.bff_url).await;
+    oidc_flow::logged_in(stack, USER).await
 }
 
 /// How often the stub saw `method` on a path ending in `suffix` (the BFF may keep or strip the
@@ -106,10 +96,10 @@ async fn a_get_on_a_reused_connection_the_stub_upstream_closes_is_retried_once_o
     let (upstream, seen) = stub_upstream_closing_reused_connections().await;
     let stack = stack_with_stub_route(&upstream).await;
     let browser = logged_in(&stack).await;
-    let warm = call(&browser, Method::GET, &format!("{}/stub/warm", stack.bff_url)).await;
+    let warm = call_with(&browser, Method::GET, &format!("{}/stub/warm", stack.bff_url)).await;
     assert_eq!(warm.status, 200, "{}", warm.body);
 
-    let page = call(&browser, Method::GET, &format!("{}/stub/notes", stack.bff_url)).await;
+    let page = call_with(&browser, Method::GET, &format!("{}/stub/notes", stack.bff_url)).await;
 
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.json()["ok"], true);
@@ -127,10 +117,10 @@ async fn a_post_on_a_reused_connection_the_stub_upstream_closes_is_never_retried
     let (upstream, seen) = stub_upstream_closing_reused_connections().await;
     let stack = stack_with_stub_route(&upstream).await;
     let browser = logged_in(&stack).await;
-    let warm = call(&browser, Method::GET, &format!("{}/stub/warm", stack.bff_url)).await;
+    let warm = call_with(&browser, Method::GET, &format!("{}/stub/warm", stack.bff_url)).await;
     assert_eq!(warm.status, 200, "{}", warm.body);
 
-    let page = call(&browser, Method::POST, &format!("{}/stub/notes", stack.bff_url)).await;
+    let page = call_with(&browser, Method::POST, &format!("{}/stub/notes", stack.bff_url)).await;
 
     assert_eq!(page.status, 502, "{}", page.body);
     assert_eq!(page.json()["error"], "upstream_unavailable", "{}", page.body);

@@ -5,10 +5,10 @@
 mod common;
 
 use common::apps::start_with_restartable_auth;
+use common::browser::call;
 use common::oidc_flow::bff_login;
 use common::redis::RedisServer;
 use common::{Browser, Page, Stack, StackConfig, USER};
-use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,6 @@ async fn wait_for(url: &str, status: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{url} never answered {status}");
-}
-
-async fn call(browser: &Browser, base: &str, path: &str) -> Page {
-    browser.send(browser.request(Method::GET, &format!("{base}{path}")).header("X-CSRF", "1")).await
 }
 
 fn error_of(page: &Page, status: u16, code: &str) {

@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::apps::wait_ready;
+use common::browser::{call, call_spread};
 use common::oidc_flow::submit_login;
 use common::oidc_provider::{OidcProvider, PROVIDER_USER, PROVIDER_USER_SUB, ProviderOptions};
-use common::{Browser, Page, StackConfig};
-use reqwest::Method;
+use common::{Browser, StackConfig};
 use serde_json::json;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -16,20 +17,6 @@ fn listener() -> (TcpListener, String) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
     (l, url)
-}
-
-async fn wait_ready(url: &str) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{url}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
-
-async fn call(browser: &Browser, base: &str, path: &str) -> Page {
-    browser.send(browser.request(Method::GET, &format!("{base}{path}")).header("X-CSRF", "1")).await
 }
 
 /// Two BFF instances on one Redis in front of cloakroom's resource server, both clients of
@@ -88,12 +75,7 @@ async fn two_bff_instances_at_oidc_provider_refresh_once_per_expiry_for_fifty_tw
 
     for round in 1..=3u64 {
         tokio::time::sleep(Duration::from_millis(3100)).await;
-        let calls = (0..52).map(|i| {
-            let base = if i % 2 == 0 { first.clone() } else { second.clone() };
-            let browser = &browser;
-            async move { call(browser, &base, "/api/whoami").await }
-        });
-        let pages = futures_util::future::join_all(calls).await;
+        let pages = call_spread(&browser, &[&first, &second], 52, "/api/whoami").await;
         for p in &pages {
             assert_eq!(p.status, 200, "round {round}: {}: {}", p.url, p.body);
         }

@@ -6,42 +6,19 @@
 mod common;
 
 use base64::Engine;
-use common::apps::start_with_restartable_auth;
+use common::apps::{start_second_bff, start_with_restartable_auth, wait_ready};
+use common::browser::call;
 use common::oidc_flow::{bff_login, code_flow_tokens};
-use common::{Browser, Page, Stack, StackConfig, USER};
-use reqwest::Method;
+use common::{Browser, Stack, StackConfig, USER};
 use serde_json::json;
 use std::time::Duration;
 
 const SESSION_COOKIE: &str = "__Host-cloakroom";
 
-async fn wait_ready(url: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{url}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
-
-async fn call(browser: &Browser, base: &str, path: &str) -> Page {
-    browser.send(browser.request(Method::GET, &format!("{base}{path}")).header("X-CSRF", "1")).await
-}
-
 /// Another BFF instance on the stack's store and namespace, with `session_key` = `keys`: a
 /// restart of the BFF with a new key list.
 async fn bff_with_session_keys(stack: &Stack, keys: &[&str]) -> String {
-    let mut doc = stack.doc["bff"].clone();
-    doc["session_key"] = json!(keys);
-    let cfg: cloakroom::config::BffConfig =
-        cloakroom::config::ConfigSource::from_toml_str("").set("bff", &doc).section("bff").unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
-    tokio::spawn(app.run_until_stopped());
-    wait_ready(&url).await;
-    url
+    start_second_bff(stack, |doc| doc["session_key"] = json!(keys)).await
 }
 
 fn key_bytes(b64: &str) -> [u8; 32] {

@@ -35,25 +35,12 @@ async fn redis_store() -> Store {
 }
 
 async fn cluster_store() -> Store {
-    let urls = common::redis_cluster::shared_cluster().urls();
-    let config = StoreConfig {
-        redis_cluster_urls: urls.into_iter().map(|u| RedisUrl::try_from(u).expect("url")).collect(),
-        redis_namespace: unique_namespace("conf"),
-        redis_timeout_ms: 1000,
-        ..StoreConfig::default()
-    };
+    let config = common::redis_cluster::shared_cluster().store_config(&unique_namespace("conf"));
     Store::connect(&config, "conformance").await.expect("cluster store")
 }
 
 async fn sentinel_store() -> Store {
-    let urls = common::redis_sentinel::shared_sentinel().urls();
-    let config = StoreConfig {
-        redis_sentinel_urls: urls.into_iter().map(|u| RedisUrl::try_from(u).expect("url")).collect(),
-        redis_sentinel_master: Some(common::redis_sentinel::MASTER_NAME.to_string()),
-        redis_namespace: unique_namespace("conf"),
-        redis_timeout_ms: 1000,
-        ..StoreConfig::default()
-    };
+    let config = common::redis_sentinel::shared_sentinel().store_config(&unique_namespace("conf"));
     Store::connect(&config, "conformance").await.expect("sentinel store")
 }
 

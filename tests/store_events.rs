@@ -4,7 +4,7 @@ mod common;
 
 use cloakroom::config::{RedisUrl, StoreConfig};
 use cloakroom::store::{Event, Store};
-use common::redis::{RedisServer, shared, unique_namespace};
+use common::redis::{RedisServer, shared, unique_namespace, wait_subscribed};
 use std::time::Duration;
 use tokio::sync::broadcast::Receiver;
 
@@ -26,21 +26,6 @@ async fn next_message(rx: &mut Receiver<Event>) -> (String, Vec<u8>) {
     })
     .await
     .expect("a message within 5 s")
-}
-
-async fn wait_subscribed(store: &Store, rx: &mut Receiver<Event>) {
-    // The subscriber announces `Lost` once it is (re)subscribed; publish probes until one
-    // comes back so the test does not race the subscription.
-    for _ in 0..100 {
-        store.publish("probe", b"").await.ok();
-        if let Ok(Ok(Event::Message { channel, .. })) =
-            tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
-            && channel == "probe"
-        {
-            return;
-        }
-    }
-    panic!("subscription never became active");
 }
 
 #[tokio::test]

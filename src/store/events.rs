@@ -84,16 +84,6 @@ impl EventBus {
     }
 }
 
-/// A subscription on the first of `urls` that works, the next one after each
-/// break (a Redis Cluster broadcasts classic PUBLISH to every node: any node will do).
-pub(super) fn spawn_redis_subscriber_any(
-    urls: Vec<String>,
-    namespace: String,
-    bus: EventBus,
-) -> Arc<tokio::task::JoinHandle<()>> {
-    spawn_subscriber(Source::Nodes(urls), namespace, bus)
-}
-
 /// Where the subscription connects, asked again before every (re)subscription.
 pub(super) enum Source {
     /// Any of these nodes, in turn.

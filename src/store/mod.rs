@@ -11,6 +11,7 @@ mod cluster;
 mod events;
 mod memory;
 mod redis;
+mod redis_ops;
 mod sentinel;
 
 pub use events::{Event, EventBus};
@@ -20,6 +21,8 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::config::StoreConfig;
+// The Redis back-ends' operations, for `dispatch!`.
+use redis_ops::RedisOps as _;
 use std::sync::Arc;
 use std::time::Duration;
 

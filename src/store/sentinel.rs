@@ -7,7 +7,7 @@
 //! (no password, database 0), at the address the Sentinels announce.
 
 use super::StoreError;
-use super::redis::unavailable;
+use super::redis_ops::unavailable;
 use crate::config::RedisUrl;
 use redis::sentinel::{SentinelClient, SentinelServerType};
 

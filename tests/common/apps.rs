@@ -251,9 +251,10 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
     Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
 }
 
-/// Waits until the program at `base` answers `GET /readyz` with 200.
+/// Waits until the program at `base` answers `GET /readyz` with 200, for up to 10 s (a store
+/// on a Redis Cluster or behind Sentinel may take a while to answer a first time).
 pub async fn wait_ready(base: &str) {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
             return;
         }

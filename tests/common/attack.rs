@@ -4,14 +4,14 @@
 //! server. Plus the assertions every attack test makes: the contract's status and error code,
 //! never a 500, no session created or lost by accident.
 
+use super::apps::wait_ready;
 use super::echo_upstream::EchoUpstream;
-use super::oidc_flow::bff_login;
+use super::oidc_flow::logged_in;
 use super::provider_tap::ProviderTap;
 use super::redis::shared;
 use super::{Browser, Page, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "__Host-cloakroom";
@@ -72,9 +72,7 @@ impl AttackStack {
 
     /// A new browser logged in as `user` (the callback's 302 asserted).
     pub async fn login_as(&self, user: (&str, &str)) -> Browser {
-        let browser = Browser::new();
-        let page = bff_login(&browser, &self.stack, user, "/app/").await;
-        assert_eq!(page.status, 302, "login failed: {}", page.body);
+        let browser = logged_in(&self.stack, user).await;
         assert!(browser.cookie(SESSION_COOKIE).is_some(), "no session cookie after login");
         browser
     }
@@ -82,6 +80,12 @@ impl AttackStack {
     /// A new browser logged in as the seeded user.
     pub async fn login(&self) -> Browser {
         self.login_as(USER).await
+    }
+
+    /// The CSRF token of the forms on the BFF's start page, as a same-origin page holds it.
+    pub async fn form_token(&self, browser: &Browser) -> String {
+        let page = browser.get(&self.bff("/")).await;
+        page.inputs().into_iter().find(|(n, _)| n == "csrf_token").expect("a csrf_token field").1
     }
 
     /// `method path` with `X-CSRF: 1` (and a JSON body when given), as the SPA sends it.
@@ -115,17 +119,6 @@ impl AttackStack {
     pub fn session_count(&self) -> usize {
         self.bff_keys().iter().filter(|k| k.starts_with("session:")).count()
     }
-}
-
-/// Waits until `base/readyz` answers 200.
-pub async fn wait_ready(base: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} never became ready");
 }
 
 /// Asserts a contract error: `status`, JSON `{"error": code}`, `Cache-Control: no-store`, and

@@ -211,3 +211,20 @@ impl Browser {
         panic!("too many redirects");
     }
 }
+
+/// `method url` with `X-CSRF: 1`, as the SPA sends its calls to the BFF.
+pub async fn call_with(browser: &Browser, method: Method, url: &str) -> Page {
+    browser.send(browser.request(method, url).header("X-CSRF", "1")).await
+}
+
+/// `GET {base}{path}` as the SPA sends it (see [`call_with`]).
+pub async fn call(browser: &Browser, base: &str, path: &str) -> Page {
+    call_with(browser, Method::GET, &format!("{base}{path}")).await
+}
+
+/// `count` concurrent SPA calls of `path`, spread in turn over the instances at `bases`;
+/// the answers in the order the calls were made.
+pub async fn call_spread(browser: &Browser, bases: &[&str], count: usize, path: &str) -> Vec<Page> {
+    let calls = (0..count).map(|i| call(browser, bases[i % bases.len()], path));
+    futures_util::future::join_all(calls).await
+}

@@ -8,6 +8,7 @@ pub mod binary;
 pub mod browser;
 pub mod chrome;
 pub mod echo_upstream;
+pub mod failover;
 pub mod forge;
 pub mod oidc_flow;
 pub mod oidc_provider;

@@ -1,12 +1,14 @@
 //! A private `redis-server` per test binary (or per test), on a free port, never one that
 //! someone left running.
 
+use cloakroom::store::{Event, Store};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast::Receiver;
 
 /// A `redis-server` child process. Dropping it kills the server.
 pub struct RedisServer {
@@ -213,4 +215,19 @@ pub fn shared() -> &'static RedisServer {
 /// A namespace no other test uses, so tests can share one server.
 pub fn unique_namespace(prefix: &str) -> String {
     format!("{prefix}-{}", cloakroom::crypto::random_token(6))
+}
+
+/// Publishes probes from `store` until one comes back on `rx`: the subscription is live, so a
+/// test does not race it (the subscriber announces `Lost` once it is (re)subscribed).
+pub async fn wait_subscribed(store: &Store, rx: &mut Receiver<Event>) {
+    for _ in 0..200 {
+        store.publish("probe", b"").await.ok();
+        if let Ok(Ok(Event::Message { channel, .. })) =
+            tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
+            && channel == "probe"
+        {
+            return;
+        }
+    }
+    panic!("subscription never became active");
 }

@@ -3,6 +3,7 @@
 //! running.
 
 use super::redis::free_port;
+use cloakroom::config::{RedisUrl, StoreConfig};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -115,6 +116,20 @@ impl RedisCluster {
     /// `redis://127.0.0.1:PORT` of every node (the seed list).
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// A store configuration on this cluster under `namespace` (1 s time bound).
+    pub fn store_config(&self, namespace: &str) -> StoreConfig {
+        StoreConfig {
+            redis_cluster_urls: self
+                .urls()
+                .into_iter()
+                .map(|u| RedisUrl::try_from(u).expect("url"))
+                .collect(),
+            redis_namespace: namespace.to_string(),
+            redis_timeout_ms: 1000,
+            ..StoreConfig::default()
+        }
     }
 
     /// Port of the master currently serving `key`'s slot.

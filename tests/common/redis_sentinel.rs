@@ -4,6 +4,7 @@
 //! (`down-after-milliseconds 1000`) so that a failover fits in a test.
 
 use super::redis::free_port;
+use cloakroom::config::{RedisUrl, StoreConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -126,6 +127,22 @@ impl RedisSentinel {
     /// `redis://127.0.0.1:PORT` of every sentinel.
     pub fn urls(&self) -> Vec<String> {
         self.sentinels.iter().map(|s| format!("redis://127.0.0.1:{}", s.port)).collect()
+    }
+
+    /// A store configuration on the master these sentinels name, under `namespace` (1 s time
+    /// bound).
+    pub fn store_config(&self, namespace: &str) -> StoreConfig {
+        StoreConfig {
+            redis_sentinel_urls: self
+                .urls()
+                .into_iter()
+                .map(|u| RedisUrl::try_from(u).expect("url"))
+                .collect(),
+            redis_sentinel_master: Some(MASTER_NAME.to_string()),
+            redis_namespace: namespace.to_string(),
+            redis_timeout_ms: 1000,
+            ..StoreConfig::default()
+        }
     }
 
     /// The master's port as the sentinel on `sentinel_port` names it.

@@ -20,22 +20,17 @@
 //! Entries live until their record's own expiry, at most [`MAX_AGE`] (a bound on staleness if
 //! a writer could write but not announce), and the cache holds at most `capacity` keys.
 
-use crate::store::{Event, EventBus, Store};
+mod bus;
+
+pub use bus::{INVALIDATE_CHANNEL, LINK_CHANNEL};
+
+use crate::store::{EventBus, Store};
 use prometheus::{IntCounter, IntCounterVec};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
-
-/// Bus channel of invalidations; the payload is the changed store keys, one per line.
-pub const INVALIDATE_CHANNEL: &str = "near-cache-invalidate";
-
-/// Bus channel announcing which token record belongs to a new session:
-/// `{session key}\n{token record key}` (store keys, hashes only). A hint: a wrong link costs
-/// one useless read, since every record is looked up under the key its own session derives.
-pub const LINK_CHANNEL: &str = "near-cache-link";
 
 /// Longest an entry is served without being read again.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
@@ -133,7 +128,7 @@ impl NearCache {
             tickets: AtomicU64::new(0),
             listener: Mutex::default(),
         });
-        let listener = tokio::spawn(listen(Arc::downgrade(&inner), rx));
+        let listener = tokio::spawn(bus::listen(Arc::downgrade(&inner), rx));
         *lock(&inner.listener) = Some(listener);
         Self { inner: Some(inner), announcer: None }
     }
@@ -220,22 +215,6 @@ impl NearCache {
         }
     }
 
-    /// After `keys` were written or deleted: forgets them here and tells every other instance
-    /// to. A failed announcement is logged; the entries elsewhere then live at most
-    /// [`MAX_AGE`] (a store that cannot publish usually also broke the bus, which flushes).
-    pub async fn announce(&self, keys: &[&str]) {
-        let store = match (&self.inner, &self.announcer) {
-            (Some(inner), _) => &inner.store,
-            (None, Some(store)) => store,
-            (None, None) => return,
-        };
-        self.forget(keys);
-        let payload = keys.join("\n");
-        if let Err(e) = store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
-            tracing::warn!(error = %e, "a near-cache invalidation could not be announced");
-        }
-    }
-
     /// The token record key linked to the session key `session_key`, if known.
     pub fn link(&self, session_key: &str) -> Option<String> {
         let inner = self.inner.as_ref()?;
@@ -251,17 +230,6 @@ impl NearCache {
             links.clear();
         }
         links.insert(session_key.to_string(), tokens_key);
-    }
-
-    /// Tells every instance which token record belongs to the new session at `session_key`,
-    /// so that even its first request there reads both in one round trip.
-    pub async fn announce_link(&self, session_key: &str, tokens_key: String) {
-        let Some(inner) = &self.inner else { return };
-        let payload = format!("{session_key}\n{tokens_key}");
-        self.set_link(session_key, tokens_key);
-        if let Err(e) = inner.store.publish(LINK_CHANNEL, payload.as_bytes()).await {
-            tracing::warn!(error = %e, "a near-cache link could not be announced");
-        }
     }
 
     /// Forgets everything (a gap on the bus).
@@ -285,30 +253,6 @@ fn make_room(slots: &mut HashMap<String, Slot>, capacity: usize) {
         let excess: Vec<String> = slots.keys().take((capacity / 8).max(1)).cloned().collect();
         for key in excess {
             slots.remove(&key);
-        }
-    }
-}
-
-/// Applies the bus to the cache until the cache is gone.
-async fn listen(cache: Weak<Inner>, mut rx: tokio::sync::broadcast::Receiver<Event>) {
-    loop {
-        let event = rx.recv().await;
-        let Some(inner) = cache.upgrade() else { return };
-        let cache = NearCache { inner: Some(inner), announcer: None };
-        match event {
-            Ok(Event::Message { channel, payload }) if channel == INVALIDATE_CHANNEL => {
-                let text = String::from_utf8_lossy(&payload);
-                let keys: Vec<&str> = text.split('\n').collect();
-                cache.forget(&keys);
-            }
-            Ok(Event::Message { channel, payload }) if channel == LINK_CHANNEL => {
-                if let Some((session, tokens)) = String::from_utf8_lossy(&payload).split_once('\n') {
-                    cache.set_link(session, tokens.to_string());
-                }
-            }
-            Ok(Event::Message { .. }) => {}
-            Ok(Event::Lost) | Err(RecvError::Lagged(_)) => cache.flush(),
-            Err(RecvError::Closed) => return,
         }
     }
 }

@@ -1,0 +1,210 @@
+//! Token care: each session's tokens live in their own sealed record (`tokens:{hashed handle}`),
+//! separate from actix-session's state so that concurrent requests saving that state never
+//! overwrite a freshly refreshed token pair; new tokens are written with compare-and-swap.
+//!
+//! This module reads and writes the record (through the near cache on the hot path); when the
+//! access token is due, the `refresh` submodule renews it, once per session across requests and instances.
+
+mod refresh;
+
+use super::metrics::BffMetrics;
+use super::near_cache::{NearCache, Ticket};
+use super::provider::Provider;
+use super::refresh_lock::RefreshLock;
+use super::state::Keys;
+pub use super::token_record::{CachedTokens, TokenRecord, open_tokens};
+use crate::config::Secret;
+use crate::oidc::ClientCredentials;
+use crate::store::{Store, StoreError};
+use refresh::LockMap;
+pub use refresh::RefreshTiming;
+use std::sync::Arc;
+
+/// Store key of the token record of the session with `handle`.
+pub fn tokens_key(keys: &Keys, handle: &str) -> String {
+    format!("tokens:{}", keys.hash_id(handle))
+}
+
+/// Opens `raw` (read under `ticket`), reseals it when an older key sealed it, and keeps it in
+/// `cache` until the session's end.
+pub async fn cache_tokens(
+    store: &Store,
+    cache: &NearCache,
+    keys: &Keys,
+    key: &str,
+    ticket: Option<Ticket>,
+    raw: Vec<u8>,
+) -> Option<Arc<CachedTokens>> {
+    let (record, old_key) = open_tokens(keys, key, &raw)?;
+    if old_key && let Ok(plain) = serde_json::to_vec(&record) {
+        super::session_store::reseal(store, keys, key, &raw, &plain).await;
+    }
+    let expires_at = record.session_expires_at;
+    let cached = Arc::new((raw, record));
+    cache.fill(key, ticket, cached.clone(), expires_at);
+    Some(cached)
+}
+
+/// Why no usable access token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token record is gone (logged out elsewhere).
+    #[error("no tokens for this session")]
+    NoSession,
+    /// The provider refused the refresh (or the rotated tokens were lost): the session must end.
+    #[error("the session's grant has ended")]
+    SessionExpired,
+    /// The provider could not be reached while a refresh was due; the session is kept.
+    #[error("the auth server is unavailable")]
+    AuthServerUnavailable,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TokenError> for crate::web::ApiError {
+    fn from(e: TokenError) -> Self {
+        use actix_web::http::StatusCode;
+        match e {
+            TokenError::NoSession => Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session"),
+            TokenError::SessionExpired => {
+                Self::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again")
+            }
+            TokenError::AuthServerUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth_server_unavailable",
+                "the auth server is unavailable; try again",
+            )
+            .with_retry_after(2),
+            TokenError::Store(e) => Self::store_unavailable(&e),
+        }
+    }
+}
+
+/// Reads, stores and refreshes session tokens.
+#[derive(Clone)]
+pub struct TokenCare {
+    store: Store,
+    keys: Keys,
+    http: reqwest::Client,
+    provider: Provider,
+    creds: ClientCredentials,
+    skew_secs: u64,
+    locks: Arc<LockMap>,
+    lock: RefreshLock,
+    metrics: Arc<BffMetrics>,
+    cache: NearCache,
+}
+
+impl TokenCare {
+    /// Token care over `store`.
+    pub fn new(
+        store: Store,
+        keys: Keys,
+        http: reqwest::Client,
+        provider: Provider,
+        creds: ClientCredentials,
+        timing: RefreshTiming,
+        metrics: Arc<BffMetrics>,
+    ) -> Self {
+        let lock = RefreshLock::new(store.clone(), timing.lock_ttl, timing.wait);
+        let cache = NearCache::announcing_only(&store);
+        Self {
+            store,
+            keys,
+            http,
+            provider,
+            creds,
+            skew_secs: timing.skew_secs,
+            locks: Arc::default(),
+            lock,
+            metrics,
+            cache,
+        }
+    }
+
+    /// Keeps token records read on the hot path in `cache` (announcing every write to it).
+    pub fn with_near_cache(mut self, cache: NearCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    fn key(&self, handle: &Secret) -> String {
+        tokens_key(&self.keys, handle.expose())
+    }
+
+    /// Stores the tokens of a new session.
+    pub async fn store_new(&self, handle: &Secret, record: &TokenRecord) -> Result<(), StoreError> {
+        let key = self.key(handle);
+        let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(record).unwrap_or_default());
+        self.store.set(&key, &sealed, record.ttl()).await
+    }
+
+    /// The session's tokens with the raw stored bytes (for compare-and-swap).
+    pub async fn read(&self, handle: &Secret) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
+        let key = self.key(handle);
+        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &raw) else {
+            return Ok(None);
+        };
+        let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
+        if old_key {
+            super::session_store::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
+            // The caller compares against what is stored now: read it again.
+            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+            let record = self
+                .keys
+                .sealer
+                .open(key.as_bytes(), &raw)
+                .ok()
+                .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
+            return Ok(record.map(|r| (raw, r)));
+        }
+        Ok(Some((raw, record)))
+    }
+
+    /// The session's tokens from the near cache, else from the store (and then cached).
+    async fn read_cached(&self, handle: &Secret) -> Result<Option<Arc<CachedTokens>>, StoreError> {
+        let key = self.key(handle);
+        if let Some(cached) = self.cache.get::<CachedTokens>(&key) {
+            return Ok(Some(cached));
+        }
+        let ticket = self.cache.begin(&key);
+        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        Ok(cache_tokens(&self.store, &self.cache, &self.keys, &key, ticket, raw).await)
+    }
+
+    /// Deletes the token record at `key` (the grant ended) everywhere, caches included.
+    async fn delete(&self, key: &str) {
+        if let Err(e) = self.store.del(key).await {
+            tracing::warn!(error = %e, "an ended token record could not be deleted");
+        }
+        self.cache.announce(&[key]).await;
+    }
+
+    /// An access token that is not about to expire, refreshing first when due. In steady
+    /// state the record comes from the near cache; a stale copy there can only hold an older
+    /// access token (an upstream 401 then refreshes from the store), never a refresh token
+    /// that is used: refreshes read the store.
+    pub async fn valid_access_token(&self, handle: &Secret) -> Result<Secret, TokenError> {
+        let cached = self.read_cached(handle).await?.ok_or(TokenError::NoSession)?;
+        let record = &cached.1;
+        let now = crate::clock::now();
+        if !record.refresh_due(now, self.skew_secs) {
+            return Ok(record.access_token.clone());
+        }
+        let skew = self.skew_secs;
+        self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew)).await
+    }
+
+    /// After an upstream refused `rejected` as `invalid_token`: refresh unless another request
+    /// already replaced that token.
+    pub async fn refresh_after_rejection(
+        &self,
+        handle: &Secret,
+        rejected: &Secret,
+    ) -> Result<Secret, TokenError> {
+        let rejected = rejected.clone();
+        self.refresh_locked(handle, false, move |r| r.access_token == rejected).await
+    }
+}
