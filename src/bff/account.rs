@@ -21,7 +21,7 @@ pub async fn user(
     state: web::Data<BffState>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check_api_call(&req, &state.public_origin())?;
+    csrf::check_api_call(&req, state.public_origin())?;
     let record = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
     Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(serde_json::json!({
         "sub": record.sub,
@@ -45,7 +45,7 @@ pub async fn logout(
     sessions: web::Data<BffSessionStore>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::require_same_origin(&req, &state.public_origin())?;
+    csrf::require_same_origin(&req, state.public_origin())?;
     let form = crate::web::is_form(&req);
     let record = session.current(state.config.session.idle_timeout_secs)?;
     if form {

@@ -131,7 +131,9 @@ impl Application {
             backchannel::Backchannel::new(session_store.clone(), &metrics.registry).map_err(other)?,
         );
         let session_data = web::Data::new(session_store.clone());
+        let public = state::PublicUrlParts::of(config.public_url.url());
         let state = web::Data::new(BffState {
+            public,
             config,
             store,
             keys: keys.clone(),

@@ -141,7 +141,7 @@ pub async fn notes_form(
     client: web::Data<WorkerClient>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::require_same_origin(&req, &state.public_origin())?;
+    csrf::require_same_origin(&req, state.public_origin())?;
     let record = session
         .current(state.config.session.idle_timeout_secs)?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session"))?;

@@ -57,7 +57,7 @@ pub async fn proxy(
             "method not allowed",
         ));
     }
-    csrf::check_api_call(&req, &state.public_origin())?;
+    csrf::check_api_call(&req, state.public_origin())?;
     let path = UpstreamPath::parse(rest).map_err(|_| bad_path())?;
 
     let content_length = match req.headers().get("content-length") {
@@ -69,13 +69,15 @@ pub async fn proxy(
     }
     let record = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
 
-    let mut target = format!("{}{}", route.upstream.as_str(), path.as_str());
-    if let Some(q) = req.uri().query() {
-        target.push('?');
-        target.push_str(q);
-    }
-    let url = url::Url::parse(&target).map_err(|_| bad_path())?;
+    // The upstream's parsed URL with the path and query replaced: only those are parsed per
+    // request, and the authority cannot change.
     let base = route.upstream.url();
+    let mut url = base.clone();
+    let mut full_path = String::with_capacity(base.path().len() + path.as_str().len());
+    full_path.push_str(base.path().trim_end_matches('/'));
+    full_path.push_str(path.as_str());
+    url.set_path(&full_path);
+    url.set_query(req.uri().query());
     if url.scheme() != base.scheme()
         || url.host() != base.host()
         || url.port_or_known_default() != base.port_or_known_default()

@@ -77,7 +77,9 @@ impl From<SessionError> for crate::web::ApiError {
 /// the client-binding policy.
 pub struct TypedSession {
     session: Session,
-    client: ClientInfo,
+    /// For the coarse client, worked out only when asked for (login, client binding).
+    req: HttpRequest,
+    client: std::cell::OnceCell<ClientInfo>,
     binding: ClientBinding,
 }
 
@@ -130,24 +132,25 @@ impl TypedSession {
 impl TypedSession {
     /// The coarse client of this request.
     pub fn client(&self) -> &ClientInfo {
-        &self.client
+        self.client.get_or_init(|| ClientInfo::of(&self.req))
     }
 
     /// Applies `bff.session.client_binding`: false when the session must end. A change of
     /// network range or user-agent family is logged as a security event (coarse values only).
     fn client_matches(&self, record: &SessionRecord) -> bool {
-        if self.binding == ClientBinding::Off || record.client.is_unknown() || record.client == self.client {
+        if self.binding == ClientBinding::Off || record.client.is_unknown() || record.client == *self.client() {
             return true;
         }
+        let client = self.client();
         let end = self.binding == ClientBinding::End;
         tracing::warn!(
             target: "security_event",
             security_event = "session_client_changed",
             session = %record.public_id,
-            ua_changed = record.client.ua_family != self.client.ua_family,
-            ip_changed = record.client.ip_range != self.client.ip_range,
+            ua_changed = record.client.ua_family != client.ua_family,
+            ip_changed = record.client.ip_range != client.ip_range,
             from_range = %record.client.ip_range,
-            to_range = %self.client.ip_range,
+            to_range = %client.ip_range,
             action = if end { "end" } else { "flag" },
             "a session is used by a different client"
         );
@@ -164,6 +167,11 @@ impl FromRequest for TypedSession {
             .app_data::<actix_web::web::Data<super::state::BffState>>()
             .map(|s| s.config.session.client_binding)
             .unwrap_or_default();
-        ready(Ok(Self { session: req.get_session(), client: ClientInfo::of(req), binding }))
+        ready(Ok(Self {
+            session: req.get_session(),
+            req: req.clone(),
+            client: std::cell::OnceCell::new(),
+            binding,
+        }))
     }
 }

@@ -161,7 +161,7 @@ pub async fn list(
     sessions: web::Data<BffSessionStore>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check_api_call(&req, &state.public_origin())?;
+    csrf::check_api_call(&req, state.public_origin())?;
     let me = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
     let all =
         sessions_of(&state.store, &sessions, &me.sub).await.map_err(|e| ApiError::store_unavailable(&e))?;
@@ -191,7 +191,7 @@ pub async fn delete(
     sessions: web::Data<BffSessionStore>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check_api_call(&req, &state.public_origin())?;
+    csrf::check_api_call(&req, state.public_origin())?;
     let me = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
     let id = path.into_inner();
     let well_formed =

@@ -86,6 +86,34 @@ pub struct BffState {
     pub tokens: TokenCare,
     /// Prometheus metrics.
     pub metrics: Arc<BffMetrics>,
+    /// Values derived from the public URL once, not per request.
+    pub public: PublicUrlParts,
+}
+
+/// What requests need of `bff.public_url`, computed at start.
+pub struct PublicUrlParts {
+    /// `scheme://host[:port]`, compared exactly with `Origin`.
+    pub origin: String,
+    /// `X-Forwarded-Proto` sent upstream.
+    pub forwarded_proto: Option<reqwest::header::HeaderValue>,
+    /// `X-Forwarded-Host` sent upstream.
+    pub forwarded_host: Option<reqwest::header::HeaderValue>,
+}
+
+impl PublicUrlParts {
+    /// The parts of `url`.
+    pub fn of(url: &url::Url) -> Self {
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_string(),
+        };
+        let value = |v: &str| reqwest::header::HeaderValue::from_str(v).ok().filter(|v| !v.is_empty());
+        Self {
+            origin: url.origin().ascii_serialization(),
+            forwarded_proto: value(url.scheme()),
+            forwarded_host: value(&host),
+        }
+    }
 }
 
 impl BffState {
@@ -95,7 +123,7 @@ impl BffState {
     }
 
     /// The public origin (`scheme://host[:port]`), compared exactly with `Origin`.
-    pub fn public_origin(&self) -> String {
-        self.config.public_url.url().origin().ascii_serialization()
+    pub fn public_origin(&self) -> &str {
+        &self.public.origin
     }
 }

@@ -153,21 +153,15 @@ pub fn forward_headers(req: &HttpRequest, state: &BffState) -> reqwest::header::
             out.append(n, v);
         }
     }
-    let public = state.config.public_url.url();
-    let host = match public.port() {
-        Some(p) => format!("{}:{p}", public.host_str().unwrap_or("")),
-        None => public.host_str().unwrap_or("").to_string(),
-    };
-    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    for (n, v) in [
+    // Only the peer changes per request; the public URL's parts were computed at start.
+    let peer = req.peer_addr().and_then(|a| HeaderValue::from_str(&a.ip().to_string()).ok());
+    for (name, value) in [
         ("x-forwarded-for", peer),
-        ("x-forwarded-proto", public.scheme().to_string()),
-        ("x-forwarded-host", host),
+        ("x-forwarded-proto", state.public.forwarded_proto.clone()),
+        ("x-forwarded-host", state.public.forwarded_host.clone()),
     ] {
-        if let Ok(v) = HeaderValue::from_str(&v)
-            && !v.is_empty()
-        {
-            out.insert(n, v);
+        if let Some(v) = value {
+            out.insert(name, v);
         }
     }
     out
