@@ -29,6 +29,7 @@ pub mod state;
 pub mod token_record;
 pub mod tokens;
 mod upstream;
+pub mod upstream_client;
 
 use crate::config::BffConfig;
 use crate::oidc::ClientCredentials;
@@ -57,14 +58,8 @@ fn other(e: impl std::fmt::Display) -> StartupError {
 /// A pooled keep-alive HTTP client without redirects. Idle connections go after
 /// `pool_idle_secs`, before the upstream's own keep-alive closes them (reqwest's default, 90 s,
 /// outlives actix's 5 s and nginx's 75 s).
-pub(crate) fn http_client(pool_idle_secs: u64) -> reqwest::Result<reqwest::Client> {
+fn http_client(pool_idle_secs: u64) -> reqwest::Result<reqwest::Client> {
     client_builder().pool_idle_timeout(Duration::from_secs(pool_idle_secs)).build()
-}
-
-/// A client that keeps no idle connection: every request opens a fresh one. Used only for the
-/// one retry after a reused connection turned out closed, which must not pick another stale one.
-pub(crate) fn fresh_connection_client() -> reqwest::Result<reqwest::Client> {
-    client_builder().pool_max_idle_per_host(0).build()
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
@@ -102,9 +97,6 @@ impl Application {
         let pool_idle_secs = config.upstream_pool_idle_secs;
         // For the provider (logins, refreshes): off the hot path, shared by the workers.
         let http = http_client(pool_idle_secs).map_err(other)?;
-        // Built once here so that a client that cannot be built is a startup error; each
-        // worker builds its own below and falls back to this one.
-        let first_upstream = upstream::WorkerClient::new(pool_idle_secs).map_err(other)?;
         let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
         provider.load_in_background();
         let creds = ClientCredentials {
@@ -163,9 +155,7 @@ impl Application {
                 )
                 .build();
             // Per worker: see `upstream::WorkerClient`.
-            let upstream = web::Data::new(
-                upstream::WorkerClient::new(pool_idle_secs).unwrap_or_else(|_| first_upstream.clone()),
-            );
+            let upstream = web::Data::new(upstream_client::WorkerClient::new(pool_idle_secs));
             App::new()
                 .app_data(state.clone())
                 .app_data(upstream)

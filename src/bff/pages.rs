@@ -7,6 +7,7 @@ use super::state::BffState;
 use super::upstream::{
     Outgoing, OutgoingBody, UpstreamError, WorkerClient, end_session_if_needed, send_with_token,
 };
+use super::upstream_client::UpstreamResponse;
 use crate::web::ApiError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -69,7 +70,7 @@ async fn call_notes(
     record: &SessionRecord,
     method: reqwest::Method,
     body: OutgoingBody,
-) -> Result<reqwest::Response, UpstreamError> {
+) -> Result<UpstreamResponse, UpstreamError> {
     let url = notes_url(state).ok_or_else(|| UpstreamError::Unavailable("no route configured".into()))?;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static("application/json"));
@@ -98,7 +99,9 @@ pub async fn index(
     };
     let (notes, notice) =
         match call_notes(&state, &client, &record, reqwest::Method::GET, OutgoingBody::Empty).await {
-            Ok(res) if res.status().is_success() => (res.json::<Vec<Note>>().await.unwrap_or_default(), None),
+            Ok(res) if res.status().is_success() => {
+                (res.json::<Vec<Note>>(state.config.max_body_bytes).await.unwrap_or_default(), None)
+            }
             Ok(res) => (Vec::new(), Some(format!("The notes service answered {}.", res.status().as_u16()))),
             Err(UpstreamError::Token(e)) => {
                 end_session_if_needed(&session, &e);

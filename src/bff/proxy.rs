@@ -9,6 +9,7 @@ use super::upstream::{
     Outgoing, OutgoingBody, UpstreamError, WorkerClient, end_session_if_needed, forward_headers,
     payload_too_large, response_headers, send_with_token,
 };
+use super::upstream_client::{UpstreamBody, stream_body};
 use crate::web::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -121,7 +122,7 @@ pub async fn proxy(
         }
     }
     builder.insert_header(crate::web::no_store());
-    Ok(builder.streaming(res.bytes_stream()))
+    Ok(builder.streaming(res.into_stream()))
 }
 
 fn bad_length() -> ApiError {
@@ -132,9 +133,9 @@ fn unauthenticated() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session")
 }
 
-/// Moves the browser's body (not `Send`) into a channel that reqwest can stream from, counting
-/// bytes: crossing `limit` flags `over_limit` and aborts the upload.
-fn pump(mut payload: web::Payload, limit: usize, over_limit: Arc<AtomicBool>) -> reqwest::Body {
+/// Moves the browser's body (not `Send`) into a channel the upstream client can stream from,
+/// counting bytes: crossing `limit` flags `over_limit` and aborts the upload.
+fn pump(mut payload: web::Payload, limit: usize, over_limit: Arc<AtomicBool>) -> UpstreamBody {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
     actix_web::rt::spawn(async move {
         let mut total = 0usize;
@@ -157,7 +158,6 @@ fn pump(mut payload: web::Payload, limit: usize, over_limit: Arc<AtomicBool>) ->
             }
         }
     });
-    let stream =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    reqwest::Body::wrap_stream(stream)
+    let mut rx = rx;
+    stream_body(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }

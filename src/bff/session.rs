@@ -138,7 +138,8 @@ impl TypedSession {
     /// Applies `bff.session.client_binding`: false when the session must end. A change of
     /// network range or user-agent family is logged as a security event (coarse values only).
     fn client_matches(&self, record: &SessionRecord) -> bool {
-        if self.binding == ClientBinding::Off || record.client.is_unknown() || record.client == *self.client() {
+        if self.binding == ClientBinding::Off || record.client.is_unknown() || record.client == *self.client()
+        {
             return true;
         }
         let client = self.client();

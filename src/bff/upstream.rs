@@ -6,6 +6,10 @@
 use super::session::TypedSession;
 use super::state::BffState;
 use super::tokens::TokenError;
+pub use super::upstream_client::WorkerClient;
+use super::upstream_client::{
+    UpstreamBody, UpstreamHttp, UpstreamResponse, describe, empty_body, full_body, is_timeout,
+};
 use crate::config::Secret;
 use crate::web::ApiError;
 use actix_web::HttpRequest;
@@ -14,26 +18,6 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The HTTP clients of one actix worker for upstream calls. A worker is a single-threaded
-/// runtime, and a pooled connection is driven by a task on the runtime that opened it: with one
-/// client shared by all workers, a request handled by one worker often rides a connection owned
-/// by another, and every request and response crosses threads (a wake-up through the kernel
-/// each way). One client per worker keeps each hop on its thread.
-#[derive(Clone)]
-pub struct WorkerClient {
-    /// Pooled, keep-alive.
-    pooled: reqwest::Client,
-    /// Keeps no idle connection: for the one retry on a fresh connection.
-    fresh: reqwest::Client,
-}
-
-impl WorkerClient {
-    /// Builds the clients (idle pooled connections close after `pool_idle_secs`).
-    pub fn new(pool_idle_secs: u64) -> reqwest::Result<Self> {
-        Ok(Self { pooled: super::http_client(pool_idle_secs)?, fresh: super::fresh_connection_client()? })
-    }
-}
 
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +152,7 @@ pub fn forward_headers(req: &HttpRequest, state: &BffState) -> reqwest::header::
 }
 
 /// Response headers worth passing back to the browser (name, value), borrowed from `res`.
-pub fn response_headers(res: &reqwest::Response) -> impl Iterator<Item = (&str, &[u8])> {
+pub fn response_headers(res: &UpstreamResponse) -> impl Iterator<Item = (&str, &[u8])> {
     let listed = connection_listed(res.headers().get_all("connection").iter().map(|v| v.as_bytes()));
     res.headers()
         .iter()
@@ -177,7 +161,7 @@ pub fn response_headers(res: &reqwest::Response) -> impl Iterator<Item = (&str, 
 }
 
 /// True for `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
-fn is_invalid_token(res: &reqwest::Response) -> bool {
+fn is_invalid_token(res: &UpstreamResponse) -> bool {
     res.status() == reqwest::StatusCode::UNAUTHORIZED
         && res.headers().get_all(reqwest::header::WWW_AUTHENTICATE).iter().any(|v| {
             let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
@@ -206,7 +190,7 @@ pub enum OutgoingBody {
     /// An in-memory body: replayable.
     Bytes(bytes::Bytes),
     /// A streamed body: sent once, never retried.
-    Stream(reqwest::Body),
+    Stream(UpstreamBody),
 }
 
 /// Sends `out` with the session's access token (refreshed when due); on an upstream 401
@@ -216,7 +200,7 @@ pub async fn send_with_token(
     client: &WorkerClient,
     handle: &Secret,
     mut out: Outgoing,
-) -> Result<reqwest::Response, UpstreamError> {
+) -> Result<UpstreamResponse, UpstreamError> {
     let token = state.tokens.valid_access_token(handle).await?;
     let replay = match &out.body {
         OutgoingBody::Empty => Some(None),
@@ -244,7 +228,7 @@ async fn send_once(
     out: &Outgoing,
     body: OutgoingBody,
     token: &Secret,
-) -> Result<reqwest::Response, UpstreamError> {
+) -> Result<UpstreamResponse, UpstreamError> {
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.upstream_timeout_secs);
     let replay = match &body {
@@ -287,31 +271,37 @@ impl Attempt {
 }
 
 async fn attempt(
-    client: &reqwest::Client,
+    client: &UpstreamHttp,
     out: &Outgoing,
     body: OutgoingBody,
     token: &Secret,
     deadline: tokio::time::Instant,
-) -> Result<reqwest::Response, Attempt> {
-    let mut rb = client.request(out.method.clone(), out.url.clone()).headers(out.headers.clone());
-    rb = rb.bearer_auth(token.expose());
-    rb = match body {
-        OutgoingBody::Empty => rb,
-        OutgoingBody::Bytes(b) => rb.body(b),
-        OutgoingBody::Stream(s) => rb.body(s),
+) -> Result<UpstreamResponse, Attempt> {
+    let body = match body {
+        OutgoingBody::Empty => empty_body(),
+        OutgoingBody::Bytes(b) => full_body(b),
+        OutgoingBody::Stream(s) => s,
     };
-    match tokio::time::timeout_at(deadline, rb.send()).await {
+    let uri = http::Uri::try_from(out.url.as_str())
+        .map_err(|e| Attempt::Final(UpstreamError::Unavailable(format!("upstream URL: {e}"))))?;
+    let mut request = http::Request::new(body);
+    *request.method_mut() = out.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = out.headers.clone();
+    let mut bearer = http::HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
+        Attempt::Final(UpstreamError::Unavailable("the access token is not a header value".into()))
+    })?;
+    bearer.set_sensitive(true);
+    request.headers_mut().insert(http::header::AUTHORIZATION, bearer);
+    match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => Err(Attempt::Final(UpstreamError::Timeout)),
-        Ok(Ok(res)) => Ok(res),
+        Ok(Ok(res)) => Ok(UpstreamResponse::new(res)),
         Ok(Err(_)) if out.over_limit.load(Ordering::SeqCst) => Err(Attempt::Final(UpstreamError::TooLarge)),
-        Ok(Err(e)) if e.is_timeout() => Err(Attempt::Final(UpstreamError::Timeout)),
-        // `send` resolves with the response head, so a connect or request error is one before
-        // any complete response: a closed keep-alive connection shows as `is_request()` (hyper's
-        // "connection closed before message completed"), a refused or reset connect as `is_connect()`.
-        Ok(Err(e)) if e.is_connect() || e.is_request() => {
-            Err(Attempt::ConnectionLost(e.without_url().to_string()))
-        }
-        Ok(Err(e)) => Err(Attempt::Final(UpstreamError::Unavailable(e.without_url().to_string()))),
+        Ok(Err(e)) if is_timeout(&e) => Err(Attempt::Final(UpstreamError::Timeout)),
+        // The client resolves with the response head, so every error is one before a complete
+        // response: a connect that failed (refused, reset) or a connection that closed while the
+        // request was in flight — a reused keep-alive connection the upstream had just closed.
+        Ok(Err(e)) => Err(Attempt::ConnectionLost(describe(&e))),
     }
 }
 
