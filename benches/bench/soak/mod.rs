@@ -36,6 +36,10 @@ pub struct Options {
     /// Access-token lifetime at the auth server (a refresh is due after half of it).
     #[arg(long, default_value_t = 6)]
     access_ttl_secs: u64,
+    /// Virtual users start spread over this many seconds (user i after i × ramp / vus), as
+    /// users arrive at a service, instead of all logging in within the same second.
+    #[arg(long, default_value_t = 10)]
+    ramp_secs: u64,
     /// Mean pause between a virtual user's calls, in milliseconds.
     #[arg(long, default_value_t = 100)]
     think_ms: u64,
@@ -140,7 +144,13 @@ pub async fn main(opts: Options) -> Result<()> {
     );
     let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = tokio::spawn(sample_rss(pids, start, stop_sampling.clone()));
-    let vus: Vec<_> = (0..opts.vus).map(|i| tokio::spawn(vu::run(i, world.clone()))).collect();
+    let ramp = Duration::from_secs(opts.ramp_secs);
+    let vus: Vec<_> = (0..opts.vus)
+        .map(|i| {
+            let delay = ramp.mul_f64(i as f64 / opts.vus.max(1) as f64);
+            tokio::spawn(vu::run(i, delay, world.clone()))
+        })
+        .collect();
 
     // The faults run here, in the main future: processes are (re)spawned from the main thread.
     let down = Duration::from_secs(opts.downtime_secs);
@@ -201,8 +211,8 @@ fn summarize(
     let count = |c: Call| calls.get(&c).copied().unwrap_or(0);
     let _ = writeln!(
         s,
-        "Soak run {m}: {} s, 3 BFF instances, {} virtual users, access tokens {} s.",
-        opts.secs, opts.vus, opts.access_ttl_secs
+        "Soak run {m}: {} s, 3 BFF instances, {} virtual users arriving over the first {} s, access tokens {} s.",
+        opts.secs, opts.vus, opts.ramp_secs, opts.access_ttl_secs
     );
     for w in windows {
         let _ = writeln!(

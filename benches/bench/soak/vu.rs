@@ -269,7 +269,8 @@ impl User {
 }
 
 /// Runs virtual user `id` until the world stops.
-pub async fn run(id: usize, world: Arc<World>) {
+pub async fn run(id: usize, start_after: Duration, world: Arc<World>) {
+    tokio::time::sleep(start_after).await;
     let user_creds = world.users[id % world.users.len()].clone();
     let mut user = User {
         world,
