@@ -124,6 +124,9 @@ impl Deployment {
                     var("bff", "oidc__client_id", CLIENT_ID),
                     var("bff", "oidc__client_secret", lit(&secret)),
                     var("bff", "routes", routes.clone()),
+                    // Every virtual user connects from 127.0.0.1, as all users do behind a
+                    // load balancer: the per-address login limit is sized for that.
+                    var("bff", "login_rate_limit_per_ip", "1000000".to_string()),
                 ];
                 Proc::new(&format!("{}-bff{i}", spec.name), "bff", *port, "/readyz", env)
             })

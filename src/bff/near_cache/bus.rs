@@ -33,6 +33,24 @@ impl NearCache {
         }
     }
 
+    /// Like [`Self::announce`], but the other instances are told in the background: for a
+    /// change that is not a revocation (a refresh), so the request that made it does not wait
+    /// for the publication. Forgotten here at once.
+    pub fn announce_in_background(&self, keys: &[&str]) {
+        let store = match (&self.inner, &self.announcer) {
+            (Some(inner), _) => inner.store.clone(),
+            (None, Some(store)) => store.clone(),
+            (None, None) => return,
+        };
+        self.forget(keys);
+        let payload = keys.join("\n");
+        tokio::spawn(async move {
+            if let Err(e) = store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
+                tracing::warn!(error = %e, "a near-cache invalidation could not be announced");
+            }
+        });
+    }
+
     /// Tells every instance which token record belongs to the new session at `session_key`,
     /// so that even its first request there reads both in one round trip.
     pub async fn announce_link(&self, session_key: &str, tokens_key: String) {

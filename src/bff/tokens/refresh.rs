@@ -104,6 +104,17 @@ impl TokenCare {
         let mut rx = self.lock.subscribe();
         let mut last_notice = recent_failure.then_some(Notice::Unavailable);
         loop {
+            // The lock first: its holder reads the record anyway, so in the usual case (nobody
+            // else refreshing) the record is read once, not once before and once after.
+            if matches!(last_notice, Some(Notice::Done) | None)
+                && let Some(held) = self.lock.try_acquire(&hashed).await?
+            {
+                let (result, notice) = self.refresh_holding_lock(handle, key, current_usable, needed).await;
+                // Waiters hear of it right after; this request does not wait for the release.
+                let lock = self.lock.clone();
+                tokio::spawn(async move { lock.release(held, notice).await });
+                return result;
+            }
             let (_, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
             if !needed(&record) {
                 return Ok(record.access_token);
@@ -114,11 +125,6 @@ impl TokenCare {
                 Some(Notice::Unavailable) => return Err(TokenError::AuthServerUnavailable),
                 Some(Notice::Ended) => return Err(TokenError::SessionExpired),
                 Some(Notice::Done) | None => {}
-            }
-            if let Some(held) = self.lock.try_acquire(&hashed).await? {
-                let (result, notice) = self.refresh_holding_lock(handle, key, current_usable, needed).await;
-                self.lock.release(held, notice).await;
-                return result;
             }
             if still_valid {
                 // Another instance is refreshing; the current token is still good meanwhile.
@@ -217,7 +223,9 @@ impl TokenCare {
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
         match self.store.compare_and_swap(key, &taken, &sealed, new.ttl()).await {
             Ok(true) => {
-                self.cache.announce(&[key]).await;
+                // Other instances' copies hold the old pair, which a request there would only
+                // send once (an upstream 401 refreshes from the store): no need to wait.
+                self.cache.announce_in_background(&[key]);
                 self.count("success");
                 (Ok(new.access_token), Notice::Done)
             }
