@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const ACCESS_TOKEN_TTL_SECS: u64 = 2;
 /// Normal requests after each refresh, for the baseline.
 const BASELINE_PER_SAMPLE: usize = 5;
+/// The quiet pause before an idle baseline request (a refresh is due only after half of
+/// [`ACCESS_TOKEN_TTL_SECS`]).
+const IDLE_PAUSE: Duration = Duration::from_millis(500);
 
 /// How many samples.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +42,9 @@ pub struct Burst {
 pub struct RefreshResult {
     /// Normal requests, milliseconds.
     pub baseline_ms: Vec<f64>,
+    /// Normal requests after half a second of quiet (like a refresh sample, which comes after
+    /// seconds of quiet: an idle machine wakes up slower than a busy one), milliseconds.
+    pub idle_baseline_ms: Vec<f64>,
     /// Lone requests that waited for a refresh, milliseconds.
     pub single_ms: Vec<f64>,
     /// Bursts on one instance, and the same bursts without a refresh (right after one).
@@ -136,6 +142,7 @@ pub async fn measure(bff_urls: &[String], cookie: String, plan: Plan) -> Result<
     };
     let mut result = RefreshResult {
         baseline_ms: Vec::new(),
+        idle_baseline_ms: Vec::new(),
         single_ms: Vec::new(),
         one_instance: (Vec::new(), Vec::new()),
         two_instances: (Vec::new(), Vec::new()),
@@ -158,7 +165,17 @@ pub async fn measure(bff_urls: &[String], cookie: String, plan: Plan) -> Result<
         }
         current = token;
         caller.baseline(&current, &mut result.baseline_ms).await?;
-        println!("  refresh sample {}/{}: {ms:.2} ms", i + 1, plan.samples);
+        // Still in the first half of the new token's life: no refresh is due yet.
+        tokio::time::sleep(IDLE_PAUSE).await;
+        let (idle_ms, token) = caller.call(0).await?;
+        if token == current {
+            result.idle_baseline_ms.push(idle_ms);
+        }
+        println!(
+            "  refresh sample {}/{}: {ms:.2} ms (after a quiet pause without a refresh: {idle_ms:.2} ms)",
+            i + 1,
+            plan.samples
+        );
     }
     for instances in [1, 2] {
         for i in 0..plan.bursts {
