@@ -247,6 +247,33 @@ async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expi
 }
 
 #[tokio::test]
+async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_wakes_up() {
+    let redis = common::redis::RedisServer::start();
+    let stack =
+        Stack::start(short_lived_tokens(StackConfig::new()).set("bff.redis_url", json!(redis.url()))).await;
+    wait_ready(&stack.bff_url).await;
+    let browser = logged_in(&stack, USER).await;
+    // Session and tokens in the near cache: taking the refresh lock is the first store call.
+    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // Redis stalls: the lock's SET NX times out here and runs when Redis wakes up, leaving a
+    // lock (15 s by default) that no request holds.
+    redis.pause();
+    let stalled = call(&browser, &stack.bff_url, "/api/whoami").await;
+    redis.resume();
+    error_of(&stalled, 503, "store_unavailable").await;
+    let started = std::time::Instant::now();
+    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+
+    assert_eq!(page.status, 200, "{}", page.body);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "not held up until the orphaned lock expires: {waited:?}");
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
+}
+
+#[tokio::test]
 async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_the_consumed_refresh_token() {
     let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
     let browser = logged_in(&stack, USER).await;

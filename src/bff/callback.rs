@@ -174,7 +174,8 @@ async fn finish(
         last_seen: now,
         client: session.client().clone(),
     };
-    let token_record = TokenRecord::from_response(&tokens, expires_at, None);
+    let token_record =
+        TokenRecord::from_response(&tokens, expires_at, None, state.config.logout_id_token_hint);
     state.tokens.store_new(&record.handle, &token_record).await?;
     session.start(&record).map_err(|e| CallbackError::Store(StoreError::Unavailable(e.to_string())))?;
     Ok(attempt.return_to.clone())

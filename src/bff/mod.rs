@@ -114,7 +114,8 @@ impl Application {
             tokens::RefreshTiming::from_config(&config),
             metrics.clone(),
         )
-        .with_near_cache(cache.clone());
+        .with_near_cache(cache.clone())
+        .keeping_id_token(config.logout_id_token_hint);
         let registry = web::Data::new(metrics.registry.clone());
         let idle = config.session.idle_timeout_secs;
         let session_store =

@@ -94,8 +94,37 @@ impl RefreshLock {
     /// Takes the lock of the session whose hashed handle is `hashed`, if it is free.
     pub async fn try_acquire(&self, hashed: &str) -> Result<Option<Held>, StoreError> {
         let owner = crate::crypto::random_token(16).into_bytes();
-        let taken = self.store.set_nx(&lock_key(hashed), &owner, self.ttl).await?;
-        Ok(taken.then(|| Held { hashed: hashed.to_string(), owner }))
+        match self.store.set_nx(&lock_key(hashed), &owner, self.ttl).await {
+            Ok(taken) => Ok(taken.then(|| Held { hashed: hashed.to_string(), owner })),
+            Err(e) => {
+                self.clear_orphan(hashed, owner);
+                Err(e)
+            }
+        }
+    }
+
+    /// After a `SET NX` that failed on our side (typically timed out against a stalled store),
+    /// the command may still run once the store wakes up: the lock would then be ours with
+    /// nobody to release it, and every request of the session would wait for its expiry.
+    /// Deletes it — only if it holds our owner value — in the background, looking again with
+    /// growing pauses until it was found and deleted (then the waiters are told to look again)
+    /// or could no longer exist.
+    fn clear_orphan(&self, hashed: &str, owner: Vec<u8>) {
+        let (key, channel) = (lock_key(hashed), channel(hashed));
+        let store = self.store.clone();
+        let give_up = Instant::now() + self.ttl;
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            while Instant::now() < give_up {
+                tokio::time::sleep(pause).await;
+                if let Ok(true) = store.compare_and_delete(&key, &owner).await {
+                    tracing::info!("a refresh lock left by a failed store call was released");
+                    let _ = store.publish(&channel, Notice::Done.payload()).await;
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        });
     }
 
     /// Releases `held` (only if still ours) and wakes every waiter with `notice`. Store errors

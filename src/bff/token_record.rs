@@ -22,7 +22,8 @@ pub struct TokenRecord {
     /// When the refresh token expires, if the provider said.
     #[serde(default)]
     pub refresh_expires_at: Option<i64>,
-    /// The latest ID token (`id_token_hint` at logout).
+    /// The latest ID token, kept only for `bff.logout_id_token_hint` (its `id_token_hint`): by
+    /// default nothing reads it after the login, and it is about half of the record.
     #[serde(default)]
     pub id_token: Option<Secret>,
     /// The session's absolute expiry: the record's TTL.
@@ -34,10 +35,12 @@ const DEFAULT_EXPIRES_IN: u64 = 60;
 
 impl TokenRecord {
     /// The record for a token response; members the response lacks are kept from `previous`.
+    /// The ID token is kept only when `keep_id_token`.
     pub fn from_response(
         res: &TokenResponse,
         session_expires_at: i64,
         previous: Option<&TokenRecord>,
+        keep_id_token: bool,
     ) -> Self {
         let now = crate::clock::now();
         let refresh_expires_at = match (res.refresh_expires_in, res.refresh_token.is_some()) {
@@ -54,7 +57,11 @@ impl TokenRecord {
                 .clone()
                 .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
             refresh_expires_at,
-            id_token: res.id_token.clone().or_else(|| previous.and_then(|p| p.id_token.clone())),
+            id_token: res
+                .id_token
+                .clone()
+                .or_else(|| previous.and_then(|p| p.id_token.clone()))
+                .filter(|_| keep_id_token),
             session_expires_at,
         }
     }

@@ -94,6 +94,7 @@ pub struct TokenCare {
     lock: RefreshLock,
     metrics: Arc<BffMetrics>,
     cache: NearCache,
+    keep_id_token: bool,
 }
 
 impl TokenCare {
@@ -120,7 +121,14 @@ impl TokenCare {
             lock,
             metrics,
             cache,
+            keep_id_token: false,
         }
+    }
+
+    /// Keeps the ID token in refreshed records (`bff.logout_id_token_hint`).
+    pub fn keeping_id_token(mut self, keep: bool) -> Self {
+        self.keep_id_token = keep;
+        self
     }
 
     /// Keeps token records read on the hot path in `cache` (announcing every write to it).

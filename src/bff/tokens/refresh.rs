@@ -216,7 +216,12 @@ impl TokenCare {
             }
         };
         let rotated = response.refresh_token.as_ref().is_some_and(|new| *new != refresh_token);
-        let mut new = TokenRecord::from_response(&response, record.session_expires_at, Some(&record));
+        let mut new = TokenRecord::from_response(
+            &response,
+            record.session_expires_at,
+            Some(&record),
+            self.keep_id_token,
+        );
         if let Some(t) = new.refresh_expires_at {
             new.session_expires_at = new.session_expires_at.min(t);
         }
