@@ -155,7 +155,7 @@ impl Application {
                         .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
                 )
                 .build();
-            // Per worker: see `upstream::WorkerClient`.
+            // Per worker: see `upstream_client::WorkerClient`.
             let upstream = web::Data::new(upstream_client::WorkerClient::new(pool_idle_secs));
             App::new()
                 .app_data(state.clone())

@@ -79,12 +79,6 @@ pub async fn proxy(
     full_path.push_str(path.as_str());
     url.set_path(&full_path);
     url.set_query(req.uri().query());
-    if url.scheme() != base.scheme()
-        || url.host() != base.host()
-        || url.port_or_known_default() != base.port_or_known_default()
-    {
-        return Err(bad_path());
-    }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
     let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
     let over_limit = Arc::new(AtomicBool::new(false));

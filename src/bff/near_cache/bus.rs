@@ -3,7 +3,7 @@
 //! hint), and — from the bus itself — when messages may have been lost (everything is forgotten).
 
 use super::{Inner, NearCache};
-use crate::store::Event;
+use crate::store::{Event, Store};
 use std::sync::Weak;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -16,39 +16,29 @@ pub const INVALIDATE_CHANNEL: &str = "near-cache-invalidate";
 pub const LINK_CHANNEL: &str = "near-cache-link";
 
 impl NearCache {
+    /// The store announcements go through: this cache's, or the announcing-only one's.
+    fn announcer_store(&self) -> Option<&Store> {
+        self.inner.as_ref().map(|inner| &inner.store).or(self.announcer.as_ref())
+    }
+
     /// After `keys` were written or deleted: forgets them here and tells every other instance
     /// to. A failed announcement is logged; the entries elsewhere then live at most
     /// [`MAX_AGE`](super::MAX_AGE) (a store that cannot publish usually also broke the bus,
     /// which flushes).
     pub async fn announce(&self, keys: &[&str]) {
-        let store = match (&self.inner, &self.announcer) {
-            (Some(inner), _) => &inner.store,
-            (None, Some(store)) => store,
-            (None, None) => return,
-        };
+        let Some(store) = self.announcer_store() else { return };
         self.forget(keys);
-        let payload = keys.join("\n");
-        if let Err(e) = store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
-            tracing::warn!(error = %e, "a near-cache invalidation could not be announced");
-        }
+        publish_invalidation(store, keys.join("\n")).await;
     }
 
     /// Like [`Self::announce`], but the other instances are told in the background: for a
     /// change that is not a revocation (a refresh), so the request that made it does not wait
     /// for the publication. Forgotten here at once.
     pub fn announce_in_background(&self, keys: &[&str]) {
-        let store = match (&self.inner, &self.announcer) {
-            (Some(inner), _) => inner.store.clone(),
-            (None, Some(store)) => store.clone(),
-            (None, None) => return,
-        };
+        let Some(store) = self.announcer_store().cloned() else { return };
         self.forget(keys);
         let payload = keys.join("\n");
-        tokio::spawn(async move {
-            if let Err(e) = store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
-                tracing::warn!(error = %e, "a near-cache invalidation could not be announced");
-            }
-        });
+        tokio::spawn(async move { publish_invalidation(&store, payload).await });
     }
 
     /// Tells every instance which token record belongs to the new session at `session_key`,
@@ -60,6 +50,12 @@ impl NearCache {
         if let Err(e) = inner.store.publish(LINK_CHANNEL, payload.as_bytes()).await {
             tracing::warn!(error = %e, "a near-cache link could not be announced");
         }
+    }
+}
+
+async fn publish_invalidation(store: &Store, payload: String) {
+    if let Err(e) = store.publish(INVALIDATE_CHANNEL, payload.as_bytes()).await {
+        tracing::warn!(error = %e, "a near-cache invalidation could not be announced");
     }
 }
 
