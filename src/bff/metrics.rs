@@ -21,11 +21,52 @@ pub struct BffMetrics {
     /// `cloakroom_upstream_retries_total`: idempotent requests sent again on a fresh connection
     /// because the reused one turned out closed.
     pub upstream_retries: IntCounter,
+    /// The proxy's series of each configured route, in the configuration's order.
+    routes: Vec<RouteMetrics>,
+}
+
+/// How a proxied request ended, as the `status_class` label says it.
+#[derive(Debug, Clone, Copy)]
+pub enum ProxyOutcome {
+    /// The upstream answered with this status.
+    Status(u16),
+    /// No usable access token.
+    TokenError,
+    /// The upstream could not be reached, timed out, or the body was too large.
+    Error,
+}
+
+const STATUS_CLASSES: [&str; 8] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "token_error", "error"];
+
+impl ProxyOutcome {
+    fn index(self) -> usize {
+        match self {
+            Self::Status(s) if s < 600 => usize::from(s / 100),
+            Self::TokenError => 6,
+            Self::Status(_) | Self::Error => 7,
+        }
+    }
+}
+
+/// One route's series, resolved at start so that a proxied request looks up no labels.
+pub struct RouteMetrics {
+    by_class: Vec<IntCounter>,
+    latency: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts one proxied request and its latency.
+    pub fn observe(&self, outcome: ProxyOutcome, elapsed: std::time::Duration) {
+        if let Some(counter) = self.by_class.get(outcome.index()) {
+            counter.inc();
+        }
+        self.latency.observe(elapsed.as_secs_f64());
+    }
 }
 
 impl BffMetrics {
-    /// Creates and registers the metrics.
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// Creates and registers the metrics, with the proxy's series for `routes` (labels).
+    pub fn new(routes: &[&str]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let refresh = IntCounterVec::new(
             Opts::new("cloakroom_token_refresh_total", "Token refreshes by outcome"),
@@ -66,6 +107,13 @@ impl BffMetrics {
         for outcome in ["success", "session_expired", "unavailable", "store_error", "wait_timeout"] {
             refresh.with_label_values(&[outcome]);
         }
+        let routes = routes
+            .iter()
+            .map(|route| RouteMetrics {
+                by_class: STATUS_CLASSES.iter().map(|c| proxy_requests.with_label_values(&[route, c])).collect(),
+                latency: proxy_latency.with_label_values(&[route]),
+            })
+            .collect();
         Ok(Self {
             registry,
             refresh,
@@ -74,6 +122,12 @@ impl BffMetrics {
             proxy_latency,
             near_cache,
             upstream_retries,
+            routes,
         })
+    }
+
+    /// The series of the `index`-th configured route.
+    pub fn route(&self, index: usize) -> Option<&RouteMetrics> {
+        self.routes.get(index)
     }
 }

@@ -22,6 +22,7 @@ pub mod paths;
 pub mod provider;
 mod proxy;
 pub mod refresh_lock;
+mod request_scope;
 pub mod session;
 pub mod session_store;
 pub mod sessions;
@@ -103,7 +104,8 @@ impl Application {
             client_id: config.oidc.client_id.clone(),
             client_secret: config.oidc.client_secret.clone(),
         };
-        let metrics = Arc::new(metrics::BffMetrics::new().map_err(other)?);
+        let route_labels: Vec<&str> = config.routes.iter().map(|r| r.path.as_str()).collect();
+        let metrics = Arc::new(metrics::BffMetrics::new(&route_labels).map_err(other)?);
         let cache = near_cache::NearCache::new(&store, config.near_cache_entries, &metrics.near_cache);
         let tokens = tokens::TokenCare::new(
             store.clone(),

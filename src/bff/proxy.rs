@@ -2,6 +2,7 @@
 //! input never picks the host or scheme). Bodies stream both ways.
 
 use super::csrf;
+use super::metrics::ProxyOutcome;
 use super::paths::{UpstreamPath, strip_route};
 use super::session::TypedSession;
 use super::state::BffState;
@@ -17,9 +18,6 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// Metric labels by the first digit of the upstream status, without formatting per request.
-const STATUS_CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
@@ -45,12 +43,15 @@ pub async fn proxy(
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
     let raw_path = req.uri().path();
-    let Some((route, rest)) =
-        state.config.routes.iter().find_map(|r| strip_route(raw_path, r.path.as_str()).map(|rest| (r, rest)))
+    let Some((index, route, rest)) = state
+        .config
+        .routes
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| strip_route(raw_path, r.path.as_str()).map(|rest| (i, r, rest)))
     else {
         return Err(not_found());
     };
-    let route_label = route.path.as_str();
     if refused_method(req.method()) {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -90,14 +91,17 @@ pub async fn proxy(
     let out = Outgoing { method, url, headers: forward_headers(&req, &state), body, over_limit };
 
     let started = Instant::now();
-    let result = send_with_token(&state, &client, &record.handle, out).await;
-    let status_class = match &result {
-        Ok(res) => STATUS_CLASSES.get(usize::from(res.status().as_u16() / 100)).copied().unwrap_or("error"),
-        Err(UpstreamError::Token(_)) => "token_error",
-        Err(_) => "error",
+    // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does
+    // not carry the whole upstream exchange's state through those copies.
+    let result = Box::pin(send_with_token(&state, &client, &record.handle, out)).await;
+    let outcome = match &result {
+        Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
+        Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
+        Err(_) => ProxyOutcome::Error,
     };
-    state.metrics.proxy_requests.with_label_values(&[route_label, status_class]).inc();
-    state.metrics.proxy_latency.with_label_values(&[route_label]).observe(started.elapsed().as_secs_f64());
+    if let Some(metrics) = state.metrics.route(index) {
+        metrics.observe(outcome, started.elapsed());
+    }
     let res = result.map_err(|e| {
         if let UpstreamError::Token(t) = &e {
             end_session_if_needed(&session, t);

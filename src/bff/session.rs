@@ -3,6 +3,7 @@
 //! use [`TypedSession`] only — never raw `session.get("…")`.
 
 use super::client_info::ClientInfo;
+use super::request_scope;
 use crate::config::{ClientBinding, Secret};
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
@@ -10,8 +11,10 @@ use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 
-const RECORD_KEY: &str = "rec";
+/// The key of the record in actix-session's state map.
+pub const RECORD_KEY: &str = "rec";
 
 /// What the BFF knows about a logged-in browser. Tokens are elsewhere (`tokens.rs`), reached
 /// through `handle`.
@@ -100,15 +103,8 @@ impl TypedSession {
     /// The current record, or `None` when there is no live session. An expired one is purged.
     /// Activity slides the idle expiry forward (written back when it moved by at least a tenth
     /// of the idle timeout, so busy sessions do not rewrite their state on every request).
-    pub fn current(&self, idle_timeout_secs: u64) -> Result<Option<SessionRecord>, SessionError> {
-        let record = match self.session.get::<SessionRecord>(RECORD_KEY) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(None),
-            Err(_) => {
-                self.session.purge();
-                return Ok(None);
-            }
-        };
+    pub fn current(&self, idle_timeout_secs: u64) -> Result<Option<Arc<SessionRecord>>, SessionError> {
+        let Some(record) = self.record() else { return Ok(None) };
         let now = crate::clock::now();
         if now >= record.expires_at || now >= record.idle_expires_at {
             self.session.purge();
@@ -121,11 +117,30 @@ impl TypedSession {
         let slid = (now + idle_timeout_secs as i64).min(record.expires_at);
         if slid - record.idle_expires_at >= (idle_timeout_secs / 10) as i64 && slid > record.idle_expires_at {
             // "Last seen" rides on this throttled write: no store write per request.
-            let record = SessionRecord { idle_expires_at: slid, last_seen: now, ..record };
+            let record = SessionRecord { idle_expires_at: slid, last_seen: now, ..(*record).clone() };
             self.session.insert(RECORD_KEY, &record).map_err(|e| SessionError::Write(e.to_string()))?;
-            return Ok(Some(record));
+            return Ok(Some(Arc::new(record)));
         }
         Ok(Some(record))
+    }
+
+    /// The record in the session state: the one the store loaded and parsed for this request
+    /// when the state still holds that exact JSON, else parsed here. An unreadable record
+    /// ends the session.
+    fn record(&self) -> Option<Arc<SessionRecord>> {
+        let loaded = self.session.entries().get(RECORD_KEY).map(|raw| request_scope::loaded_record(raw));
+        match loaded {
+            None => None,
+            Some(Some(record)) => Some(record),
+            Some(None) => match self.session.get::<SessionRecord>(RECORD_KEY) {
+                Ok(Some(r)) => Some(Arc::new(r)),
+                Ok(None) => None,
+                Err(_) => {
+                    self.session.purge();
+                    None
+                }
+            },
+        }
     }
 }
 

@@ -5,39 +5,30 @@
 //! 503 `store_unavailable` instead of actix-session's opaque 500 — never into a logout.
 
 use super::near_cache::NearCache;
-use super::session::SessionRecord;
+use super::request_scope::{ParsedRecord, note_store_failure, remember_loaded};
+pub use super::request_scope::watch_store_failures;
+use super::session::{RECORD_KEY, SessionRecord};
 use super::state::Keys;
 use super::tokens::{CachedTokens, cache_tokens, tokens_key};
 use crate::store::{Store, StoreError};
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 type SessionState = HashMap<String, String>;
 
-tokio::task_local! {
-    static STORE_FAILED: Cell<bool>;
-}
-
-/// Runs `fut` (the rest of the middleware chain) and reports whether any session store call
-/// inside it failed.
-pub async fn watch_store_failures<F: Future>(fut: F) -> (F::Output, bool) {
-    STORE_FAILED
-        .scope(Cell::new(false), async move {
-            let out = fut.await;
-            let failed = STORE_FAILED.with(Cell::get);
-            (out, failed)
-        })
-        .await
-}
-
 fn note_failure(e: &StoreError) {
     tracing::warn!(error = %e, "session store call failed");
-    let _ = STORE_FAILED.try_with(|f| f.set(true));
+    note_store_failure();
+}
+
+/// What the near cache keeps of a session: the state handed to actix-session and its record,
+/// parsed once per load rather than once per request.
+struct CachedSession {
+    state: SessionState,
+    parsed: Option<Arc<ParsedRecord>>,
 }
 
 /// Length of a session id: 32 random bytes, base64url without padding.
@@ -124,10 +115,14 @@ impl BffSessionStore {
 
     /// A session's state from the near cache, else from the store (then cached). When this
     /// instance knows the session's token record key but does not hold the record, both are
-    /// read in one round trip, so a miss costs one round trip, not two.
+    /// read in one round trip, so a miss costs one round trip, not two. The parsed record is
+    /// handed to the request's scope either way.
     async fn read_state_cached(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
-        if let Some(state) = self.cache.get::<SessionState>(key) {
-            return Ok(Some((*state).clone()));
+        if let Some(cached) = self.cache.get::<CachedSession>(key) {
+            if let Some(parsed) = &cached.parsed {
+                remember_loaded(parsed.clone());
+            }
+            return Ok(Some(cached.state.clone()));
         }
         let ticket = self.cache.begin(key);
         let linked = self.cache.link(key).filter(|t| self.cache.peek::<CachedTokens>(t).is_none());
@@ -145,12 +140,16 @@ impl BffSessionStore {
         };
         let Some(sealed) = sealed else { return Ok(None) };
         let Some(state) = self.open_state(key, &sealed).await else { return Ok(None) };
-        if let Some(record) = SessionRecord::from_state(&state) {
+        let parsed = state.get(RECORD_KEY).and_then(|raw| ParsedRecord::parse(raw)).map(Arc::new);
+        if let Some(parsed) = parsed {
+            let record = &parsed.record;
             if linked.is_none() {
                 self.cache.set_link(key, tokens_key(&self.keys, record.handle.expose()));
             }
             let expires_at = record.idle_expires_at.min(record.expires_at);
-            self.cache.fill(key, ticket, Arc::new(state.clone()), expires_at);
+            remember_loaded(parsed.clone());
+            let cached = CachedSession { state: state.clone(), parsed: Some(parsed) };
+            self.cache.fill(key, ticket, Arc::new(cached), expires_at);
         }
         Ok(Some(state))
     }
