@@ -195,6 +195,7 @@ impl Application {
         })
         // Nagle on an accepted socket stalls streamed responses by up to 40 ms.
         .tcp_nodelay(true)
+        .on_connect(upstream::PeerHeader::on_connect)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(other)?

@@ -65,22 +65,19 @@ impl UpstreamPath {
             return Err(PathError::NotNormal);
         }
         let decoded = percent_decode_str(raw_rest).decode_utf8().map_err(|_| PathError::NotNormal)?;
-        let lower = decoded.to_ascii_lowercase();
         if has_forbidden_char(&decoded)
             || decoded.contains("//")
-            || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
-            || raw_rest.to_ascii_lowercase().contains("%2f")
-            || raw_rest.to_ascii_lowercase().contains("%5c")
+            || ["%2e", "%2f", "%5c"].iter().any(|e| contains_ignore_case(&decoded, e))
+            || ["%2f", "%5c"].iter().any(|e| contains_ignore_case(raw_rest, e))
         {
             return Err(PathError::NotNormal);
         }
-        let segments: Vec<&str> = decoded[1..].split('/').collect();
-        let last = segments.len() - 1;
-        for (i, seg) in segments.iter().enumerate() {
+        let mut segments = decoded[1..].split('/').peekable();
+        while let Some(seg) = segments.next() {
             // Servlet containers (Tomcat, Jetty) drop `;params` before resolving dot segments,
             // so `..;` climbs out of the route's base just like `..` does.
             let name = seg.split(';').next().unwrap_or(seg);
-            if name == "." || name == ".." || (seg.is_empty() && i != last) {
+            if name == "." || name == ".." || (seg.is_empty() && segments.peek().is_some()) {
                 return Err(PathError::NotNormal);
             }
         }
@@ -91,6 +88,11 @@ impl UpstreamPath {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// True when `haystack` contains `needle`, ASCII case ignored (without lower-casing a copy).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The remainder of `raw_path` under `prefix`, when `raw_path` is `prefix` or `prefix/…`

@@ -124,6 +124,11 @@ impl BffSessionStore {
             }
             return Ok(Some(cached.state.clone()));
         }
+        // Boxed: store futures are large, and the hit above is the common case.
+        Box::pin(self.read_state_uncached(key)).await
+    }
+
+    async fn read_state_uncached(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
         let ticket = self.cache.begin(key);
         let linked = self.cache.link(key).filter(|t| self.cache.peek::<CachedTokens>(t).is_none());
         let sealed = match &linked {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 pub struct Keys {
     /// Seals session state, token records and login attempts.
     pub sealer: Sealer,
-    /// Key of the keyed hash applied to every id before it becomes a store key or a log field.
-    pub id_hash_key: Vec<u8>,
+    /// The keyed hash applied to every id before it becomes a store key or a log field.
+    id_hasher: crate::crypto::KeyedHasher,
     /// Signs the session cookie (actix-session `CookieContentSecurity::Signed`).
     pub cookie_key: actix_web::cookie::Key,
     /// Cookie keys of the older session keys: signatures made with them are still accepted.
@@ -43,18 +43,22 @@ impl Keys {
     pub fn derive(keys: &[[u8; 32]], id_hash_key: Option<&[u8; 32]>) -> Self {
         let first = keys.first().copied().unwrap_or_else(crate::crypto::random_bytes::<32>);
         let id_hash_key = match id_hash_key {
-            Some(k) => crate::crypto::keyed_hash(k, b"cloakroom-bff id hash").into_bytes(),
-            None => crate::crypto::keyed_hash(b"cloakroom-bff fixed id hash key", b"cloakroom-bff id hash")
-                .into_bytes(),
+            Some(k) => crate::crypto::keyed_hash(k, b"cloakroom-bff id hash"),
+            None => crate::crypto::keyed_hash(b"cloakroom-bff fixed id hash key", b"cloakroom-bff id hash"),
         };
         let mut cookie_keys = std::iter::once(&first).chain(keys.iter().skip(1)).map(cookie_key_of);
         let cookie_key = cookie_keys.next().unwrap_or_else(|| cookie_key_of(&first));
-        Self { sealer: Sealer::new(keys), id_hash_key, cookie_key, old_cookie_keys: cookie_keys.collect() }
+        Self {
+            sealer: Sealer::new(keys),
+            id_hasher: crate::crypto::KeyedHasher::new(id_hash_key.as_bytes()),
+            cookie_key,
+            old_cookie_keys: cookie_keys.collect(),
+        }
     }
 
     /// The keyed hash of an id: what appears in store keys and logs instead of the id.
     pub fn hash_id(&self, id: &str) -> String {
-        crate::crypto::keyed_hash(&self.id_hash_key, id.as_bytes())
+        self.id_hasher.hash(id.as_bytes())
     }
 }
 

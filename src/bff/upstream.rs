@@ -121,6 +121,20 @@ pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
         || n.starts_with("access-control-")
 }
 
+/// A connection's peer address as an `X-Forwarded-For` value, made when the connection is
+/// accepted ([`PeerHeader::on_connect`]) rather than formatted on every request.
+pub struct PeerHeader(reqwest::header::HeaderValue);
+
+impl PeerHeader {
+    /// For `HttpServer::on_connect`: keeps the peer's address of a TCP connection.
+    pub fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+        let peer = conn.downcast_ref::<actix_web::rt::net::TcpStream>().and_then(|s| s.peer_addr().ok());
+        if let Some(v) = peer.and_then(|a| reqwest::header::HeaderValue::from_str(&a.ip().to_string()).ok()) {
+            data.insert(PeerHeader(v));
+        }
+    }
+}
+
 /// The headers sent upstream: the browser's minus the dropped ones, plus our own
 /// `X-Forwarded-For/Proto/Host`. `Authorization` is added per attempt.
 pub fn forward_headers(req: &HttpRequest, state: &BffState) -> reqwest::header::HeaderMap {
@@ -137,8 +151,11 @@ pub fn forward_headers(req: &HttpRequest, state: &BffState) -> reqwest::header::
             out.append(n, v);
         }
     }
-    // Only the peer changes per request; the public URL's parts were computed at start.
-    let peer = req.peer_addr().and_then(|a| HeaderValue::from_str(&a.ip().to_string()).ok());
+    // The public URL's parts were computed at start, the peer's address once per connection.
+    let peer = match req.conn_data::<PeerHeader>() {
+        Some(PeerHeader(v)) => Some(v.clone()),
+        None => req.peer_addr().and_then(|a| HeaderValue::from_str(&a.ip().to_string()).ok()),
+    };
     for (name, value) in [
         ("x-forwarded-for", peer),
         ("x-forwarded-proto", state.public.forwarded_proto.clone()),

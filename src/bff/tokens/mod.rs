@@ -177,9 +177,13 @@ impl TokenCare {
         if let Some(cached) = self.cache.get::<CachedTokens>(&key) {
             return Ok(Some(cached));
         }
-        let ticket = self.cache.begin(&key);
-        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-        Ok(cache_tokens(&self.store, &self.cache, &self.keys, &key, ticket, raw).await)
+        // Boxed: store futures are large, and the hit above is the common case.
+        Box::pin(async {
+            let ticket = self.cache.begin(&key);
+            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+            Ok(cache_tokens(&self.store, &self.cache, &self.keys, &key, ticket, raw).await)
+        })
+        .await
     }
 
     /// Deletes the token record at `key` (the grant ended) everywhere, caches included.
@@ -202,7 +206,9 @@ impl TokenCare {
             return Ok(record.access_token.clone());
         }
         let skew = self.skew_secs;
-        self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew)).await
+        // Boxed: the refresh's state (lock, provider call, store writes) is large, and every
+        // proxied request's future would otherwise carry — and copy — it.
+        Box::pin(self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew))).await
     }
 
     /// After an upstream refused `rejected` as `invalid_token`: refresh unless another request
@@ -213,6 +219,6 @@ impl TokenCare {
         rejected: &Secret,
     ) -> Result<Secret, TokenError> {
         let rejected = rejected.clone();
-        self.refresh_locked(handle, false, move |r| r.access_token == rejected).await
+        Box::pin(self.refresh_locked(handle, false, move |r| r.access_token == rejected)).await
     }
 }
