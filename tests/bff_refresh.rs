@@ -274,6 +274,34 @@ async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_
 }
 
 #[tokio::test]
+async fn a_refresh_token_taken_by_a_write_that_timed_out_but_ran_later_is_put_back_stalling_proxy() {
+    let redis = common::redis::RedisServer::start();
+    let proxy = common::stall_proxy::StallProxy::start(redis.port()).await;
+    let stack =
+        Stack::start(short_lived_tokens(StackConfig::new()).set("bff.redis_url", json!(proxy.url()))).await;
+    wait_ready(&stack.bff_url).await;
+    let browser = logged_in(&stack, USER).await;
+    // A first refresh: Redis then knows the swap script (as it would in production; the
+    // first-ever call of a script fails with NOSCRIPT, which would spoil the late run).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // The refresh's write-ahead (the first script call: lock, read, then the swap that takes
+    // the refresh token out) times out here (the harness's store timeout is 1 s) and reaches
+    // Redis 600 ms after that.
+    proxy.stall_next_script(Duration::from_millis(1600));
+    let stalled = call(&browser, &stack.bff_url, "/api/whoami").await;
+    error_of(&stalled, 503, "store_unavailable").await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+
+    assert_eq!(page.status, 200, "the session survives: {}", page.body);
+    let refreshes = provider_refreshes(&stack.auth_url).await;
+    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (2, 0), "{refreshes:?}");
+}
+
+#[tokio::test]
 async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_the_consumed_refresh_token() {
     let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
     let browser = logged_in(&stack, USER).await;

@@ -110,7 +110,10 @@ impl BffMetrics {
         let routes = routes
             .iter()
             .map(|route| RouteMetrics {
-                by_class: STATUS_CLASSES.iter().map(|c| proxy_requests.with_label_values(&[route, c])).collect(),
+                by_class: STATUS_CLASSES
+                    .iter()
+                    .map(|c| proxy_requests.with_label_values(&[route, c]))
+                    .collect(),
                 latency: proxy_latency.with_label_values(&[route]),
             })
             .collect();

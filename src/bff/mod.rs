@@ -106,7 +106,12 @@ impl Application {
         };
         let route_labels: Vec<&str> = config.routes.iter().map(|r| r.path.as_str()).collect();
         let metrics = Arc::new(metrics::BffMetrics::new(&route_labels).map_err(other)?);
-        let cache = near_cache::NearCache::new(&store, config.near_cache_entries, &metrics.near_cache);
+        let cache = near_cache::NearCache::new(
+            &store,
+            config.near_cache_entries,
+            std::time::Duration::from_secs(config.session.absolute_timeout_secs),
+            &metrics.near_cache,
+        );
         let tokens = tokens::TokenCare::new(
             store.clone(),
             keys.clone(),

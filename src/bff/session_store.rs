@@ -5,8 +5,8 @@
 //! 503 `store_unavailable` instead of actix-session's opaque 500 — never into a logout.
 
 use super::near_cache::NearCache;
-use super::request_scope::{ParsedRecord, note_store_failure, remember_loaded};
 pub use super::request_scope::watch_store_failures;
+use super::request_scope::{ParsedRecord, note_store_failure, remember_loaded};
 use super::session::{RECORD_KEY, SessionRecord};
 use super::state::Keys;
 use super::tokens::{CachedTokens, cache_tokens, tokens_key};
@@ -149,7 +149,11 @@ impl BffSessionStore {
         if let Some(parsed) = parsed {
             let record = &parsed.record;
             if linked.is_none() {
-                self.cache.set_link(key, tokens_key(&self.keys, record.handle.expose()));
+                self.cache.set_link(
+                    key,
+                    tokens_key(&self.keys, record.handle.expose()),
+                    Some(record.expires_at),
+                );
             }
             let expires_at = record.idle_expires_at.min(record.expires_at);
             remember_loaded(parsed.clone());
@@ -226,7 +230,8 @@ impl SessionStore for BffSessionStore {
             return Err(SaveError::Other(anyhow::anyhow!("session id collision")));
         }
         if let Some(record) = SessionRecord::from_state(&state) {
-            self.cache.announce_link(&key, tokens_key(&self.keys, record.handle.expose())).await;
+            let tokens = tokens_key(&self.keys, record.handle.expose());
+            self.cache.announce_link(&key, tokens, record.expires_at).await;
             let index = async {
                 self.store.index_add(&sub_index_key(&record.sub), &hashed, record.expires_at).await?;
                 if let Some(sid) = &record.sid {

@@ -17,6 +17,7 @@ pub mod raw_http;
 pub mod redis;
 pub mod redis_cluster;
 pub mod redis_sentinel;
+pub mod stall_proxy;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

@@ -269,17 +269,20 @@ fn summarize(
     let refreshes: Vec<String> = refreshes.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
     let _ =
         writeln!(s, "Refreshes (`cloakroom_token_refresh_total`, all instances): {}.", refreshes.join(", "));
-    // Memory: "start" is the first sample after a tenth of the run (pools and caches warm).
-    let _ = writeln!(s, "\n| BFF instance | RSS start | RSS half-way | RSS end | RSS max |");
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    // Memory: "start" is the first sample after a tenth of the run (pools and caches warm);
+    // then every fifth of the run, so a level and a slope can be told apart.
+    let _ = writeln!(s, "\n| BFF instance | RSS start (10 %) | 20 % | 40 % | 60 % | 80 % | end | max |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for (i, samples) in rss.per_bff.iter().enumerate() {
         let at =
             |secs: f64| samples.iter().find(|(t, _)| *t >= secs).or(samples.last()).map_or(0, |(_, b)| *b);
         let last = samples.last().map_or(0, |(_, b)| *b);
         let max = samples.iter().map(|(_, b)| *b).max().unwrap_or(0);
-        let (start, half) = (at(opts.secs as f64 / 10.0), at(opts.secs as f64 / 2.0));
-        let _ =
-            writeln!(s, "| bff{i} | {} MB | {} MB | {} MB | {} MB |", mb(start), mb(half), mb(last), mb(max));
+        let mut row = format!("| bff{i} | {} MB", mb(at(opts.secs as f64 / 10.0)));
+        for fifth in 1..=4 {
+            let _ = write!(row, " | {} MB", mb(at(opts.secs as f64 * fifth as f64 / 5.0)));
+        }
+        let _ = writeln!(s, "{row} | {} MB | {} MB |", mb(last), mb(max));
     }
     s
 }

@@ -41,12 +41,13 @@ impl NearCache {
         tokio::spawn(async move { publish_invalidation(&store, payload).await });
     }
 
-    /// Tells every instance which token record belongs to the new session at `session_key`,
-    /// so that even its first request there reads both in one round trip.
-    pub async fn announce_link(&self, session_key: &str, tokens_key: String) {
+    /// Tells every instance which token record belongs to the new session at `session_key`
+    /// (absolute expiry `expires_at`, Unix seconds), so that even its first request there reads
+    /// both in one round trip.
+    pub async fn announce_link(&self, session_key: &str, tokens_key: String, expires_at: i64) {
         let Some(inner) = &self.inner else { return };
         let payload = format!("{session_key}\n{tokens_key}");
-        self.set_link(session_key, tokens_key);
+        self.set_link(session_key, tokens_key, Some(expires_at));
         if let Err(e) = inner.store.publish(LINK_CHANNEL, payload.as_bytes()).await {
             tracing::warn!(error = %e, "a near-cache link could not be announced");
         }
@@ -73,7 +74,8 @@ pub(super) async fn listen(cache: Weak<Inner>, mut rx: tokio::sync::broadcast::R
             }
             Ok(Event::Message { channel, payload }) if channel == LINK_CHANNEL => {
                 if let Some((session, tokens)) = String::from_utf8_lossy(&payload).split_once('\n') {
-                    cache.set_link(session, tokens.to_string());
+                    // A new session: it lives at most the configured absolute lifetime.
+                    cache.set_link(session, tokens.to_string(), None);
                 }
             }
             Ok(Event::Message { .. }) => {}

@@ -18,7 +18,10 @@
 //!   deleted record back (no resurrection).
 //!
 //! Entries live until their record's own expiry, at most [`MAX_AGE`] (a bound on staleness if
-//! a writer could write but not announce), and the cache holds at most `capacity` keys.
+//! a writer could write but not announce), and the cache holds at most `capacity` keys. Dead
+//! entries (expired values, links of expired sessions, markers of reads that never finished)
+//! are swept every [`SWEEP_EVERY`], so what an instance holds follows its live sessions, not
+//! how many it has seen.
 
 mod bus;
 
@@ -35,11 +38,14 @@ use std::time::{Duration, Instant};
 /// Longest an entry is served without being read again.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 
+/// How often dead entries are swept (by the next read that misses).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 type Value = Arc<dyn Any + Send + Sync>;
 
 enum Slot {
-    /// A read is under way; only the read holding this ticket may fill the slot.
-    Loading { ticket: u64 },
+    /// A read is under way (since `since`); only the read holding this ticket may fill the slot.
+    Loading { ticket: u64, since: Instant },
     /// A value, valid until `expires` and only under bus generation `generation`.
     Ready { value: Value, expires: Instant, generation: u64 },
 }
@@ -52,9 +58,14 @@ struct Inner {
     capacity: usize,
     /// Read-locked on the hot path (lookups), write-locked by reads that miss and by invalidations.
     slots: RwLock<HashMap<String, Slot>>,
-    /// Session key → its token record's key. Immutable for a session's life, so it survives
-    /// invalidations and lets a reload fetch both records in one round trip.
-    links: Mutex<HashMap<String, String>>,
+    /// Session key → its token record's key, until the session's absolute expiry. Immutable
+    /// for a session's life, so it survives invalidations and lets a reload fetch both records
+    /// in one round trip.
+    links: Mutex<HashMap<String, Link>>,
+    /// How long a link announced by another instance is kept (the absolute session lifetime).
+    link_age: Duration,
+    /// When dead entries were last swept.
+    swept: Mutex<Instant>,
     tickets: AtomicU64,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -76,6 +87,11 @@ fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Link {
+    tokens_key: String,
+    expires: Instant,
 }
 
 /// Proof that a read started while the bus was live; hands the result to [`NearCache::fill`].
@@ -104,16 +120,17 @@ impl std::fmt::Debug for NearCache {
 
 impl NearCache {
     /// A cache of at most `capacity` entries over `store`, listening to its event bus, counting
-    /// lookups in `lookups{outcome}`. Must be called inside a Tokio runtime.
-    pub fn new(store: &Store, capacity: usize, lookups: &IntCounterVec) -> Self {
+    /// lookups in `lookups{outcome}`; `session_lifetime` bounds how long links announced by
+    /// other instances are kept. Must be called inside a Tokio runtime.
+    pub fn new(store: &Store, capacity: usize, session_lifetime: Duration, lookups: &IntCounterVec) -> Self {
         if capacity == 0 || matches!(store, Store::Memory(_)) {
             return Self::announcing_only(store);
         }
-        Self::listening(store, capacity, lookups)
+        Self::listening(store, capacity, session_lifetime, lookups)
     }
 
     /// A cache over any store, the in-process one included (unit tests).
-    fn listening(store: &Store, capacity: usize, lookups: &IntCounterVec) -> Self {
+    fn listening(store: &Store, capacity: usize, link_age: Duration, lookups: &IntCounterVec) -> Self {
         let bus = store.events().clone();
         // Subscribed before the first lookup can happen: no message is missed in between.
         let rx = bus.subscribe();
@@ -125,6 +142,8 @@ impl NearCache {
             capacity,
             slots: RwLock::default(),
             links: Mutex::default(),
+            link_age,
+            swept: Mutex::new(Instant::now()),
             tickets: AtomicU64::new(0),
             listener: Mutex::default(),
         });
@@ -177,9 +196,10 @@ impl NearCache {
             return None;
         }
         let ticket = inner.tickets.fetch_add(1, Ordering::Relaxed);
+        inner.sweep_if_due();
         let mut slots = write(&inner.slots);
         make_room(&mut slots, inner.capacity);
-        slots.insert(key.to_string(), Slot::Loading { ticket });
+        slots.insert(key.to_string(), Slot::Loading { ticket, since: Instant::now() });
         Some(Ticket { ticket, generation })
     }
 
@@ -200,7 +220,7 @@ impl NearCache {
         let expires = Instant::now() + MAX_AGE.min(Duration::from_secs(left));
         let mut slots = write(&inner.slots);
         if let Some(slot) = slots.get_mut(key)
-            && matches!(slot, Slot::Loading { ticket: t } if *t == ticket.ticket)
+            && matches!(slot, Slot::Loading { ticket: t, .. } if *t == ticket.ticket)
         {
             *slot = Slot::Ready { value, expires, generation: ticket.generation };
         }
@@ -218,18 +238,23 @@ impl NearCache {
     /// The token record key linked to the session key `session_key`, if known.
     pub fn link(&self, session_key: &str) -> Option<String> {
         let inner = self.inner.as_ref()?;
-        lock(&inner.links).get(session_key).cloned()
+        lock(&inner.links).get(session_key).map(|l| l.tokens_key.clone())
     }
 
-    /// Remembers which token record belongs to the session at `session_key`.
-    pub fn set_link(&self, session_key: &str, tokens_key: String) {
+    /// Remembers which token record belongs to the session at `session_key`, until the
+    /// session's absolute expiry `expires_at` (Unix seconds; `None`: the longest a session lives).
+    pub fn set_link(&self, session_key: &str, tokens_key: String, expires_at: Option<i64>) {
         let Some(inner) = &self.inner else { return };
+        let expires = match expires_at {
+            Some(at) => Instant::now() + Duration::from_secs((at - crate::clock::now()).max(0) as u64),
+            None => Instant::now() + inner.link_age,
+        };
         let mut links = lock(&inner.links);
         if links.len() >= inner.capacity && !links.contains_key(session_key) {
             // Links are hints; losing some only costs a second round trip on a later miss.
             links.clear();
         }
-        links.insert(session_key.to_string(), tokens_key);
+        links.insert(session_key.to_string(), Link { tokens_key, expires });
     }
 
     /// Forgets everything (a gap on the bus).
@@ -237,6 +262,30 @@ impl NearCache {
         if let Some(inner) = &self.inner {
             write(&inner.slots).clear();
         }
+    }
+}
+
+impl Inner {
+    /// Drops dead entries when the last sweep is [`SWEEP_EVERY`] ago: expired values, markers
+    /// of reads older than [`MAX_AGE`] (a read that failed never fills its slot), and links of
+    /// sessions past their absolute expiry.
+    fn sweep_if_due(&self) {
+        self.sweep_if_due_at(Instant::now());
+    }
+
+    fn sweep_if_due_at(&self, now: Instant) {
+        {
+            let mut swept = lock(&self.swept);
+            if now.duration_since(*swept) < SWEEP_EVERY {
+                return;
+            }
+            *swept = now;
+        }
+        write(&self.slots).retain(|_, slot| match slot {
+            Slot::Ready { expires, .. } => *expires > now,
+            Slot::Loading { since, .. } => now.duration_since(*since) < MAX_AGE,
+        });
+        lock(&self.links).retain(|_, link| link.expires > now);
     }
 }
 
@@ -267,7 +316,7 @@ mod tests {
 
     fn cache_on(store: &Store, capacity: usize) -> NearCache {
         let lookups = IntCounterVec::new(prometheus::Opts::new("l", "l"), &["outcome"]).unwrap();
-        NearCache::listening(store, capacity, &lookups)
+        NearCache::listening(store, capacity, Duration::from_secs(3600), &lookups)
     }
 
     fn later() -> i64 {
@@ -341,5 +390,24 @@ mod tests {
         let held = c.inner.as_ref().map(|i| read(&i.slots).len()).unwrap_or(0);
         assert!(held <= 16, "{held}");
         assert_eq!(c.get::<i32>("k99").as_deref(), Some(&99), "the newest entry is kept");
+    }
+
+    #[tokio::test]
+    async fn dead_entries_are_swept_and_live_ones_kept() {
+        let c = cache(100);
+        let inner = c.inner.clone().unwrap();
+        let t = c.begin("served");
+        c.fill("served", t, Arc::new(1u32), later());
+        let _never_filled = c.begin("failed read");
+        c.set_link("short", "tokens:short".into(), Some(crate::clock::now() + 10));
+        c.set_link("long", "tokens:long".into(), Some(crate::clock::now() + 3000));
+        let held = || (read(&inner.slots).len(), lock(&inner.links).len());
+
+        inner.sweep_if_due_at(Instant::now() + Duration::from_secs(5));
+        assert_eq!(held(), (2, 2), "nothing is swept before SWEEP_EVERY");
+
+        inner.sweep_if_due_at(Instant::now() + MAX_AGE + SWEEP_EVERY);
+        assert_eq!(held(), (0, 1), "expired values, stale read markers and expired links go");
+        assert_eq!(c.link("long").as_deref(), Some("tokens:long"));
     }
 }

@@ -6,6 +6,7 @@
 //! access token is due, the `refresh` submodule renews it, once per session across requests and instances.
 
 mod refresh;
+mod undo;
 
 use super::metrics::BffMetrics;
 use super::near_cache::{NearCache, Ticket};

@@ -14,6 +14,7 @@
 //! `session_expired`) — never a reused refresh token. When the provider cannot be reached the
 //! token is put back.
 
+use super::undo::Undo;
 use super::{TokenCare, TokenError, TokenRecord};
 use crate::bff::refresh_lock::{Notice, Wake};
 use crate::config::Secret;
@@ -109,10 +110,18 @@ impl TokenCare {
             if matches!(last_notice, Some(Notice::Done) | None)
                 && let Some(held) = self.lock.try_acquire(&hashed).await?
             {
-                let (result, notice) = self.refresh_holding_lock(handle, key, current_usable, needed).await;
-                // Waiters hear of it right after; this request does not wait for the release.
+                let mut undo = None;
+                let (result, notice) =
+                    self.refresh_holding_lock(handle, key, current_usable, needed, &mut undo).await;
+                // Waiters hear of it right after; this request does not wait for the release
+                // (nor for the undo of a failed write-ahead, which must come before it).
                 let lock = self.lock.clone();
-                tokio::spawn(async move { lock.release(held, notice).await });
+                tokio::spawn(async move {
+                    if let Some(undo) = undo {
+                        undo.run().await;
+                    }
+                    lock.release(held, notice).await
+                });
                 return result;
             }
             let (_, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
@@ -150,6 +159,7 @@ impl TokenCare {
         key: &str,
         current_usable: bool,
         needed: &impl Fn(&TokenRecord) -> bool,
+        undo: &mut Option<Undo>,
     ) -> (Result<Secret, TokenError>, Notice) {
         let (raw, record) = match self.read(handle).await {
             Ok(Some(r)) => r,
@@ -172,7 +182,7 @@ impl TokenCare {
         };
 
         // Write-ahead: the refresh token leaves the store before it is used.
-        let taken = match self.take_refresh_token(key, &raw, &record).await {
+        let taken = match self.take_refresh_token(key, &raw, &record, undo).await {
             Ok(taken) => taken,
             Err(result) => return result,
         };
@@ -256,12 +266,14 @@ impl TokenCare {
     }
 
     /// Replaces the stored record (`raw`) by a copy without its refresh token. Returns the new
-    /// raw record, or the answer when that is impossible (nothing was sent to the provider).
+    /// raw record, or the answer when that is impossible (nothing was sent to the provider);
+    /// when the store call failed, `undo` is set to put the token back should it have run.
     async fn take_refresh_token(
         &self,
         key: &str,
         raw: &[u8],
         record: &TokenRecord,
+        undo: &mut Option<Undo>,
     ) -> Result<Vec<u8>, (Result<Secret, TokenError>, Notice)> {
         let mut without = record.clone();
         without.refresh_token = None;
@@ -270,7 +282,17 @@ impl TokenCare {
             Ok(true) => Ok(sealed),
             // Only a logout (or an expired lock) changes the record under the lock: re-read.
             Ok(false) => Err((Err(TokenError::AuthServerUnavailable), Notice::Done)),
-            Err(e) => Err((Err(e.into()), Notice::Done)),
+            Err(e) => {
+                *undo = Some(Undo {
+                    store: self.store.clone(),
+                    key: key.to_string(),
+                    taken: sealed,
+                    raw: raw.to_vec(),
+                    ttl: record.ttl(),
+                    until: tokio::time::Instant::now() + self.lock.ttl.saturating_sub(LOCK_MARGIN),
+                });
+                Err((Err(e.into()), Notice::Done))
+            }
         }
     }
 
