@@ -52,9 +52,17 @@ impl KeyedHasher {
 
     /// `keyed_hash(key, data)`.
     pub fn hash(&self, data: &[u8]) -> String {
+        self.hash_after("", data)
+    }
+
+    /// `prefix` followed by `keyed_hash(key, data)`, in one allocation (store keys).
+    pub fn hash_after(&self, prefix: &str, data: &[u8]) -> String {
         let mut mac = self.0.clone();
         mac.update(data);
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        let mut out = String::with_capacity(prefix.len() + 43);
+        out.push_str(prefix);
+        URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut out);
+        out
     }
 }
 
@@ -144,6 +152,7 @@ mod tests {
             assert_eq!(hasher.hash(data), keyed_hash(b"k", data));
         }
         assert_ne!(hasher.hash(b"first"), KeyedHasher::new(b"other").hash(b"first"));
+        assert_eq!(hasher.hash_after("p:", b"first"), format!("p:{}", keyed_hash(b"k", b"first")));
     }
 
     #[test]

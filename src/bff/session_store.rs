@@ -77,7 +77,7 @@ impl BffSessionStore {
     }
 
     fn key_of(&self, id: &str) -> String {
-        Self::key_of_hashed(&self.keys.hash_id(id))
+        self.keys.hashed_key("session:", id)
     }
 
     fn seal(&self, key: &str, state: &SessionState) -> Result<Vec<u8>, serde_json::Error> {

@@ -60,6 +60,11 @@ impl Keys {
     pub fn hash_id(&self, id: &str) -> String {
         self.id_hasher.hash(id.as_bytes())
     }
+
+    /// `prefix` followed by [`Keys::hash_id`] of `id` (a store key), in one allocation.
+    pub fn hashed_key(&self, prefix: &str, id: &str) -> String {
+        self.id_hasher.hash_after(prefix, id.as_bytes())
+    }
 }
 
 fn cookie_key_of(key: &[u8; 32]) -> actix_web::cookie::Key {

@@ -305,7 +305,10 @@ async fn attempt(
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = out.headers.clone();
-    let mut bearer = http::HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
+    let mut value = String::with_capacity(7 + token.expose().len());
+    value.push_str("Bearer ");
+    value.push_str(token.expose());
+    let mut bearer = http::HeaderValue::try_from(value).map_err(|_| {
         Attempt::Final(UpstreamError::Unavailable("the access token is not a header value".into()))
     })?;
     bearer.set_sensitive(true);

@@ -211,11 +211,13 @@ impl User {
             0..=39 => self.api_call(Call::ApiRead, Method::GET, "/api/notes", None).await,
             40..=54 => self.api_call(Call::ApiRead, Method::GET, "/api/whoami", None).await,
             55..=64 => self.api_call(Call::User, Method::GET, "/bff/user", None).await,
-            65..=79 => {
+            65..=77 => {
                 let text = format!("{{\"text\":\"soak note {}\"}}", self.rng.r#gen::<u32>());
                 self.api_call(Call::ApiWrite, Method::POST, "/api/notes", Some(text)).await
             }
-            80..=91 if !self.notes.is_empty() => {
+            // Deletes outnumber writes, so an account's notes stay under the resource server's
+            // per-user limit however long the soak runs.
+            78..=92 if !self.notes.is_empty() => {
                 let id = self.notes.swap_remove(0);
                 self.api_call(Call::ApiWrite, Method::DELETE, &format!("/api/notes/{id}"), None).await
             }
@@ -285,7 +287,6 @@ pub async fn run(id: usize, start_after: Duration, world: Arc<World>) {
             continue;
         };
         user.cookie = cookie;
-        user.notes.clear();
         let now = user.world.tally.now();
         user.life = (now, now);
         let steps = user.rng.gen_range(100..400);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 /// Store key of the token record of the session with `handle`.
 pub fn tokens_key(keys: &Keys, handle: &str) -> String {
-    format!("tokens:{}", keys.hash_id(handle))
+    keys.hashed_key("tokens:", handle)
 }
 
 /// Opens `raw` (read under `ticket`), reseals it when an older key sealed it, and keeps it in
