@@ -31,6 +31,9 @@ struct CachedSession {
     parsed: Option<Arc<ParsedRecord>>,
 }
 
+/// Store keys of sessions start with this, followed by the keyed hash of the session id.
+const SESSION_KEY_PREFIX: &str = "session:";
+
 /// Length of a session id: 32 random bytes, base64url without padding.
 pub const SESSION_ID_LEN: usize = 43;
 
@@ -73,11 +76,11 @@ impl BffSessionStore {
 
     /// Store key of the session with the (already hashed) id.
     pub fn key_of_hashed(hashed: &str) -> String {
-        format!("session:{hashed}")
+        format!("{SESSION_KEY_PREFIX}{hashed}")
     }
 
     fn key_of(&self, id: &str) -> String {
-        self.keys.hashed_key("session:", id)
+        self.keys.hashed_key(SESSION_KEY_PREFIX, id)
     }
 
     fn seal(&self, key: &str, state: &SessionState) -> Result<Vec<u8>, serde_json::Error> {
@@ -182,7 +185,7 @@ impl BffSessionStore {
         self.cache.announce(&changed).await;
         deleted?;
         if let Some(record) = record {
-            let member = key.trim_start_matches("session:");
+            let member = key.trim_start_matches(SESSION_KEY_PREFIX);
             self.store.index_remove(&sub_index_key(&record.sub), member).await?;
             if let Some(sid) = &record.sid {
                 self.store.index_remove(&sid_index_key(sid), member).await?;
