@@ -48,17 +48,19 @@ pub enum SessionsAction {
     /// Prints the live sessions of a subject, one JSON object per line.
     List {
         /// The subject (`sub`) at the provider.
-        #[arg(long)]
+        // Provider ids are opaque (ours are base64url and may start with `-`): a value is
+        // never read as a flag.
+        #[arg(long, allow_hyphen_values = true)]
         sub: String,
     },
     /// Ends sessions on every instance (like a back-channel logout).
     #[command(group(clap::ArgGroup::new("target").required(true).args(["sub", "sid"])))]
     Revoke {
         /// Every session of this subject.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         sub: Option<String>,
         /// Every session of this provider session id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         sid: Option<String>,
     },
 }
@@ -75,10 +77,10 @@ pub enum AuthServerAction {
     #[command(group(clap::ArgGroup::new("target").required(true).args(["sub", "sid"])))]
     Revoke {
         /// Every grant and login session of this subject (`sub`).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         sub: Option<String>,
         /// The login session with this provider session id (`sid`) and its grants.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         sid: Option<String>,
     },
 }
@@ -126,4 +128,28 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_and_session_ids_starting_with_a_hyphen_are_values_not_flags() {
+        let parse =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("cloakroom").chain(args.iter().copied()));
+
+        let list = parse(&["sessions", "list", "--sub", "-rB9x"]).unwrap();
+        let revoke = parse(&["sessions", "revoke", "--sid", "-Qz_1"]).unwrap();
+        let admin = parse(&["auth-server", "revoke", "--sub", "--x"]).unwrap();
+
+        assert!(
+            matches!(list.command, Command::Sessions { action: SessionsAction::List { sub } } if sub == "-rB9x")
+        );
+        assert!(matches!(revoke.command,
+            Command::Sessions { action: SessionsAction::Revoke { sid: Some(s), sub: None } } if s == "-Qz_1"));
+        assert!(matches!(admin.command,
+            Command::AuthServer { action: Some(AuthServerAction::Revoke { sub: Some(s), .. }) } if s == "--x"));
+        assert!(parse(&["sessions", "revoke"]).is_err(), "one of --sub or --sid is still required");
+    }
 }
