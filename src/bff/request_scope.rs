@@ -2,33 +2,17 @@
 //! scope opened by the outermost middleware ([`watch_store_failures`]): whether a session
 //! store call failed (so the guard can answer 503 instead of actix-session's opaque 500), and
 //! the session record as the store loaded it, already parsed, so that the handler does not
-//! parse the same JSON again on every request.
+//! parse the same JSON again on every request. The store loads one session per request (the
+//! session middleware's load is its only reader), so the remembered record is this request's.
 
 use super::session::SessionRecord;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;
 
-/// A session record as stored (`raw`, its JSON in actix-session's state) and parsed.
-#[derive(Debug)]
-pub struct ParsedRecord {
-    /// The JSON text the record was parsed from.
-    pub raw: String,
-    /// The record.
-    pub record: Arc<SessionRecord>,
-}
-
-impl ParsedRecord {
-    /// Parses `raw`; `None` when it is not a session record.
-    pub fn parse(raw: &str) -> Option<Self> {
-        let record = serde_json::from_str::<SessionRecord>(raw).ok()?;
-        Some(Self { raw: raw.to_owned(), record: Arc::new(record) })
-    }
-}
-
 struct Scope {
     store_failed: Cell<bool>,
-    loaded: RefCell<Option<Arc<ParsedRecord>>>,
+    loaded: RefCell<Option<Arc<SessionRecord>>>,
 }
 
 tokio::task_local! {
@@ -54,15 +38,12 @@ pub fn note_store_failure() {
 }
 
 /// Remembers the record the session store just loaded for this request.
-pub fn remember_loaded(parsed: Arc<ParsedRecord>) {
-    let _ = SCOPE.try_with(|s| *s.loaded.borrow_mut() = Some(parsed));
+pub fn remember_loaded(record: Arc<SessionRecord>) {
+    let _ = SCOPE.try_with(|s| *s.loaded.borrow_mut() = Some(record));
 }
 
-/// The record loaded for this request, if its JSON is exactly `raw` (the session state may
-/// have been changed by the handler since the load; then the caller parses `raw` itself).
-pub fn loaded_record(raw: &str) -> Option<Arc<SessionRecord>> {
-    SCOPE
-        .try_with(|s| s.loaded.borrow().as_ref().filter(|p| p.raw == raw).map(|p| p.record.clone()))
-        .ok()
-        .flatten()
+/// The record the store loaded for this request. Only meaningful while the session state is
+/// as loaded (actix-session's status `Unchanged`); after a change the caller parses the state.
+pub fn loaded_record() -> Option<Arc<SessionRecord>> {
+    SCOPE.try_with(|s| s.loaded.borrow().clone()).ok().flatten()
 }

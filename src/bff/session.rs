@@ -5,7 +5,7 @@
 use super::client_info::ClientInfo;
 use super::request_scope;
 use crate::config::{ClientBinding, Secret};
-use actix_session::{Session, SessionExt};
+use actix_session::{Session, SessionExt, SessionStatus};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
@@ -125,21 +125,23 @@ impl TypedSession {
     }
 
     /// The record in the session state: the one the store loaded and parsed for this request
-    /// when the state still holds that exact JSON, else parsed here. An unreadable record
-    /// ends the session.
+    /// while the state is as loaded, else parsed here. An unreadable record ends the session.
     fn record(&self) -> Option<Arc<SessionRecord>> {
-        let loaded = self.session.entries().get(RECORD_KEY).map(|raw| request_scope::loaded_record(raw));
-        match loaded {
-            None => None,
-            Some(Some(record)) => Some(record),
-            Some(None) => match self.session.get::<SessionRecord>(RECORD_KEY) {
-                Ok(Some(r)) => Some(Arc::new(r)),
-                Ok(None) => None,
-                Err(_) => {
-                    self.session.purge();
-                    None
-                }
-            },
+        // `Renewed` is not enough: inserts after a renewal keep that status.
+        if self.session.status() == SessionStatus::Unchanged {
+            if !self.session.contains_key(RECORD_KEY) {
+                return None;
+            }
+            if let Some(record) = request_scope::loaded_record() {
+                return Some(record);
+            }
+        }
+        match self.session.get::<SessionRecord>(RECORD_KEY) {
+            Ok(record) => record.map(Arc::new),
+            Err(_) => {
+                self.session.purge();
+                None
+            }
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use super::near_cache::NearCache;
 pub use super::request_scope::watch_store_failures;
-use super::request_scope::{ParsedRecord, note_store_failure, remember_loaded};
-use super::session::{RECORD_KEY, SessionRecord};
+use super::request_scope::{note_store_failure, remember_loaded};
+use super::session::SessionRecord;
 use super::state::Keys;
 use super::tokens::{CachedTokens, cache_tokens, tokens_key};
 use crate::store::{Store, StoreError};
@@ -28,7 +28,7 @@ fn note_failure(e: &StoreError) {
 /// parsed once per load rather than once per request.
 struct CachedSession {
     state: SessionState,
-    parsed: Option<Arc<ParsedRecord>>,
+    record: Arc<SessionRecord>,
 }
 
 /// Store keys of sessions start with this, followed by the keyed hash of the session id.
@@ -122,9 +122,7 @@ impl BffSessionStore {
     /// handed to the request's scope either way.
     async fn read_state_cached(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
         if let Some(cached) = self.cache.get::<CachedSession>(key) {
-            if let Some(parsed) = &cached.parsed {
-                remember_loaded(parsed.clone());
-            }
+            remember_loaded(cached.record.clone());
             return Ok(Some(cached.state.clone()));
         }
         // Boxed: store futures are large, and the hit above is the common case.
@@ -148,9 +146,7 @@ impl BffSessionStore {
         };
         let Some(sealed) = sealed else { return Ok(None) };
         let Some(state) = self.open_state(key, &sealed).await else { return Ok(None) };
-        let parsed = state.get(RECORD_KEY).and_then(|raw| ParsedRecord::parse(raw)).map(Arc::new);
-        if let Some(parsed) = parsed {
-            let record = &parsed.record;
+        if let Some(record) = SessionRecord::from_state(&state).map(Arc::new) {
             if linked.is_none() {
                 self.cache.set_link(
                     key,
@@ -159,8 +155,8 @@ impl BffSessionStore {
                 );
             }
             let expires_at = record.idle_expires_at.min(record.expires_at);
-            remember_loaded(parsed.clone());
-            let cached = CachedSession { state: state.clone(), parsed: Some(parsed) };
+            remember_loaded(record.clone());
+            let cached = CachedSession { state: state.clone(), record };
             self.cache.fill(key, ticket, Arc::new(cached), expires_at);
         }
         Ok(Some(state))
