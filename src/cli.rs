@@ -85,6 +85,32 @@ pub enum AuthServerAction {
     },
 }
 
+impl SessionsAction {
+    /// The command this action asks of [`bff::admin`].
+    fn into_command(self) -> Result<bff::admin::SessionsCommand, StartupError> {
+        use bff::admin::SessionsCommand;
+        use bff::session::EndTarget;
+        match self {
+            SessionsAction::List { sub } => Ok(SessionsCommand::List { sub }),
+            SessionsAction::Revoke { sid: Some(sid), .. } => Ok(SessionsCommand::Revoke(EndTarget::Sid(sid))),
+            SessionsAction::Revoke { sub: Some(sub), .. } => Ok(SessionsCommand::Revoke(EndTarget::Sub(sub))),
+            SessionsAction::Revoke { .. } => Err(StartupError::Other("give --sub or --sid".into())),
+        }
+    }
+}
+
+impl AuthServerAction {
+    /// The target this action names for [`auth_server::admin`].
+    fn into_target(self) -> Result<auth_server::admin::RevokeTarget, StartupError> {
+        use auth_server::admin::RevokeTarget;
+        match self {
+            AuthServerAction::Revoke { sid: Some(sid), .. } => Ok(RevokeTarget::Sid(sid)),
+            AuthServerAction::Revoke { sub: Some(sub), .. } => Ok(RevokeTarget::Sub(sub)),
+            AuthServerAction::Revoke { .. } => Err(StartupError::Other("give --sub or --sid".into())),
+        }
+    }
+}
+
 /// Runs the chosen command to completion. Errors are one line each.
 pub fn run(cli: Cli) -> Result<(), StartupError> {
     match cli.command {
@@ -112,7 +138,7 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
                 let cfg: AuthServerConfig =
                     ConfigSource::load(cli.config.as_deref())?.section("auth_server")?;
                 match action {
-                    Some(action) => auth_server::admin::run(cfg, action).await,
+                    Some(action) => auth_server::admin::run(cfg, action.into_target()?).await,
                     None => auth_server::Application::build(cfg).await?.run_until_stopped().await,
                 }
             }
@@ -124,7 +150,7 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
             Command::Demo => crate::demo::run(cli.config.as_deref()).await,
             Command::Sessions { action } => {
                 let cfg: BffConfig = ConfigSource::load(cli.config.as_deref())?.section("bff")?;
-                bff::admin::run(cfg, action).await
+                bff::admin::run(cfg, action.into_command()?).await
             }
         }
     })

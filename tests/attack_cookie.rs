@@ -351,11 +351,11 @@ async fn session_ids_are_256_random_bits_without_duplicates_or_fixed_positions_i
     let stack = stack().await;
     let browser = stack.login().await;
     let cookie_id = browser.cookie(SESSION_COOKIE).unwrap()[44..].to_string();
-    assert!(cloakroom::bff::session_store::is_well_formed_id(&cookie_id), "{cookie_id}");
+    assert!(cloakroom::bff::session::is_well_formed_id(&cookie_id), "{cookie_id}");
 
     let store =
         cloakroom::store::Store::connect(&cloakroom::config::StoreConfig::default(), "bff").await.unwrap();
-    let sessions = cloakroom::bff::session_store::BffSessionStore::new(store, stack.keys());
+    let sessions = cloakroom::bff::session::BffSessionStore::new(store, stack.keys());
     let ttl = actix_web::cookie::time::Duration::seconds(60);
     const N: usize = 10_000;
     let mut ids = HashSet::with_capacity(N);
@@ -363,7 +363,7 @@ async fn session_ids_are_256_random_bits_without_duplicates_or_fixed_positions_i
     for _ in 0..N {
         let key = sessions.save(Default::default(), &ttl).await.expect("save");
         let id: String = key.as_ref().to_string();
-        assert!(cloakroom::bff::session_store::is_well_formed_id(&id), "{id}");
+        assert!(cloakroom::bff::session::is_well_formed_id(&id), "{id}");
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&id).expect("base64url");
         assert_eq!(bytes.len(), 32, "256 bits");
         for (i, b) in bytes.iter().enumerate() {

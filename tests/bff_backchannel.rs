@@ -369,7 +369,7 @@ async fn each_ended_session_is_announced_on_the_store_bus() {
     .unwrap();
     match event {
         cloakroom::store::Event::Message { channel, payload } => {
-            assert_eq!(channel, cloakroom::bff::backchannel::SESSION_ENDED_CHANNEL);
+            assert_eq!(channel, cloakroom::bff::session::SESSION_ENDED_CHANNEL);
             let payload = String::from_utf8(payload).unwrap();
             let cookie = alice.cookie("__Host-cloakroom").expect("the browser still holds its cookie");
             assert_eq!(payload.len(), 43, "one session id hash");

@@ -49,7 +49,7 @@ async fn lone_bff() -> LoneBff {
 impl LoneBff {
     /// A session cookie value that passes the signature check, for an id this BFF never issued.
     fn signed_cookie(&self, id: &str) -> String {
-        let keys = cloakroom::bff::state::Keys::derive(&[self.session_key], None);
+        let keys = cloakroom::bff::keys::Keys::derive(&[self.session_key], None);
         let mut jar = actix_web::cookie::CookieJar::new();
         jar.signed_mut(&keys.cookie_key).add(actix_web::cookie::Cookie::new(SESSION_COOKIE, id.to_string()));
         jar.get(SESSION_COOKIE).unwrap().value().to_string()

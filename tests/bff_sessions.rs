@@ -62,12 +62,12 @@ fn stored_refresh_tokens(stack: &Stack) -> Vec<String> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(stack.doc["bff"]["session_key"].as_str().unwrap())
         .unwrap();
-    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()], None);
+    let keys = cloakroom::bff::keys::Keys::derive(&[raw.try_into().unwrap()], None);
     bff_keys(stack, "tokens:")
         .into_iter()
         .filter_map(|(k, v)| {
             let plain = keys.sealer.open(k.as_bytes(), &v).ok()?;
-            let record: cloakroom::bff::token_record::TokenRecord = serde_json::from_slice(&plain).ok()?;
+            let record: cloakroom::bff::tokens::TokenRecord = serde_json::from_slice(&plain).ok()?;
             record.refresh_token.map(|t| t.expose().to_string())
         })
         .collect()

@@ -150,14 +150,14 @@ async fn provider_sid_of_only_session(stack: &Stack, alice: &Browser, bob: &Brow
     let raw = base64::engine::general_purpose::STANDARD
         .decode(stack.doc["bff"]["session_key"].as_str().unwrap())
         .unwrap();
-    let keys = cloakroom::bff::state::Keys::derive(&[raw.try_into().unwrap()], None);
+    let keys = cloakroom::bff::keys::Keys::derive(&[raw.try_into().unwrap()], None);
     let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
         .set("bff", &stack.doc["bff"])
         .section("bff")
         .unwrap();
     let store = cloakroom::store::Store::connect(&cfg.store, "test").await.unwrap();
-    let sessions = cloakroom::bff::session_store::BffSessionStore::new(store.clone(), keys);
-    let live = cloakroom::bff::sessions::sessions_of(&store, &sessions, &alice_sub).await.unwrap();
+    let sessions = cloakroom::bff::session::BffSessionStore::new(store.clone(), keys);
+    let live = cloakroom::bff::session::sessions_of(&sessions, &alice_sub).await.unwrap();
     assert_eq!(live.len(), 1);
     live[0].record.sid.clone().expect("the auth server sends a sid")
 }

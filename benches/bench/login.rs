@@ -4,7 +4,7 @@ use crate::deployment::Deployment;
 pub use crate::harness::USER;
 use crate::harness::{Browser, oidc_flow};
 use anyhow::{Context, Result, ensure};
-use cloakroom::bff::guard::SESSION_COOKIE;
+use cloakroom::bff::session::SESSION_COOKIE;
 
 /// Logs `user` in through BFF instance `instance` (login page, form, callback) and returns the
 /// session cookie's value.

@@ -8,7 +8,7 @@
 #![no_main]
 
 use cloakroom::bff::backchannel::LogoutClaims;
-use cloakroom::bff::session_store::{sid_index_key, sub_index_key};
+use cloakroom::bff::session::{sid_index_key, sub_index_key};
 use cloakroom::jwt::{JwksCache, SigningKey, TokenType, Verifier};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! The BFF's session-cookie guard (`cloakroom::bff::guard`) against actix-web's own cookie
+//! The BFF's session-cookie guard (`cloakroom::bff::session::cookie`) against actix-web's own cookie
 //! parser, which is what actix-session reads. Whenever actix-session could see two session
 //! cookies the guard answers 400; when the guard lets a request pass untouched, actix-session
 //! sees at most one, sent under the exact name with a well-formed value; when it strips, the
@@ -10,7 +10,7 @@
 use actix_web::HttpRequest;
 use actix_web::http::header::{COOKIE, HeaderValue};
 use actix_web::test::TestRequest;
-use cloakroom::bff::guard::{
+use cloakroom::bff::session::cookie::{
     CookieVerdict, SESSION_COOKIE, inspect_cookie_headers, well_formed_value, without_session_cookie,
 };
 use libfuzzer_sys::fuzz_target;

@@ -11,7 +11,6 @@ use super::grants::{self, Grant};
 use super::login_session;
 use super::metrics::Metrics;
 use super::state::AppState;
-use crate::cli::AuthServerAction;
 use crate::config::{AuthServerConfig, ConfigError};
 use crate::startup::StartupError;
 use crate::store::StoreError;
@@ -36,9 +35,17 @@ fn store_error(e: StoreError) -> StartupError {
     StartupError::Other(format!("auth server store: {e}"))
 }
 
-/// Runs one `cloakroom auth-server` admin action against the store of `cfg`; prints its
-/// summary to stdout.
-pub async fn run(cfg: AuthServerConfig, action: AuthServerAction) -> Result<(), StartupError> {
+/// Whose access an operator revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeTarget {
+    /// Every grant and login session of this subject.
+    Sub(String),
+    /// The login session with this provider session id, and its grants.
+    Sid(String),
+}
+
+/// Revokes `target`'s access in the store of `cfg`; prints the summary to stdout.
+pub async fn run(cfg: AuthServerConfig, target: RevokeTarget) -> Result<(), StartupError> {
     let store = &cfg.store;
     if store.redis_url.is_none()
         && store.redis_cluster_urls.is_empty()
@@ -64,10 +71,9 @@ pub async fn run(cfg: AuthServerConfig, action: AuthServerAction) -> Result<(), 
     // The store is opened lazily: ask it first, so an unreachable one is one clear error
     // before anything was done.
     state.store.ping().await.map_err(store_error)?;
-    let summary = match action {
-        AuthServerAction::Revoke { sid: Some(sid), .. } => revoke_session(&state, &sid).await,
-        AuthServerAction::Revoke { sub: Some(sub), .. } => revoke_subject(&state, &sub).await,
-        AuthServerAction::Revoke { .. } => return Err(StartupError::Other("give --sub or --sid".into())),
+    let summary = match target {
+        RevokeTarget::Sid(sid) => revoke_session(&state, &sid).await,
+        RevokeTarget::Sub(sub) => revoke_subject(&state, &sub).await,
     }
     .map_err(store_error)?;
     let line = serde_json::to_string(&summary).map_err(|e| StartupError::Other(e.to_string()))?;

@@ -4,6 +4,7 @@
 use super::pages;
 use crate::store::StoreError;
 use crate::web::ApiError;
+use crate::web::ErrorCode;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
@@ -56,24 +57,20 @@ impl OAuthError {
 
     fn to_api_error(&self) -> ApiError {
         match self {
-            OAuthError::InvalidRequest(d) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", *d),
+            OAuthError::InvalidRequest(d) => ApiError::new(ErrorCode::InvalidRequest, *d),
             OAuthError::InvalidClient { basic } => {
-                let e =
-                    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+                let e = ApiError::new(ErrorCode::InvalidClient, "client authentication failed");
                 if *basic { e.with_www_authenticate("Basic realm=\"cloakroom\"") } else { e }
             }
-            OAuthError::InvalidGrant(d) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_grant", *d),
+            OAuthError::InvalidGrant(d) => ApiError::new(ErrorCode::InvalidGrant, *d),
             OAuthError::UnsupportedGrantType => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
+                ErrorCode::UnsupportedGrantType,
                 "grant_type must be authorization_code or refresh_token",
             ),
-            OAuthError::InvalidScope => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                "the requested scope exceeds the scope granted",
-            ),
-            OAuthError::InvalidToken(d) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", *d)
+            OAuthError::InvalidScope => {
+                ApiError::new(ErrorCode::InvalidScope, "the requested scope exceeds the scope granted")
+            }
+            OAuthError::InvalidToken(d) => ApiError::new(ErrorCode::InvalidToken, *d)
                 .with_www_authenticate("Bearer error=\"invalid_token\""),
             OAuthError::Store(e) => ApiError::store_unavailable(e),
             OAuthError::Internal(e) => ApiError::internal(e),

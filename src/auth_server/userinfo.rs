@@ -4,7 +4,7 @@ use super::errors::OAuthError;
 use super::state::AppState;
 use super::tokens::verify_access_token;
 use crate::web::ApiError;
-use actix_web::http::StatusCode;
+use crate::web::ErrorCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
@@ -22,13 +22,9 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
     let scope: Vec<&str> = claims.scope.split(' ').collect();
     if !scope.contains(&"openid") {
-        return Ok(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "the openid scope is required",
-        )
-        .with_www_authenticate("Bearer error=\"insufficient_scope\", scope=\"openid\"")
-        .error_response());
+        return Ok(ApiError::new(ErrorCode::InsufficientScope, "the openid scope is required")
+            .with_www_authenticate("Bearer error=\"insufficient_scope\", scope=\"openid\"")
+            .error_response());
     }
     let mut body = serde_json::json!({ "sub": claims.sub });
     if scope.contains(&"profile")

@@ -1,28 +1,17 @@
 //! `GET /bff/user` and `POST /bff/logout` (`?scope=all`: every session of the user).
 
-use super::csrf::{self, CsrfError};
-use super::session::{SessionRecord, TypedSession};
-use super::session_store::BffSessionStore;
+use super::policy::ActiveSession;
+use super::policy::csrf::CsrfError;
+use super::session::{SESSION_COOKIE, SessionEnder, TypedSession};
 use super::state::BffState;
-use crate::oidc::client;
-use crate::web::ApiError;
+use super::tokens::TokenRecord;
+use crate::web::{ApiError, ErrorCode};
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use std::time::Duration;
 
-fn unauthenticated() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session")
-}
-
-/// `GET /bff/user` (+ `X-CSRF: 1`).
-pub async fn user(
-    req: HttpRequest,
-    state: web::Data<BffState>,
-    session: TypedSession,
-) -> Result<HttpResponse, ApiError> {
-    csrf::check_api_call(&req, state.public_origin())?;
-    let record = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
+/// `GET /bff/user` (policy: session, `X-CSRF: 1`).
+pub async fn user(record: ActiveSession) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(serde_json::json!({
         "sub": record.sub,
         "claims": record.claims,
@@ -36,18 +25,18 @@ pub struct LogoutForm {
     csrf_token: String,
 }
 
-/// `POST /bff/logout`: with `X-CSRF: 1` → 200 `{"logout_url"}`; as a form with `csrf_token`
-/// → 303 to that URL. Either way the session is gone and the cookie expired.
+/// `POST /bff/logout` (policy: same origin, and `X-CSRF: 1` unless a form): with `X-CSRF: 1`
+/// → 200 `{"logout_url"}`; as a form with `csrf_token` → 303 to that URL. Either way the session
+/// is gone and the cookie expired.
 pub async fn logout(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<BffState>,
-    sessions: web::Data<BffSessionStore>,
+    ender: web::Data<SessionEnder>,
     session: TypedSession,
+    record: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::require_same_origin(&req, state.public_origin())?;
     let form = crate::web::is_form(&req);
-    let record = session.current(state.config.session.idle_timeout_secs)?;
     if form {
         let parsed: LogoutForm = serde_urlencoded_form(&body).ok_or(CsrfError::BadFormToken)?;
         if !record.as_ref().is_some_and(|r| r.csrf_token_matches(&parsed.csrf_token)) {
@@ -56,16 +45,15 @@ pub async fn logout(
                 return Err(CsrfError::BadFormToken.into());
             }
         }
-    } else {
-        csrf::require_header(&req)?;
-    }
-    if let Some(r) = &record
-        && logout_scope_all(&req)?
-    {
-        super::sessions::end_other_sessions(&state, &sessions, r).await?;
     }
     let logout_url = match &record {
-        Some(r) => end_session(&state, r).await?,
+        Some(r) => {
+            if logout_scope_all(&req)? {
+                ender.end_others_of(r).await.map_err(|e| ApiError::store_unavailable(&e))?;
+            }
+            let tokens = ender.end_current(&session, r).await.map_err(|e| ApiError::store_unavailable(&e))?;
+            logout_url(&state, tokens.as_ref()).await?
+        }
         None => "/".to_string(),
     };
     session.purge();
@@ -77,7 +65,7 @@ pub async fn logout(
     res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     if record.is_none() {
         // No live session, so actix-session will not expire the cookie: do it here.
-        let mut gone = Cookie::build(super::guard::SESSION_COOKIE, "")
+        let mut gone = Cookie::build(SESSION_COOKIE, "")
             .path("/")
             .secure(true)
             .http_only(true)
@@ -100,9 +88,7 @@ fn logout_scope_all(req: &HttpRequest) -> Result<bool, ApiError> {
     match scope.as_deref() {
         None => Ok(false),
         Some("all") => Ok(true),
-        Some(_) => {
-            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "scope must be \"all\" or absent"))
-        }
+        Some(_) => Err(ApiError::new(ErrorCode::InvalidRequest, "scope must be \"all\" or absent")),
     }
 }
 
@@ -112,43 +98,8 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<LogoutForm> {
         .map(|(_, v)| LogoutForm { csrf_token: v.into_owned() })
 }
 
-/// Revokes the session's refresh token at the provider (RFC 7009) where it offers revocation;
-/// a failed attempt is retried in the background. Returns the tokens read (for the logout URL).
-pub(super) async fn revoke_session_tokens(
-    state: &BffState,
-    record: &SessionRecord,
-) -> Result<Option<super::tokens::TokenRecord>, ApiError> {
-    let tokens = state.tokens.read(&record.handle).await.map_err(|e| ApiError::store_unavailable(&e))?;
-    let tokens = tokens.map(|(_, t)| t);
-    let meta = state.provider.metadata().await.ok();
-    if let (Some(meta), Some(refresh)) = (&meta, tokens.as_ref().and_then(|t| t.refresh_token.clone()))
-        && let Some(endpoint) = meta.revocation_endpoint.clone()
-    {
-        let http = state.http.clone();
-        let creds = state.creds.clone();
-        let first = client::revoke(&http, &endpoint, &creds, refresh.expose(), "refresh_token").await;
-        if let Err(e) = first {
-            tracing::warn!(error = %e, "revocation at logout failed; retrying in the background");
-            tokio::spawn(async move {
-                for attempt in 1..=4u32 {
-                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-                    if client::revoke(&http, &endpoint, &creds, refresh.expose(), "refresh_token")
-                        .await
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-                tracing::warn!("revocation at logout failed for good");
-            });
-        }
-    }
-    Ok(tokens)
-}
-
-/// Revokes the refresh token, builds the end-session URL.
-async fn end_session(state: &BffState, record: &SessionRecord) -> Result<String, ApiError> {
-    let tokens = revoke_session_tokens(state, record).await?;
+/// The provider's end-session URL for the ended session (`/` when it has none).
+async fn logout_url(state: &BffState, tokens: Option<&TokenRecord>) -> Result<String, ApiError> {
     let meta = state.provider.metadata().await.ok();
     let Some(end) = meta.as_ref().and_then(|m| m.end_session_endpoint.clone()) else { return Ok("/".into()) };
     let mut url = url::Url::parse(&end).map_err(|e| ApiError::internal(&e))?;
@@ -156,7 +107,7 @@ async fn end_session(state: &BffState, record: &SessionRecord) -> Result<String,
         let mut q = url.query_pairs_mut();
         // The contract says no ID token ever reaches the browser, so the hint is opt-in.
         if let Some(id_token) =
-            tokens.as_ref().and_then(|t| t.id_token.as_ref()).filter(|_| state.config.logout_id_token_hint)
+            tokens.and_then(|t| t.id_token.as_ref()).filter(|_| state.config.logout_id_token_hint)
         {
             q.append_pair("id_token_hint", id_token.expose());
         }

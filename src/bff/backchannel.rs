@@ -10,12 +10,12 @@
 //! every matching session ends in the shared store — hence on every instance. The provider's
 //! tokens are not revoked: the provider ended them itself.
 
-use super::session_store::{BffSessionStore, sid_index_key, sub_index_key};
+use super::session::{EndTarget, SessionEnder};
 use super::state::BffState;
 use crate::jwt::{JwtError, TokenType};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::web::ApiError;
-use actix_web::http::StatusCode;
+use crate::web::ErrorCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -24,10 +24,6 @@ use std::time::Duration;
 
 /// The `events` member a logout token must carry (BCL §2.4).
 pub use crate::jwt::verify::BACKCHANNEL_LOGOUT_EVENT as BACKCHANNEL_EVENT;
-
-/// Channel on the store bus announcing ended sessions; each payload is one hashed session id
-/// (the suffix of its `session:` store key), for near caches.
-pub const SESSION_ENDED_CHANNEL: &str = "session-ended";
 
 /// Largest request body read; a logout token is far smaller.
 const MAX_BODY: usize = 32 * 1024;
@@ -79,13 +75,10 @@ impl From<BackchannelError> for ApiError {
         match &e {
             BackchannelError::Store(cause) => ApiError::store_unavailable(cause),
             BackchannelError::KeysUnavailable => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_server_unavailable", e.to_string())
-                    .with_retry_after(1)
+                ApiError::new(ErrorCode::AuthServerUnavailable, e.to_string()).with_retry_after(1)
             }
-            BackchannelError::TooLarge => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
-            }
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+            BackchannelError::TooLarge => ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()),
+            _ => ApiError::new(ErrorCode::InvalidRequest, e.to_string()),
         }
     }
 }
@@ -109,25 +102,6 @@ pub struct LogoutClaims {
     other: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Whose sessions a valid logout token ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogoutTarget {
-    /// Every session of this provider session (the token may also name the subject).
-    Sid(String),
-    /// Every session of this subject.
-    Sub(String),
-}
-
-impl LogoutTarget {
-    /// The session index holding the sessions to end.
-    pub fn index_key(&self) -> String {
-        match self {
-            LogoutTarget::Sid(sid) => sid_index_key(sid),
-            LogoutTarget::Sub(sub) => sub_index_key(sub),
-        }
-    }
-}
-
 /// A checked logout token.
 #[derive(Debug, Clone)]
 pub struct LogoutRequest {
@@ -136,7 +110,7 @@ pub struct LogoutRequest {
     /// How long that key must live: the token's remaining lifetime plus the leeway.
     pub jti_ttl: Duration,
     /// Whose sessions end.
-    pub target: LogoutTarget,
+    pub target: EndTarget,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -155,8 +129,8 @@ impl LogoutClaims {
             return Err(BackchannelError::Claims("events lacks the back-channel logout event"));
         }
         let target = match (non_empty(self.sid), non_empty(self.sub)) {
-            (Some(sid), _) => LogoutTarget::Sid(sid),
-            (None, Some(sub)) => LogoutTarget::Sub(sub),
+            (Some(sid), _) => EndTarget::Sid(sid),
+            (None, Some(sub)) => EndTarget::Sub(sub),
             (None, None) => return Err(BackchannelError::Claims("neither sid nor sub is present")),
         };
         let remaining = self.exp.saturating_sub(now);
@@ -176,13 +150,13 @@ impl LogoutClaims {
 /// What the endpoint needs besides [`BffState`]: the session store and its counter.
 #[derive(Clone)]
 pub struct Backchannel {
-    sessions: BffSessionStore,
+    ender: SessionEnder,
     outcomes: IntCounterVec,
 }
 
 impl Backchannel {
     /// Creates the endpoint's state and registers `cloakroom_backchannel_logout_total{outcome}`.
-    pub fn new(sessions: BffSessionStore, registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub fn new(ender: SessionEnder, registry: &Registry) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
             Opts::new("cloakroom_backchannel_logout_total", "Back-channel logout requests by outcome"),
             &["outcome"],
@@ -191,7 +165,7 @@ impl Backchannel {
         for o in ["success", "bad_request", "invalid_token", "replayed", "keys_unavailable", "store_error"] {
             outcomes.with_label_values(&[o]);
         }
-        Ok(Self { sessions, outcomes })
+        Ok(Self { ender, outcomes })
     }
 }
 
@@ -262,7 +236,7 @@ async fn handle(
     if !state.store.set_nx(&logout.jti_key, b"1", logout.jti_ttl).await? {
         return Err(BackchannelError::Replayed);
     }
-    match end_target(&state.store, &bcl.sessions, &logout.target).await {
+    match bcl.ender.end_target(&logout.target).await {
         Ok(n) => Ok(n),
         Err(e) => {
             // Let the provider's retry of this very token through: forget its jti.
@@ -272,26 +246,6 @@ async fn handle(
             Err(e.into())
         }
     }
-}
-
-/// Ends every session of `target` and announces each on the store bus (also the admin CLI's
-/// `cloakroom sessions revoke`).
-pub async fn end_target(
-    store: &Store,
-    sessions: &BffSessionStore,
-    target: &LogoutTarget,
-) -> Result<usize, StoreError> {
-    let index = target.index_key();
-    let members = store.index_members(&index).await?;
-    let ended = sessions.end_indexed_sessions(&index).await?;
-    for hashed in &members {
-        // Advisory (near caches): the sessions are already gone from the store.
-        if let Err(e) = store.publish(SESSION_ENDED_CHANNEL, hashed.as_bytes()).await {
-            tracing::warn!(error = %e, "could not announce an ended session");
-            break;
-        }
-    }
-    Ok(ended)
 }
 
 #[cfg(test)]
@@ -316,7 +270,7 @@ mod tests {
     #[test]
     fn a_token_with_sid_and_sub_targets_the_sid_and_remembers_its_jti_until_expiry() {
         let req = claims(json!({})).check(1000, 30).unwrap();
-        assert_eq!(req.target, LogoutTarget::Sid("s-1".into()));
+        assert_eq!(req.target, EndTarget::Sid("s-1".into()));
         assert_eq!(req.jti_ttl, Duration::from_secs(150));
         let expected = crate::crypto::sha256_b64(b"http://opj-1");
         assert_eq!(req.jti_key, format!("bcl:jti:{expected}"));
@@ -325,7 +279,7 @@ mod tests {
     #[test]
     fn a_token_with_only_sub_targets_the_subject() {
         let req = claims(json!({ "sid": "<absent>" })).check(1000, 30).unwrap();
-        assert_eq!(req.target, LogoutTarget::Sub("alice".into()));
+        assert_eq!(req.target, EndTarget::Sub("alice".into()));
     }
 
     #[test]

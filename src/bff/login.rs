@@ -12,8 +12,9 @@ use crate::config::Secret;
 use crate::oidc::Pkce;
 use crate::store::StoreError;
 use crate::web::ApiError;
+use crate::web::ErrorCode;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -58,16 +59,12 @@ pub enum LoginError {
 impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {
-            LoginError::BadReturnTo => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-            }
+            LoginError::BadReturnTo => ApiError::new(ErrorCode::InvalidRequest, e.to_string()),
             LoginError::TooManyAttempts(retry_after) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())
-                    .with_retry_after(retry_after)
+                ApiError::new(ErrorCode::TooManyRequests, e.to_string()).with_retry_after(retry_after)
             }
             LoginError::Provider => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_server_unavailable", e.to_string())
-                    .with_retry_after(2)
+                ApiError::new(ErrorCode::AuthServerUnavailable, e.to_string()).with_retry_after(2)
             }
             LoginError::Store(e) => ApiError::store_unavailable(&e),
         }

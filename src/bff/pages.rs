@@ -1,16 +1,18 @@
 //! Server-rendered pages (`GET /`, `POST /notes-form`, error pages) and the single-page app's
 //! static files (`/app/`).
 
-use super::csrf::{self, CsrfError};
+use super::policy::ActiveSession;
+use super::policy::csrf::CsrfError;
+use super::proxy::{
+    Outgoing, OutgoingBody, UpstreamError, UpstreamResponse, WorkerClient, end_session_if_needed,
+    exchange_for, send_with_token,
+};
 use super::session::{SessionRecord, TypedSession};
 use super::state::BffState;
-use super::upstream::{
-    Outgoing, OutgoingBody, UpstreamError, WorkerClient, end_session_if_needed, send_with_token,
-};
-use super::upstream_client::UpstreamResponse;
+use super::tokens::TokenError;
 use crate::web::ApiError;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -77,7 +79,7 @@ async fn call_notes(
     headers
         .insert(reqwest::header::CONTENT_TYPE, reqwest::header::HeaderValue::from_static("application/json"));
     let out = Outgoing { method, url, headers, body, over_limit: Arc::new(AtomicBool::new(false)) };
-    send_with_token(state, client, &record.handle, out).await
+    send_with_token(&exchange_for(state, client), &record.handle, out).await
 }
 
 fn html(page: IndexPage) -> Result<HttpResponse, ApiError> {
@@ -88,13 +90,14 @@ fn html(page: IndexPage) -> Result<HttpResponse, ApiError> {
         .body(body))
 }
 
-/// `GET /`.
+/// `GET /` (policy: the session when there is one).
 pub async fn index(
     state: web::Data<BffState>,
     client: web::Data<WorkerClient>,
     session: TypedSession,
+    record: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(record) = session.current(state.config.session.idle_timeout_secs)? else {
+    let Some(record) = record else {
         return html(IndexPage { user: None, notice: None });
     };
     let (notes, notice) =
@@ -105,13 +108,10 @@ pub async fn index(
             Ok(res) => (Vec::new(), Some(format!("The notes service answered {}.", res.status().as_u16()))),
             Err(UpstreamError::Token(e)) => {
                 end_session_if_needed(&session, &e);
-                if matches!(e, super::tokens::TokenError::Store(_)) {
+                if matches!(e, TokenError::Store(_)) {
                     return Err(e.into());
                 }
-                if matches!(
-                    e,
-                    super::tokens::TokenError::SessionExpired | super::tokens::TokenError::NoSession
-                ) {
+                if matches!(e, TokenError::SessionExpired | TokenError::NoSession) {
                     return html(IndexPage { user: None, notice: None });
                 }
                 (
@@ -136,18 +136,15 @@ pub struct NoteForm {
     text: String,
 }
 
-/// `POST /notes-form`: adds a note through the same token machinery, 303 back to `/`.
+/// `POST /notes-form` (policy: same origin, session): adds a note through the same token
+/// machinery, 303 back to `/`.
 pub async fn notes_form(
-    req: HttpRequest,
     form: web::Form<NoteForm>,
     state: web::Data<BffState>,
     client: web::Data<WorkerClient>,
     session: TypedSession,
+    record: ActiveSession,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::require_same_origin(&req, state.public_origin())?;
-    let record = session
-        .current(state.config.session.idle_timeout_secs)?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session"))?;
     if !record.csrf_token_matches(&form.csrf_token) {
         return Err(CsrfError::BadFormToken.into());
     }

@@ -32,7 +32,7 @@
 
 use crate::jwt::{AccessClaims, JwtError, TokenType, Verifier};
 use crate::web::ApiError;
-use actix_web::http::StatusCode;
+use crate::web::ErrorCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use std::future::Future;
@@ -78,18 +78,14 @@ impl BearerToken {
         if self.0.has_scope(scope) {
             Ok(&self.0)
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                format!("the token lacks scope `{scope}`"),
-            )
-            .with_www_authenticate(format!(r#"Bearer error="insufficient_scope", scope="{scope}""#)))
+            Err(ApiError::new(ErrorCode::InsufficientScope, format!("the token lacks scope `{scope}`"))
+                .with_www_authenticate(format!(r#"Bearer error="insufficient_scope", scope="{scope}""#)))
         }
     }
 }
 
 fn invalid_token(description: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+    ApiError::new(ErrorCode::InvalidToken, description)
         .with_www_authenticate(r#"Bearer error="invalid_token""#)
 }
 
@@ -133,12 +129,8 @@ impl FromRequest for BearerToken {
                 }
                 Err(JwtError::KeysUnavailable) => {
                     verifier.count("keys_unavailable");
-                    Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "temporarily_unavailable",
-                        "the issuer's keys are unavailable",
-                    )
-                    .with_retry_after(1))
+                    Err(ApiError::new(ErrorCode::TemporarilyUnavailable, "the issuer's keys are unavailable")
+                        .with_retry_after(1))
                 }
                 Err(e) => {
                     verifier.count("invalid");

@@ -4,7 +4,7 @@ use super::auth::BearerToken;
 use super::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::web::ApiError;
-use actix_web::http::StatusCode;
+use crate::web::ErrorCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -75,14 +75,14 @@ async fn update<T>(
             return Ok(out);
         }
     }
-    Err(ApiError::new(StatusCode::CONFLICT, "conflict", "too many concurrent changes; try again"))
+    Err(ApiError::new(ErrorCode::Conflict, "too many concurrent changes; try again"))
 }
 
 /// Counts one notes request by operation and outcome (`ok` or the error code).
 fn record(metrics: &Metrics, op: &str, r: Result<HttpResponse, ApiError>) -> Result<HttpResponse, ApiError> {
     let outcome = match &r {
         Ok(_) => "ok",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     };
     metrics.notes.with_label_values(&[op, outcome]).inc();
     r
@@ -92,12 +92,10 @@ fn record(metrics: &Metrics, op: &str, r: Result<HttpResponse, ApiError>) -> Res
 async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "unreadable body"))?;
+        let chunk = chunk.map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "unreadable body"))?;
         if body.len() + chunk.len() > MAX_BODY {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("the body must not exceed {MAX_BODY} bytes"),
             ));
         }
@@ -147,21 +145,15 @@ async fn create_note(
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send application/json",
-        ));
+        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send application/json"));
     }
     let body = read_body(body).await?;
-    let new: NewNote = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "expected {\"text\": \"…\"}")
-    })?;
+    let new: NewNote = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "expected {\"text\": \"…\"}"))?;
     let text = new.text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_TEXT {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("text must be 1 to {MAX_TEXT} characters"),
         ));
     }
@@ -169,7 +161,7 @@ async fn create_note(
     let added = note.clone();
     update(store, &claims.sub, move |notes| {
         if notes.len() >= MAX_NOTES {
-            return Err(ApiError::new(StatusCode::CONFLICT, "too_many_notes", "note limit reached"));
+            return Err(ApiError::new(ErrorCode::TooManyNotes, "note limit reached"));
         }
         notes.push(added.clone());
         Ok(())
@@ -194,7 +186,7 @@ async fn delete_note(token: BearerToken, store: &Store, id: String) -> Result<Ht
         let before = notes.len();
         notes.retain(|n| n.id != id);
         if notes.len() == before {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such note"));
+            return Err(ApiError::new(ErrorCode::NotFound, "no such note"));
         }
         Ok(())
     })

@@ -1,5 +1,6 @@
 //! The one error type that reaches the wire: `{"error": code, "error_description": text}`.
 
+use super::ErrorCode;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -8,30 +9,28 @@ use actix_web::{HttpResponse, ResponseError};
 /// carries internal detail (the cause is logged, not sent).
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     description: String,
     retry_after: Option<u64>,
     www_authenticate: Option<String>,
 }
 
 impl ApiError {
-    /// An error with an explicit status, code and description shown to the client.
-    pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), retry_after: None, www_authenticate: None }
+    /// An error with its code (which fixes the status) and a description shown to the client.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self { code, description: description.into(), retry_after: None, www_authenticate: None }
     }
 
     /// 500 with a generic text; `cause` goes to the log only.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+        Self::new(ErrorCode::ServerError, "internal error")
     }
 
     /// 503 `store_unavailable` with `Retry-After`; `cause` goes to the log only.
     pub fn store_unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "session store unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the session store is unavailable")
-            .with_retry_after(1)
+        Self::new(ErrorCode::StoreUnavailable, "the session store is unavailable").with_retry_after(1)
     }
 
     /// Adds `Retry-After: secs`.
@@ -47,24 +46,24 @@ impl ApiError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.description)
+        write!(f, "{} {}: {}", self.code.status().as_u16(), self.code, self.description)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status);
+        let mut res = HttpResponse::build(self.code.status());
         res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
@@ -72,6 +71,6 @@ impl ResponseError for ApiError {
         if let Some(v) = &self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, v.clone()));
         }
-        res.json(serde_json::json!({ "error": self.code, "error_description": self.description }))
+        res.json(serde_json::json!({ "error": self.code.as_str(), "error_description": self.description }))
     }
 }

@@ -2,12 +2,14 @@
 //! headers, the same-origin check, per-client rate limits.
 
 mod api_error;
+mod error_code;
 mod headers;
 mod origin;
 pub mod rate_limit;
 mod request_span;
 
 pub use api_error::ApiError;
+pub use error_code::ErrorCode;
 pub use headers::{is_form, no_store, security_headers};
 pub use origin::{CrossSite, is_unsafe, require_same_origin};
 pub use rate_limit::RateLimit;

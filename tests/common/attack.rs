@@ -166,12 +166,12 @@ pub fn contains_jwt(s: &str) -> bool {
 impl AttackStack {
     /// The BFF's derived keys (from its configured `session_key`), to forge what only the BFF
     /// should be able to make.
-    pub fn keys(&self) -> cloakroom::bff::state::Keys {
+    pub fn keys(&self) -> cloakroom::bff::keys::Keys {
         use base64::Engine;
         let b64 = self.stack.doc["bff"]["session_key"].as_str().expect("session_key");
         let raw = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64 key");
         let key: [u8; 32] = raw.try_into().expect("32 bytes");
-        cloakroom::bff::state::Keys::derive(&[key], None)
+        cloakroom::bff::keys::Keys::derive(&[key], None)
     }
 
     /// A session cookie value carrying `id` under a valid signature, percent-encoded as a

@@ -19,7 +19,7 @@ use crate::procs::{self, Proc};
 use crate::redis_probe::RedisProbe;
 use crate::wrk::Load;
 use anyhow::{Context, Result};
-use cloakroom::bff::guard::SESSION_COOKIE;
+use cloakroom::bff::session::SESSION_COOKIE;
 use memory::MemoryResult;
 use refresh::RefreshResult;
 use throughput::{Path, PathResult, Plan, Upstream};

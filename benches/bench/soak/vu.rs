@@ -5,7 +5,7 @@
 
 use super::tally::{Bad, Call, Tally};
 use crate::harness::{self, Browser, oidc_flow};
-use cloakroom::bff::guard::SESSION_COOKIE;
+use cloakroom::bff::session::SESSION_COOKIE;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};

@@ -5,46 +5,25 @@
 //! This module reads and writes the record (through the near cache on the hot path); when the
 //! access token is due, the `refresh` submodule renews it, once per session across requests and instances.
 
+mod lock;
+mod record;
 mod refresh;
+mod revoke;
 mod undo;
 
+use super::keys::Keys;
 use super::metrics::BffMetrics;
-use super::near_cache::{NearCache, Ticket};
+use super::near_cache::NearCache;
 use super::provider::Provider;
-use super::refresh_lock::RefreshLock;
-use super::state::Keys;
-pub use super::token_record::{CachedTokens, TokenRecord, open_tokens};
 use crate::config::Secret;
 use crate::oidc::ClientCredentials;
 use crate::store::{Store, StoreError};
+use crate::web::ErrorCode;
+use lock::RefreshLock;
+pub use record::{CachedTokens, TokenRecord, cache_tokens, open_tokens, tokens_key};
 use refresh::LockMap;
 pub use refresh::RefreshTiming;
 use std::sync::Arc;
-
-/// Store key of the token record of the session with `handle`.
-pub fn tokens_key(keys: &Keys, handle: &str) -> String {
-    keys.hashed_key("tokens:", handle)
-}
-
-/// Opens `raw` (read under `ticket`), reseals it when an older key sealed it, and keeps it in
-/// `cache` until the session's end.
-pub async fn cache_tokens(
-    store: &Store,
-    cache: &NearCache,
-    keys: &Keys,
-    key: &str,
-    ticket: Option<Ticket>,
-    raw: Vec<u8>,
-) -> Option<Arc<CachedTokens>> {
-    let (record, old_key) = open_tokens(keys, key, &raw)?;
-    if old_key && let Ok(plain) = serde_json::to_vec(&record) {
-        super::session_store::reseal(store, keys, key, &raw, &plain).await;
-    }
-    let expires_at = record.session_expires_at;
-    let cached = Arc::new((raw, record));
-    cache.fill(key, ticket, cached.clone(), expires_at);
-    Some(cached)
-}
 
 /// Why no usable access token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -65,18 +44,15 @@ pub enum TokenError {
 
 impl From<TokenError> for crate::web::ApiError {
     fn from(e: TokenError) -> Self {
-        use actix_web::http::StatusCode;
         match e {
-            TokenError::NoSession => Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session"),
+            TokenError::NoSession => Self::new(ErrorCode::Unauthenticated, "no session"),
             TokenError::SessionExpired => {
-                Self::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has ended; log in again")
+                Self::new(ErrorCode::SessionExpired, "the session has ended; log in again")
             }
-            TokenError::AuthServerUnavailable => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth_server_unavailable",
-                "the auth server is unavailable; try again",
-            )
-            .with_retry_after(2),
+            TokenError::AuthServerUnavailable => {
+                Self::new(ErrorCode::AuthServerUnavailable, "the auth server is unavailable; try again")
+                    .with_retry_after(2)
+            }
             TokenError::Store(e) => Self::store_unavailable(&e),
         }
     }
@@ -158,7 +134,7 @@ impl TokenCare {
         };
         let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
         if old_key {
-            super::session_store::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
+            super::sealed::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
             // The caller compares against what is stored now: read it again.
             let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
             let record = self

@@ -2,7 +2,7 @@
 //!
 //! Refresh is single-flight per session: in this process a `tokio::sync::Mutex` per session lets
 //! one request go on; across instances that request takes the store lock of
-//! [`crate::bff::refresh_lock`] or waits to be woken by its holder. After every wait and again
+//! [`super::lock`] or waits to be woken by its holder. After every wait and again
 //! after taking the store lock the record is READ AGAIN before deciding to refresh (a waiter uses
 //! the winner's tokens; Duende #1286). A waiter that runs out of time answers 503, never refreshes.
 //!
@@ -14,9 +14,9 @@
 //! `session_expired`) — never a reused refresh token. When the provider cannot be reached the
 //! token is put back.
 
+use super::lock::{Notice, Wake};
 use super::undo::Undo;
 use super::{TokenCare, TokenError, TokenRecord};
-use crate::bff::refresh_lock::{Notice, Wake};
 use crate::config::Secret;
 use crate::oidc::client;
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ const LOCK_MARGIN: Duration = Duration::from_millis(500);
 
 impl TokenCare {
     /// Single-flight refresh: in this process first (one request per session goes on), then
-    /// across instances ([`RefreshLock`](crate::bff::refresh_lock::RefreshLock)). `needed` is
+    /// across instances ([`RefreshLock`](super::lock::RefreshLock)). `needed` is
     /// evaluated on records read after each wait and again after the store lock is held.
     pub(super) async fn refresh_locked(
         &self,

@@ -3,62 +3,22 @@
 //! use [`TypedSession`] only — never raw `session.get("…")`.
 
 use super::client_info::ClientInfo;
-use super::request_scope;
-use crate::config::{ClientBinding, Secret};
+use super::record::{RECORD_KEY, SessionRecord};
+use super::scope;
+use crate::config::ClientBinding;
 use actix_session::{Session, SessionExt, SessionStatus};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
-/// The key of the record in actix-session's state map.
-pub const RECORD_KEY: &str = "rec";
-
-/// What the BFF knows about a logged-in browser. Tokens are elsewhere (`tokens.rs`), reached
-/// through `handle`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// Random reference to this session's token record (never shown to the browser).
-    pub handle: Secret,
-    /// Subject at the provider.
-    pub sub: String,
-    /// The provider's session id (`sid` of the ID token), for back-channel logout.
-    #[serde(default)]
-    pub sid: Option<String>,
-    /// Profile claims shown by `/bff/user`.
-    pub claims: serde_json::Map<String, serde_json::Value>,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Absolute expiry, never extended (and never beyond the refresh token's).
-    pub expires_at: i64,
-    /// Idle expiry, extended by activity up to `expires_at`.
-    pub idle_expires_at: i64,
-    /// Token for form posts (logout, notes form), compared in constant time.
-    pub csrf_token: Secret,
-    /// Opaque random handle naming this session in `/bff/sessions` and the admin CLI; unrelated
-    /// to the cookie value (which cannot be derived from it).
-    #[serde(default)]
-    pub public_id: String,
-    /// Unix seconds of the last activity written back (at most every tenth of the idle timeout).
-    #[serde(default)]
-    pub last_seen: i64,
-    /// The coarse client that logged in (user-agent family, network range).
-    #[serde(default)]
-    pub client: ClientInfo,
-}
-
-impl SessionRecord {
-    /// The record inside an actix-session state map, if any.
-    pub fn from_state(state: &HashMap<String, String>) -> Option<Self> {
-        state.get(RECORD_KEY).and_then(|s| serde_json::from_str(s).ok())
-    }
-
-    /// True when `token` is this session's form token.
-    pub fn csrf_token_matches(&self, token: &str) -> bool {
-        crate::crypto::constant_time_eq(self.csrf_token.expose().as_bytes(), token.as_bytes())
-    }
+/// What the typed view needs of `bff.session`, kept in app data (read per request, built at start).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// `bff.session.idle_timeout_secs`.
+    pub idle_timeout_secs: u64,
+    /// `bff.session.client_binding`.
+    pub binding: ClientBinding,
 }
 
 /// Why the session could not be read or written (serialisation only: store failures surface
@@ -83,7 +43,7 @@ pub struct TypedSession {
     /// For the coarse client, worked out only when asked for (login, client binding).
     req: HttpRequest,
     client: std::cell::OnceCell<ClientInfo>,
-    binding: ClientBinding,
+    settings: SessionSettings,
 }
 
 impl TypedSession {
@@ -103,7 +63,8 @@ impl TypedSession {
     /// The current record, or `None` when there is no live session. An expired one is purged.
     /// Activity slides the idle expiry forward (written back when it moved by at least a tenth
     /// of the idle timeout, so busy sessions do not rewrite their state on every request).
-    pub fn current(&self, idle_timeout_secs: u64) -> Result<Option<Arc<SessionRecord>>, SessionError> {
+    pub fn current(&self) -> Result<Option<Arc<SessionRecord>>, SessionError> {
+        let idle_timeout_secs = self.settings.idle_timeout_secs;
         let Some(record) = self.record() else { return Ok(None) };
         let now = crate::clock::now();
         if now >= record.expires_at || now >= record.idle_expires_at {
@@ -132,7 +93,7 @@ impl TypedSession {
             if !self.session.contains_key(RECORD_KEY) {
                 return None;
             }
-            if let Some(record) = request_scope::loaded_record() {
+            if let Some(record) = scope::loaded_record() {
                 return Some(record);
             }
         }
@@ -155,12 +116,14 @@ impl TypedSession {
     /// Applies `bff.session.client_binding`: false when the session must end. A change of
     /// network range or user-agent family is logged as a security event (coarse values only).
     fn client_matches(&self, record: &SessionRecord) -> bool {
-        if self.binding == ClientBinding::Off || record.client.is_unknown() || record.client == *self.client()
+        if self.settings.binding == ClientBinding::Off
+            || record.client.is_unknown()
+            || record.client == *self.client()
         {
             return true;
         }
         let client = self.client();
-        let end = self.binding == ClientBinding::End;
+        let end = self.settings.binding == ClientBinding::End;
         tracing::warn!(
             target: "security_event",
             security_event = "session_client_changed",
@@ -176,20 +139,23 @@ impl TypedSession {
     }
 }
 
+impl TypedSession {
+    /// The typed view of `req`'s session (inside actix-session's middleware).
+    pub fn of(req: &HttpRequest) -> Self {
+        let settings = req
+            .app_data::<actix_web::web::Data<SessionSettings>>()
+            .map(|s| *s.get_ref())
+            // The BFF always registers its settings; without them nothing slides and no client is bound.
+            .unwrap_or(SessionSettings { idle_timeout_secs: 0, binding: ClientBinding::default() });
+        Self { session: req.get_session(), req: req.clone(), client: std::cell::OnceCell::new(), settings }
+    }
+}
+
 impl FromRequest for TypedSession {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let binding = req
-            .app_data::<actix_web::web::Data<super::state::BffState>>()
-            .map(|s| s.config.session.client_binding)
-            .unwrap_or_default();
-        ready(Ok(Self {
-            session: req.get_session(),
-            req: req.clone(),
-            client: std::cell::OnceCell::new(),
-            binding,
-        }))
+        ready(Ok(Self::of(req)))
     }
 }

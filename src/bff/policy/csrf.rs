@@ -3,8 +3,9 @@
 //! content types on JSON routes (415 `unsupported_media_type`). No `Access-Control-Allow-*`
 //! header is ever sent, so no preflight ever succeeds.
 
+use crate::web::ErrorCode;
 use actix_web::HttpRequest;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 
 /// Why a request was refused as a possible forgery.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +27,8 @@ pub enum CsrfError {
 impl From<CsrfError> for crate::web::ApiError {
     fn from(e: CsrfError) -> Self {
         match e {
-            CsrfError::SimpleContentType => {
-                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.to_string())
-            }
-            _ => Self::new(StatusCode::FORBIDDEN, "csrf", e.to_string()),
+            CsrfError::SimpleContentType => Self::new(ErrorCode::UnsupportedMediaType, e.to_string()),
+            _ => Self::new(ErrorCode::Csrf, e.to_string()),
         }
     }
 }

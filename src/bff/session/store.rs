@@ -4,12 +4,11 @@
 //! absolute expiry. A store failure is flagged for [`watch_store_failures`], which turns it into
 //! 503 `store_unavailable` instead of actix-session's opaque 500 — never into a logout.
 
-use super::near_cache::NearCache;
-pub use super::request_scope::watch_store_failures;
-use super::request_scope::{note_store_failure, remember_loaded};
-use super::session::SessionRecord;
-use super::state::Keys;
-use super::tokens::{CachedTokens, cache_tokens, tokens_key};
+use super::record::SessionRecord;
+use super::scope::{note_store_failure, remember_loaded};
+use crate::bff::keys::Keys;
+use crate::bff::near_cache::NearCache;
+use crate::bff::tokens::{CachedTokens, cache_tokens, tokens_key};
 use crate::store::{Store, StoreError};
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -30,6 +29,11 @@ struct CachedSession {
     state: SessionState,
     record: Arc<SessionRecord>,
 }
+
+/// Channel on the store bus announcing ended sessions; each payload is one hashed session id
+/// (the suffix of its `session:` store key). Every end of a session is announced, whatever ended
+/// it, for whatever on any instance holds something of that session.
+pub const SESSION_ENDED_CHANNEL: &str = "session-ended";
 
 /// Store keys of sessions start with this, followed by the keyed hash of the session id.
 const SESSION_KEY_PREFIX: &str = "session:";
@@ -74,6 +78,11 @@ impl BffSessionStore {
         self
     }
 
+    /// The store it reads and writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Store key of the session with the (already hashed) id.
     pub fn key_of_hashed(hashed: &str) -> String {
         format!("{SESSION_KEY_PREFIX}{hashed}")
@@ -105,7 +114,7 @@ impl BffSessionStore {
             return None;
         };
         if old_key {
-            reseal(&self.store, &self.keys, key, sealed, &plain).await;
+            crate::bff::sealed::reseal(&self.store, &self.keys, key, sealed, &plain).await;
         }
         serde_json::from_slice(&plain).ok()
     }
@@ -163,7 +172,8 @@ impl BffSessionStore {
     }
 
     /// Deletes a session by its store key, with its token record and index entries; every
-    /// instance's near cache forgets both records.
+    /// instance's near cache forgets both records, and the end is announced on
+    /// [`SESSION_ENDED_CHANNEL`]. Every way a session ends comes through here.
     pub async fn delete_by_key(&self, key: &str) -> Result<(), StoreError> {
         let state = self.read_state(key).await?;
         let record = state.as_ref().and_then(SessionRecord::from_state);
@@ -180,27 +190,18 @@ impl BffSessionStore {
         let changed: Vec<&str> = std::iter::once(key).chain(tokens.as_deref()).collect();
         self.cache.announce(&changed).await;
         deleted?;
+        let member = key.trim_start_matches(SESSION_KEY_PREFIX);
         if let Some(record) = record {
-            let member = key.trim_start_matches(SESSION_KEY_PREFIX);
             self.store.index_remove(&sub_index_key(&record.sub), member).await?;
             if let Some(sid) = &record.sid {
                 self.store.index_remove(&sid_index_key(sid), member).await?;
             }
         }
-        Ok(())
-    }
-}
-
-impl BffSessionStore {
-    /// Ends every session indexed under `index_key` ([`sid_index_key`] / [`sub_index_key`]),
-    /// with their token records; for back-channel logout. Returns how many were ended.
-    pub async fn end_indexed_sessions(&self, index_key: &str) -> Result<usize, StoreError> {
-        let members = self.store.index_members(index_key).await?;
-        for hashed in &members {
-            self.delete_by_key(&Self::key_of_hashed(hashed)).await?;
-            tracing::info!(session = %hashed, "session ended by index");
+        // Advisory: the session is already gone from the store.
+        if let Err(e) = self.store.publish(SESSION_ENDED_CHANNEL, member.as_bytes()).await {
+            tracing::warn!(error = %e, "could not announce an ended session");
         }
-        Ok(members.len())
+        Ok(())
     }
 }
 
@@ -286,20 +287,5 @@ impl SessionStore for BffSessionStore {
         self.delete_by_key(&key).await.map_err(other)?;
         tracing::info!(session = %self.keys.hash_id(session_key.as_ref()), "session deleted");
         Ok(())
-    }
-}
-
-/// `session_key` rotation: a record opened with an older key is sealed again under the current
-/// one (compare-and-swap, keeping its expiry), so that the older key can be dropped once every
-/// live session has been used. Failures only postpone that.
-pub async fn reseal(store: &Store, keys: &Keys, key: &str, sealed: &[u8], plain: &[u8]) {
-    let resealed = keys.sealer.seal(key.as_bytes(), plain);
-    let result = match store.ttl(key).await {
-        Ok(Some(ttl)) => store.compare_and_swap(key, sealed, &resealed, ttl).await.map(|_| ()),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "a record sealed under an older key was not resealed yet");
     }
 }

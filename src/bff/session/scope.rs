@@ -1,11 +1,13 @@
 //! What one request's session plumbing tells the rest of that request, through a task-local
-//! scope opened by the outermost middleware ([`watch_store_failures`]): whether a session
+//! scope opened by the outermost middleware ([`watch_store_failures`]). This is the one
+//! workaround around actix-session that remains, and it stays inside this module: its
+//! `SessionStore` sees no request, so the store can report to the request only this way — whether a session
 //! store call failed (so the guard can answer 503 instead of actix-session's opaque 500), and
 //! the session record as the store loaded it, already parsed, so that the handler does not
 //! parse the same JSON again on every request. The store loads one session per request (the
 //! session middleware's load is its only reader), so the remembered record is this request's.
 
-use super::session::SessionRecord;
+use super::record::SessionRecord;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::Arc;

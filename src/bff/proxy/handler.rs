@@ -1,40 +1,44 @@
-//! `ANY <route.path>/<rest>`: the proxy to the configured upstreams (a fixed allow-list; client
-//! input never picks the host or scheme). Bodies stream both ways.
+//! The proxy's request handler: what the route policy left to check, the upstream request built
+//! from the route's base URL, the exchange, and the response streamed back.
 
-use super::csrf;
-use super::metrics::ProxyOutcome;
-use super::paths::{UpstreamPath, strip_route};
-use super::session::TypedSession;
-use super::state::BffState;
-use super::upstream::{
-    Outgoing, OutgoingBody, UpstreamError, WorkerClient, end_session_if_needed, forward_headers,
-    payload_too_large, response_headers, send_with_token,
+use super::client::{UpstreamBody, WorkerClient, stream_body};
+use super::exchange::{
+    Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_with_token,
 };
-use super::upstream_client::{UpstreamBody, stream_body};
-use crate::web::ApiError;
+use super::headers::{forward_headers, response_headers};
+use crate::bff::metrics::ProxyOutcome;
+use crate::bff::paths::{UpstreamPath, strip_route};
+use crate::bff::policy::{ActiveSession, Resolved, declared_length};
+use crate::bff::session::TypedSession;
+use crate::bff::state::BffState;
+use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
-/// Methods never proxied: `TRACE`/`TRACK` make an upstream reflect the request — with the
-/// BFF's `Authorization: Bearer` header — back to the browser (cross-site tracing), `CONNECT`
-/// asks for a tunnel. Methods are compared case-insensitively, as some servers do.
-fn refused_method(method: &actix_web::http::Method) -> bool {
-    ["TRACE", "TRACK", "CONNECT"].iter().any(|m| method.as_str().eq_ignore_ascii_case(m))
+    ApiError::new(ErrorCode::NotFound, "no such resource")
 }
 
 fn bad_path() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the request path is not in normal form")
+    ApiError::new(ErrorCode::InvalidRequest, "the request path is not in normal form")
 }
 
-/// The default service: proxies when the path is under a configured route, 404 otherwise.
+/// What an exchange needs of the BFF's state, with this worker's client.
+pub fn exchange_for<'a>(state: &'a BffState, client: &'a WorkerClient) -> Exchange<'a> {
+    Exchange {
+        client,
+        tokens: &state.tokens,
+        timeout: std::time::Duration::from_secs(state.config.upstream_timeout_secs),
+        retries: &state.metrics.upstream_retries,
+    }
+}
+
+/// The default service: proxies when the route policy matched a configured route (it has
+/// checked methods, CSRF and the session by then), 404 otherwise.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
@@ -42,44 +46,15 @@ pub async fn proxy(
     client: web::Data<WorkerClient>,
     session: TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    let raw_path = req.uri().path();
-    let Some((index, route, rest)) = state
-        .config
-        .routes
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| strip_route(raw_path, r.path.as_str()).map(|rest| (i, r, rest)))
-    else {
-        return Err(not_found());
-    };
-    if refused_method(req.method()) {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed",
-        ));
-    }
-    csrf::check_api_call(&req, state.public_origin())?;
+    let index = req.extensions().get::<Resolved>().and_then(|r| r.route).ok_or_else(not_found)?;
+    let route = state.config.routes.get(index).ok_or_else(not_found)?;
+    let rest = strip_route(req.uri().path(), route.path.as_str()).ok_or_else(not_found)?;
+    // The policy checked the path's form and the declared length already.
     let path = UpstreamPath::parse(rest).map_err(|_| bad_path())?;
+    let content_length = declared_length(&req)?;
+    let record = ActiveSession::extract(&req).await?;
 
-    let content_length = match req.headers().get("content-length") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.parse::<usize>().ok()).ok_or_else(bad_length)?),
-        None => None,
-    };
-    if content_length.is_some_and(|n| n > state.config.max_body_bytes) {
-        return Err(payload_too_large());
-    }
-    let record = session.current(state.config.session.idle_timeout_secs)?.ok_or_else(unauthenticated)?;
-
-    // The upstream's parsed URL with the path and query replaced: only those are parsed per
-    // request, and the authority cannot change.
-    let base = route.upstream.url();
-    let mut url = base.clone();
-    let mut full_path = String::with_capacity(base.path().len() + path.as_str().len());
-    full_path.push_str(base.path().trim_end_matches('/'));
-    full_path.push_str(path.as_str());
-    url.set_path(&full_path);
-    url.set_query(req.uri().query());
+    let url = upstream_url(route.upstream.url(), &path, req.uri().query());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
     let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
     let over_limit = Arc::new(AtomicBool::new(false));
@@ -88,12 +63,14 @@ pub async fn proxy(
     } else {
         OutgoingBody::Empty
     };
-    let out = Outgoing { method, url, headers: forward_headers(&req, &state), body, over_limit };
+    let out =
+        Outgoing { method, url, headers: forward_headers(&req, &state.public.forwarded), body, over_limit };
+    let exchange = exchange_for(&state, &client);
 
     let started = Instant::now();
     // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does
     // not carry the whole upstream exchange's state through those copies.
-    let result = Box::pin(send_with_token(&state, &client, &record.handle, out)).await;
+    let result = Box::pin(send_with_token(&exchange, &record.handle, out)).await;
     let outcome = match &result {
         Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
         Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
@@ -109,6 +86,24 @@ pub async fn proxy(
         ApiError::from(e)
     })?;
 
+    Ok(respond(res))
+}
+
+/// The upstream's parsed base URL with the path and query replaced: only those are parsed per
+/// request, and the authority cannot change.
+fn upstream_url(base: &url::Url, path: &UpstreamPath, query: Option<&str>) -> url::Url {
+    let mut url = base.clone();
+    let mut full_path = String::with_capacity(base.path().len() + path.as_str().len());
+    full_path.push_str(base.path().trim_end_matches('/'));
+    full_path.push_str(path.as_str());
+    url.set_path(&full_path);
+    url.set_query(query);
+    url
+}
+
+/// The browser's response: the upstream's status, the headers that may cross, `no-store`, and
+/// the body streamed as it arrives.
+fn respond(res: super::client::UpstreamResponse) -> HttpResponse {
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
     for (name, value) in response_headers(&res) {
@@ -120,15 +115,7 @@ pub async fn proxy(
         }
     }
     builder.insert_header(crate::web::no_store());
-    Ok(builder.streaming(res.into_stream()))
-}
-
-fn bad_length() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed Content-Length")
-}
-
-fn unauthenticated() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session")
+    builder.streaming(res.into_stream())
 }
 
 /// Moves the browser's body (not `Send`) into a channel the upstream client can stream from,

@@ -1,10 +1,14 @@
-//! A session's token record: what is stored (sealed) under `tokens:{hashed handle}`, and when
-//! it is due for a refresh.
+//! A session's token record: what is stored (sealed) under `tokens:{hashed handle}`, when it is
+//! due for a refresh, and how it is opened and kept in the near cache. The session store reads
+//! token records too (one round trip for both on a near-cache miss), so this sits below both.
 
-use super::state::Keys;
+use crate::bff::keys::Keys;
+use crate::bff::near_cache::{NearCache, Ticket};
 use crate::config::Secret;
 use crate::oidc::TokenResponse;
+use crate::store::Store;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A session's tokens.
@@ -85,6 +89,31 @@ pub type CachedTokens = (Vec<u8>, TokenRecord);
 pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<(TokenRecord, bool)> {
     let (plain, old_key) = keys.sealer.open_noting_key(key.as_bytes(), raw).ok()?;
     Some((serde_json::from_slice::<TokenRecord>(&plain).ok()?, old_key))
+}
+
+/// Store key of the token record of the session with `handle`.
+pub fn tokens_key(keys: &Keys, handle: &str) -> String {
+    keys.hashed_key("tokens:", handle)
+}
+
+/// Opens `raw` (read under `ticket`), reseals it when an older key sealed it, and keeps it in
+/// `cache` until the session's end.
+pub async fn cache_tokens(
+    store: &Store,
+    cache: &NearCache,
+    keys: &Keys,
+    key: &str,
+    ticket: Option<Ticket>,
+    raw: Vec<u8>,
+) -> Option<Arc<CachedTokens>> {
+    let (record, old_key) = open_tokens(keys, key, &raw)?;
+    if old_key && let Ok(plain) = serde_json::to_vec(&record) {
+        crate::bff::sealed::reseal(store, keys, key, &raw, &plain).await;
+    }
+    let expires_at = record.session_expires_at;
+    let cached = Arc::new((raw, record));
+    cache.fill(key, ticket, cached.clone(), expires_at);
+    Some(cached)
 }
 
 #[cfg(test)]

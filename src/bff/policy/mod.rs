@@ -1,0 +1,205 @@
+//! Route policy: what each BFF endpoint and each configured route asks of a request (a session,
+//! CSRF proof, methods), built once at start ([`PolicyTable::new`]) and enforced for every request
+//! in one middleware ([`enforce`]), inside actix-session's. Handlers do not repeat these checks:
+//! one that needs the session takes [`ActiveSession`] (the middleware has already answered 401
+//! where a session is required) or `Option<ActiveSession>`.
+//!
+//! Adding a policy value (a new CSRF mode, a session rule) touches this module only.
+
+pub mod csrf;
+mod table;
+
+pub use table::{PolicyTable, Resolved};
+
+use crate::bff::paths::{UpstreamPath, strip_route};
+use crate::bff::session::{SessionRecord, TypedSession};
+use crate::web::{ApiError, ErrorCode};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+/// Whether a request needs a live session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRule {
+    /// No live session → 401 `unauthenticated`.
+    Required,
+    /// The session is read when there is one; its absence is no error.
+    Optional,
+    /// The session is never read (probes, the provider's back-channel calls).
+    Ignored,
+}
+
+/// What proves a request is not a cross-site forgery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfRule {
+    /// JSON APIs: `X-CSRF: 1` on every method (it forces a CORS preflight that never succeeds),
+    /// a same-origin `Origin`/`Sec-Fetch-Site` on unsafe methods, and no form content type.
+    Header,
+    /// Same-origin on unsafe methods, plus either `X-CSRF: 1` or, for a form post, the session's
+    /// form token — which the handler compares, since only it reads the body (`POST /bff/logout`).
+    HeaderOrFormToken,
+    /// Same-origin on unsafe methods; the handler compares the form token (server-rendered forms).
+    FormToken,
+    /// None: navigations (login, callback, pages) and server-to-server calls (back-channel logout).
+    None,
+}
+
+/// What one endpoint or route asks of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Session rule.
+    pub session: SessionRule,
+    /// CSRF rule.
+    pub csrf: CsrfRule,
+    /// Refuse `TRACE`, `TRACK` and `CONNECT` (405): on a proxied route they would make an
+    /// upstream reflect the request — with the BFF's `Authorization` header — back to the browser
+    /// (cross-site tracing), or ask for a tunnel.
+    pub refuse_tunnel_methods: bool,
+    /// A proxied route's request shape: the path below the route's prefix in normal form (400)
+    /// and a declared `Content-Length` well-formed (400) and within this many bytes (413).
+    /// Checked before the session, so a malformed request is refused as such.
+    pub proxied: Option<ProxiedShape>,
+}
+
+/// What a proxied route asks of the request's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxiedShape {
+    /// `bff.max_body_bytes`.
+    pub max_body_bytes: usize,
+}
+
+impl RoutePolicy {
+    /// A JSON API endpoint of the BFF or a proxied route: session and `X-CSRF: 1` required.
+    pub const API: Self = Self {
+        session: SessionRule::Required,
+        csrf: CsrfRule::Header,
+        refuse_tunnel_methods: true,
+        proxied: None,
+    };
+    /// Nothing asked: probes, login and callback navigations, the back-channel logout.
+    pub const OPEN: Self = Self {
+        session: SessionRule::Ignored,
+        csrf: CsrfRule::None,
+        refuse_tunnel_methods: false,
+        proxied: None,
+    };
+}
+
+/// The session of a request whose policy read it: the record, already checked for expiry and
+/// client binding.
+#[derive(Debug, Clone)]
+pub struct ActiveSession(pub Arc<SessionRecord>);
+
+impl std::ops::Deref for ActiveSession {
+    type Target = SessionRecord;
+    fn deref(&self) -> &SessionRecord {
+        &self.0
+    }
+}
+
+impl FromRequest for ActiveSession {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(req.extensions().get::<ActiveSession>().cloned().ok_or_else(unauthenticated))
+    }
+}
+
+/// 401 `unauthenticated`.
+pub fn unauthenticated() -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, "no session")
+}
+
+/// The middleware function (`actix_web::middleware::from_fn`): resolves the request's policy in
+/// the [`PolicyTable`] of app data and enforces it; the matched route and the active session go
+/// into the request's extensions.
+pub async fn enforce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let table = req.app_data::<web::Data<PolicyTable>>().cloned();
+    if let Some(table) = table
+        && let Some(resolved) = table.resolve(req.method(), req.path())
+    {
+        if let Err(e) = check(req.request(), &resolved, &table) {
+            return Ok(req.into_response(e.error_response()));
+        }
+        req.extensions_mut().insert(resolved);
+    }
+    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+}
+
+/// Methods, CSRF, a proxied request's shape, then the session, in that order; the session found
+/// goes into the extensions.
+fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<(), ApiError> {
+    let (policy, origin) = (&resolved.policy, table.origin());
+    if policy.refuse_tunnel_methods && is_tunnel_method(req.method()) {
+        return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed"));
+    }
+    match policy.csrf {
+        CsrfRule::Header => csrf::check_api_call(req, origin)?,
+        CsrfRule::HeaderOrFormToken => {
+            csrf::require_same_origin(req, origin)?;
+            if !crate::web::is_form(req) {
+                csrf::require_header(req)?;
+            }
+        }
+        CsrfRule::FormToken => csrf::require_same_origin(req, origin)?,
+        CsrfRule::None => {}
+    }
+    if let (Some(shape), Some(prefix)) = (&policy.proxied, resolved.route.and_then(|i| table.route_prefix(i)))
+    {
+        check_proxied_shape(req, prefix, shape)?;
+    }
+    if policy.session == SessionRule::Ignored {
+        return Ok(());
+    }
+    match TypedSession::of(req).current()? {
+        Some(record) => {
+            req.extensions_mut().insert(ActiveSession(record));
+            Ok(())
+        }
+        None if policy.session == SessionRule::Required => Err(unauthenticated()),
+        None => Ok(()),
+    }
+}
+
+/// The path below `prefix` is in normal form; a `Content-Length` is a number within the limit.
+fn check_proxied_shape(req: &HttpRequest, prefix: &str, shape: &ProxiedShape) -> Result<(), ApiError> {
+    let rest = strip_route(req.path(), prefix).unwrap_or("");
+    UpstreamPath::parse(rest)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request path is not in normal form"))?;
+    if let Some(length) = declared_length(req)?
+        && length > shape.max_body_bytes
+    {
+        return Err(payload_too_large());
+    }
+    Ok(())
+}
+
+/// The request's `Content-Length`, if it declares one; a malformed one is 400.
+pub fn declared_length(req: &HttpRequest) -> Result<Option<usize>, ApiError> {
+    match req.headers().get(actix_web::http::header::CONTENT_LENGTH) {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "malformed Content-Length")),
+        None => Ok(None),
+    }
+}
+
+/// 413 `payload_too_large`.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+}
+
+/// `TRACE`, `TRACK` and `CONNECT`, compared case-insensitively, as some servers do.
+fn is_tunnel_method(method: &actix_web::http::Method) -> bool {
+    ["TRACE", "TRACK", "CONNECT"].iter().any(|m| method.as_str().eq_ignore_ascii_case(m))
+}
