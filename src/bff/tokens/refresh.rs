@@ -18,7 +18,7 @@ use super::lock::{Notice, Wake};
 use super::undo::Undo;
 use super::{TokenCare, TokenError, TokenRecord};
 use crate::config::Secret;
-use crate::oidc::client;
+use crate::oidc::{TokenResponse, client};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +54,14 @@ impl RefreshTiming {
 /// Left of the lock's lifetime when the holder stops waiting for the provider, so that the
 /// lock never expires while its holder may still be using the refresh token.
 const LOCK_MARGIN: Duration = Duration::from_millis(500);
+
+/// Why a refresh-token grant gave no tokens.
+enum ProviderCall {
+    /// The provider refused the grant (`invalid_grant`…): the session ends.
+    GrantDead,
+    /// The provider could not be reached, or failed, in time: the session is kept.
+    Unavailable,
+}
 
 impl TokenCare {
     /// Single-flight refresh: in this process first (one request per session goes on), then
@@ -186,15 +194,29 @@ impl TokenCare {
             Ok(taken) => taken,
             Err(result) => return result,
         };
-        let unavailable = |this: &Self| {
-            this.count("unavailable");
-            let result = if still_valid {
-                Ok(record.access_token.clone())
-            } else {
-                Err(TokenError::AuthServerUnavailable)
-            };
-            (result, Notice::Unavailable)
+        let response = match self.call_provider(&refresh_token).await {
+            Ok(response) => response,
+            Err(ProviderCall::GrantDead) => {
+                self.count("session_expired");
+                self.delete(key).await;
+                return (Err(TokenError::SessionExpired), Notice::Ended);
+            }
+            Err(ProviderCall::Unavailable) => {
+                self.put_back(key, &taken, &raw, &record).await;
+                self.count("unavailable");
+                let result = if still_valid {
+                    Ok(record.access_token.clone())
+                } else {
+                    Err(TokenError::AuthServerUnavailable)
+                };
+                return (result, Notice::Unavailable);
+            }
         };
+        self.store_refreshed(key, &taken, &record, &response, &refresh_token).await
+    }
+
+    /// One refresh-token grant at the provider, within what is left of the lock's life.
+    async fn call_provider(&self, refresh_token: &Secret) -> Result<TokenResponse, ProviderCall> {
         let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
         let call = async {
             let meta = self.provider.metadata().await.map_err(|_| None)?;
@@ -202,41 +224,42 @@ impl TokenCare {
                 .await
                 .map_err(Some)
         };
-        let response = match tokio::time::timeout(budget, call).await {
-            Ok(Ok(r)) => r,
+        match tokio::time::timeout(budget, call).await {
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(Some(e))) if e.is_grant_dead() => {
                 tracing::info!(error = %e, "refresh refused; ending the session");
-                self.count("session_expired");
-                self.delete(key).await;
-                return (Err(TokenError::SessionExpired), Notice::Ended);
+                Err(ProviderCall::GrantDead)
             }
             Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "refresh failed; keeping the session");
-                self.put_back(key, &taken, &raw, &record).await;
-                return unavailable(self);
+                Err(ProviderCall::Unavailable)
             }
-            Ok(Err(None)) => {
-                self.put_back(key, &taken, &raw, &record).await;
-                return unavailable(self);
-            }
+            // The provider's metadata is not loaded.
+            Ok(Err(None)) => Err(ProviderCall::Unavailable),
             Err(_) => {
                 tracing::warn!("refresh took longer than the refresh lock lives; keeping the session");
-                self.put_back(key, &taken, &raw, &record).await;
-                return unavailable(self);
+                Err(ProviderCall::Unavailable)
             }
-        };
-        let rotated = response.refresh_token.as_ref().is_some_and(|new| *new != refresh_token);
-        let mut new = TokenRecord::from_response(
-            &response,
-            record.session_expires_at,
-            Some(&record),
-            self.keep_id_token,
-        );
+        }
+    }
+
+    /// Stores the refreshed tokens over the write-ahead copy (`taken`) by compare-and-swap.
+    async fn store_refreshed(
+        &self,
+        key: &str,
+        taken: &[u8],
+        record: &TokenRecord,
+        response: &TokenResponse,
+        refresh_token: &Secret,
+    ) -> (Result<Secret, TokenError>, Notice) {
+        let rotated = response.refresh_token.as_ref().is_some_and(|new| new != refresh_token);
+        let mut new =
+            TokenRecord::from_response(response, record.session_expires_at, Some(record), self.keep_id_token);
         if let Some(t) = new.refresh_expires_at {
             new.session_expires_at = new.session_expires_at.min(t);
         }
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
-        match self.store.compare_and_swap(key, &taken, &sealed, new.ttl()).await {
+        match self.store.compare_and_swap(key, taken, &sealed, new.ttl()).await {
             Ok(true) => {
                 // Other instances' copies hold the old pair, which a request there would only
                 // send once (an upstream 401 refreshes from the store): no need to wait.
