@@ -128,7 +128,6 @@ pub async fn enforce(
         if let Err(e) = check(req.request(), &resolved, &table) {
             return Ok(req.into_response(e.error_response()));
         }
-        req.extensions_mut().insert(resolved);
     }
     next.call(req).await.map(ServiceResponse::map_into_boxed_body)
 }
@@ -151,9 +150,9 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
         CsrfRule::FormToken => csrf::require_same_origin(req, origin)?,
         CsrfRule::None => {}
     }
-    if let (Some(shape), Some(prefix)) = (&policy.proxied, resolved.route.and_then(|i| table.route_prefix(i)))
-    {
-        check_proxied_shape(req, prefix, shape)?;
+    if let (Some(shape), Some(route)) = (&policy.proxied, resolved.route) {
+        let proxied = check_proxied_shape(req, route, table.route_prefix(route).unwrap_or(""), shape)?;
+        req.extensions_mut().insert(proxied);
     }
     if policy.session == SessionRule::Ignored {
         return Ok(());
@@ -168,21 +167,48 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
     }
 }
 
+/// A request for a proxied route as the policy checked it: which route, the path below its
+/// prefix in normal form, and the declared body length. The proxy handler takes it as an
+/// extractor (404 when the request is for no route).
+#[derive(Debug)]
+pub struct Proxied {
+    /// Index into `bff.routes`.
+    pub route: usize,
+    /// The path to send below the upstream's base path.
+    pub path: UpstreamPath,
+    /// The declared `Content-Length`, within `bff.max_body_bytes`.
+    pub content_length: Option<usize>,
+}
+
+impl FromRequest for Proxied {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let proxied = req.extensions_mut().remove::<Proxied>();
+        ready(proxied.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such resource")))
+    }
+}
+
 /// The path below `prefix` is in normal form; a `Content-Length` is a number within the limit.
-fn check_proxied_shape(req: &HttpRequest, prefix: &str, shape: &ProxiedShape) -> Result<(), ApiError> {
+fn check_proxied_shape(
+    req: &HttpRequest,
+    route: usize,
+    prefix: &str,
+    shape: &ProxiedShape,
+) -> Result<Proxied, ApiError> {
     let rest = strip_route(req.path(), prefix).unwrap_or("");
-    UpstreamPath::parse(rest)
+    let path = UpstreamPath::parse(rest)
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request path is not in normal form"))?;
-    if let Some(length) = declared_length(req)?
-        && length > shape.max_body_bytes
-    {
+    let content_length = declared_length(req)?;
+    if content_length.is_some_and(|n| n > shape.max_body_bytes) {
         return Err(payload_too_large());
     }
-    Ok(())
+    Ok(Proxied { route, path, content_length })
 }
 
 /// The request's `Content-Length`, if it declares one; a malformed one is 400.
-pub fn declared_length(req: &HttpRequest) -> Result<Option<usize>, ApiError> {
+fn declared_length(req: &HttpRequest) -> Result<Option<usize>, ApiError> {
     match req.headers().get(actix_web::http::header::CONTENT_LENGTH) {
         Some(v) => v
             .to_str()

@@ -7,13 +7,13 @@ use super::exchange::{
 };
 use super::headers::{forward_headers, response_headers};
 use crate::bff::metrics::ProxyOutcome;
-use crate::bff::paths::{UpstreamPath, strip_route};
-use crate::bff::policy::{ActiveSession, Resolved, declared_length};
+use crate::bff::paths::UpstreamPath;
+use crate::bff::policy::{ActiveSession, Proxied};
 use crate::bff::session::TypedSession;
 use crate::bff::state::BffState;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,22 +37,20 @@ pub fn exchange_for<'a>(state: &'a BffState, client: &'a WorkerClient) -> Exchan
     }
 }
 
-/// The default service: proxies when the route policy matched a configured route (it has
-/// checked methods, CSRF and the session by then), 404 otherwise.
+/// The default service: proxies a request the route policy matched to a configured route (it
+/// has checked methods, CSRF, the path, the declared length and the session by then); any other
+/// request is 404.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<BffState>,
     client: web::Data<WorkerClient>,
     session: TypedSession,
+    target: Proxied,
+    record: ActiveSession,
 ) -> Result<HttpResponse, ApiError> {
-    let index = req.extensions().get::<Resolved>().and_then(|r| r.route).ok_or_else(not_found)?;
+    let Proxied { route: index, path, content_length } = target;
     let route = state.config.routes.get(index).ok_or_else(not_found)?;
-    let rest = strip_route(req.uri().path(), route.path.as_str()).ok_or_else(not_found)?;
-    // The policy checked the path's form and the declared length already.
-    let path = UpstreamPath::parse(rest).map_err(|_| bad_path())?;
-    let content_length = declared_length(&req)?;
-    let record = ActiveSession::extract(&req).await?;
 
     let url = upstream_url(route.upstream.url(), &path, req.uri().query());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
