@@ -115,8 +115,8 @@ pub fn unauthenticated() -> ApiError {
 }
 
 /// The middleware function (`actix_web::middleware::from_fn`): resolves the request's policy in
-/// the [`PolicyTable`] of app data and enforces it; the matched route and the active session go
-/// into the request's extensions.
+/// the [`PolicyTable`] of app data and enforces it; a proxied request's checked shape
+/// ([`Proxied`]) and the active session go into the request's extensions.
 pub async fn enforce(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -124,10 +124,9 @@ pub async fn enforce(
     let table = req.app_data::<web::Data<PolicyTable>>().cloned();
     if let Some(table) = table
         && let Some(resolved) = table.resolve(req.method(), req.path())
+        && let Err(e) = check(req.request(), &resolved, &table)
     {
-        if let Err(e) = check(req.request(), &resolved, &table) {
-            return Ok(req.into_response(e.error_response()));
-        }
+        return Ok(req.into_response(e.error_response()));
     }
     next.call(req).await.map(ServiceResponse::map_into_boxed_body)
 }
