@@ -465,3 +465,73 @@ fn sentinels_with_a_master_name_are_read_from_the_environment() {
     assert_eq!(bff.store.redis_sentinel_master.as_deref(), Some("mymaster"));
     assert!(bff.store.redis_url.is_none() && bff.store.redis_cluster_urls.is_empty());
 }
+
+fn with_routes(routes: &str) -> ConfigFile {
+    ConfigFile::new(&format!("{VALID_BFF}\n{routes}"))
+}
+
+#[test]
+fn two_routes_with_the_same_path_are_refused_naming_the_routes() {
+    let _env = env_lock();
+    let cfg = with_routes(
+        "[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\n\
+         [[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:10\"\n",
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.routes");
+    assert!(run.stderr.contains("configured twice"), "{}", run.stderr);
+}
+
+#[test]
+fn a_route_session_rule_that_does_not_exist_is_refused_naming_the_routes() {
+    let _env = env_lock();
+    let cfg = with_routes(
+        "[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nsession = \"maybe\"\n",
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.routes");
+}
+
+#[test]
+fn a_route_that_would_take_trace_or_a_lower_case_method_is_refused_naming_the_routes() {
+    let _env = env_lock();
+    for methods in ["[\"GET\", \"TRACE\"]", "[\"get\"]", "[\"\"]"] {
+        let cfg = with_routes(&format!(
+            "[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nmethods = {methods}\n"
+        ));
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, "bff.routes");
+    }
+}
+
+#[test]
+fn a_misspelled_route_key_is_refused_naming_the_routes() {
+    let _env = env_lock();
+    let cfg = with_routes(
+        "[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nsesion = \"none\"\n",
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.routes");
+    assert!(run.stderr.contains("sesion"), "the line names the unknown key: {}", run.stderr);
+}
+
+#[test]
+fn a_route_over_a_probe_path_is_refused_naming_the_routes() {
+    let _env = env_lock();
+    for path in ["/healthz", "/metrics/x", "/readyz"] {
+        let cfg =
+            with_routes(&format!("[[bff.routes]]\npath = \"{path}\"\nupstream = \"http://127.0.0.1:9\"\n"));
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, "bff.routes");
+    }
+}

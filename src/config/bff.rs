@@ -71,8 +71,8 @@ pub struct BffConfig {
     /// Session lifetimes.
     #[serde(default)]
     pub session: SessionConfig,
-    /// Proxied routes: a fixed allow-list.
-    #[serde(default)]
+    /// Proxied routes: a fixed allow-list (the longest matching prefix serves a request).
+    #[serde(default, deserialize_with = "routes")]
     pub routes: Vec<RouteConfig>,
 }
 
@@ -127,13 +127,82 @@ impl Default for SessionConfig {
     }
 }
 
-/// `[[bff.routes]]`: `path` prefix proxied to `upstream`.
+/// `[[bff.routes]]`: `path` prefix proxied to `upstream`, with what a request must bring.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Local prefix, e.g. `/api`.
     pub path: RoutePath,
     /// Upstream base URL, e.g. `http://localhost:8082`.
     pub upstream: PublicUrl,
+    /// Whether a request needs a session, and so carries the user's token.
+    #[serde(default)]
+    pub session: RouteSession,
+    /// What proves a request is not a cross-site forgery.
+    #[serde(default)]
+    pub csrf: RouteCsrf,
+    /// The methods the route takes (others get 405); unset: any but `TRACE`, `TRACK`, `CONNECT`,
+    /// which no route takes.
+    #[serde(default)]
+    pub methods: Option<Vec<RouteMethod>>,
+}
+
+/// `bff.routes[].session`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteSession {
+    /// No session → 401 `unauthenticated`; the upstream gets the user's access token (default).
+    #[default]
+    Required,
+    /// The user's access token when signed in; an anonymous call otherwise.
+    Optional,
+    /// A public API: the session is not read and the upstream never gets a token.
+    None,
+}
+
+/// `bff.routes[].csrf`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteCsrf {
+    /// `X-CSRF: 1` on every method, same origin, no form content type (default).
+    #[default]
+    Header,
+    /// Safe methods (`GET`, `HEAD`, `OPTIONS`) need only a same-origin or absent `Origin` and
+    /// `Sec-Fetch-Site`, so that downloads, `<img>` and `EventSource` work; unsafe methods as
+    /// with `header`.
+    UnsafeMethods,
+}
+
+/// An HTTP method a route takes: an upper-case token, not `TRACE`, `TRACK` or `CONNECT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMethod(pub actix_web::http::Method);
+
+impl<'de> Deserialize<'de> for RouteMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if ["TRACE", "TRACK", "CONNECT"].contains(&s.to_ascii_uppercase().as_str()) {
+            return Err(serde::de::Error::custom(format!("`{s}` is never proxied")));
+        }
+        let upper = !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase());
+        match actix_web::http::Method::from_bytes(s.as_bytes()) {
+            Ok(m) if upper => Ok(Self(m)),
+            _ => Err(serde::de::Error::custom(format!("`{s}` is not an upper-case HTTP method"))),
+        }
+    }
+}
+
+/// The routes, refused when two share a path (which one serves would be a guess).
+fn routes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RouteConfig>, D::Error> {
+    let routes = Vec::<RouteConfig>::deserialize(d)?;
+    for (i, r) in routes.iter().enumerate() {
+        if routes[..i].iter().any(|o| o.path == r.path) {
+            return Err(serde::de::Error::custom(format!(
+                "the path `{}` is configured twice",
+                r.path.as_str()
+            )));
+        }
+    }
+    Ok(routes)
 }
 
 fn default_login_attempt_ttl() -> u64 {

@@ -7,7 +7,10 @@ mod resource_server;
 mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
-pub use bff::{BffConfig, ClientBinding, OidcClientConfig, RouteConfig, SessionConfig};
+pub use bff::{
+    BffConfig, ClientBinding, OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession,
+    SessionConfig,
+};
 pub use resource_server::ResourceServerConfig;
 pub use types::{ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};
 

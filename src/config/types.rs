@@ -279,8 +279,11 @@ impl<'de> Deserialize<'de> for RoutePath {
                 "must be a path like `/api`: leading slash, no trailing slash, letters, digits, - _ . ~",
             ));
         }
-        if s.starts_with("/bff") || s == "/app" || s.starts_with("/app/") {
-            return Err(serde::de::Error::custom("`/bff` and `/app` are reserved by cloakroom"));
+        let reserved = |prefix: &str| s == prefix || s.starts_with(&format!("{prefix}/"));
+        if s.starts_with("/bff") || ["/app", "/healthz", "/readyz", "/metrics"].iter().any(|p| reserved(p)) {
+            return Err(serde::de::Error::custom(
+                "`/bff`, `/app`, `/healthz`, `/readyz` and `/metrics` are reserved by cloakroom",
+            ));
         }
         Ok(Self(s))
     }

@@ -64,6 +64,32 @@ pub fn refuse_simple_content_type(req: &HttpRequest) -> Result<(), CsrfError> {
     Ok(())
 }
 
+/// For any method: every `Origin` is exactly `public_origin` and every `Sec-Fetch-Site` is
+/// `same-origin` or `none` (typed by the user); a request with neither passes. `same-site` is
+/// refused too: a sibling subdomain is another origin, and the session cookie reaches it.
+pub fn require_same_origin_any_method(req: &HttpRequest, public_origin: &str) -> Result<(), CsrfError> {
+    let headers = req.headers();
+    let foreign_site = headers.get_all("sec-fetch-site").any(|v| {
+        let v = v.as_bytes();
+        !(v.eq_ignore_ascii_case(b"same-origin") || v.eq_ignore_ascii_case(b"none"))
+    });
+    if foreign_site || headers.get_all(header::ORIGIN).any(|o| o.as_bytes() != public_origin.as_bytes()) {
+        return Err(CsrfError::CrossSite);
+    }
+    Ok(())
+}
+
+/// `csrf = "unsafe-methods"`: safe methods need only [`require_same_origin_any_method`] (so
+/// that downloads, `<img>` and `EventSource`, which cannot send a header, work); unsafe methods
+/// pass every check of [`check_api_call`].
+pub fn check_unsafe_methods(req: &HttpRequest, public_origin: &str) -> Result<(), CsrfError> {
+    if is_unsafe(req.method()) {
+        check_api_call(req, public_origin)
+    } else {
+        require_same_origin_any_method(req, public_origin)
+    }
+}
+
 /// The checks every API call (proxy, `/bff/user`) passes: header, origin, content type.
 pub fn check_api_call(req: &HttpRequest, public_origin: &str) -> Result<(), CsrfError> {
     require_header(req)?;

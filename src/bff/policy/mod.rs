@@ -38,6 +38,9 @@ pub enum CsrfRule {
     /// JSON APIs: `X-CSRF: 1` on every method (it forces a CORS preflight that never succeeds),
     /// a same-origin `Origin`/`Sec-Fetch-Site` on unsafe methods, and no form content type.
     Header,
+    /// Unsafe methods as with `Header`; safe methods only a same-origin or absent
+    /// `Origin`/`Sec-Fetch-Site` (downloads, `<img>`, `EventSource` send no custom header).
+    UnsafeMethods,
     /// Same-origin on unsafe methods, plus either `X-CSRF: 1` or, for a form post, the session's
     /// form token — which the handler compares, since only it reads the body (`POST /bff/logout`).
     HeaderOrFormToken,
@@ -135,11 +138,14 @@ pub async fn enforce(
 /// goes into the extensions.
 fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<(), ApiError> {
     let (policy, origin) = (&resolved.policy, table.origin());
-    if policy.refuse_tunnel_methods && is_tunnel_method(req.method()) {
+    let refused = (policy.refuse_tunnel_methods && is_tunnel_method(req.method()))
+        || resolved.route.is_some_and(|route| !table.route_takes(route, req.method()));
+    if refused {
         return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed"));
     }
     match policy.csrf {
         CsrfRule::Header => csrf::check_api_call(req, origin)?,
+        CsrfRule::UnsafeMethods => csrf::check_unsafe_methods(req, origin)?,
         CsrfRule::HeaderOrFormToken => {
             csrf::require_same_origin(req, origin)?;
             if !crate::web::is_form(req) {

@@ -4,7 +4,7 @@
 
 use super::{CsrfRule, ProxiedShape, RoutePolicy, SessionRule};
 use crate::bff::paths::strip_route;
-use crate::config::BffConfig;
+use crate::config::{BffConfig, RouteConfig, RouteCsrf, RouteSession};
 use actix_web::http::Method;
 
 /// A request's resolved policy, and the index of the route it matched (for the proxy).
@@ -40,11 +40,23 @@ struct Endpoint {
     policy: RoutePolicy,
 }
 
+/// A configured route's entry.
+#[derive(Debug)]
+struct Route {
+    prefix: String,
+    policy: RoutePolicy,
+    /// `bff.routes[].methods`; `None`: any method (but the tunnel methods, per the policy).
+    methods: Option<Vec<Method>>,
+}
+
 /// Every endpoint's and route's policy, with the public origin the CSRF checks compare against.
 #[derive(Debug)]
 pub struct PolicyTable {
     endpoints: Vec<Endpoint>,
-    routes: Vec<(String, RoutePolicy)>,
+    /// Routes by index in `bff.routes`.
+    routes: Vec<Route>,
+    /// Indices into `routes`, longest prefix first: the first that matches serves.
+    by_length: Vec<usize>,
     origin: String,
 }
 
@@ -70,6 +82,24 @@ const LOGOUT: RoutePolicy = RoutePolicy {
     proxied: None,
 };
 
+/// The entry of a configured route: its session and CSRF settings, its methods.
+fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Route {
+    let session = match route.session {
+        RouteSession::Required => SessionRule::Required,
+        RouteSession::Optional => SessionRule::Optional,
+        RouteSession::None => SessionRule::Ignored,
+    };
+    let csrf = match route.csrf {
+        RouteCsrf::Header => CsrfRule::Header,
+        RouteCsrf::UnsafeMethods => CsrfRule::UnsafeMethods,
+    };
+    Route {
+        prefix: route.path.as_str().to_owned(),
+        policy: RoutePolicy { session, csrf, refuse_tunnel_methods: true, proxied: Some(shape) },
+        methods: route.methods.as_ref().map(|m| m.iter().map(|m| m.0.clone()).collect()),
+    }
+}
+
 impl PolicyTable {
     /// The table for `config`: the BFF's own endpoints, then each route of `bff.routes`.
     pub fn new(config: &BffConfig, public_origin: &str) -> Self {
@@ -94,12 +124,11 @@ impl PolicyTable {
             // token is the credential.
             endpoint(Method::POST, Exact("/bff/backchannel-logout"), RoutePolicy::OPEN),
         ];
-        let proxied = RoutePolicy {
-            proxied: Some(ProxiedShape { max_body_bytes: config.max_body_bytes }),
-            ..RoutePolicy::API
-        };
-        let routes = config.routes.iter().map(|r| (r.path.as_str().to_owned(), proxied)).collect();
-        Self { endpoints, routes, origin: public_origin.to_owned() }
+        let shape = ProxiedShape { max_body_bytes: config.max_body_bytes };
+        let routes: Vec<Route> = config.routes.iter().map(|r| route_entry(r, shape)).collect();
+        let mut by_length: Vec<usize> = (0..routes.len()).collect();
+        by_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].prefix.len()));
+        Self { endpoints, routes, by_length, origin: public_origin.to_owned() }
     }
 
     /// The policy for a request, or `None` when no endpoint or route serves it.
@@ -107,15 +136,20 @@ impl PolicyTable {
         if let Some(e) = self.endpoints.iter().find(|e| e.method == *method && e.path.matches(path)) {
             return Some(Resolved { policy: e.policy, route: None });
         }
-        self.routes
+        self.by_length
             .iter()
-            .position(|(prefix, _)| strip_route(path, prefix).is_some())
-            .map(|i| Resolved { policy: self.routes[i].1, route: Some(i) })
+            .find(|&&i| strip_route(path, &self.routes[i].prefix).is_some())
+            .map(|&i| Resolved { policy: self.routes[i].policy, route: Some(i) })
     }
 
     /// The path prefix of route `index`.
     pub fn route_prefix(&self, index: usize) -> Option<&str> {
-        self.routes.get(index).map(|(prefix, _)| prefix.as_str())
+        self.routes.get(index).map(|r| r.prefix.as_str())
+    }
+
+    /// True when route `index` takes `method`.
+    pub fn route_takes(&self, index: usize, method: &Method) -> bool {
+        self.routes.get(index).is_some_and(|r| r.methods.as_ref().is_none_or(|m| m.contains(method)))
     }
 
     /// The public origin (`scheme://host[:port]`) the same-origin checks compare against.

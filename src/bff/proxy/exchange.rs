@@ -114,14 +114,21 @@ pub async fn send_with_token(
         OutgoingBody::Stream(_) => None,
     };
     let body = std::mem::replace(&mut out.body, OutgoingBody::Empty);
-    let res = send_once(ex, &out, body, &token).await?;
+    let res = send_once(ex, &out, body, Some(&token)).await?;
     let Some(replay) = replay else { return Ok(res) };
     if !is_invalid_token(&res) {
         return Ok(res);
     }
     let token = ex.tokens.refresh_after_rejection(handle, &token).await?;
     let body = replay.map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
-    send_once(ex, &out, body, &token).await
+    send_once(ex, &out, body, Some(&token)).await
+}
+
+/// Sends `out` without any token: a route whose policy reads no session (`session = "none"`),
+/// or an anonymous request on one where the session is optional.
+pub async fn send_anonymous(ex: &Exchange<'_>, mut out: Outgoing) -> Result<UpstreamResponse, UpstreamError> {
+    let body = std::mem::replace(&mut out.body, OutgoingBody::Empty);
+    send_once(ex, &out, body, None).await
 }
 
 /// Sends one request within `upstream_timeout_secs`. When the pooled connection it went out on
@@ -132,7 +139,7 @@ async fn send_once(
     ex: &Exchange<'_>,
     out: &Outgoing,
     body: OutgoingBody,
-    token: &Secret,
+    token: Option<&Secret>,
 ) -> Result<UpstreamResponse, UpstreamError> {
     let deadline = tokio::time::Instant::now() + ex.timeout;
     let replay = match &body {
@@ -174,11 +181,23 @@ impl Attempt {
     }
 }
 
+/// `Bearer <token>`, marked sensitive (never logged by the HTTP stack).
+fn bearer(token: &Secret) -> Result<http::HeaderValue, Attempt> {
+    let mut value = String::with_capacity(7 + token.expose().len());
+    value.push_str("Bearer ");
+    value.push_str(token.expose());
+    let mut bearer = http::HeaderValue::try_from(value).map_err(|_| {
+        Attempt::Final(UpstreamError::Unavailable("the access token is not a header value".into()))
+    })?;
+    bearer.set_sensitive(true);
+    Ok(bearer)
+}
+
 async fn attempt(
     client: &UpstreamHttp,
     out: &Outgoing,
     body: OutgoingBody,
-    token: &Secret,
+    token: Option<&Secret>,
     deadline: tokio::time::Instant,
 ) -> Result<UpstreamResponse, Attempt> {
     let body = match body {
@@ -192,14 +211,9 @@ async fn attempt(
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = out.headers.clone();
-    let mut value = String::with_capacity(7 + token.expose().len());
-    value.push_str("Bearer ");
-    value.push_str(token.expose());
-    let mut bearer = http::HeaderValue::try_from(value).map_err(|_| {
-        Attempt::Final(UpstreamError::Unavailable("the access token is not a header value".into()))
-    })?;
-    bearer.set_sensitive(true);
-    request.headers_mut().insert(http::header::AUTHORIZATION, bearer);
+    if let Some(token) = token {
+        request.headers_mut().insert(http::header::AUTHORIZATION, bearer(token)?);
+    }
     match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => Err(Attempt::Final(UpstreamError::Timeout)),
         Ok(Ok(res)) => Ok(UpstreamResponse::new(res)),

@@ -3,14 +3,15 @@
 
 use super::client::{UpstreamBody, WorkerClient, stream_body};
 use super::exchange::{
-    Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_with_token,
+    Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
 };
 use super::headers::{forward_headers, response_headers};
 use crate::bff::metrics::ProxyOutcome;
 use crate::bff::paths::UpstreamPath;
-use crate::bff::policy::{ActiveSession, Proxied};
+use crate::bff::policy::{ActiveSession, Proxied, unauthenticated};
 use crate::bff::session::TypedSession;
 use crate::bff::state::BffState;
+use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,8 +39,8 @@ pub fn exchange_for<'a>(state: &'a BffState, client: &'a WorkerClient) -> Exchan
 }
 
 /// The default service: proxies a request the route policy matched to a configured route (it
-/// has checked methods, CSRF, the path, the declared length and the session by then); any other
-/// request is 404.
+/// has checked methods, CSRF, the path, the declared length and the session by then), with the
+/// user's access token when the route's policy read a session; any other request is 404.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
@@ -47,10 +48,15 @@ pub async fn proxy(
     client: web::Data<WorkerClient>,
     session: TypedSession,
     target: Proxied,
-    record: ActiveSession,
+    active: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
     let Proxied { route: index, path, content_length } = target;
     let route = state.config.routes.get(index).ok_or_else(not_found)?;
+    // A route whose policy reads no session never gets a token, whatever the request holds.
+    let active = active.filter(|_| route.session != RouteSession::None);
+    if active.is_none() && route.session == RouteSession::Required {
+        return Err(unauthenticated());
+    }
 
     let url = upstream_url(route.upstream.url(), &path, req.uri().query());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
@@ -68,7 +74,10 @@ pub async fn proxy(
     let started = Instant::now();
     // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does
     // not carry the whole upstream exchange's state through those copies.
-    let result = Box::pin(send_with_token(&exchange, &record.handle, out)).await;
+    let result = match &active {
+        Some(record) => Box::pin(send_with_token(&exchange, &record.handle, out)).await,
+        None => Box::pin(send_anonymous(&exchange, out)).await,
+    };
     let outcome = match &result {
         Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
         Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,

@@ -10,6 +10,8 @@ mod handler;
 pub mod headers;
 
 pub use client::{UpstreamResponse, WorkerClient};
-pub use exchange::{Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_with_token};
+pub use exchange::{
+    Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
+};
 pub use handler::{exchange_for, proxy};
 pub use headers::{Forwarded, PeerHeader, drop_request_header, drop_response_header};
