@@ -6,6 +6,7 @@
 //! then the route policy ([`policy::enforce`]) just outside the handlers.
 
 use super::backchannel::Backchannel;
+use super::frontend::{self, Frontends};
 use super::keys::Keys;
 use super::policy::PolicyTable;
 use super::proxy::{PeerHeader, WorkerClient};
@@ -72,6 +73,7 @@ struct Shared {
     backchannel: web::Data<Backchannel>,
     policy: web::Data<PolicyTable>,
     settings: web::Data<SessionSettings>,
+    frontends: web::Data<Frontends>,
     registry: web::Data<prometheus::Registry>,
 }
 
@@ -109,6 +111,7 @@ impl Shared {
         let session_store = BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));
         let backchannel = Backchannel::new(ender.clone(), &metrics.registry).map_err(other)?;
+        let frontends = Frontends::from_config(&config)?;
         let public = PublicUrlParts::of(config.public_url.url());
         let policy = PolicyTable::new(&config, &public.origin);
         let settings = SessionSettings {
@@ -123,6 +126,7 @@ impl Shared {
             backchannel: web::Data::new(backchannel),
             policy: web::Data::new(policy),
             settings: web::Data::new(settings),
+            frontends: web::Data::new(frontends),
             state: web::Data::new(BffState {
                 public,
                 config,
@@ -139,28 +143,37 @@ impl Shared {
 }
 
 /// The routes. Every one has an entry in [`PolicyTable`], which says what it asks of a request.
-fn routes(cfg: &mut web::ServiceConfig) {
+/// The bundled demo pages are served only while no frontend is configured.
+fn routes(cfg: &mut web::ServiceConfig, with_demo_pages: bool) {
     cfg.route("/healthz", web::get().to(crate::web::healthz))
         .route("/readyz", web::get().to(pages::readyz))
-        .route("/metrics", web::get().to(crate::web::metrics))
-        .route("/", web::get().to(pages::index))
-        .route("/notes-form", web::post().to(pages::notes_form))
-        .route("/app", web::get().to(pages::app_redirect))
-        .route("/app/", web::get().to(pages::app_index))
-        .route("/app/app.js", web::get().to(pages::app_js))
-        .route("/app/app.css", web::get().to(pages::app_css))
-        .service(
-            web::scope("/bff")
-                .wrap(DefaultHeaders::new().add(crate::web::no_store()))
-                .route("/login", web::get().to(login::login))
-                .route("/callback", web::get().to(callback::callback))
-                .route("/user", web::get().to(account::user))
-                .route("/logout", web::post().to(account::logout))
-                .route("/sessions", web::get().to(sessions::list))
-                .route("/sessions/{id}", web::delete().to(sessions::delete))
-                .route("/backchannel-logout", web::post().to(backchannel::backchannel_logout)),
-        )
-        .default_service(web::to(proxy::proxy));
+        .route("/metrics", web::get().to(crate::web::metrics));
+    if with_demo_pages {
+        cfg.route("/", web::get().to(pages::index))
+            .route("/notes-form", web::post().to(pages::notes_form))
+            .route("/app", web::get().to(pages::app_redirect))
+            .route("/app/", web::get().to(pages::app_index))
+            .route("/app/app.js", web::get().to(pages::app_js))
+            .route("/app/app.css", web::get().to(pages::app_css));
+    }
+    cfg.service(
+        web::scope("/bff")
+            .wrap(DefaultHeaders::new().add(crate::web::no_store()))
+            .route("/login", web::get().to(login::login))
+            .route("/callback", web::get().to(callback::callback))
+            .route("/user", web::get().to(account::user))
+            .route("/logout", web::post().to(account::logout))
+            .route("/sessions", web::get().to(sessions::list))
+            .route("/sessions/{id}", web::delete().to(sessions::delete))
+            .route("/backchannel-logout", web::post().to(backchannel::backchannel_logout)),
+    )
+    // Requests the policy matched to a frontend; everything else the proxy serves or refuses.
+    .service(
+        web::resource("/{tail:.*}")
+            .guard(actix_web::guard::fn_guard(frontend::is_frontend_request))
+            .to(frontend::serve),
+    )
+    .default_service(web::to(proxy::proxy));
 }
 
 impl Application {
@@ -176,6 +189,7 @@ impl Application {
         let shutdown_timeout = config.shutdown_timeout_secs;
         let pool_idle_secs = config.upstream_pool_idle_secs;
         let idle_timeout_secs = config.session.idle_timeout_secs;
+        let with_demo_pages = config.frontends.is_empty();
         let shared = Shared::build(config).await?;
         let server = HttpServer::new(move || {
             let s = &shared;
@@ -190,7 +204,8 @@ impl Application {
                 .app_data(s.keys.clone())
                 .app_data(s.policy.clone())
                 .app_data(s.settings.clone())
-                .configure(routes)
+                .app_data(s.frontends.clone())
+                .configure(|cfg| routes(cfg, with_demo_pages))
                 .wrap(from_fn(policy::enforce))
                 .wrap(session::middleware(s.session_store.clone(), &s.keys, idle_timeout_secs))
                 .wrap(from_fn(session::session_guard))

@@ -5,7 +5,7 @@
 //! routes) and `state`; `policy` (what each endpoint and route asks of a request, enforced in one
 //! middleware; CSRF); `session` (cookie, actix-session store, typed record, ending sessions);
 //! `tokens` (token records, single-flight refresh, revocation); `proxy` (handler, exchange,
-//! headers, client); `near_cache`; the endpoint handlers `login`/`callback` (code flow),
+//! headers, client); `frontend` (the app's built files); `near_cache`; the endpoint handlers `login`/`callback` (code flow),
 //! `account` (`/bff/user`, `/bff/logout`), `sessions` (`/bff/sessions`), `backchannel`, `pages`;
 //! and the leaves `keys`, `sealed`, `paths`, `id_token`, `provider`, `metrics`.
 
@@ -14,6 +14,7 @@ pub mod admin;
 mod app;
 pub mod backchannel;
 mod callback;
+pub mod frontend;
 pub mod id_token;
 pub mod keys;
 mod login;

@@ -1,6 +1,6 @@
 //! The `[bff]` section.
 
-use super::types::{ListenAddr, PublicUrl, RoutePath, Secret, SessionKeys, StoreConfig};
+use super::types::{FrontendPath, ListenAddr, PublicUrl, RoutePath, Secret, SessionKeys, StoreConfig};
 use serde::Deserialize;
 
 /// Configuration of the BFF session broker.
@@ -74,6 +74,63 @@ pub struct BffConfig {
     /// Proxied routes: a fixed allow-list (the longest matching prefix serves a request).
     #[serde(default, deserialize_with = "routes")]
     pub routes: Vec<RouteConfig>,
+    /// The app's own pages, served from the BFF's origin (the longest matching prefix serves a
+    /// request that no route and no BFF endpoint serves). Without any, the bundled demo pages
+    /// are served at `/` and `/app/`.
+    #[serde(default, deserialize_with = "frontends")]
+    pub frontends: Vec<FrontendConfig>,
+}
+
+/// `[[bff.frontends]]`: a single-page app's built files served from `dir` under `path`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    /// Local prefix (default `/`).
+    #[serde(default)]
+    pub path: FrontendPath,
+    /// The directory of built files (e.g. Vite's `dist/`), with an `index.html`.
+    pub dir: std::path::PathBuf,
+    /// Whether a page needs a signed-in user.
+    #[serde(default)]
+    pub login: FrontendLogin,
+    /// The `Content-Security-Policy` of its responses; unset: the BFF's strict default.
+    #[serde(default)]
+    pub csp: Option<String>,
+    /// The directory (below `dir`) of fingerprinted files — names that change whenever the
+    /// content does, like Vite's `assets/index-BXa1c2De.js` — served with a year-long
+    /// `immutable` cache lifetime. Everything else is revalidated (`no-cache`).
+    #[serde(default = "default_immutable_dir")]
+    pub immutable_dir: String,
+}
+
+fn default_immutable_dir() -> String {
+    "assets".into()
+}
+
+/// `bff.frontends[].login`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontendLogin {
+    /// Served to anyone; the app asks `/bff/user` who is signed in (default).
+    #[default]
+    Optional,
+    /// Without a session a page navigation is redirected to `/bff/login?returnTo=<that page>`,
+    /// and any other request gets 401 `unauthenticated`.
+    Required,
+}
+
+/// The frontends, refused when two share a path.
+fn frontends<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FrontendConfig>, D::Error> {
+    let frontends = Vec::<FrontendConfig>::deserialize(d)?;
+    for (i, f) in frontends.iter().enumerate() {
+        if frontends[..i].iter().any(|o| o.path == f.path) {
+            return Err(serde::de::Error::custom(format!(
+                "the path `{}` is configured twice",
+                f.path.as_str()
+            )));
+        }
+    }
+    Ok(frontends)
 }
 
 /// `[bff.oidc]`.

@@ -8,11 +8,11 @@ mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
 pub use bff::{
-    BffConfig, ClientBinding, OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession,
-    SessionConfig,
+    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, OidcClientConfig, RouteConfig, RouteCsrf,
+    RouteMethod, RouteSession, SessionConfig,
 };
 pub use resource_server::ResourceServerConfig;
-pub use types::{ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};
+pub use types::{FrontendPath, ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};

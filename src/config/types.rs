@@ -265,24 +265,69 @@ impl RoutePath {
     }
 }
 
+/// The shape every local path prefix shares: leading slash, no trailing slash, plain path
+/// characters, no dot segments.
+fn prefix_shape(s: &str) -> Result<(), String> {
+    let ok = s.starts_with('/')
+        && s.len() > 1
+        && !s.ends_with('/')
+        && !s.contains("//")
+        && s.split('/').all(|seg| seg != "." && seg != "..")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a path like `/api`: leading slash, no trailing slash, letters, digits, - _ . ~".into())
+    }
+}
+
+/// True when `s` is `prefix` or below it.
+fn is_at_or_below(s: &str, prefix: &str) -> bool {
+    s == prefix || s.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Paths cloakroom serves itself, whatever is configured.
+const OWN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 impl<'de> Deserialize<'de> for RoutePath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let ok = s.starts_with('/')
-            && s.len() > 1
-            && !s.ends_with('/')
-            && !s.contains("//")
-            && s.split('/').all(|seg| seg != "." && seg != "..")
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
-        if !ok {
-            return Err(serde::de::Error::custom(
-                "must be a path like `/api`: leading slash, no trailing slash, letters, digits, - _ . ~",
-            ));
-        }
-        let reserved = |prefix: &str| s == prefix || s.starts_with(&format!("{prefix}/"));
-        if s.starts_with("/bff") || ["/app", "/healthz", "/readyz", "/metrics"].iter().any(|p| reserved(p)) {
+        prefix_shape(&s).map_err(serde::de::Error::custom)?;
+        if s.starts_with("/bff") || OWN_PATHS.iter().chain(&["/app"]).any(|p| is_at_or_below(&s, p)) {
             return Err(serde::de::Error::custom(
                 "`/bff`, `/app`, `/healthz`, `/readyz` and `/metrics` are reserved by cloakroom",
+            ));
+        }
+        Ok(Self(s))
+    }
+}
+
+/// A frontend's path prefix: `/`, or a prefix shaped like a route's (`/admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendPath(String);
+
+impl FrontendPath {
+    /// The prefix, e.g. `/` or `/admin`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for FrontendPath {
+    fn default() -> Self {
+        Self("/".into())
+    }
+}
+
+impl<'de> Deserialize<'de> for FrontendPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s != "/" {
+            prefix_shape(&s).map_err(serde::de::Error::custom)?;
+        }
+        if s.starts_with("/bff") || OWN_PATHS.iter().any(|p| is_at_or_below(&s, p)) {
+            return Err(serde::de::Error::custom(
+                "`/bff`, `/healthz`, `/readyz` and `/metrics` are reserved by cloakroom",
             ));
         }
         Ok(Self(s))

@@ -10,6 +10,7 @@ pub mod chrome;
 pub mod echo_upstream;
 pub mod failover;
 pub mod forge;
+pub mod npm;
 pub mod oidc_flow;
 pub mod oidc_provider;
 pub mod provider_tap;
@@ -18,6 +19,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod stall_proxy;
+pub mod vite;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

@@ -9,15 +9,17 @@
 pub mod csrf;
 mod table;
 
-pub use table::{PolicyTable, Resolved};
+pub use table::{PolicyTable, Resolved, Target};
 
+use crate::bff::frontend::{FrontendRequest, is_navigation};
 use crate::bff::paths::{UpstreamPath, strip_route};
 use crate::bff::session::{SessionRecord, TypedSession};
 use crate::web::{ApiError, ErrorCode};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
@@ -28,6 +30,9 @@ pub enum SessionRule {
     Required,
     /// The session is read when there is one; its absence is no error.
     Optional,
+    /// Like `Required`, except that a page navigation without a session is redirected to
+    /// `/bff/login?returnTo=<that page>` (frontends with `login = "required"`).
+    Login,
     /// The session is never read (probes, the provider's back-channel calls).
     Ignored,
 }
@@ -127,21 +132,42 @@ pub async fn enforce(
     let table = req.app_data::<web::Data<PolicyTable>>().cloned();
     if let Some(table) = table
         && let Some(resolved) = table.resolve(req.method(), req.path())
-        && let Err(e) = check(req.request(), &resolved, &table)
+        && let Err(refusal) = check(req.request(), &resolved, &table)
     {
-        return Ok(req.into_response(e.error_response()));
+        let res = match refusal {
+            Refusal::Error(e) => e.error_response(),
+            Refusal::Login(location) => HttpResponse::Found()
+                .insert_header((header::LOCATION, location))
+                .insert_header(crate::web::no_store())
+                .finish(),
+        };
+        return Ok(req.into_response(res));
     }
     next.call(req).await.map(ServiceResponse::map_into_boxed_body)
 }
 
-/// Methods, CSRF, a proxied request's shape, then the session, in that order; the session found
-/// goes into the extensions.
-fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<(), ApiError> {
+/// Why the policy turned a request away.
+enum Refusal {
+    /// The contract's JSON error.
+    Error(ApiError),
+    /// A page navigation that needs a session: to this login URL.
+    Login(String),
+}
+
+impl<E: Into<ApiError>> From<E> for Refusal {
+    fn from(e: E) -> Self {
+        Refusal::Error(e.into())
+    }
+}
+
+/// Methods, CSRF, a proxied request's shape, then the session, in that order; what was found
+/// (a proxied request's shape, the session, a frontend's match) goes into the extensions.
+fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<(), Refusal> {
     let (policy, origin) = (&resolved.policy, table.origin());
     let refused = (policy.refuse_tunnel_methods && is_tunnel_method(req.method()))
-        || resolved.route.is_some_and(|route| !table.route_takes(route, req.method()));
+        || !table.takes(resolved.target, req.method());
     if refused {
-        return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed"));
+        return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed").into());
     }
     match policy.csrf {
         CsrfRule::Header => csrf::check_api_call(req, origin)?,
@@ -155,9 +181,15 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
         CsrfRule::FormToken => csrf::require_same_origin(req, origin)?,
         CsrfRule::None => {}
     }
-    if let (Some(shape), Some(route)) = (&policy.proxied, resolved.route) {
-        let proxied = check_proxied_shape(req, route, table.route_prefix(route).unwrap_or(""), shape)?;
-        req.extensions_mut().insert(proxied);
+    match (resolved.target, &policy.proxied) {
+        (Target::Route(route), Some(shape)) => {
+            let proxied = check_proxied_shape(req, route, table.route_prefix(route).unwrap_or(""), shape)?;
+            req.extensions_mut().insert(proxied);
+        }
+        (Target::Frontend(site), _) => {
+            req.extensions_mut().insert(FrontendRequest(site));
+        }
+        _ => {}
     }
     if policy.session == SessionRule::Ignored {
         return Ok(());
@@ -167,9 +199,22 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
             req.extensions_mut().insert(ActiveSession(record));
             Ok(())
         }
-        None if policy.session == SessionRule::Required => Err(unauthenticated()),
-        None => Ok(()),
+        None if policy.session == SessionRule::Login && is_navigation(req) => {
+            Err(Refusal::Login(login_url(req)))
+        }
+        None if policy.session == SessionRule::Optional => Ok(()),
+        None => Err(unauthenticated().into()),
     }
+}
+
+/// `/bff/login?returnTo=<this request's path and query>`.
+fn login_url(req: &HttpRequest) -> String {
+    let target = match req.uri().query() {
+        Some(q) => format!("{}?{q}", req.path()),
+        None => req.path().to_owned(),
+    };
+    let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    format!("/bff/login?returnTo={encoded}")
 }
 
 /// A request for a proxied route as the policy checked it: which route, the path below its

@@ -1,19 +1,41 @@
-//! The policy of every endpoint the BFF serves and of every configured route, resolved per
-//! request by method and path. The endpoint list mirrors the routes `bff::app` registers; a
-//! request that resolves to nothing (an unknown path) gets no checks and meets the 404.
+//! The policy of every endpoint the BFF serves, of every configured route and of every
+//! frontend, resolved per request by method and path: the BFF's endpoints first, then the
+//! routes, then the frontends, each by longest prefix. The endpoint list mirrors the routes
+//! `bff::app` registers; a request that resolves to nothing gets no checks and meets the 404.
 
 use super::{CsrfRule, ProxiedShape, RoutePolicy, SessionRule};
 use crate::bff::paths::strip_route;
-use crate::config::{BffConfig, RouteConfig, RouteCsrf, RouteSession};
+use crate::config::{BffConfig, FrontendConfig, FrontendLogin, RouteConfig, RouteCsrf, RouteSession};
 use actix_web::http::Method;
 
-/// A request's resolved policy, and the index of the route it matched (for the proxy).
+/// What a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One of the BFF's own endpoints.
+    Endpoint,
+    /// The route with this index in `bff.routes`.
+    Route(usize),
+    /// The frontend with this index in `bff.frontends`.
+    Frontend(usize),
+}
+
+/// A request's resolved policy and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolved {
     /// The policy enforced.
     pub policy: RoutePolicy,
-    /// Index into `bff.routes` when the request is for a proxied route.
-    pub route: Option<usize>,
+    /// What the request is for.
+    pub target: Target,
+}
+
+impl Resolved {
+    /// The route's index when the request is for a proxied route.
+    pub fn route(&self) -> Option<usize> {
+        match self.target {
+            Target::Route(i) => Some(i),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -40,23 +62,47 @@ struct Endpoint {
     policy: RoutePolicy,
 }
 
-/// A configured route's entry.
+/// A configured route's or frontend's entry.
 #[derive(Debug)]
-struct Route {
+struct Prefixed {
     prefix: String,
     policy: RoutePolicy,
-    /// `bff.routes[].methods`; `None`: any method (but the tunnel methods, per the policy).
+    /// The methods it takes; `None`: any (but the tunnel methods, per the policy).
     methods: Option<Vec<Method>>,
 }
 
-/// Every endpoint's and route's policy, with the public origin the CSRF checks compare against.
+impl Prefixed {
+    fn matches(&self, path: &str) -> bool {
+        self.prefix == "/" || strip_route(path, &self.prefix).is_some()
+    }
+}
+
+/// Entries with their match order: longest prefix first.
+#[derive(Debug)]
+struct ByPrefix {
+    entries: Vec<Prefixed>,
+    order: Vec<usize>,
+}
+
+impl ByPrefix {
+    fn new(entries: Vec<Prefixed>) -> Self {
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(entries[i].prefix.len()));
+        Self { entries, order }
+    }
+
+    fn find(&self, path: &str) -> Option<(usize, &Prefixed)> {
+        self.order.iter().map(|&i| (i, &self.entries[i])).find(|(_, e)| e.matches(path))
+    }
+}
+
+/// Every endpoint's, route's and frontend's policy, with the public origin the CSRF checks
+/// compare against.
 #[derive(Debug)]
 pub struct PolicyTable {
     endpoints: Vec<Endpoint>,
-    /// Routes by index in `bff.routes`.
-    routes: Vec<Route>,
-    /// Indices into `routes`, longest prefix first: the first that matches serves.
-    by_length: Vec<usize>,
+    routes: ByPrefix,
+    frontends: ByPrefix,
     origin: String,
 }
 
@@ -83,7 +129,7 @@ const LOGOUT: RoutePolicy = RoutePolicy {
 };
 
 /// The entry of a configured route: its session and CSRF settings, its methods.
-fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Route {
+fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Prefixed {
     let session = match route.session {
         RouteSession::Required => SessionRule::Required,
         RouteSession::Optional => SessionRule::Optional,
@@ -93,63 +139,99 @@ fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Route {
         RouteCsrf::Header => CsrfRule::Header,
         RouteCsrf::UnsafeMethods => CsrfRule::UnsafeMethods,
     };
-    Route {
+    Prefixed {
         prefix: route.path.as_str().to_owned(),
         policy: RoutePolicy { session, csrf, refuse_tunnel_methods: true, proxied: Some(shape) },
         methods: route.methods.as_ref().map(|m| m.iter().map(|m| m.0.clone()).collect()),
     }
 }
 
-impl PolicyTable {
-    /// The table for `config`: the BFF's own endpoints, then each route of `bff.routes`.
-    pub fn new(config: &BffConfig, public_origin: &str) -> Self {
-        use PathPattern::{Below, Exact};
-        let endpoint = |method: Method, path, policy| Endpoint { method, path, policy };
-        let endpoints = vec![
-            endpoint(Method::GET, Exact("/healthz"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Exact("/readyz"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Exact("/metrics"), RoutePolicy::OPEN),
+/// The entry of a frontend: `GET` and `HEAD` only (no CSRF rule needed for reads of public
+/// files), the session read so that `login = "required"` can send a navigation to the login.
+fn frontend_entry(frontend: &FrontendConfig) -> Prefixed {
+    let session = match frontend.login {
+        FrontendLogin::Optional => SessionRule::Ignored,
+        FrontendLogin::Required => SessionRule::Login,
+    };
+    Prefixed {
+        prefix: frontend.path.as_str().to_owned(),
+        policy: RoutePolicy { session, csrf: CsrfRule::None, refuse_tunnel_methods: true, proxied: None },
+        methods: Some(vec![Method::GET, Method::HEAD]),
+    }
+}
+
+/// The BFF's own endpoints; the demo pages only while no frontend is configured.
+fn endpoints(with_demo_pages: bool) -> Vec<Endpoint> {
+    use PathPattern::{Below, Exact};
+    let endpoint = |method: Method, path, policy| Endpoint { method, path, policy };
+    let mut endpoints = vec![
+        endpoint(Method::GET, Exact("/healthz"), RoutePolicy::OPEN),
+        endpoint(Method::GET, Exact("/readyz"), RoutePolicy::OPEN),
+        endpoint(Method::GET, Exact("/metrics"), RoutePolicy::OPEN),
+        endpoint(Method::GET, Exact("/bff/login"), RoutePolicy::OPEN),
+        endpoint(Method::GET, Exact("/bff/callback"), RoutePolicy::OPEN),
+        endpoint(Method::GET, Exact("/bff/user"), RoutePolicy::API),
+        endpoint(Method::POST, Exact("/bff/logout"), LOGOUT),
+        endpoint(Method::GET, Exact("/bff/sessions"), RoutePolicy::API),
+        endpoint(Method::DELETE, Below("/bff/sessions/"), RoutePolicy::API),
+        // Server to server (the provider): no cookie, no CSRF rules; the signed logout
+        // token is the credential.
+        endpoint(Method::POST, Exact("/bff/backchannel-logout"), RoutePolicy::OPEN),
+    ];
+    if with_demo_pages {
+        endpoints.extend([
             endpoint(Method::GET, Exact("/"), PAGE),
             endpoint(Method::POST, Exact("/notes-form"), FORM_POST),
             endpoint(Method::GET, Exact("/app"), RoutePolicy::OPEN),
             endpoint(Method::GET, Below("/app/"), RoutePolicy::OPEN),
             endpoint(Method::GET, Exact("/app/"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Exact("/bff/login"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Exact("/bff/callback"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Exact("/bff/user"), RoutePolicy::API),
-            endpoint(Method::POST, Exact("/bff/logout"), LOGOUT),
-            endpoint(Method::GET, Exact("/bff/sessions"), RoutePolicy::API),
-            endpoint(Method::DELETE, Below("/bff/sessions/"), RoutePolicy::API),
-            // Server to server (the provider): no cookie, no CSRF rules; the signed logout
-            // token is the credential.
-            endpoint(Method::POST, Exact("/bff/backchannel-logout"), RoutePolicy::OPEN),
-        ];
+        ]);
+    }
+    endpoints
+}
+
+impl PolicyTable {
+    /// The table for `config`: the BFF's own endpoints, each route of `bff.routes`, each
+    /// frontend of `bff.frontends`.
+    pub fn new(config: &BffConfig, public_origin: &str) -> Self {
         let shape = ProxiedShape { max_body_bytes: config.max_body_bytes };
-        let routes: Vec<Route> = config.routes.iter().map(|r| route_entry(r, shape)).collect();
-        let mut by_length: Vec<usize> = (0..routes.len()).collect();
-        by_length.sort_by_key(|&i| std::cmp::Reverse(routes[i].prefix.len()));
-        Self { endpoints, routes, by_length, origin: public_origin.to_owned() }
+        Self {
+            endpoints: endpoints(config.frontends.is_empty()),
+            routes: ByPrefix::new(config.routes.iter().map(|r| route_entry(r, shape)).collect()),
+            frontends: ByPrefix::new(config.frontends.iter().map(frontend_entry).collect()),
+            origin: public_origin.to_owned(),
+        }
     }
 
-    /// The policy for a request, or `None` when no endpoint or route serves it.
+    /// The policy for a request, or `None` when nothing serves it.
     pub fn resolve(&self, method: &Method, path: &str) -> Option<Resolved> {
         if let Some(e) = self.endpoints.iter().find(|e| e.method == *method && e.path.matches(path)) {
-            return Some(Resolved { policy: e.policy, route: None });
+            return Some(Resolved { policy: e.policy, target: Target::Endpoint });
         }
-        self.by_length
-            .iter()
-            .find(|&&i| strip_route(path, &self.routes[i].prefix).is_some())
-            .map(|&i| Resolved { policy: self.routes[i].policy, route: Some(i) })
+        if let Some((i, route)) = self.routes.find(path) {
+            return Some(Resolved { policy: route.policy, target: Target::Route(i) });
+        }
+        // A path below `/bff` that no endpoint serves is never a frontend's.
+        if path == "/bff" || path.starts_with("/bff/") {
+            return None;
+        }
+        self.frontends.find(path).map(|(i, f)| Resolved { policy: f.policy, target: Target::Frontend(i) })
     }
 
     /// The path prefix of route `index`.
     pub fn route_prefix(&self, index: usize) -> Option<&str> {
-        self.routes.get(index).map(|r| r.prefix.as_str())
+        self.routes.entries.get(index).map(|r| r.prefix.as_str())
     }
 
-    /// True when route `index` takes `method`.
-    pub fn route_takes(&self, index: usize, method: &Method) -> bool {
-        self.routes.get(index).is_some_and(|r| r.methods.as_ref().is_none_or(|m| m.contains(method)))
+    /// True when the route or frontend of `target` takes `method` (endpoints are matched by
+    /// method already).
+    pub fn takes(&self, target: Target, method: &Method) -> bool {
+        let entry = match target {
+            Target::Endpoint => return true,
+            Target::Route(i) => self.routes.entries.get(i),
+            Target::Frontend(i) => self.frontends.entries.get(i),
+        };
+        entry.is_some_and(|e| e.methods.as_ref().is_none_or(|m| m.contains(method)))
     }
 
     /// The public origin (`scheme://host[:port]`) the same-origin checks compare against.
@@ -185,7 +267,7 @@ mod tests {
         let t = table();
         for path in ["/api", "/api/", "/api/notes/1"] {
             let r = t.resolve(&Method::PATCH, path).expect(path);
-            assert_eq!(r.route, Some(0), "{path}");
+            assert_eq!(r.target, Target::Route(0), "{path}");
             assert_eq!(
                 (r.policy.session, r.policy.csrf),
                 (SessionRule::Required, CsrfRule::Header),
