@@ -82,8 +82,10 @@ if ! have_image debian:bookworm-slim; then
 fi
 
 if ! have_image rust:1-bookworm; then
-    [ -x "$toolchain/bin/cargo" ] && [ -x "$toolchain/bin/rustc" ] \
-        || { echo "error: no Rust toolchain at '$toolchain' (set RUST_TOOLCHAIN_DIR)" >&2; exit 1; }
+    if [ ! -x "$toolchain/bin/cargo" ] || [ ! -x "$toolchain/bin/rustc" ]; then
+        echo "error: no Rust toolchain at '$toolchain' (set RUST_TOOLCHAIN_DIR)" >&2
+        exit 1
+    fi
     bootstrap
     log "rust:1-bookworm: gcc, libc6-dev, pkg-config, ca-certificates + $("$toolchain/bin/rustc" --version)"
     dir="$work/rust"
