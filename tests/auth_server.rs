@@ -217,6 +217,22 @@ async fn authorization_requests_without_s256_pkce_are_refused() {
 }
 
 #[tokio::test]
+async fn the_login_page_uses_the_demo_stylesheet_from_its_own_origin() {
+    let stack = auth_server().await;
+    let browser = Browser::new();
+    let (_, challenge) = pkce_pair();
+    let login = browser.get(&authorize_url(&stack, &challenge, "openid")).await;
+    assert_eq!(login.status, 200);
+    assert!(login.body.contains(r#"<link rel="stylesheet" href="/app.css">"#), "{}", login.body);
+    // The CSP allows only same-origin styles, so the sheet is served by the auth server itself.
+    assert!(login.header("content-security-policy").unwrap().contains("style-src 'self'"));
+    let css = browser.get(&format!("{}/app.css", stack.auth_url)).await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-type").unwrap(), "text/css; charset=utf-8");
+    assert_eq!(css.body, include_str!("../static/app.css"));
+}
+
+#[tokio::test]
 async fn an_unregistered_redirect_uri_or_client_gets_an_error_page_and_no_redirect() {
     let stack = auth_server().await;
     let browser = Browser::new();

@@ -111,6 +111,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/userinfo", web::post().to(userinfo::userinfo))
         .route("/logout", web::get().to(logout::logout_get))
         .route("/logout", web::post().to(logout::logout_post))
+        .route("/app.css", web::get().to(pages::stylesheet))
         .route("/healthz", web::get().to(crate::web::healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(crate::web::metrics));

@@ -51,6 +51,12 @@ pub struct LogoutConfirmPage<'a> {
     pub fields: Vec<(&'a str, &'a str)>,
 }
 
+/// `GET /app.css`: the demo's stylesheet (`static/app.css`, also the BFF's `/app/app.css`),
+/// served from the provider's own origin because the pages' CSP allows only same-origin styles.
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/css; charset=utf-8").body(include_str!("../../static/app.css"))
+}
+
 /// Renders `template` with `status` as an uncacheable HTML response.
 pub fn render<T: Template>(status: StatusCode, template: &T) -> HttpResponse {
     match template.render() {
