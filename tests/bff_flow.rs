@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::apps::wait_ready;
+use cloakroom::bff::session::SESSION_COOKIE;
 use common::oidc_flow::{bff_login, submit_login, urlencode};
 use common::redis::{RedisServer, shared};
 use common::{Browser, Page, Stack, StackConfig, USER};
@@ -12,8 +12,6 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const SESSION_COOKIE: &str = "__Host-cloakroom";
 
 /// A test upstream behind the `/echo` route: reports what it received, can be slow, and
 /// refuses each access token once with `invalid_token`.
@@ -105,28 +103,7 @@ async fn stack_with(tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
         "bff.routes",
         json!([{ "path": "/api", "upstream": rs }, { "path": "/echo", "upstream": echo }]),
     );
-    let stack = Stack::start(tweak(cfg)).await;
-    wait_ready(&stack.bff_url).await;
-    stack
-}
-
-async fn api(browser: &Browser, stack: &Stack, method: Method, path: &str, body: Option<Value>) -> Page {
-    let mut req = browser.request(method, &format!("{}{path}", stack.bff_url)).header("X-CSRF", "1");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    browser.send(req).await
-}
-
-async fn logged_in(stack: &Stack) -> Browser {
-    let browser = Browser::new();
-    let page = bff_login(&browser, stack, USER, "/app/").await;
-    assert_eq!(page.status, 302, "callback: {}", page.body);
-    browser
-}
-
-fn session_set_cookie(page: &Page) -> Option<String> {
-    page.set_cookies().into_iter().find(|c| c.starts_with(&format!("{SESSION_COOKIE}=")))
+    Stack::start_ready(tweak(cfg)).await
 }
 
 fn assert_no_tokens_in(pages: &[Page]) {
@@ -169,12 +146,12 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
     let callback = bff_login(&browser, &stack, USER, "/app/").await;
     assert_eq!(callback.status, 302, "{}", callback.body);
     assert_eq!(callback.header("location").as_deref(), Some("/app/"));
-    let cookie = session_set_cookie(&callback).expect("session cookie set at login");
+    let cookie = callback.session_set_cookie().expect("session cookie set at login");
     for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
     assert!(!cookie.to_ascii_lowercase().contains("domain="));
-    let value = browser.cookie(SESSION_COOKIE).unwrap();
+    let value = browser.session_cookie().unwrap();
     assert!(value.len() <= 100 && value.len() >= 43, "cookie value of {} bytes", value.len());
     assert_eq!(callback.header("cache-control").as_deref(), Some("no-store"));
     assert!(
@@ -182,7 +159,7 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
         "login cookie cleared"
     );
 
-    let user = api(&browser, &stack, Method::GET, "/bff/user", None).await;
+    let user = stack.user(&browser).await;
     assert_eq!(user.status, 200, "{}", user.body);
     let user = user.json();
     assert!(user["sub"].is_string() && user["claims"].is_object());
@@ -191,23 +168,23 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
             >= user["session"]["idle_expires_at"].as_i64().unwrap()
     );
 
-    let created = api(&browser, &stack, Method::POST, "/api/notes", Some(json!({"text": "hello"}))).await;
+    let created = stack.api_post_json(&browser, "/api/notes", json!({"text": "hello"})).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.json()["id"].clone();
-    let list = api(&browser, &stack, Method::GET, "/api/notes", None).await;
+    let list = stack.api_get(&browser, "/api/notes").await;
     assert!(list.body.contains("hello"), "{}", list.body);
     let id = id.as_str().map(str::to_string).unwrap_or_else(|| id.to_string());
-    let deleted = api(&browser, &stack, Method::DELETE, &format!("/api/notes/{id}"), None).await;
+    let deleted = stack.api(&browser, Method::DELETE, &format!("/api/notes/{id}"), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
 
-    let echoed = api(&browser, &stack, Method::GET, "/echo/headers?x=1", None).await.json();
+    let echoed = stack.api_get(&browser, "/echo/headers?x=1").await.json();
     assert!(echoed["headers"]["authorization"].as_str().unwrap().starts_with("Bearer "));
     assert!(echoed["headers"].get("cookie").is_none() && echoed["headers"].get("x-csrf").is_none());
     assert_eq!(echoed["uri"], "/headers?x=1");
 
-    let first = api(&browser, &stack, Method::GET, "/api/whoami", None).await.json();
+    let first = stack.api_get(&browser, "/api/whoami").await.json();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let second = api(&browser, &stack, Method::GET, "/api/whoami", None).await;
+    let second = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(second.status, 200, "refresh must be transparent: {}", second.body);
     assert_ne!(first["jti"], second.json()["jti"], "a new access token after refresh");
     let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await;
@@ -221,17 +198,17 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
         assert!(!regex_like_jwt()(&text), "a raw JWT stored under {key}");
     }
 
-    let logout = api(&browser, &stack, Method::POST, "/bff/logout", None).await;
+    let logout = stack.logout(&browser).await;
     assert_eq!(logout.status, 200, "{}", logout.body);
     let logout_url = logout.json()["logout_url"].as_str().unwrap().to_string();
     assert!(logout_url.starts_with(&stack.auth_url), "{logout_url}");
-    let removal = session_set_cookie(&logout).expect("cookie expired at logout");
+    let removal = logout.session_set_cookie().expect("cookie expired at logout");
     assert!(removal.contains("Max-Age=0") && removal.contains("Secure") && removal.contains("HttpOnly"));
     assert_no_tokens_in(&browser.history.lock().unwrap());
 
     browser.set_cookie(SESSION_COOKIE, &value);
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
-    error_of(&api(&browser, &stack, Method::GET, "/api/notes", None).await, 401, "unauthenticated").await;
+    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
+    error_of(&stack.api_get(&browser, "/api/notes").await, 401, "unauthenticated").await;
 }
 
 #[tokio::test]
@@ -243,12 +220,12 @@ async fn a_replayed_callback_fails_and_creates_no_session() {
     let after = submit_login(&browser, &login_page, USER).await;
     let callback = browser.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await;
     assert_eq!(browser.get(&callback).await.status, 302);
-    let cookie = browser.cookie(SESSION_COOKIE);
+    let cookie = browser.session_cookie();
     let replay = browser.get(&callback).await;
     assert_eq!(replay.status, 400);
     assert!(replay.body.contains("<html"), "an HTML page");
-    assert!(session_set_cookie(&replay).is_none());
-    assert_eq!(browser.cookie(SESSION_COOKIE), cookie);
+    assert!(replay.session_set_cookie().is_none());
+    assert_eq!(browser.session_cookie(), cookie);
 }
 
 #[tokio::test]
@@ -262,7 +239,7 @@ async fn another_browsers_callback_is_refused() {
     let callback = attacker.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await;
     let page = victim.get(&callback).await;
     assert_eq!(page.status, 400, "state is bound to the browser that started the login");
-    assert!(victim.cookie(SESSION_COOKIE).is_none());
+    assert!(victim.session_cookie().is_none());
 }
 
 #[tokio::test]
@@ -272,23 +249,23 @@ async fn provider_errors_and_missing_state_are_400_pages() {
     for q in ["error=access_denied&state=x", "code=abc", "code=abc&state=unknown", ""] {
         let page = browser.get(&format!("{}/bff/callback?{q}", stack.bff_url)).await;
         assert_eq!(page.status, 400, "{q}");
-        assert!(session_set_cookie(&page).is_none());
+        assert!(page.session_set_cookie().is_none());
     }
 }
 
 #[tokio::test]
 async fn a_cookie_planted_before_login_is_dead_after_it() {
     let stack = stack_with(|c| c).await;
-    let attacker = logged_in(&stack).await;
-    let planted = attacker.cookie(SESSION_COOKIE).unwrap();
+    let attacker = stack.login_as(USER).await;
+    let planted = attacker.session_cookie().unwrap();
     let victim = Browser::new();
     victim.set_cookie(SESSION_COOKIE, &planted);
     let page = bff_login(&victim, &stack, USER, "/").await;
     assert_eq!(page.status, 302, "{}", page.body);
-    let fresh = victim.cookie(SESSION_COOKIE).unwrap();
+    let fresh = victim.session_cookie().unwrap();
     assert_ne!(planted, fresh, "a new id at login");
-    assert_eq!(api(&victim, &stack, Method::GET, "/bff/user", None).await.status, 200);
-    error_of(&api(&attacker, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    assert_eq!(stack.user(&victim).await.status, 200);
+    error_of(&stack.user(&attacker).await, 401, "unauthenticated").await;
 }
 
 /// From `/bff/login`'s redirect to the callback URL: through the login form, or straight back
@@ -338,11 +315,11 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
         c.set("auth_server.access_token_ttl_secs", json!(4)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     for _ in 0..2 {
         // Lifetime 4 s, skew 1 s: due after 3 s, and a fresh token is not due again this round.
         tokio::time::sleep(Duration::from_millis(3100)).await;
-        let calls = (0..10).map(|_| api(&browser, &stack, Method::GET, "/echo/headers", None));
+        let calls = (0..10).map(|_| stack.api_get(&browser, "/echo/headers"));
         let pages = futures_util::future::join_all(calls).await;
         for p in &pages {
             assert_eq!(p.status, 200, "{}", p.body);
@@ -351,7 +328,7 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
             pages.iter().map(|p| p.json()["headers"]["authorization"].to_string()).collect();
         assert_eq!(jtis.len(), 1, "all requests used the one refreshed token");
     }
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200);
+    assert_eq!(stack.user(&browser).await.status, 200);
     let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await.body;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"success\"} 2"), "{metrics}");
 }
@@ -362,7 +339,7 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
         c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     // The provider forgets every grant: the next refresh is `invalid_grant`.
     let ns = stack.doc["auth_server"]["redis_namespace"].as_str().unwrap().to_string();
     let client = redis::Client::open(shared().url()).unwrap();
@@ -372,9 +349,9 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
         let _: () = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = api(&browser, &stack, Method::GET, "/api/whoami", None).await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
     error_of(&page, 401, "session_expired").await;
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
 }
 
 #[tokio::test]
@@ -386,21 +363,21 @@ async fn an_unreachable_provider_during_a_due_refresh_is_503_and_keeps_the_sessi
             .set("auth_server.redis_url", json!(as_redis.url()))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     as_redis.stop();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = api(&browser, &stack, Method::GET, "/api/whoami", None).await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
     error_of(&page, 503, "auth_server_unavailable").await;
     assert!(page.header("retry-after").is_some());
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200, "session kept");
+    assert_eq!(stack.user(&browser).await.status, 200, "session kept");
 }
 
 #[tokio::test]
 async fn idle_sessions_expire_server_side() {
     let stack = stack_with(|c| c.set("bff.session.idle_timeout_secs", json!(1))).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
 }
 
 #[tokio::test]
@@ -416,35 +393,34 @@ async fn upstream_failures_map_to_502_and_504_and_leave_the_session_alone() {
         "bff.routes",
         json!([{ "path": "/api", "upstream": rs }, { "path": "/dead", "upstream": dead }, { "path": "/echo", "upstream": echo }]),
     );
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = logged_in(&stack).await;
-    error_of(&api(&browser, &stack, Method::GET, "/dead/x", None).await, 502, "upstream_unavailable").await;
-    error_of(&api(&browser, &stack, Method::GET, "/echo/slow", None).await, 504, "upstream_timeout").await;
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200);
+    let stack = Stack::start_ready(cfg).await;
+    let browser = stack.login_as(USER).await;
+    error_of(&stack.api_get(&browser, "/dead/x").await, 502, "upstream_unavailable").await;
+    error_of(&stack.api_get(&browser, "/echo/slow").await, 504, "upstream_timeout").await;
+    assert_eq!(stack.user(&browser).await.status, 200);
 }
 
 #[tokio::test]
 async fn an_upstream_invalid_token_answer_is_refreshed_and_retried_once() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
-    let page = api(&browser, &stack, Method::GET, "/echo/once-invalid", None).await;
+    let browser = stack.login_as(USER).await;
+    let page = stack.api_get(&browser, "/echo/once-invalid").await;
     assert_eq!(page.status, 200, "{}", page.body);
     // Retried once only, then the upstream's 401 passes through as it is.
-    let page = api(&browser, &stack, Method::GET, "/echo/always-invalid", None).await;
+    let page = stack.api_get(&browser, "/echo/always-invalid").await;
     assert_eq!(page.status, 401);
-    assert_eq!(api(&browser, &stack, Method::GET, "/echo/hits", None).await.body, "2");
+    assert_eq!(stack.api_get(&browser, "/echo/hits").await.body, "2");
     // A body that was streamed is never replayed.
-    let page = api(&browser, &stack, Method::POST, "/echo/always-invalid", Some(json!({"a": 1}))).await;
+    let page = stack.api_post_json(&browser, "/echo/always-invalid", json!({"a": 1})).await;
     assert_eq!(page.status, 401);
-    assert_eq!(api(&browser, &stack, Method::GET, "/echo/hits", None).await.body, "3");
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200, "session kept");
+    assert_eq!(stack.api_get(&browser, "/echo/hits").await.body, "3");
+    assert_eq!(stack.user(&browser).await.status, 200, "session kept");
 }
 
 #[tokio::test]
 async fn forwarding_headers_from_the_browser_are_replaced_and_upstream_cookies_dropped() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     let req = browser
         .request(Method::POST, &format!("{}/echo/headers", stack.bff_url))
         .header("X-CSRF", "1")
@@ -471,7 +447,7 @@ async fn forwarding_headers_from_the_browser_are_replaced_and_upstream_cookies_d
 #[tokio::test]
 async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     let page = browser.get(&format!("{}/", stack.bff_url)).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains(USER.0), "{}", page.body);
@@ -491,7 +467,7 @@ async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
     let out =
         browser.post_form(&format!("{}/bff/logout", stack.bff_url), &[("csrf_token".into(), token)]).await;
     assert_eq!(out.status, 303);
-    assert!(browser.cookie(SESSION_COOKIE).is_none());
+    assert!(browser.session_cookie().is_none());
     assert_no_tokens_in(&browser.history.lock().unwrap());
 }
 
@@ -499,24 +475,24 @@ async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
 async fn a_session_store_outage_is_a_503_never_a_logout() {
     let bff_redis = RedisServer::start();
     let stack = stack_with(|c| c.set("bff.redis_url", json!(bff_redis.url()))).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE).unwrap();
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().unwrap();
     bff_redis.stop();
     for path in ["/bff/user", "/echo/headers"] {
-        let page = api(&browser, &stack, Method::GET, path, None).await;
+        let page = stack.api_get(&browser, path).await;
         error_of(&page, 503, "store_unavailable").await;
         assert!(page.header("retry-after").is_some());
-        assert!(session_set_cookie(&page).is_none(), "the cookie is kept");
+        assert!(page.session_set_cookie().is_none(), "the cookie is kept");
     }
-    assert_eq!(browser.cookie(SESSION_COOKIE), Some(cookie));
+    assert_eq!(browser.session_cookie(), Some(cookie));
 }
 
 #[tokio::test]
 async fn absolute_form_targets_and_a_spoofed_host_cannot_pick_the_upstream() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE).unwrap();
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().unwrap();
     let addr = stack.bff_url.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let req = format!(
@@ -536,7 +512,7 @@ async fn absolute_form_targets_and_a_spoofed_host_cannot_pick_the_upstream() {
 #[tokio::test]
 async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
     let stack = stack_with(|c| c.set("bff.max_body_bytes", json!(1024))).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'a'; 512])).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let req = browser
@@ -545,7 +521,7 @@ async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
         .header("Content-Type", "application/json")
         .body(body);
     error_of(&browser.send(req).await, 413, "payload_too_large").await;
-    let small = api(&browser, &stack, Method::POST, "/echo/headers", Some(json!({"a": 1}))).await;
+    let small = stack.api_post_json(&browser, "/echo/headers", json!({"a": 1})).await;
     assert_eq!(small.status, 200, "{}", small.body);
 }
 
@@ -558,9 +534,9 @@ fn provider_grants(stack: &Stack) -> usize {
 #[tokio::test]
 async fn logout_revokes_the_refresh_token_at_the_provider() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     assert_eq!(provider_grants(&stack), 1);
-    let logout = api(&browser, &stack, Method::POST, "/bff/logout", None).await;
+    let logout = stack.logout(&browser).await;
     assert_eq!(logout.status, 200, "{}", logout.body);
     let url = logout.json()["logout_url"].as_str().unwrap().to_string();
     assert!(url.contains("client_id=") && url.contains("post_logout_redirect_uri="), "{url}");
@@ -575,24 +551,20 @@ async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
         c.set("bff.session.idle_timeout_secs", json!(3)).set("bff.session.absolute_timeout_secs", json!(5))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     // Expiry is kept in whole seconds, so the margins here are at least 0.8 s.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(
-            api(&browser, &stack, Method::GET, "/bff/user", None).await.status,
-            200,
-            "activity keeps it"
-        );
+        assert_eq!(stack.user(&browser).await.status, 200, "activity keeps it");
     }
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
 }
 
 #[tokio::test]
 async fn a_second_instance_on_the_same_store_serves_the_same_session() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
         .set("bff", &stack.doc["bff"])
         .section("bff")

@@ -7,22 +7,14 @@
 
 mod common;
 
+use cloakroom::bff::session::SESSION_COOKIE;
 use common::chrome::{Chrome, serve_pages};
 use common::{Stack, StackConfig, USER};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const SESSION_COOKIE: &str = "__Host-cloakroom";
-
 async fn localhost_stack(cfg: StackConfig) -> Stack {
-    let stack = Stack::start(cfg.on_localhost()).await;
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/readyz", stack.bff_url)).await.is_ok_and(|r| r.status() == 200) {
-            return stack;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the BFF at {} never became ready", stack.bff_url);
+    Stack::start_ready(cfg.on_localhost()).await
 }
 
 /// Fills the auth server's login page (already open) and submits it.

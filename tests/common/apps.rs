@@ -211,6 +211,13 @@ impl Stack {
         Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
     }
 
+    /// Starts all three programs and waits until the BFF is ready.
+    pub async fn start_ready(cfg: StackConfig) -> Stack {
+        let stack = Stack::start(cfg).await;
+        wait_ready(&stack.bff_url).await;
+        stack
+    }
+
     /// The client secret registered for the BFF.
     pub fn client_secret(&self) -> String {
         self.doc["bff"]["oidc"]["client_secret"].as_str().unwrap_or_default().to_string()

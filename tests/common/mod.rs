@@ -18,6 +18,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod stall_proxy;
+pub mod verbs;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};
