@@ -7,7 +7,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::apps::start_second_bff;
+use common::apps::{metrics, start_second_bff};
 use common::browser::call;
 use common::oidc_flow::{pkce_pair, token_request, urlencode};
 use common::{Browser, CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
@@ -29,7 +29,7 @@ async fn user_status(browser: &Browser, base: &str) -> u16 {
 /// (single sign-on, no form) whose ID token carries the same `sid` the BFF's session holds.
 async fn provider_sid(browser: &Browser, stack: &Stack) -> String {
     let (verifier, challenge) = pkce_pair();
-    let redirect_uri = format!("{}/bff/callback", stack.bff_url);
+    let redirect_uri = stack.bff("/bff/callback");
     let url = format!(
         "{}/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
         stack.auth_url,
@@ -135,7 +135,7 @@ async fn a_valid_token_with_a_sid_ends_that_session_on_both_instances_and_spares
         assert_eq!(user_status(&alice, base).await, 401, "alice's session is gone at {base}");
         assert_eq!(user_status(&bob, base).await, 200, "bob's session lives at {base}");
     }
-    let metrics = reqwest::get(format!("{second}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&second).await;
     assert!(metrics.contains("cloakroom_backchannel_logout_total{outcome=\"success\"} 1"), "{metrics}");
 }
 
@@ -257,7 +257,7 @@ async fn requests_that_are_not_a_form_with_one_logout_token_are_refused() {
     let alice = stack.login_as(USER).await;
     let sub = stack.sub_of(&alice).await;
     let token = sign(&stack, &logout_claims(&stack, Some(&sub), None));
-    let url = format!("{}/bff/backchannel-logout", stack.bff_url);
+    let url = stack.bff("/bff/backchannel-logout");
     let http = reqwest::Client::new();
     let as_json = http.post(&url).json(&json!({ "logout_token": token })).send().await.unwrap();
     let twice = http

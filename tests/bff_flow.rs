@@ -4,6 +4,8 @@
 mod common;
 
 use cloakroom::bff::session::SESSION_COOKIE;
+use common::apps::start_second_bff;
+use common::browser::call;
 use common::oidc_flow::{bff_login, submit_login, urlencode};
 use common::redis::{RedisServer, shared};
 use common::{Browser, Page, Stack, StackConfig, USER};
@@ -187,7 +189,7 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
     let second = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(second.status, 200, "refresh must be transparent: {}", second.body);
     assert_ne!(first["jti"], second.json()["jti"], "a new access token after refresh");
-    let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await;
+    let metrics = browser.get(&stack.bff("/metrics")).await;
     assert!(metrics.body.contains("cloakroom_token_refresh_total{outcome=\"success\"} "), "{}", metrics.body);
 
     // Redis holds neither a raw session id nor a raw token.
@@ -215,10 +217,10 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
 async fn a_replayed_callback_fails_and_creates_no_session() {
     let stack = stack_with(|c| c).await;
     let browser = Browser::new();
-    let start = browser.get(&format!("{}/bff/login?returnTo=/", stack.bff_url)).await;
+    let start = browser.get(&stack.bff("/bff/login?returnTo=/")).await;
     let login_page = browser.follow(start).await;
     let after = submit_login(&browser, &login_page, USER).await;
-    let callback = browser.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await;
+    let callback = browser.follow_until(after, &stack.bff("/bff/callback")).await;
     assert_eq!(browser.get(&callback).await.status, 302);
     let cookie = browser.session_cookie();
     let replay = browser.get(&callback).await;
@@ -233,10 +235,10 @@ async fn another_browsers_callback_is_refused() {
     let stack = stack_with(|c| c).await;
     let victim = Browser::new();
     let attacker = Browser::new();
-    let start = attacker.get(&format!("{}/bff/login?returnTo=/", stack.bff_url)).await;
+    let start = attacker.get(&stack.bff("/bff/login?returnTo=/")).await;
     let login_page = attacker.follow(start).await;
     let after = submit_login(&attacker, &login_page, USER).await;
-    let callback = attacker.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await;
+    let callback = attacker.follow_until(after, &stack.bff("/bff/callback")).await;
     let page = victim.get(&callback).await;
     assert_eq!(page.status, 400, "state is bound to the browser that started the login");
     assert!(victim.session_cookie().is_none());
@@ -271,7 +273,7 @@ async fn a_cookie_planted_before_login_is_dead_after_it() {
 /// From `/bff/login`'s redirect to the callback URL: through the login form, or straight back
 /// when the provider still has a login session for this browser.
 async fn callback_url(browser: &Browser, stack: &Stack, start: Page) -> String {
-    let callback = format!("{}/bff/callback", stack.bff_url);
+    let callback = stack.bff("/bff/callback");
     let to_provider = start.location().expect("redirect to the provider");
     let page = browser.get(&to_provider).await;
     if page.location().is_some_and(|l| l.starts_with(&callback)) {
@@ -303,7 +305,7 @@ async fn login_cookies_are_bounded_per_browser() {
     let stack = stack_with(|c| c).await;
     let browser = Browser::new();
     for _ in 0..12 {
-        browser.get(&format!("{}/bff/login?returnTo=/", stack.bff_url)).await;
+        browser.get(&stack.bff("/bff/login?returnTo=/")).await;
     }
     let n = browser.cookie_names().iter().filter(|n| n.starts_with("__Host-cloakroom-login-")).count();
     assert!(n <= 5, "{n} login cookies");
@@ -329,7 +331,7 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
         assert_eq!(jtis.len(), 1, "all requests used the one refreshed token");
     }
     assert_eq!(stack.user(&browser).await.status, 200);
-    let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await.body;
+    let metrics = browser.get(&stack.bff("/metrics")).await.body;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"success\"} 2"), "{metrics}");
 }
 
@@ -422,7 +424,7 @@ async fn forwarding_headers_from_the_browser_are_replaced_and_upstream_cookies_d
     let stack = stack_with(|c| c).await;
     let browser = stack.login_as(USER).await;
     let req = browser
-        .request(Method::POST, &format!("{}/echo/headers", stack.bff_url))
+        .request(Method::POST, &stack.bff("/echo/headers"))
         .header("X-CSRF", "1")
         .header("Content-Type", "application/json")
         .header("X-Forwarded-For", "6.6.6.6")
@@ -448,24 +450,21 @@ async fn forwarding_headers_from_the_browser_are_replaced_and_upstream_cookies_d
 async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
     let stack = stack_with(|c| c).await;
     let browser = stack.login_as(USER).await;
-    let page = browser.get(&format!("{}/", stack.bff_url)).await;
+    let page = browser.get(&stack.bff("/")).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains(USER.0), "{}", page.body);
     let token = page.inputs().into_iter().find(|(n, _)| n == "csrf_token").unwrap().1;
     let add = browser
         .post_form(
-            &format!("{}/notes-form", stack.bff_url),
+            &stack.bff("/notes-form"),
             &[("csrf_token".into(), token.clone()), ("text".into(), "from the form".into())],
         )
         .await;
     assert_eq!(add.status, 303);
-    assert!(browser.get(&format!("{}/", stack.bff_url)).await.body.contains("from the form"));
-    let bad = browser
-        .post_form(&format!("{}/bff/logout", stack.bff_url), &[("csrf_token".into(), "wrong".into())])
-        .await;
+    assert!(browser.get(&stack.bff("/")).await.body.contains("from the form"));
+    let bad = browser.post_form(&stack.bff("/bff/logout"), &[("csrf_token".into(), "wrong".into())]).await;
     assert_eq!(bad.status, 403);
-    let out =
-        browser.post_form(&format!("{}/bff/logout", stack.bff_url), &[("csrf_token".into(), token)]).await;
+    let out = browser.post_form(&stack.bff("/bff/logout"), &[("csrf_token".into(), token)]).await;
     assert_eq!(out.status, 303);
     assert!(browser.session_cookie().is_none());
     assert_no_tokens_in(&browser.history.lock().unwrap());
@@ -516,7 +515,7 @@ async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'a'; 512])).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let req = browser
-        .request(Method::POST, &format!("{}/echo/headers", stack.bff_url))
+        .request(Method::POST, &stack.bff("/echo/headers"))
         .header("X-CSRF", "1")
         .header("Content-Type", "application/json")
         .body(body);
@@ -565,19 +564,9 @@ async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
 async fn a_second_instance_on_the_same_store_serves_the_same_session() {
     let stack = stack_with(|c| c).await;
     let browser = stack.login_as(USER).await;
-    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
-        .set("bff", &stack.doc["bff"])
-        .section("bff")
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let second = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
-    tokio::spawn(app.run_until_stopped());
-    let page =
-        browser.send(browser.request(Method::GET, &format!("{second}/bff/user")).header("X-CSRF", "1")).await;
+    let second = start_second_bff(&stack, |_| {}).await;
+    let page = call(&browser, &second, "/bff/user").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let page = browser
-        .send(browser.request(Method::GET, &format!("{second}/echo/headers")).header("X-CSRF", "1"))
-        .await;
+    let page = call(&browser, &second, "/echo/headers").await;
     assert_eq!(page.status, 200, "{}", page.body);
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use cloakroom::bff::session::SESSION_COOKIE;
-use common::apps::start_second_bff;
+use common::apps::{metrics, start_second_bff};
 use common::redis::RedisServer;
 use common::{CLIENT_ID, Stack, StackConfig, USER};
 use serde_json::json;
@@ -56,7 +56,7 @@ async fn whoami(base: &str, cookie: &str) -> Answer {
 
 /// `cloakroom_near_cache_lookups_total{outcome="hit"}` of the instance at `base`.
 async fn cache_hits(base: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = metrics(base).await;
     text.lines()
         .find_map(|l| l.strip_prefix("cloakroom_near_cache_lookups_total{outcome=\"hit\"} "))
         .and_then(|n| n.trim().parse().ok())
@@ -196,7 +196,7 @@ async fn back_channel_logout_on_one_instance_is_refused_on_another_within_100ms(
     let token = stack.signing_key.sign("logout+jwt", &claims).unwrap();
 
     let answer = reqwest::Client::new()
-        .post(format!("{}/bff/backchannel-logout", stack.bff_url))
+        .post(stack.bff("/bff/backchannel-logout"))
         .form(&[("logout_token", token)])
         .send()
         .await
@@ -241,7 +241,7 @@ async fn a_refresh_on_one_instance_is_used_by_another_within_100ms_which_never_r
 
 /// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
 async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
-    let text = reqwest::get(format!("{auth_url}/metrics")).await.unwrap().text().await.unwrap();
+    let text = metrics(auth_url).await;
     text.lines()
         .filter_map(|l| l.strip_prefix("cloakroom_auth_token_requests_total{"))
         .filter(|l| l.contains("grant_type=\"refresh_token\""))
@@ -299,7 +299,7 @@ async fn the_first_proxied_request_of_a_session_on_another_instance_makes_one_ro
 
 /// `/readyz` of the stack's BFF answers (it pings the store).
 async fn stack_ping(stack: &Stack) -> bool {
-    reqwest::get(format!("{}/readyz", stack.bff_url)).await.is_ok_and(|r| r.status() == 200)
+    reqwest::get(stack.bff("/readyz")).await.is_ok_and(|r| r.status() == 200)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::apps::start_second_bff;
+use common::apps::{metrics, start_second_bff};
 use common::browser::{call, call_spread};
 use common::{Page, Stack, StackConfig, USER};
 use serde_json::json;
@@ -21,7 +21,7 @@ fn short_lived_tokens(cfg: StackConfig) -> StackConfig {
 
 /// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
 async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
-    let text = reqwest::get(format!("{auth_url}/metrics")).await.unwrap().text().await.unwrap();
+    let text = metrics(auth_url).await;
     let prefix = "cloakroom_auth_token_requests_total{";
     text.lines()
         .filter_map(|l| l.strip_prefix(prefix))
@@ -70,7 +70,7 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
         assert_eq!(count_of(&refreshes, "ok"), round, "round {round}: {refreshes:?}");
         assert_eq!(refused(&refreshes), 0, "no reused refresh token: {refreshes:?}");
     }
-    let waited = reqwest::get(format!("{second}/metrics")).await.unwrap().text().await.unwrap();
+    let waited = metrics(&second).await;
     assert!(waited.contains("cloakroom_token_refresh_wait_seconds_count "), "{waited}");
 }
 
@@ -179,7 +179,7 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!(count_of(&refreshes, "ok") - before, 1, "{refreshes:?}");
     assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"unavailable\"} 2"), "{metrics}");
 }
 
@@ -207,7 +207,7 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
     assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
-    let metrics = reqwest::get(format!("{impatient}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&impatient).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"wait_timeout\"} 1"), "{metrics}");
 }
 

@@ -111,8 +111,7 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
         assert!(s["user_agent"].is_string() && s["created_at"].as_i64().unwrap() > 0, "{s}");
         assert!(s["last_seen"].as_i64().unwrap() >= s["created_at"].as_i64().unwrap(), "{s}");
     }
-    let no_header =
-        laptop.send(laptop.request(Method::GET, &format!("{}/bff/sessions", stack.bff_url))).await;
+    let no_header = laptop.send(laptop.request(Method::GET, &stack.bff("/bff/sessions"))).await;
     assert_error(&no_header, 403, "csrf");
     assert_error(&stack.api_get(&Browser::new(), "/bff/sessions").await, 401, "unauthenticated");
 }
@@ -323,7 +322,7 @@ async fn used_from_another_browser(binding: &str) -> (u16, Vec<String>, Browser,
     let alice = stack.login_as(USER).await;
     let id = current_id(&sessions(&alice, &stack).await);
     let req = alice
-        .request(Method::GET, &format!("{}/bff/user", stack.bff_url))
+        .request(Method::GET, &stack.bff("/bff/user"))
         .header("X-CSRF", "1")
         .header("User-Agent", "Mozilla/5.0 (X11; rv:121.0) Gecko/20100101 Firefox/121.0");
     let status = alice.send(req).await.status.as_u16();

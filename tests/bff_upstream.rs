@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::apps::metrics;
 use common::{Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::json;
@@ -99,7 +100,7 @@ async fn a_get_on_a_reused_connection_the_stub_upstream_closes_is_retried_once_o
         2,
         "closed on the reused connection, then answered on a fresh one"
     );
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_upstream_retries_total 1"), "{metrics}");
 }
 
@@ -116,6 +117,6 @@ async fn a_post_on_a_reused_connection_the_stub_upstream_closes_is_never_retried
     assert_eq!(page.status, 502, "{}", page.body);
     assert_eq!(page.json()["error"], "upstream_unavailable", "{}", page.body);
     assert!(count(&seen, "POST", "/notes") <= 1, "a POST is sent at most once: {:?}", seen.lock().unwrap());
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_upstream_retries_total 0"), "{metrics}");
 }

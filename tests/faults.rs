@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::apps::start_with_restartable_auth;
+use common::apps::{metrics, start_with_restartable_auth};
 use common::browser::{assert_session_cookie_untouched, call};
 use common::redis::RedisServer;
 use common::{Page, Stack, StackConfig, USER};
@@ -45,12 +45,12 @@ async fn with_redis_down_users_get_503_with_retry_after_and_keep_their_cookie_an
         assert!(page.header("retry-after").is_some(), "{path}");
         assert_session_cookie_untouched(&page);
     }
-    assert_eq!(status_of(&format!("{}/readyz", stack.bff_url)).await, Some(503));
-    assert_eq!(status_of(&format!("{}/healthz", stack.bff_url)).await, Some(200), "alive, not ready");
+    assert_eq!(status_of(&stack.bff("/readyz")).await, Some(503));
+    assert_eq!(status_of(&stack.bff("/healthz")).await, Some(200), "alive, not ready");
     assert_eq!(browser.session_cookie(), Some(cookie.clone()));
 
     redis.restart();
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
+    wait_for(&stack.bff("/readyz"), 200).await;
     assert_eq!(stack.user(&browser).await.status, 200, "same cookie, same session");
     let me = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(me.status, 200, "{}", me.body);
@@ -81,7 +81,7 @@ async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_
     });
     let answers = futures_util::future::join_all(calls).await;
     let all_answered = started.elapsed();
-    let healthz = status_of(&format!("{}/healthz", stack.bff_url)).await;
+    let healthz = status_of(&stack.bff("/healthz")).await;
     redis.resume();
 
     for (page, took) in &answers {
@@ -93,7 +93,7 @@ async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_
     }
     assert!(all_answered < Duration::from_secs(4), "no pile-up: all 60 answered in {all_answered:?}");
     assert_eq!(healthz, Some(200));
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
+    wait_for(&stack.bff("/readyz"), 200).await;
     let me = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(me.status, 200, "the session survived the stall: {}", me.body);
 }
@@ -105,7 +105,7 @@ async fn with_the_auth_server_down_a_due_refresh_is_503_and_keeps_the_session_an
         .set("auth_server.access_token_ttl_secs", json!(2))
         .set("bff.refresh_skew_secs", json!(1));
     let (stack, auth) = start_with_restartable_auth(cfg).await;
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
+    wait_for(&stack.bff("/readyz"), 200).await;
     let browser = stack.login_as(USER).await;
     let before = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(before.status, 200, "{}", before.body);
@@ -122,7 +122,7 @@ async fn with_the_auth_server_down_a_due_refresh_is_503_and_keeps_the_session_an
     let after = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(after.status, 200, "refreshed once the auth server is back: {}", after.body);
     assert_ne!(after.json()["jti"], before.json()["jti"], "a new access token");
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"success\"} 1"), "{metrics}");
 }
 

@@ -54,7 +54,7 @@ async fn on_sigterm_the_bff_refuses_new_connections_finishes_the_request_in_flig
         toml_str(&doc["routes"][0]["upstream"]),
     );
     let mut bff = Program::start(&["bff"], &[], Some(&config));
-    wait_healthy(&format!("{}/readyz", stack.bff_url)).await;
+    wait_healthy(&stack.bff("/readyz")).await;
     let browser = stack.login_as(USER).await;
 
     let in_flight = stack.api_get(&browser, "/slow/report");

@@ -270,6 +270,12 @@ pub async fn wait_ready(base: &str) {
     panic!("{base} never became ready");
 }
 
+/// The metrics text the program at `base` serves at `/metrics`.
+pub async fn metrics(base: &str) -> String {
+    let res = reqwest::get(format!("{base}/metrics")).await.expect("metrics reachable");
+    res.text().await.expect("metrics text")
+}
+
 /// Starts another BFF instance with `stack`'s BFF configuration (the same store and keys),
 /// changed by `tweak`, and returns its base URL once it is ready.
 pub async fn start_second_bff(stack: &Stack, tweak: impl FnOnce(&mut Value)) -> String {
