@@ -5,7 +5,7 @@ mod common;
 
 use cloakroom::bff::session::SESSION_COOKIE;
 use common::apps::start_second_bff;
-use common::browser::call;
+use common::browser::{assert_error_code, call};
 use common::oidc_flow::{bff_login, submit_login, urlencode};
 use common::redis::{RedisServer, shared};
 use common::{Browser, Page, Stack, StackConfig, USER};
@@ -133,11 +133,6 @@ fn regex_like_jwt() -> impl Fn(&str) -> bool {
     }
 }
 
-async fn error_of(page: &Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
-}
-
 #[tokio::test]
 async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_the_browser() {
     let stack = stack_with(|c| {
@@ -209,8 +204,8 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
     assert_no_tokens_in(&browser.history.lock().unwrap());
 
     browser.set_cookie(SESSION_COOKIE, &value);
-    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
-    error_of(&stack.api_get(&browser, "/api/notes").await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
+    assert_error_code(&stack.api_get(&browser, "/api/notes").await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -267,7 +262,7 @@ async fn a_cookie_planted_before_login_is_dead_after_it() {
     let fresh = victim.session_cookie().unwrap();
     assert_ne!(planted, fresh, "a new id at login");
     assert_eq!(stack.user(&victim).await.status, 200);
-    error_of(&stack.user(&attacker).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&attacker).await, 401, "unauthenticated");
 }
 
 /// From `/bff/login`'s redirect to the callback URL: through the login form, or straight back
@@ -352,8 +347,8 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
-    error_of(&page, 401, "session_expired").await;
-    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
+    assert_error_code(&page, 401, "session_expired");
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -369,7 +364,7 @@ async fn an_unreachable_provider_during_a_due_refresh_is_503_and_keeps_the_sessi
     as_redis.stop();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
-    error_of(&page, 503, "auth_server_unavailable").await;
+    assert_error_code(&page, 503, "auth_server_unavailable");
     assert!(page.header("retry-after").is_some());
     assert_eq!(stack.user(&browser).await.status, 200, "session kept");
 }
@@ -379,7 +374,7 @@ async fn idle_sessions_expire_server_side() {
     let stack = stack_with(|c| c.set("bff.session.idle_timeout_secs", json!(1))).await;
     let browser = stack.login_as(USER).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -397,8 +392,8 @@ async fn upstream_failures_map_to_502_and_504_and_leave_the_session_alone() {
     );
     let stack = Stack::start_ready(cfg).await;
     let browser = stack.login_as(USER).await;
-    error_of(&stack.api_get(&browser, "/dead/x").await, 502, "upstream_unavailable").await;
-    error_of(&stack.api_get(&browser, "/echo/slow").await, 504, "upstream_timeout").await;
+    assert_error_code(&stack.api_get(&browser, "/dead/x").await, 502, "upstream_unavailable");
+    assert_error_code(&stack.api_get(&browser, "/echo/slow").await, 504, "upstream_timeout");
     assert_eq!(stack.user(&browser).await.status, 200);
 }
 
@@ -479,7 +474,7 @@ async fn a_session_store_outage_is_a_503_never_a_logout() {
     bff_redis.stop();
     for path in ["/bff/user", "/echo/headers"] {
         let page = stack.api_get(&browser, path).await;
-        error_of(&page, 503, "store_unavailable").await;
+        assert_error_code(&page, 503, "store_unavailable");
         assert!(page.header("retry-after").is_some());
         assert!(page.session_set_cookie().is_none(), "the cookie is kept");
     }
@@ -519,7 +514,7 @@ async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
         .header("X-CSRF", "1")
         .header("Content-Type", "application/json")
         .body(body);
-    error_of(&browser.send(req).await, 413, "payload_too_large").await;
+    assert_error_code(&browser.send(req).await, 413, "payload_too_large");
     let small = stack.api_post_json(&browser, "/echo/headers", json!({"a": 1})).await;
     assert_eq!(small.status, 200, "{}", small.body);
 }
@@ -557,7 +552,7 @@ async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
         assert_eq!(stack.user(&browser).await.status, 200, "activity keeps it");
     }
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@
 mod common;
 
 use common::apps::{metrics, start_second_bff};
-use common::browser::{call, call_spread};
-use common::{Page, Stack, StackConfig, USER};
+use common::browser::{assert_error_code, call, call_spread};
+use common::{Stack, StackConfig, USER};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -40,11 +40,6 @@ fn count_of(refreshes: &[(String, u64)], outcome: &str) -> u64 {
 
 fn refused(refreshes: &[(String, u64)]) -> u64 {
     refreshes.iter().filter(|(o, _)| o != "ok").map(|(_, n)| n).sum()
-}
-
-async fn error_of(page: &Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
 }
 
 #[tokio::test]
@@ -168,7 +163,7 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for _ in 0..2 {
         let page = stack.api_get(&browser, "/api/whoami").await;
-        error_of(&page, 503, "auth_server_unavailable").await;
+        assert_error_code(&page, 503, "auth_server_unavailable");
         assert!(page.header("retry-after").is_some());
         assert_eq!(stack.user(&browser).await.status, 200, "session kept");
     }
@@ -199,7 +194,7 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
     };
     let (slow, waiter) = tokio::join!(slow, waiter);
     assert_eq!(slow.status, 200, "{}", slow.body);
-    error_of(&waiter, 503, "auth_server_unavailable").await;
+    assert_error_code(&waiter, 503, "auth_server_unavailable");
 
     *stub.delay.lock().unwrap() = Duration::ZERO;
     let after = call(&browser, &impatient, "/api/whoami").await;
@@ -263,7 +258,7 @@ async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_
     redis.pause();
     let stalled = stack.api_get(&browser, "/api/whoami").await;
     redis.resume();
-    error_of(&stalled, 503, "store_unavailable").await;
+    assert_error_code(&stalled, 503, "store_unavailable");
     let started = std::time::Instant::now();
     let page = stack.api_get(&browser, "/api/whoami").await;
 
@@ -293,7 +288,7 @@ async fn a_refresh_token_taken_by_a_write_that_timed_out_but_ran_later_is_put_ba
     // Redis 600 ms after that.
     proxy.stall_next_script(Duration::from_millis(1600));
     let stalled = stack.api_get(&browser, "/api/whoami").await;
-    error_of(&stalled, 503, "store_unavailable").await;
+    assert_error_code(&stalled, 503, "store_unavailable");
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
 
@@ -326,12 +321,12 @@ async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_t
     };
     let (page, ()) = tokio::join!(refreshing, meddle);
 
-    error_of(&page, 401, "session_expired").await;
+    assert_error_code(&page, 401, "session_expired");
     assert!(
         common::redis::shared().dump().iter().all(|(k, _)| k != &tokens_key),
         "no token record is left behind"
     );
-    error_of(&stack.user(&browser).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
 }
@@ -355,7 +350,7 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
 
-    error_of(&page, 503, "store_unavailable").await;
+    assert_error_code(&page, 503, "store_unavailable");
     assert!(page.header("retry-after").is_some());
     assert_eq!(browser.cookie("__Host-cloakroom"), Some(cookie), "a store error is no logout");
     assert!(stub.after_refresh.lock().unwrap().is_none(), "the provider answered the refresh");
@@ -364,7 +359,7 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
     redis.restart();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
-    error_of(&page, 401, "session_expired").await;
+    assert_error_code(&page, 401, "session_expired");
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
     assert_eq!(refused(&refreshes), 0, "the consumed refresh token was never sent again: {refreshes:?}");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::apps::start_second_bff;
-use common::browser::call_with;
+use common::browser::{assert_error_code, call_with};
 use common::oidc_flow::token_request;
 use common::redis::shared;
 use common::{Browser, CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
@@ -34,11 +34,6 @@ fn current_id(list: &[Value]) -> String {
     let current: Vec<&Value> = list.iter().filter(|s| s["current"] == json!(true)).collect();
     assert_eq!(current.len(), 1, "exactly one current session: {list:?}");
     current[0]["id"].as_str().unwrap().to_string()
-}
-
-fn assert_error(page: &common::Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}", page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
 }
 
 /// Keys of the BFF's store (without its namespace) that start with `prefix`.
@@ -112,8 +107,8 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
         assert!(s["last_seen"].as_i64().unwrap() >= s["created_at"].as_i64().unwrap(), "{s}");
     }
     let no_header = laptop.send(laptop.request(Method::GET, &stack.bff("/bff/sessions"))).await;
-    assert_error(&no_header, 403, "csrf");
-    assert_error(&stack.api_get(&Browser::new(), "/bff/sessions").await, 401, "unauthenticated");
+    assert_error_code(&no_header, 403, "csrf");
+    assert_error_code(&stack.api_get(&Browser::new(), "/bff/sessions").await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -146,11 +141,11 @@ async fn another_users_session_id_or_an_unknown_one_is_404_and_touches_nothing()
 
     for id in [bobs.as_str(), "AAAAAAAAAAAAAAAAAAAAAA", "not-an-id", "%2a"] {
         let page = stack.api(&alice, Method::DELETE, &format!("/bff/sessions/{id}"), None).await;
-        assert_error(&page, 404, "not_found");
+        assert_error_code(&page, 404, "not_found");
     }
     let no_header =
         alice.send(alice.request(Method::DELETE, &format!("{}/bff/sessions/{bobs}", stack.bff_url))).await;
-    assert_error(&no_header, 403, "csrf");
+    assert_error_code(&no_header, 403, "csrf");
 
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200, "bob's session survives");
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200);
@@ -189,7 +184,7 @@ async fn logout_with_scope_all_ends_every_session_of_the_user_and_only_those() {
     }
     assert_eq!(provider_grants(&stack), 1, "both of alice's refresh tokens were revoked, bob's kept");
     let bad = stack.api(&bob, Method::POST, "/bff/logout?scope=everything", None).await;
-    assert_error(&bad, 400, "invalid_request");
+    assert_error_code(&bad, 400, "invalid_request");
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200, "an unknown scope ends nothing");
 }
 
@@ -253,8 +248,8 @@ async fn a_refresh_token_revoked_at_the_provider_ends_the_session_at_its_next_re
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&alice, "/api/whoami").await;
 
-    assert_error(&page, 401, "session_expired");
-    assert_error(&stack.user(&alice).await, 401, "unauthenticated");
+    assert_error_code(&page, 401, "session_expired");
+    assert_error_code(&stack.user(&alice).await, 401, "unauthenticated");
 }
 
 #[tokio::test]

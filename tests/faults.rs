@@ -5,9 +5,9 @@
 mod common;
 
 use common::apps::{metrics, start_with_restartable_auth};
-use common::browser::{assert_session_cookie_untouched, call};
+use common::browser::{assert_error_code, assert_session_cookie_untouched, call};
 use common::redis::RedisServer;
-use common::{Page, Stack, StackConfig, USER};
+use common::{Stack, StackConfig, USER};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -25,11 +25,6 @@ async fn wait_for(url: &str, status: u16) {
     panic!("{url} never answered {status}");
 }
 
-fn error_of(page: &Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
-}
-
 #[tokio::test]
 async fn with_redis_down_users_get_503_with_retry_after_and_keep_their_cookie_and_service_resumes_when_it_is_back()
  {
@@ -41,7 +36,7 @@ async fn with_redis_down_users_get_503_with_retry_after_and_keep_their_cookie_an
     redis.stop();
     for path in ["/bff/user", "/api/whoami"] {
         let page = stack.api_get(&browser, path).await;
-        error_of(&page, 503, "store_unavailable");
+        assert_error_code(&page, 503, "store_unavailable");
         assert!(page.header("retry-after").is_some(), "{path}");
         assert_session_cookie_untouched(&page);
     }
@@ -85,7 +80,7 @@ async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_
     redis.resume();
 
     for (page, took) in &answers {
-        error_of(page, 503, "store_unavailable");
+        assert_error_code(page, 503, "store_unavailable");
         assert!(page.header("retry-after").is_some());
         // Bounded by the store timeout (a pooled-connection wait plus one command), with room
         // for a loaded machine; without the bound these would hang as long as Redis does.
@@ -113,7 +108,7 @@ async fn with_the_auth_server_down_a_due_refresh_is_503_and_keeps_the_session_an
     auth.stop().await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
-    error_of(&page, 503, "auth_server_unavailable");
+    assert_error_code(&page, 503, "auth_server_unavailable");
     assert!(page.header("retry-after").is_some());
     assert_session_cookie_untouched(&page);
     assert_eq!(stack.user(&browser).await.status, 200, "session kept");
@@ -195,7 +190,7 @@ async fn a_stub_upstream_that_accepts_and_never_answers_is_a_504_within_the_upst
     let page = stack.api_get(&browser, "/bad/anything").await;
     let took = started.elapsed();
 
-    error_of(&page, 504, "upstream_timeout");
+    assert_error_code(&page, 504, "upstream_timeout");
     assert!(took >= Duration::from_millis(900), "waited for the upstream: {took:?}");
     assert!(took < Duration::from_secs(5), "cut off at upstream_timeout_secs = 1: {took:?}");
     assert_session_cookie_untouched(&page);
@@ -211,7 +206,7 @@ async fn a_stub_upstream_that_resets_the_connection_is_a_502_and_the_session_is_
 
     let page = stack.api_get(&browser, "/bad/anything").await;
 
-    error_of(&page, 502, "upstream_unavailable");
+    assert_error_code(&page, 502, "upstream_unavailable");
     assert!(!page.body.contains("reset"), "no internal detail: {}", page.body);
     assert_session_cookie_untouched(&page);
     assert_eq!(browser.session_cookie(), cookie);

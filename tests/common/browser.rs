@@ -246,3 +246,9 @@ pub fn assert_session_cookie_untouched(page: &Page) {
         page.set_cookies().into_iter().filter(|c| c.starts_with(&format!("{SESSION_COOKIE}="))).collect();
     assert!(touched.is_empty(), "{} touched the session cookie: {touched:?}", page.url);
 }
+
+/// Asserts the BFF's JSON error answer: `status` and `{"error": code}`.
+pub fn assert_error_code(page: &Page, status: u16, code: &str) {
+    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
+    assert_eq!(page.json()["error"], code, "{}", page.body);
+}
