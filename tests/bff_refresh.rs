@@ -342,7 +342,7 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
     })
     .await;
     let browser = stack.login_as(USER).await;
-    let cookie = browser.cookie("__Host-cloakroom").expect("session cookie");
+    let cookie = browser.session_cookie().expect("session cookie");
 
     // The provider rotates the refresh token; the BFF's Redis dies before the answer arrives.
     let crashing = redis.clone();
@@ -352,7 +352,7 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
 
     assert_error_code(&page, 503, "store_unavailable");
     assert!(page.header("retry-after").is_some());
-    assert_eq!(browser.cookie("__Host-cloakroom"), Some(cookie), "a store error is no logout");
+    assert_eq!(browser.session_cookie(), Some(cookie), "a store error is no logout");
     assert!(stub.after_refresh.lock().unwrap().is_none(), "the provider answered the refresh");
 
     // Redis comes back with everything it had written (append-only file); the lock expires.

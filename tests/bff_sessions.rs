@@ -95,7 +95,7 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
     assert_eq!(list.len(), 2, "alice's two sessions only: {list:?}");
     let me = current_id(&list);
     assert_ne!(me, current_id(&sessions(&phone, &stack).await), "each browser sees its own as current");
-    let cookie = laptop.cookie("__Host-cloakroom").unwrap();
+    let cookie = laptop.session_cookie().unwrap();
     let bobs = current_id(&sessions(&bob, &stack).await);
     for s in &list {
         let id = s["id"].as_str().unwrap();
@@ -343,7 +343,7 @@ async fn with_client_binding_flag_a_new_user_agent_family_is_logged_and_the_sess
         "{}",
         events[0]
     );
-    let cookie = alice.cookie("__Host-cloakroom").unwrap();
+    let cookie = alice.session_cookie().unwrap();
     assert!(!events[0].contains(&cookie), "no secret in the event");
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200, "the original client goes on too");
 }
