@@ -26,7 +26,7 @@ pub async fn one_refresh_per_expiry_across_two_instances(cfg: StackConfig) {
     let stack = Stack::start_ready(cfg).await;
     let second = start_second_bff(&stack, |_| {}).await;
     let browser = stack.login_as(USER).await;
-    let first = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let first = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(first.status, 200, "{}", first.body);
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -56,7 +56,7 @@ pub async fn whoami_during(stack: &Stack, browser: &Browser, failover: impl Futu
     let requests = async {
         let mut statuses = Vec::new();
         for _ in 0..30 {
-            let page = call(browser, &stack.bff_url, "/api/whoami").await;
+            let page = stack.api_get(browser, "/api/whoami").await;
             if page.status != 200 {
                 assert_eq!(page.json()["error"], "store_unavailable", "{}", page.body);
             }
@@ -75,7 +75,7 @@ pub async fn assert_the_session_survived(stack: &Stack, browser: &Browser, statu
     assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
     let mut resumed = false;
     for _ in 0..50 {
-        let page = call(browser, &stack.bff_url, "/api/whoami").await;
+        let page = stack.api_get(browser, "/api/whoami").await;
         if page.status == 200 {
             resumed = true;
             break;
@@ -84,6 +84,6 @@ pub async fn assert_the_session_survived(stack: &Stack, browser: &Browser, statu
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(resumed, "the store resumed after the failover: {statuses:?}");
-    let user = call(browser, &stack.bff_url, "/bff/user").await;
+    let user = stack.user(browser).await;
     assert_eq!(user.status, 200, "the session survived the failover: {}", user.body);
 }
