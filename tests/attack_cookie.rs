@@ -78,7 +78,7 @@ fn raw_error(res: &raw_http::RawResponse, status: u16, code: &str) {
 async fn a_truncated_session_cookie_is_refused_and_the_real_session_survives() {
     let stack = stack().await;
     let browser = stack.login().await;
-    let value = browser.cookie(SESSION_COOKIE).unwrap();
+    let value = browser.session_cookie().unwrap();
     assert_eq!(value.len(), 87, "44 characters of signature and 43 of id");
     for truncated in [
         &value[..value.len() - 1],
@@ -100,7 +100,7 @@ async fn a_truncated_session_cookie_is_refused_and_the_real_session_survives() {
 async fn an_oversized_session_cookie_is_refused_without_a_500_and_the_real_session_survives() {
     let stack = stack().await;
     let browser = stack.login().await;
-    let real = browser.cookie(SESSION_COOKIE).unwrap();
+    let real = browser.session_cookie().unwrap();
     for size in [8 * 1024, 9 * 1024, 16 * 1024, 30 * 1024] {
         // The real value padded to `size`: a prefix that passes the signature check would not help.
         let big = format!("{real}{}", "A".repeat(size - real.len()));
@@ -124,7 +124,7 @@ async fn an_oversized_session_cookie_is_refused_without_a_500_and_the_real_sessi
 async fn two_session_cookies_are_refused_even_beside_the_real_one_and_the_real_session_survives() {
     let stack = stack().await;
     let browser = stack.login().await;
-    let real = browser.cookie(SESSION_COOKIE).unwrap();
+    let real = browser.session_cookie().unwrap();
     let forged = stack.signed_cookie(&cloakroom::crypto::random_token(32));
     for header in [
         format!("{SESSION_COOKIE}={real}; {SESSION_COOKIE}={forged}"),
@@ -152,7 +152,7 @@ async fn two_session_cookies_are_refused_even_beside_the_real_one_and_the_real_s
 async fn a_duplicate_hidden_in_a_header_with_non_ascii_bytes_is_still_refused() {
     let stack = stack().await;
     let browser = stack.login().await;
-    let real = browser.cookie(SESSION_COOKIE).unwrap();
+    let real = browser.session_cookie().unwrap();
     let forged = stack.signed_cookie(&cloakroom::crypto::random_token(32));
     // `é` makes the header value non-visible-ASCII, but it is valid UTF-8, which is all the
     // cookie parser behind the guard asks for.
@@ -166,7 +166,7 @@ async fn a_duplicate_hidden_in_a_header_with_non_ascii_bytes_is_still_refused() 
 async fn a_non_ascii_session_cookie_is_refused_without_a_500_and_the_real_session_survives() {
     let stack = stack().await;
     let browser = stack.login().await;
-    let real = browser.cookie(SESSION_COOKIE).unwrap();
+    let real = browser.session_cookie().unwrap();
     let mut cases: Vec<Vec<u8>> = vec![
         format!("{real}\u{e9}").into_bytes(),
         format!("\u{1F36A}{real}").into_bytes(),
@@ -200,7 +200,7 @@ async fn a_non_ascii_session_cookie_is_refused_without_a_500_and_the_real_sessio
 async fn a_session_id_in_the_query_string_is_ignored() {
     let stack = stack().await;
     let victim = stack.login().await;
-    let value = victim.cookie(SESSION_COOKIE).unwrap();
+    let value = victim.session_cookie().unwrap();
     let id = &value[44..];
     let attacker = Browser::new();
     for path in ["/bff/user", "/api/whoami", "/echo/x"] {
@@ -219,7 +219,7 @@ async fn a_session_id_in_the_query_string_is_ignored() {
         }
     }
     assert_eq!(stack.echo.hits(), 0, "nothing reached the upstream");
-    assert!(attacker.cookie(SESSION_COOKIE).is_none());
+    assert!(attacker.session_cookie().is_none());
     stack.assert_session_alive(&victim).await;
 }
 
@@ -228,7 +228,7 @@ async fn a_session_id_in_the_authorization_header_is_ignored() {
     use base64::Engine;
     let stack = stack().await;
     let victim = stack.login().await;
-    let value = victim.cookie(SESSION_COOKIE).unwrap();
+    let value = victim.session_cookie().unwrap();
     let id = value[44..].to_string();
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SESSION_COOKIE}:{value}"));
     let attacker = Browser::new();
@@ -265,7 +265,7 @@ async fn a_session_cookie_under_a_percent_encoded_name_is_never_accepted() {
     // the prefix). The session cookie counts only under its exact name.
     let stack = stack().await;
     let attacker = stack.login().await;
-    let attackers_session = attacker.cookie(SESSION_COOKIE).unwrap();
+    let attackers_session = attacker.session_cookie().unwrap();
     for name in ["%5F_Host-cloakroom", "__Host-cloakroo%6D", "%5F%5FHost%2Dcloakroom", "%5f_Host-cloakroom"] {
         let page = user_with_cookie_header(&stack, &format!("{name}={attackers_session}")).await;
         assert_error(&page, 401, "unauthenticated");
@@ -273,7 +273,7 @@ async fn a_session_cookie_under_a_percent_encoded_name_is_never_accepted() {
     }
     // Beside a real session cookie, the tossed one is a duplicate, not a silent override.
     let victim = stack.login().await;
-    let victims = victim.cookie(SESSION_COOKIE).unwrap();
+    let victims = victim.session_cookie().unwrap();
     for header in [
         format!("%5F_Host-cloakroom={attackers_session}; {SESSION_COOKIE}={victims}"),
         format!("{SESSION_COOKIE}={victims}; __Host-cloakroo%6D={attackers_session}"),
@@ -330,7 +330,7 @@ async fn a_forged_id_is_never_adopted_by_a_later_login() {
     assert_error(&stack.api(&browser, Method::GET, "/bff/user", None).await, 401, "unauthenticated");
     let page = common::oidc_flow::bff_login(&browser, &stack.stack, common::USER, "/").await;
     assert_eq!(page.status, 302, "{}", page.body);
-    let fresh = browser.cookie(SESSION_COOKIE).unwrap();
+    let fresh = browser.session_cookie().unwrap();
     assert!(!fresh.contains(&forged_id), "the login issued a new id");
     stack.assert_session_alive(&browser).await;
     let hashed = stack.keys().hash_id(&forged_id);
@@ -350,7 +350,7 @@ async fn session_ids_are_256_random_bits_without_duplicates_or_fixed_positions_i
     // sample would take hours). A real login's cookie shows the same shape.
     let stack = stack().await;
     let browser = stack.login().await;
-    let cookie_id = browser.cookie(SESSION_COOKIE).unwrap()[44..].to_string();
+    let cookie_id = browser.session_cookie().unwrap()[44..].to_string();
     assert!(cloakroom::bff::session::is_well_formed_id(&cookie_id), "{cookie_id}");
 
     let store =
@@ -388,17 +388,13 @@ async fn logging_out_a_live_session_expires_the_cookie_with_every_host_attribute
     let browser = stack.login().await;
     let page = stack.api(&browser, Method::POST, "/bff/logout", None).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let removal = page
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with(&format!("{SESSION_COOKIE}=")))
-        .expect("cookie expired");
+    let removal = page.session_set_cookie().expect("cookie expired");
     for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=0"] {
         assert!(removal.contains(attr), "{removal} lacks {attr}");
     }
     assert!(!removal.to_ascii_lowercase().contains("domain="), "{removal}");
     assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
-    assert!(browser.cookie(SESSION_COOKIE).is_none());
+    assert!(browser.session_cookie().is_none());
     assert_eq!(stack.session_count(), 0);
 }
 

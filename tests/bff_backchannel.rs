@@ -7,46 +7,29 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::apps::{start_second_bff, wait_ready};
-use common::oidc_flow::{bff_login, pkce_pair, token_request, urlencode};
+use common::apps::{metrics, start_second_bff};
+use common::browser::call;
+use common::oidc_flow::{pkce_pair, token_request, urlencode};
 use common::{Browser, CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
-use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 async fn started_stack() -> Stack {
-    let stack = Stack::start(StackConfig::new()).await;
-    wait_ready(&stack.bff_url).await;
-    stack
-}
-
-async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
-    let browser = Browser::new();
-    let page = bff_login(&browser, stack, user, "/app/").await;
-    assert_eq!(page.status, 302, "callback: {}", page.body);
-    browser
+    Stack::start_ready(StackConfig::new()).await
 }
 
 /// Status of `GET /bff/user` at the BFF `base` for this browser.
 async fn user_status(browser: &Browser, base: &str) -> u16 {
-    let req = browser.request(Method::GET, &format!("{base}/bff/user")).header("X-CSRF", "1");
-    browser.send(req).await.status.as_u16()
-}
-
-async fn sub_of(browser: &Browser, stack: &Stack) -> String {
-    let req = browser.request(Method::GET, &format!("{}/bff/user", stack.bff_url)).header("X-CSRF", "1");
-    let page = browser.send(req).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    page.json()["sub"].as_str().unwrap().to_string()
+    call(browser, base, "/bff/user").await.status.as_u16()
 }
 
 /// The provider session id of this browser's login at the auth server: a second code flow
 /// (single sign-on, no form) whose ID token carries the same `sid` the BFF's session holds.
 async fn provider_sid(browser: &Browser, stack: &Stack) -> String {
     let (verifier, challenge) = pkce_pair();
-    let redirect_uri = format!("{}/bff/callback", stack.bff_url);
+    let redirect_uri = stack.bff("/bff/callback");
     let url = format!(
         "{}/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
         stack.auth_url,
@@ -134,10 +117,10 @@ fn assert_refused(answer: &Answer, what: &str) {
 async fn a_valid_token_with_a_sid_ends_that_session_on_both_instances_and_spares_another_user() {
     let stack = started_stack().await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let alice = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let alice = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
     let sid = provider_sid(&alice, &stack).await;
-    let sub = sub_of(&alice, &stack).await;
+    let sub = stack.sub_of(&alice).await;
     for base in [&stack.bff_url, &second] {
         assert_eq!(user_status(&alice, base).await, 200);
         assert_eq!(user_status(&bob, base).await, 200);
@@ -152,17 +135,17 @@ async fn a_valid_token_with_a_sid_ends_that_session_on_both_instances_and_spares
         assert_eq!(user_status(&alice, base).await, 401, "alice's session is gone at {base}");
         assert_eq!(user_status(&bob, base).await, 200, "bob's session lives at {base}");
     }
-    let metrics = reqwest::get(format!("{second}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&second).await;
     assert!(metrics.contains("cloakroom_backchannel_logout_total{outcome=\"success\"} 1"), "{metrics}");
 }
 
 #[tokio::test]
 async fn a_token_with_only_a_sub_ends_every_session_of_that_user_and_only_those() {
     let stack = started_stack().await;
-    let laptop = logged_in(&stack, USER).await;
-    let phone = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
-    let sub = sub_of(&laptop, &stack).await;
+    let laptop = stack.login_as(USER).await;
+    let phone = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
+    let sub = stack.sub_of(&laptop).await;
     assert_ne!(
         provider_sid(&laptop, &stack).await,
         provider_sid(&phone, &stack).await,
@@ -181,9 +164,9 @@ async fn a_token_with_only_a_sub_ends_every_session_of_that_user_and_only_those(
 #[tokio::test]
 async fn a_token_with_a_sid_and_a_sub_ends_only_the_sessions_of_that_sid() {
     let stack = started_stack().await;
-    let laptop = logged_in(&stack, USER).await;
-    let phone = logged_in(&stack, USER).await;
-    let sub = sub_of(&laptop, &stack).await;
+    let laptop = stack.login_as(USER).await;
+    let phone = stack.login_as(USER).await;
+    let sub = stack.sub_of(&laptop).await;
     let sid = provider_sid(&laptop, &stack).await;
 
     let answer =
@@ -202,9 +185,9 @@ async fn a_token_with_a_sid_and_a_sub_ends_only_the_sessions_of_that_sid() {
 #[tokio::test]
 async fn every_single_mutation_of_a_valid_token_is_refused_and_the_session_survives() {
     let stack = started_stack().await;
-    let alice = logged_in(&stack, USER).await;
+    let alice = stack.login_as(USER).await;
     let sid = provider_sid(&alice, &stack).await;
-    let sub = sub_of(&alice, &stack).await;
+    let sub = stack.sub_of(&alice).await;
     let valid = || logout_claims(&stack, Some(&sub), Some(&sid));
     let now = cloakroom::clock::now();
     let foreign = cloakroom::jwt::SigningKey::generate().unwrap();
@@ -255,12 +238,12 @@ async fn every_single_mutation_of_a_valid_token_is_refused_and_the_session_survi
 #[tokio::test]
 async fn a_replayed_token_is_refused_and_spares_a_session_created_after_it() {
     let stack = started_stack().await;
-    let first = logged_in(&stack, USER).await;
-    let sub = sub_of(&first, &stack).await;
+    let first = stack.login_as(USER).await;
+    let sub = stack.sub_of(&first).await;
     let token = sign(&stack, &logout_claims(&stack, Some(&sub), None));
     assert_eq!(post_logout_token(&stack.bff_url, &token).await.status, 200);
     assert_eq!(user_status(&first, &stack.bff_url).await, 401);
-    let later = logged_in(&stack, USER).await;
+    let later = stack.login_as(USER).await;
 
     let replay = post_logout_token(&stack.bff_url, &token).await;
 
@@ -271,10 +254,10 @@ async fn a_replayed_token_is_refused_and_spares_a_session_created_after_it() {
 #[tokio::test]
 async fn requests_that_are_not_a_form_with_one_logout_token_are_refused() {
     let stack = started_stack().await;
-    let alice = logged_in(&stack, USER).await;
-    let sub = sub_of(&alice, &stack).await;
+    let alice = stack.login_as(USER).await;
+    let sub = stack.sub_of(&alice).await;
     let token = sign(&stack, &logout_claims(&stack, Some(&sub), None));
-    let url = format!("{}/bff/backchannel-logout", stack.bff_url);
+    let url = stack.bff("/bff/backchannel-logout");
     let http = reqwest::Client::new();
     let as_json = http.post(&url).json(&json!({ "logout_token": token })).send().await.unwrap();
     let twice = http
@@ -297,8 +280,8 @@ async fn requests_that_are_not_a_form_with_one_logout_token_are_refused() {
 #[tokio::test]
 async fn ending_the_session_at_the_auth_server_ends_the_bff_session_through_back_channel_logout() {
     let stack = started_stack().await;
-    let alice = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let alice = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200);
 
     let confirm = alice.get(&format!("{}/logout?client_id={CLIENT_ID}", stack.auth_url)).await;
@@ -322,10 +305,9 @@ async fn ending_the_session_at_the_auth_server_ends_the_bff_session_through_back
 #[tokio::test]
 async fn a_store_outage_is_a_503_the_provider_may_retry_not_a_400() {
     let bff_redis = common::redis::RedisServer::start();
-    let stack = Stack::start(StackConfig::new().set("bff.redis_url", json!(bff_redis.url()))).await;
-    wait_ready(&stack.bff_url).await;
-    let alice = logged_in(&stack, USER).await;
-    let sub = sub_of(&alice, &stack).await;
+    let stack = Stack::start_ready(StackConfig::new().set("bff.redis_url", json!(bff_redis.url()))).await;
+    let alice = stack.login_as(USER).await;
+    let sub = stack.sub_of(&alice).await;
     let token = sign(&stack, &logout_claims(&stack, Some(&sub), None));
     bff_redis.stop();
 
@@ -340,7 +322,7 @@ async fn a_store_outage_is_a_503_the_provider_may_retry_not_a_400() {
 #[tokio::test]
 async fn each_ended_session_is_announced_on_the_store_bus() {
     let stack = started_stack().await;
-    let alice = logged_in(&stack, USER).await;
+    let alice = stack.login_as(USER).await;
     let sid = provider_sid(&alice, &stack).await;
     let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
         .set("bff", &stack.doc["bff"])
@@ -371,7 +353,7 @@ async fn each_ended_session_is_announced_on_the_store_bus() {
         cloakroom::store::Event::Message { channel, payload } => {
             assert_eq!(channel, cloakroom::bff::session::SESSION_ENDED_CHANNEL);
             let payload = String::from_utf8(payload).unwrap();
-            let cookie = alice.cookie("__Host-cloakroom").expect("the browser still holds its cookie");
+            let cookie = alice.session_cookie().expect("the browser still holds its cookie");
             assert_eq!(payload.len(), 43, "one session id hash");
             assert!(!cookie.contains(&payload), "the hashed id, never the raw one");
         }

@@ -3,13 +3,12 @@
 
 mod common;
 
+use cloakroom::bff::session::SESSION_COOKIE;
 use common::redis::{RedisServer, shared};
 use common::{Browser, StackConfig};
 use reqwest::Method;
 use serde_json::json;
 use std::net::TcpListener;
-
-const SESSION_COOKIE: &str = "__Host-cloakroom";
 
 /// A BFF on its own: its provider is a closed port, its route points at another closed port.
 struct LoneBff {
@@ -131,7 +130,7 @@ async fn a_forged_unknown_or_malformed_session_cookie_is_refused_and_creates_no_
             .header("Cookie", format!("{SESSION_COOKIE}={value}"));
         let page = browser.send(req).await;
         assert_error(&page, 401, "unauthenticated");
-        assert!(page.set_cookies().iter().all(|c| !c.starts_with(&format!("{SESSION_COOKIE}="))));
+        assert!(page.session_set_cookie().is_none());
     }
     assert!(bff.store_keys(shared()).is_empty(), "strict mode: nothing stored for a foreign id");
 }
@@ -282,8 +281,7 @@ async fn logout_is_post_only_needs_csrf_and_expires_the_cookie() {
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.json()["logout_url"], "/");
-    let cookie =
-        page.set_cookies().into_iter().find(|c| c.starts_with(&format!("{SESSION_COOKIE}="))).unwrap();
+    let cookie = page.session_set_cookie().unwrap();
     for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=0"] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::apps::wait_ready;
+use cloakroom::bff::session::SESSION_COOKIE;
+use common::apps::start_second_bff;
+use common::browser::{assert_error_code, call};
 use common::oidc_flow::{bff_login, submit_login, urlencode};
 use common::redis::{RedisServer, shared};
 use common::{Browser, Page, Stack, StackConfig, USER};
@@ -12,8 +14,6 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const SESSION_COOKIE: &str = "__Host-cloakroom";
 
 /// A test upstream behind the `/echo` route: reports what it received, can be slow, and
 /// refuses each access token once with `invalid_token`.
@@ -105,28 +105,7 @@ async fn stack_with(tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
         "bff.routes",
         json!([{ "path": "/api", "upstream": rs }, { "path": "/echo", "upstream": echo }]),
     );
-    let stack = Stack::start(tweak(cfg)).await;
-    wait_ready(&stack.bff_url).await;
-    stack
-}
-
-async fn api(browser: &Browser, stack: &Stack, method: Method, path: &str, body: Option<Value>) -> Page {
-    let mut req = browser.request(method, &format!("{}{path}", stack.bff_url)).header("X-CSRF", "1");
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    browser.send(req).await
-}
-
-async fn logged_in(stack: &Stack) -> Browser {
-    let browser = Browser::new();
-    let page = bff_login(&browser, stack, USER, "/app/").await;
-    assert_eq!(page.status, 302, "callback: {}", page.body);
-    browser
-}
-
-fn session_set_cookie(page: &Page) -> Option<String> {
-    page.set_cookies().into_iter().find(|c| c.starts_with(&format!("{SESSION_COOKIE}=")))
+    Stack::start_ready(tweak(cfg)).await
 }
 
 fn assert_no_tokens_in(pages: &[Page]) {
@@ -154,11 +133,6 @@ fn regex_like_jwt() -> impl Fn(&str) -> bool {
     }
 }
 
-async fn error_of(page: &Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
-}
-
 #[tokio::test]
 async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_the_browser() {
     let stack = stack_with(|c| {
@@ -169,12 +143,12 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
     let callback = bff_login(&browser, &stack, USER, "/app/").await;
     assert_eq!(callback.status, 302, "{}", callback.body);
     assert_eq!(callback.header("location").as_deref(), Some("/app/"));
-    let cookie = session_set_cookie(&callback).expect("session cookie set at login");
+    let cookie = callback.session_set_cookie().expect("session cookie set at login");
     for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
     assert!(!cookie.to_ascii_lowercase().contains("domain="));
-    let value = browser.cookie(SESSION_COOKIE).unwrap();
+    let value = browser.session_cookie().unwrap();
     assert!(value.len() <= 100 && value.len() >= 43, "cookie value of {} bytes", value.len());
     assert_eq!(callback.header("cache-control").as_deref(), Some("no-store"));
     assert!(
@@ -182,7 +156,7 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
         "login cookie cleared"
     );
 
-    let user = api(&browser, &stack, Method::GET, "/bff/user", None).await;
+    let user = stack.user(&browser).await;
     assert_eq!(user.status, 200, "{}", user.body);
     let user = user.json();
     assert!(user["sub"].is_string() && user["claims"].is_object());
@@ -191,26 +165,26 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
             >= user["session"]["idle_expires_at"].as_i64().unwrap()
     );
 
-    let created = api(&browser, &stack, Method::POST, "/api/notes", Some(json!({"text": "hello"}))).await;
+    let created = stack.api_post_json(&browser, "/api/notes", json!({"text": "hello"})).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.json()["id"].clone();
-    let list = api(&browser, &stack, Method::GET, "/api/notes", None).await;
+    let list = stack.api_get(&browser, "/api/notes").await;
     assert!(list.body.contains("hello"), "{}", list.body);
     let id = id.as_str().map(str::to_string).unwrap_or_else(|| id.to_string());
-    let deleted = api(&browser, &stack, Method::DELETE, &format!("/api/notes/{id}"), None).await;
+    let deleted = stack.api(&browser, Method::DELETE, &format!("/api/notes/{id}"), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
 
-    let echoed = api(&browser, &stack, Method::GET, "/echo/headers?x=1", None).await.json();
+    let echoed = stack.api_get(&browser, "/echo/headers?x=1").await.json();
     assert!(echoed["headers"]["authorization"].as_str().unwrap().starts_with("Bearer "));
     assert!(echoed["headers"].get("cookie").is_none() && echoed["headers"].get("x-csrf").is_none());
     assert_eq!(echoed["uri"], "/headers?x=1");
 
-    let first = api(&browser, &stack, Method::GET, "/api/whoami", None).await.json();
+    let first = stack.api_get(&browser, "/api/whoami").await.json();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let second = api(&browser, &stack, Method::GET, "/api/whoami", None).await;
+    let second = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(second.status, 200, "refresh must be transparent: {}", second.body);
     assert_ne!(first["jti"], second.json()["jti"], "a new access token after refresh");
-    let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await;
+    let metrics = browser.get(&stack.bff("/metrics")).await;
     assert!(metrics.body.contains("cloakroom_token_refresh_total{outcome=\"success\"} "), "{}", metrics.body);
 
     // Redis holds neither a raw session id nor a raw token.
@@ -221,34 +195,34 @@ async fn the_whole_walk_login_proxy_refresh_and_logout_never_shows_a_token_to_th
         assert!(!regex_like_jwt()(&text), "a raw JWT stored under {key}");
     }
 
-    let logout = api(&browser, &stack, Method::POST, "/bff/logout", None).await;
+    let logout = stack.logout(&browser).await;
     assert_eq!(logout.status, 200, "{}", logout.body);
     let logout_url = logout.json()["logout_url"].as_str().unwrap().to_string();
     assert!(logout_url.starts_with(&stack.auth_url), "{logout_url}");
-    let removal = session_set_cookie(&logout).expect("cookie expired at logout");
+    let removal = logout.session_set_cookie().expect("cookie expired at logout");
     assert!(removal.contains("Max-Age=0") && removal.contains("Secure") && removal.contains("HttpOnly"));
     assert_no_tokens_in(&browser.history.lock().unwrap());
 
     browser.set_cookie(SESSION_COOKIE, &value);
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
-    error_of(&api(&browser, &stack, Method::GET, "/api/notes", None).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
+    assert_error_code(&stack.api_get(&browser, "/api/notes").await, 401, "unauthenticated");
 }
 
 #[tokio::test]
 async fn a_replayed_callback_fails_and_creates_no_session() {
     let stack = stack_with(|c| c).await;
     let browser = Browser::new();
-    let start = browser.get(&format!("{}/bff/login?returnTo=/", stack.bff_url)).await;
+    let start = browser.get(&stack.bff("/bff/login?returnTo=/")).await;
     let login_page = browser.follow(start).await;
     let after = submit_login(&browser, &login_page, USER).await;
-    let callback = browser.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await;
+    let callback = browser.follow_until(after, &stack.bff("/bff/callback")).await;
     assert_eq!(browser.get(&callback).await.status, 302);
-    let cookie = browser.cookie(SESSION_COOKIE);
+    let cookie = browser.session_cookie();
     let replay = browser.get(&callback).await;
     assert_eq!(replay.status, 400);
     assert!(replay.body.contains("<html"), "an HTML page");
-    assert!(session_set_cookie(&replay).is_none());
-    assert_eq!(browser.cookie(SESSION_COOKIE), cookie);
+    assert!(replay.session_set_cookie().is_none());
+    assert_eq!(browser.session_cookie(), cookie);
 }
 
 #[tokio::test]
@@ -256,13 +230,13 @@ async fn another_browsers_callback_is_refused() {
     let stack = stack_with(|c| c).await;
     let victim = Browser::new();
     let attacker = Browser::new();
-    let start = attacker.get(&format!("{}/bff/login?returnTo=/", stack.bff_url)).await;
+    let start = attacker.get(&stack.bff("/bff/login?returnTo=/")).await;
     let login_page = attacker.follow(start).await;
     let after = submit_login(&attacker, &login_page, USER).await;
-    let callback = attacker.follow_until(after, &format!("{}/bff/callback", stack.bff_url)).await;
+    let callback = attacker.follow_until(after, &stack.bff("/bff/callback")).await;
     let page = victim.get(&callback).await;
     assert_eq!(page.status, 400, "state is bound to the browser that started the login");
-    assert!(victim.cookie(SESSION_COOKIE).is_none());
+    assert!(victim.session_cookie().is_none());
 }
 
 #[tokio::test]
@@ -272,29 +246,29 @@ async fn provider_errors_and_missing_state_are_400_pages() {
     for q in ["error=access_denied&state=x", "code=abc", "code=abc&state=unknown", ""] {
         let page = browser.get(&format!("{}/bff/callback?{q}", stack.bff_url)).await;
         assert_eq!(page.status, 400, "{q}");
-        assert!(session_set_cookie(&page).is_none());
+        assert!(page.session_set_cookie().is_none());
     }
 }
 
 #[tokio::test]
 async fn a_cookie_planted_before_login_is_dead_after_it() {
     let stack = stack_with(|c| c).await;
-    let attacker = logged_in(&stack).await;
-    let planted = attacker.cookie(SESSION_COOKIE).unwrap();
+    let attacker = stack.login_as(USER).await;
+    let planted = attacker.session_cookie().unwrap();
     let victim = Browser::new();
     victim.set_cookie(SESSION_COOKIE, &planted);
     let page = bff_login(&victim, &stack, USER, "/").await;
     assert_eq!(page.status, 302, "{}", page.body);
-    let fresh = victim.cookie(SESSION_COOKIE).unwrap();
+    let fresh = victim.session_cookie().unwrap();
     assert_ne!(planted, fresh, "a new id at login");
-    assert_eq!(api(&victim, &stack, Method::GET, "/bff/user", None).await.status, 200);
-    error_of(&api(&attacker, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    assert_eq!(stack.user(&victim).await.status, 200);
+    assert_error_code(&stack.user(&attacker).await, 401, "unauthenticated");
 }
 
 /// From `/bff/login`'s redirect to the callback URL: through the login form, or straight back
 /// when the provider still has a login session for this browser.
 async fn callback_url(browser: &Browser, stack: &Stack, start: Page) -> String {
-    let callback = format!("{}/bff/callback", stack.bff_url);
+    let callback = stack.bff("/bff/callback");
     let to_provider = start.location().expect("redirect to the provider");
     let page = browser.get(&to_provider).await;
     if page.location().is_some_and(|l| l.starts_with(&callback)) {
@@ -326,7 +300,7 @@ async fn login_cookies_are_bounded_per_browser() {
     let stack = stack_with(|c| c).await;
     let browser = Browser::new();
     for _ in 0..12 {
-        browser.get(&format!("{}/bff/login?returnTo=/", stack.bff_url)).await;
+        browser.get(&stack.bff("/bff/login?returnTo=/")).await;
     }
     let n = browser.cookie_names().iter().filter(|n| n.starts_with("__Host-cloakroom-login-")).count();
     assert!(n <= 5, "{n} login cookies");
@@ -338,11 +312,11 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
         c.set("auth_server.access_token_ttl_secs", json!(4)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     for _ in 0..2 {
         // Lifetime 4 s, skew 1 s: due after 3 s, and a fresh token is not due again this round.
         tokio::time::sleep(Duration::from_millis(3100)).await;
-        let calls = (0..10).map(|_| api(&browser, &stack, Method::GET, "/echo/headers", None));
+        let calls = (0..10).map(|_| stack.api_get(&browser, "/echo/headers"));
         let pages = futures_util::future::join_all(calls).await;
         for p in &pages {
             assert_eq!(p.status, 200, "{}", p.body);
@@ -351,8 +325,8 @@ async fn concurrent_requests_needing_a_refresh_share_one_refresh() {
             pages.iter().map(|p| p.json()["headers"]["authorization"].to_string()).collect();
         assert_eq!(jtis.len(), 1, "all requests used the one refreshed token");
     }
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200);
-    let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await.body;
+    assert_eq!(stack.user(&browser).await.status, 200);
+    let metrics = browser.get(&stack.bff("/metrics")).await.body;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"success\"} 2"), "{metrics}");
 }
 
@@ -362,7 +336,7 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
         c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     // The provider forgets every grant: the next refresh is `invalid_grant`.
     let ns = stack.doc["auth_server"]["redis_namespace"].as_str().unwrap().to_string();
     let client = redis::Client::open(shared().url()).unwrap();
@@ -372,9 +346,9 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
         let _: () = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = api(&browser, &stack, Method::GET, "/api/whoami", None).await;
-    error_of(&page, 401, "session_expired").await;
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
+    assert_error_code(&page, 401, "session_expired");
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -386,21 +360,21 @@ async fn an_unreachable_provider_during_a_due_refresh_is_503_and_keeps_the_sessi
             .set("auth_server.redis_url", json!(as_redis.url()))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     as_redis.stop();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = api(&browser, &stack, Method::GET, "/api/whoami", None).await;
-    error_of(&page, 503, "auth_server_unavailable").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
+    assert_error_code(&page, 503, "auth_server_unavailable");
     assert!(page.header("retry-after").is_some());
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200, "session kept");
+    assert_eq!(stack.user(&browser).await.status, 200, "session kept");
 }
 
 #[tokio::test]
 async fn idle_sessions_expire_server_side() {
     let stack = stack_with(|c| c.set("bff.session.idle_timeout_secs", json!(1))).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -416,37 +390,36 @@ async fn upstream_failures_map_to_502_and_504_and_leave_the_session_alone() {
         "bff.routes",
         json!([{ "path": "/api", "upstream": rs }, { "path": "/dead", "upstream": dead }, { "path": "/echo", "upstream": echo }]),
     );
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = logged_in(&stack).await;
-    error_of(&api(&browser, &stack, Method::GET, "/dead/x", None).await, 502, "upstream_unavailable").await;
-    error_of(&api(&browser, &stack, Method::GET, "/echo/slow", None).await, 504, "upstream_timeout").await;
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200);
+    let stack = Stack::start_ready(cfg).await;
+    let browser = stack.login_as(USER).await;
+    assert_error_code(&stack.api_get(&browser, "/dead/x").await, 502, "upstream_unavailable");
+    assert_error_code(&stack.api_get(&browser, "/echo/slow").await, 504, "upstream_timeout");
+    assert_eq!(stack.user(&browser).await.status, 200);
 }
 
 #[tokio::test]
 async fn an_upstream_invalid_token_answer_is_refreshed_and_retried_once() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
-    let page = api(&browser, &stack, Method::GET, "/echo/once-invalid", None).await;
+    let browser = stack.login_as(USER).await;
+    let page = stack.api_get(&browser, "/echo/once-invalid").await;
     assert_eq!(page.status, 200, "{}", page.body);
     // Retried once only, then the upstream's 401 passes through as it is.
-    let page = api(&browser, &stack, Method::GET, "/echo/always-invalid", None).await;
+    let page = stack.api_get(&browser, "/echo/always-invalid").await;
     assert_eq!(page.status, 401);
-    assert_eq!(api(&browser, &stack, Method::GET, "/echo/hits", None).await.body, "2");
+    assert_eq!(stack.api_get(&browser, "/echo/hits").await.body, "2");
     // A body that was streamed is never replayed.
-    let page = api(&browser, &stack, Method::POST, "/echo/always-invalid", Some(json!({"a": 1}))).await;
+    let page = stack.api_post_json(&browser, "/echo/always-invalid", json!({"a": 1})).await;
     assert_eq!(page.status, 401);
-    assert_eq!(api(&browser, &stack, Method::GET, "/echo/hits", None).await.body, "3");
-    assert_eq!(api(&browser, &stack, Method::GET, "/bff/user", None).await.status, 200, "session kept");
+    assert_eq!(stack.api_get(&browser, "/echo/hits").await.body, "3");
+    assert_eq!(stack.user(&browser).await.status, 200, "session kept");
 }
 
 #[tokio::test]
 async fn forwarding_headers_from_the_browser_are_replaced_and_upstream_cookies_dropped() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     let req = browser
-        .request(Method::POST, &format!("{}/echo/headers", stack.bff_url))
+        .request(Method::POST, &stack.bff("/echo/headers"))
         .header("X-CSRF", "1")
         .header("Content-Type", "application/json")
         .header("X-Forwarded-For", "6.6.6.6")
@@ -471,27 +444,24 @@ async fn forwarding_headers_from_the_browser_are_replaced_and_upstream_cookies_d
 #[tokio::test]
 async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
-    let page = browser.get(&format!("{}/", stack.bff_url)).await;
+    let browser = stack.login_as(USER).await;
+    let page = browser.get(&stack.bff("/")).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains(USER.0), "{}", page.body);
     let token = page.inputs().into_iter().find(|(n, _)| n == "csrf_token").unwrap().1;
     let add = browser
         .post_form(
-            &format!("{}/notes-form", stack.bff_url),
+            &stack.bff("/notes-form"),
             &[("csrf_token".into(), token.clone()), ("text".into(), "from the form".into())],
         )
         .await;
     assert_eq!(add.status, 303);
-    assert!(browser.get(&format!("{}/", stack.bff_url)).await.body.contains("from the form"));
-    let bad = browser
-        .post_form(&format!("{}/bff/logout", stack.bff_url), &[("csrf_token".into(), "wrong".into())])
-        .await;
+    assert!(browser.get(&stack.bff("/")).await.body.contains("from the form"));
+    let bad = browser.post_form(&stack.bff("/bff/logout"), &[("csrf_token".into(), "wrong".into())]).await;
     assert_eq!(bad.status, 403);
-    let out =
-        browser.post_form(&format!("{}/bff/logout", stack.bff_url), &[("csrf_token".into(), token)]).await;
+    let out = browser.post_form(&stack.bff("/bff/logout"), &[("csrf_token".into(), token)]).await;
     assert_eq!(out.status, 303);
-    assert!(browser.cookie(SESSION_COOKIE).is_none());
+    assert!(browser.session_cookie().is_none());
     assert_no_tokens_in(&browser.history.lock().unwrap());
 }
 
@@ -499,24 +469,24 @@ async fn the_server_rendered_page_lists_adds_notes_and_logs_out_by_form() {
 async fn a_session_store_outage_is_a_503_never_a_logout() {
     let bff_redis = RedisServer::start();
     let stack = stack_with(|c| c.set("bff.redis_url", json!(bff_redis.url()))).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE).unwrap();
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().unwrap();
     bff_redis.stop();
     for path in ["/bff/user", "/echo/headers"] {
-        let page = api(&browser, &stack, Method::GET, path, None).await;
-        error_of(&page, 503, "store_unavailable").await;
+        let page = stack.api_get(&browser, path).await;
+        assert_error_code(&page, 503, "store_unavailable");
         assert!(page.header("retry-after").is_some());
-        assert!(session_set_cookie(&page).is_none(), "the cookie is kept");
+        assert!(page.session_set_cookie().is_none(), "the cookie is kept");
     }
-    assert_eq!(browser.cookie(SESSION_COOKIE), Some(cookie));
+    assert_eq!(browser.session_cookie(), Some(cookie));
 }
 
 #[tokio::test]
 async fn absolute_form_targets_and_a_spoofed_host_cannot_pick_the_upstream() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE).unwrap();
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().unwrap();
     let addr = stack.bff_url.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let req = format!(
@@ -536,16 +506,16 @@ async fn absolute_form_targets_and_a_spoofed_host_cannot_pick_the_upstream() {
 #[tokio::test]
 async fn a_streamed_body_crossing_the_limit_is_cut_off_with_413() {
     let stack = stack_with(|c| c.set("bff.max_body_bytes", json!(1024))).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'a'; 512])).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let req = browser
-        .request(Method::POST, &format!("{}/echo/headers", stack.bff_url))
+        .request(Method::POST, &stack.bff("/echo/headers"))
         .header("X-CSRF", "1")
         .header("Content-Type", "application/json")
         .body(body);
-    error_of(&browser.send(req).await, 413, "payload_too_large").await;
-    let small = api(&browser, &stack, Method::POST, "/echo/headers", Some(json!({"a": 1}))).await;
+    assert_error_code(&browser.send(req).await, 413, "payload_too_large");
+    let small = stack.api_post_json(&browser, "/echo/headers", json!({"a": 1})).await;
     assert_eq!(small.status, 200, "{}", small.body);
 }
 
@@ -558,9 +528,9 @@ fn provider_grants(stack: &Stack) -> usize {
 #[tokio::test]
 async fn logout_revokes_the_refresh_token_at_the_provider() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     assert_eq!(provider_grants(&stack), 1);
-    let logout = api(&browser, &stack, Method::POST, "/bff/logout", None).await;
+    let logout = stack.logout(&browser).await;
     assert_eq!(logout.status, 200, "{}", logout.body);
     let url = logout.json()["logout_url"].as_str().unwrap().to_string();
     assert!(url.contains("client_id=") && url.contains("post_logout_redirect_uri="), "{url}");
@@ -575,37 +545,23 @@ async fn activity_slides_the_idle_timeout_but_never_the_absolute_one() {
         c.set("bff.session.idle_timeout_secs", json!(3)).set("bff.session.absolute_timeout_secs", json!(5))
     })
     .await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
     // Expiry is kept in whole seconds, so the margins here are at least 0.8 s.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(
-            api(&browser, &stack, Method::GET, "/bff/user", None).await.status,
-            200,
-            "activity keeps it"
-        );
+        assert_eq!(stack.user(&browser).await.status, 200, "activity keeps it");
     }
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    error_of(&api(&browser, &stack, Method::GET, "/bff/user", None).await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
 }
 
 #[tokio::test]
 async fn a_second_instance_on_the_same_store_serves_the_same_session() {
     let stack = stack_with(|c| c).await;
-    let browser = logged_in(&stack).await;
-    let cfg: cloakroom::config::BffConfig = cloakroom::config::ConfigSource::from_toml_str("")
-        .set("bff", &stack.doc["bff"])
-        .section("bff")
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let second = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = cloakroom::bff::Application::build_with_listener(cfg, listener).await.unwrap();
-    tokio::spawn(app.run_until_stopped());
-    let page =
-        browser.send(browser.request(Method::GET, &format!("{second}/bff/user")).header("X-CSRF", "1")).await;
+    let browser = stack.login_as(USER).await;
+    let second = start_second_bff(&stack, |_| {}).await;
+    let page = call(&browser, &second, "/bff/user").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let page = browser
-        .send(browser.request(Method::GET, &format!("{second}/echo/headers")).header("X-CSRF", "1"))
-        .await;
+    let page = call(&browser, &second, "/echo/headers").await;
     assert_eq!(page.status, 200, "{}", page.body);
 }

@@ -7,16 +7,14 @@
 
 mod common;
 
-use common::apps::{start_second_bff, wait_ready};
-use common::oidc_flow::bff_login;
+use cloakroom::bff::session::SESSION_COOKIE;
+use common::apps::{metrics, start_second_bff};
 use common::redis::RedisServer;
-use common::{Browser, CLIENT_ID, Stack, StackConfig, USER};
-use reqwest::Method;
+use common::{CLIENT_ID, Stack, StackConfig, USER};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const COOKIE: &str = "__Host-cloakroom";
 /// The bound issue 7 sets for an ended session to be refused everywhere.
 const BOUND: Duration = Duration::from_millis(100);
 
@@ -24,17 +22,7 @@ const BOUND: Duration = Duration::from_millis(100);
 /// memory), so that every command counted there comes from the BFF.
 async fn stack_on(redis: &RedisServer, tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
     let cfg = tweak(StackConfig::on_redis(None).set("bff.redis_url", json!(redis.url())));
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
-    stack
-}
-
-async fn logged_in(stack: &Stack) -> (Browser, String) {
-    let browser = Browser::new();
-    let page = bff_login(&browser, stack, USER, "/app/").await;
-    assert_eq!(page.status, 302, "callback: {}", page.body);
-    let cookie = browser.cookie(COOKIE).expect("session cookie");
-    (browser, cookie)
+    Stack::start_ready(cfg).await
 }
 
 /// What `GET /api/whoami` answered.
@@ -57,7 +45,7 @@ async fn whoami(base: &str, cookie: &str) -> Answer {
     let res = HTTP
         .get(format!("{base}/api/whoami"))
         .header("X-CSRF", "1")
-        .header("Cookie", format!("{COOKIE}={cookie}"))
+        .header("Cookie", format!("{SESSION_COOKIE}={cookie}"))
         .send()
         .await
         .unwrap();
@@ -68,7 +56,7 @@ async fn whoami(base: &str, cookie: &str) -> Answer {
 
 /// `cloakroom_near_cache_lookups_total{outcome="hit"}` of the instance at `base`.
 async fn cache_hits(base: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = metrics(base).await;
     text.lines()
         .find_map(|l| l.strip_prefix("cloakroom_near_cache_lookups_total{outcome=\"hit\"} "))
         .and_then(|n| n.trim().parse().ok())
@@ -175,13 +163,12 @@ async fn logout_on_one_instance_is_refused_on_another_within_100ms() {
     let redis = RedisServer::start();
     let stack = stack_on(&redis, |c| c).await;
     let b = start_second_bff(&stack, |_| {}).await;
-    let (browser, cookie) = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().expect("session cookie");
     warm(&stack.bff_url, &cookie).await;
     warm(&b, &cookie).await;
 
-    let logout = browser
-        .send(browser.request(Method::POST, &format!("{}/bff/logout", stack.bff_url)).header("X-CSRF", "1"))
-        .await;
+    let logout = stack.logout(&browser).await;
     let done = Instant::now();
 
     assert_eq!(logout.status, 200, "{}", logout.body);
@@ -195,11 +182,9 @@ async fn back_channel_logout_on_one_instance_is_refused_on_another_within_100ms(
     let redis = RedisServer::start();
     let stack = stack_on(&redis, |c| c).await;
     let b = start_second_bff(&stack, |_| {}).await;
-    let (browser, cookie) = logged_in(&stack).await;
-    let user = browser
-        .send(browser.request(Method::GET, &format!("{}/bff/user", stack.bff_url)).header("X-CSRF", "1"))
-        .await;
-    let sub = user.json()["sub"].as_str().unwrap().to_string();
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().expect("session cookie");
+    let sub = stack.sub_of(&browser).await;
     warm(&stack.bff_url, &cookie).await;
     warm(&b, &cookie).await;
     let now = cloakroom::clock::now();
@@ -211,7 +196,7 @@ async fn back_channel_logout_on_one_instance_is_refused_on_another_within_100ms(
     let token = stack.signing_key.sign("logout+jwt", &claims).unwrap();
 
     let answer = reqwest::Client::new()
-        .post(format!("{}/bff/backchannel-logout", stack.bff_url))
+        .post(stack.bff("/bff/backchannel-logout"))
         .form(&[("logout_token", token)])
         .send()
         .await
@@ -234,7 +219,7 @@ async fn a_refresh_on_one_instance_is_used_by_another_within_100ms_which_never_r
     })
     .await;
     let b = start_second_bff(&stack, |doc| doc["refresh_skew_secs"] = json!(0)).await;
-    let (_browser, cookie) = logged_in(&stack).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("session cookie");
     let first = warm(&b, &cookie).await;
     assert_eq!(warm(&stack.bff_url, &cookie).await, first);
     tokio::time::sleep(Duration::from_millis(5200)).await;
@@ -256,7 +241,7 @@ async fn a_refresh_on_one_instance_is_used_by_another_within_100ms_which_never_r
 
 /// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
 async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
-    let text = reqwest::get(format!("{auth_url}/metrics")).await.unwrap().text().await.unwrap();
+    let text = metrics(auth_url).await;
     text.lines()
         .filter_map(|l| l.strip_prefix("cloakroom_auth_token_requests_total{"))
         .filter(|l| l.contains("grant_type=\"refresh_token\""))
@@ -271,7 +256,7 @@ async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
 async fn proxied_requests_in_steady_state_make_no_redis_command_and_a_miss_makes_one() {
     let redis = RedisServer::start();
     let stack = stack_on(&redis, |c| c).await;
-    let (_browser, cookie) = logged_in(&stack).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("session cookie");
     warm(&stack.bff_url, &cookie).await;
 
     let before = commandstats(&redis);
@@ -301,7 +286,7 @@ async fn the_first_proxied_request_of_a_session_on_another_instance_makes_one_ro
     let stack = stack_on(&redis, |c| c).await;
     let b = start_second_bff(&stack, |_| {}).await;
     wait_subscribed(&redis, 2).await;
-    let (_browser, cookie) = logged_in(&stack).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("session cookie");
     // The login announced which token record belongs to the new session.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -314,14 +299,14 @@ async fn the_first_proxied_request_of_a_session_on_another_instance_makes_one_ro
 
 /// `/readyz` of the stack's BFF answers (it pings the store).
 async fn stack_ping(stack: &Stack) -> bool {
-    reqwest::get(format!("{}/readyz", stack.bff_url)).await.is_ok_and(|r| r.status() == 200)
+    reqwest::get(stack.bff("/readyz")).await.is_ok_and(|r| r.status() == 200)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_event_bus_drops_the_cache_is_flushed_and_a_session_deleted_meanwhile_is_refused() {
     let redis = RedisServer::start();
     let stack = stack_on(&redis, |c| c).await;
-    let (_browser, cookie) = logged_in(&stack).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("session cookie");
     warm(&stack.bff_url, &cookie).await;
     // Deleted behind the cache's back (no invalidation is announced): the cache still serves it.
     let mut deleted = keys(&redis, "*:session:*");
@@ -345,7 +330,7 @@ async fn a_session_with_a_typical_jwt_pair_takes_less_than_2_kb_in_redis() {
     let redis = RedisServer::start();
     let stack = stack_on(&redis, |c| c).await;
 
-    let (_browser, cookie) = logged_in(&stack).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("session cookie");
 
     assert!(cookie.len() <= 100, "cookie value of {} bytes", cookie.len());
     let client = redis::Client::open(redis.url()).unwrap();

@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::apps::{start_second_bff, wait_ready};
-use common::browser::{call, call_spread};
-use common::oidc_flow::logged_in;
-use common::{Page, Stack, StackConfig, USER};
+use common::apps::{metrics, start_second_bff};
+use common::browser::{assert_error_code, call, call_spread};
+use common::{Stack, StackConfig, USER};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,7 +21,7 @@ fn short_lived_tokens(cfg: StackConfig) -> StackConfig {
 
 /// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
 async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
-    let text = reqwest::get(format!("{auth_url}/metrics")).await.unwrap().text().await.unwrap();
+    let text = metrics(auth_url).await;
     let prefix = "cloakroom_auth_token_requests_total{";
     text.lines()
         .filter_map(|l| l.strip_prefix(prefix))
@@ -43,20 +42,14 @@ fn refused(refreshes: &[(String, u64)]) -> u64 {
     refreshes.iter().filter(|(o, _)| o != "ok").map(|(_, n)| n).sum()
 }
 
-async fn error_of(page: &Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
-}
-
 #[tokio::test]
 async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_one_refresh() {
     let cfg = StackConfig::new()
         .set("auth_server.access_token_ttl_secs", json!(3))
         .set("bff.refresh_skew_secs", json!(1));
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
+    let stack = Stack::start_ready(cfg).await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let browser = logged_in(&stack, USER).await;
+    let browser = stack.login_as(USER).await;
 
     for round in 1..=3u64 {
         // Past the access token's expiry: nobody may use the old one any more.
@@ -72,7 +65,7 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
         assert_eq!(count_of(&refreshes, "ok"), round, "round {round}: {refreshes:?}");
         assert_eq!(refused(&refreshes), 0, "no reused refresh token: {refreshes:?}");
     }
-    let waited = reqwest::get(format!("{second}/metrics")).await.unwrap().text().await.unwrap();
+    let waited = metrics(&second).await;
     assert!(waited.contains("cloakroom_token_refresh_wait_seconds_count "), "{waited}");
 }
 
@@ -153,16 +146,15 @@ async fn stack_behind_stub(tweak: impl FnOnce(StackConfig) -> StackConfig) -> (S
         .set("auth_server.issuer", json!(stub.url))
         .set("resource_server.issuer", json!(stub.url))
         .set("bff.oidc.issuer", json!(stub.url));
-    let stack = Stack::start(tweak(cfg)).await;
-    wait_ready(&stack.bff_url).await;
+    let stack = Stack::start_ready(tweak(cfg)).await;
     (stack, stub)
 }
 
 #[tokio::test]
 async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_and_a_later_refresh_succeeds() {
     let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
-    let browser = logged_in(&stack, USER).await;
-    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    let browser = stack.login_as(USER).await;
+    assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
     // On a busy machine the login can take longer than the token's refresh skew, so that call
     // may already have refreshed: count from here.
     let before = count_of(&provider_refreshes(&stack.auth_url).await, "ok");
@@ -170,19 +162,19 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
     stub.failures.lock().unwrap().extend([503, 429]);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for _ in 0..2 {
-        let page = call(&browser, &stack.bff_url, "/api/whoami").await;
-        error_of(&page, 503, "auth_server_unavailable").await;
+        let page = stack.api_get(&browser, "/api/whoami").await;
+        assert_error_code(&page, 503, "auth_server_unavailable");
         assert!(page.header("retry-after").is_some());
-        assert_eq!(call(&browser, &stack.bff_url, "/bff/user").await.status, 200, "session kept");
+        assert_eq!(stack.user(&browser).await.status, 200, "session kept");
     }
     assert!(stub.failures.lock().unwrap().is_empty(), "both failures were answered");
 
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(page.status, 200, "the provider is back: {}", page.body);
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!(count_of(&refreshes, "ok") - before, 1, "{refreshes:?}");
     assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"unavailable\"} 2"), "{metrics}");
 }
 
@@ -190,11 +182,11 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
 async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_refreshes_itself() {
     let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
     let impatient = start_second_bff(&stack, |doc| doc["refresh_wait_ms"] = json!(300)).await;
-    let browser = logged_in(&stack, USER).await;
+    let browser = stack.login_as(USER).await;
 
     *stub.delay.lock().unwrap() = Duration::from_millis(1500);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let slow = call(&browser, &stack.bff_url, "/api/whoami");
+    let slow = stack.api_get(&browser, "/api/whoami");
     let waiter = async {
         // Let the first instance take the lock.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -202,7 +194,7 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
     };
     let (slow, waiter) = tokio::join!(slow, waiter);
     assert_eq!(slow.status, 200, "{}", slow.body);
-    error_of(&waiter, 503, "auth_server_unavailable").await;
+    assert_error_code(&waiter, 503, "auth_server_unavailable");
 
     *stub.delay.lock().unwrap() = Duration::ZERO;
     let after = call(&browser, &impatient, "/api/whoami").await;
@@ -210,15 +202,14 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
     assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
-    let metrics = reqwest::get(format!("{impatient}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&impatient).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"wait_timeout\"} 1"), "{metrics}");
 }
 
 #[tokio::test]
 async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expires() {
-    let stack = Stack::start(short_lived_tokens(StackConfig::new())).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = logged_in(&stack, USER).await;
+    let stack = Stack::start_ready(short_lived_tokens(StackConfig::new())).await;
+    let browser = stack.login_as(USER).await;
     let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
     let tokens_prefix = format!("{ns}:tokens:");
     let hashed = common::redis::shared()
@@ -239,7 +230,7 @@ async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expi
         .query(&mut conn)
         .unwrap();
     let started = std::time::Instant::now();
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
 
     assert_eq!(page.status, 200, "{}", page.body);
     let waited = started.elapsed();
@@ -253,11 +244,11 @@ async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expi
 async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_wakes_up() {
     let redis = common::redis::RedisServer::start();
     let stack =
-        Stack::start(short_lived_tokens(StackConfig::new()).set("bff.redis_url", json!(redis.url()))).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = logged_in(&stack, USER).await;
+        Stack::start_ready(short_lived_tokens(StackConfig::new()).set("bff.redis_url", json!(redis.url())))
+            .await;
+    let browser = stack.login_as(USER).await;
     // Session and tokens in the near cache: taking the refresh lock is the first store call.
-    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
     // A slow login may already have been refreshed by that call: count from here.
     let before = count_of(&provider_refreshes(&stack.auth_url).await, "ok");
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -265,11 +256,11 @@ async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_
     // Redis stalls: the lock's SET NX times out here and runs when Redis wakes up, leaving a
     // lock (15 s by default) that no request holds.
     redis.pause();
-    let stalled = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let stalled = stack.api_get(&browser, "/api/whoami").await;
     redis.resume();
-    error_of(&stalled, 503, "store_unavailable").await;
+    assert_error_code(&stalled, 503, "store_unavailable");
     let started = std::time::Instant::now();
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
 
     assert_eq!(page.status, 200, "{}", page.body);
     let waited = started.elapsed();
@@ -283,23 +274,23 @@ async fn a_refresh_token_taken_by_a_write_that_timed_out_but_ran_later_is_put_ba
     let redis = common::redis::RedisServer::start();
     let proxy = common::stall_proxy::StallProxy::start(redis.port()).await;
     let stack =
-        Stack::start(short_lived_tokens(StackConfig::new()).set("bff.redis_url", json!(proxy.url()))).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = logged_in(&stack, USER).await;
+        Stack::start_ready(short_lived_tokens(StackConfig::new()).set("bff.redis_url", json!(proxy.url())))
+            .await;
+    let browser = stack.login_as(USER).await;
     // A first refresh: Redis then knows the swap script (as it would in production; the
     // first-ever call of a script fails with NOSCRIPT, which would spoil the late run).
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     // The refresh's write-ahead (the first script call: lock, read, then the swap that takes
     // the refresh token out) times out here (the harness's store timeout is 1 s) and reaches
     // Redis 600 ms after that.
     proxy.stall_next_script(Duration::from_millis(1600));
-    let stalled = call(&browser, &stack.bff_url, "/api/whoami").await;
-    error_of(&stalled, 503, "store_unavailable").await;
+    let stalled = stack.api_get(&browser, "/api/whoami").await;
+    assert_error_code(&stalled, 503, "store_unavailable");
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
 
     assert_eq!(page.status, 200, "the session survives: {}", page.body);
     let refreshes = provider_refreshes(&stack.auth_url).await;
@@ -309,7 +300,7 @@ async fn a_refresh_token_taken_by_a_write_that_timed_out_but_ran_later_is_put_ba
 #[tokio::test]
 async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_the_consumed_refresh_token() {
     let (stack, stub) = stack_behind_stub(short_lived_tokens).await;
-    let browser = logged_in(&stack, USER).await;
+    let browser = stack.login_as(USER).await;
     let ns = stack.doc["bff"]["redis_namespace"].as_str().unwrap().to_string();
     let tokens_key = common::redis::shared()
         .dump()
@@ -320,7 +311,7 @@ async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_t
 
     *stub.delay.lock().unwrap() = Duration::from_millis(1000);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let refreshing = call(&browser, &stack.bff_url, "/api/whoami");
+    let refreshing = stack.api_get(&browser, "/api/whoami");
     let meddle = async {
         // While the provider rotates the refresh token, the stored record changes under us.
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -330,12 +321,12 @@ async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_t
     };
     let (page, ()) = tokio::join!(refreshing, meddle);
 
-    error_of(&page, 401, "session_expired").await;
+    assert_error_code(&page, 401, "session_expired");
     assert!(
         common::redis::shared().dump().iter().all(|(k, _)| k != &tokens_key),
         "no token record is left behind"
     );
-    error_of(&call(&browser, &stack.bff_url, "/bff/user").await, 401, "unauthenticated").await;
+    assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
 }
@@ -350,25 +341,25 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
             .set("bff.redis_url", json!(redis.url()))
     })
     .await;
-    let browser = logged_in(&stack, USER).await;
-    let cookie = browser.cookie("__Host-cloakroom").expect("session cookie");
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().expect("session cookie");
 
     // The provider rotates the refresh token; the BFF's Redis dies before the answer arrives.
     let crashing = redis.clone();
     *stub.after_refresh.lock().unwrap() = Some(Box::new(move || crashing.stop()));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
 
-    error_of(&page, 503, "store_unavailable").await;
+    assert_error_code(&page, 503, "store_unavailable");
     assert!(page.header("retry-after").is_some());
-    assert_eq!(browser.cookie("__Host-cloakroom"), Some(cookie), "a store error is no logout");
+    assert_eq!(browser.session_cookie(), Some(cookie), "a store error is no logout");
     assert!(stub.after_refresh.lock().unwrap().is_none(), "the provider answered the refresh");
 
     // Redis comes back with everything it had written (append-only file); the lock expires.
     redis.restart();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
-    error_of(&page, 401, "session_expired").await;
+    let page = stack.api_get(&browser, "/api/whoami").await;
+    assert_error_code(&page, 401, "session_expired");
     let refreshes = provider_refreshes(&stack.auth_url).await;
     assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
     assert_eq!(refused(&refreshes), 0, "the consumed refresh token was never sent again: {refreshes:?}");

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::apps::{start_second_bff, wait_ready};
-use common::browser::call_with;
-use common::oidc_flow::{logged_in, token_request};
+use common::apps::start_second_bff;
+use common::browser::{assert_error_code, call_with};
+use common::oidc_flow::token_request;
 use common::redis::shared;
 use common::{Browser, CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 use reqwest::Method;
@@ -17,9 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 async fn stack_with(tweak: impl FnOnce(StackConfig) -> StackConfig) -> Stack {
-    let stack = Stack::start(tweak(StackConfig::new())).await;
-    wait_ready(&stack.bff_url).await;
-    stack
+    Stack::start_ready(tweak(StackConfig::new())).await
 }
 
 async fn user_status(browser: &Browser, base: &str) -> u16 {
@@ -27,7 +25,7 @@ async fn user_status(browser: &Browser, base: &str) -> u16 {
 }
 
 async fn sessions(browser: &Browser, stack: &Stack) -> Vec<Value> {
-    let page = call_with(browser, Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await;
+    let page = stack.api_get(browser, "/bff/sessions").await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.json()["sessions"].as_array().unwrap().clone()
 }
@@ -36,11 +34,6 @@ fn current_id(list: &[Value]) -> String {
     let current: Vec<&Value> = list.iter().filter(|s| s["current"] == json!(true)).collect();
     assert_eq!(current.len(), 1, "exactly one current session: {list:?}");
     current[0]["id"].as_str().unwrap().to_string()
-}
-
-fn assert_error(page: &common::Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}", page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
 }
 
 /// Keys of the BFF's store (without its namespace) that start with `prefix`.
@@ -93,16 +86,16 @@ async fn eventually_unauthenticated(browser: &Browser, base: &str) -> u16 {
 #[tokio::test]
 async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never_the_cookie() {
     let stack = stack_with(|c| c).await;
-    let laptop = logged_in(&stack, USER).await;
-    let phone = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let laptop = stack.login_as(USER).await;
+    let phone = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
 
     let list = sessions(&laptop, &stack).await;
 
     assert_eq!(list.len(), 2, "alice's two sessions only: {list:?}");
     let me = current_id(&list);
     assert_ne!(me, current_id(&sessions(&phone, &stack).await), "each browser sees its own as current");
-    let cookie = laptop.cookie("__Host-cloakroom").unwrap();
+    let cookie = laptop.session_cookie().unwrap();
     let bobs = current_id(&sessions(&bob, &stack).await);
     for s in &list {
         let id = s["id"].as_str().unwrap();
@@ -113,28 +106,22 @@ async fn the_session_list_shows_only_my_sessions_marks_the_current_one_and_never
         assert!(s["user_agent"].is_string() && s["created_at"].as_i64().unwrap() > 0, "{s}");
         assert!(s["last_seen"].as_i64().unwrap() >= s["created_at"].as_i64().unwrap(), "{s}");
     }
-    let no_header =
-        laptop.send(laptop.request(Method::GET, &format!("{}/bff/sessions", stack.bff_url))).await;
-    assert_error(&no_header, 403, "csrf");
-    assert_error(
-        &call_with(&Browser::new(), Method::GET, &format!("{}/bff/sessions", stack.bff_url)).await,
-        401,
-        "unauthenticated",
-    );
+    let no_header = laptop.send(laptop.request(Method::GET, &stack.bff("/bff/sessions"))).await;
+    assert_error_code(&no_header, 403, "csrf");
+    assert_error_code(&stack.api_get(&Browser::new(), "/bff/sessions").await, 401, "unauthenticated");
 }
 
 #[tokio::test]
 async fn ending_one_of_my_sessions_ends_it_on_every_instance_and_revokes_its_refresh_token() {
     let stack = stack_with(|c| c).await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let laptop = logged_in(&stack, USER).await;
-    let phone = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let laptop = stack.login_as(USER).await;
+    let phone = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
     let phone_id = current_id(&sessions(&phone, &stack).await);
     assert_eq!(provider_grants(&stack), 3);
 
-    let page =
-        call_with(&laptop, Method::DELETE, &format!("{}/bff/sessions/{phone_id}", stack.bff_url)).await;
+    let page = stack.api(&laptop, Method::DELETE, &format!("/bff/sessions/{phone_id}"), None).await;
 
     assert_eq!(page.status, 204, "{}", page.body);
     assert_eq!(user_status(&phone, &stack.bff_url).await, 401);
@@ -148,17 +135,17 @@ async fn ending_one_of_my_sessions_ends_it_on_every_instance_and_revokes_its_ref
 #[tokio::test]
 async fn another_users_session_id_or_an_unknown_one_is_404_and_touches_nothing() {
     let stack = stack_with(|c| c).await;
-    let alice = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let alice = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
     let bobs = current_id(&sessions(&bob, &stack).await);
 
     for id in [bobs.as_str(), "AAAAAAAAAAAAAAAAAAAAAA", "not-an-id", "%2a"] {
-        let page = call_with(&alice, Method::DELETE, &format!("{}/bff/sessions/{id}", stack.bff_url)).await;
-        assert_error(&page, 404, "not_found");
+        let page = stack.api(&alice, Method::DELETE, &format!("/bff/sessions/{id}"), None).await;
+        assert_error_code(&page, 404, "not_found");
     }
     let no_header =
         alice.send(alice.request(Method::DELETE, &format!("{}/bff/sessions/{bobs}", stack.bff_url))).await;
-    assert_error(&no_header, 403, "csrf");
+    assert_error_code(&no_header, 403, "csrf");
 
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200, "bob's session survives");
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200);
@@ -168,10 +155,10 @@ async fn another_users_session_id_or_an_unknown_one_is_404_and_touches_nothing()
 #[tokio::test]
 async fn ending_my_current_session_by_id_logs_this_browser_out() {
     let stack = stack_with(|c| c).await;
-    let alice = logged_in(&stack, USER).await;
+    let alice = stack.login_as(USER).await;
     let me = current_id(&sessions(&alice, &stack).await);
 
-    let page = call_with(&alice, Method::DELETE, &format!("{}/bff/sessions/{me}", stack.bff_url)).await;
+    let page = stack.api(&alice, Method::DELETE, &format!("/bff/sessions/{me}"), None).await;
 
     assert_eq!(page.status, 204, "{}", page.body);
     assert_eq!(user_status(&alice, &stack.bff_url).await, 401);
@@ -182,11 +169,11 @@ async fn ending_my_current_session_by_id_logs_this_browser_out() {
 async fn logout_with_scope_all_ends_every_session_of_the_user_and_only_those() {
     let stack = stack_with(|c| c).await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let laptop = logged_in(&stack, USER).await;
-    let phone = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let laptop = stack.login_as(USER).await;
+    let phone = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
 
-    let page = call_with(&laptop, Method::POST, &format!("{}/bff/logout?scope=all", stack.bff_url)).await;
+    let page = stack.api(&laptop, Method::POST, "/bff/logout?scope=all", None).await;
 
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.json()["logout_url"].is_string());
@@ -196,8 +183,8 @@ async fn logout_with_scope_all_ends_every_session_of_the_user_and_only_those() {
         assert_eq!(user_status(&bob, base).await, 200);
     }
     assert_eq!(provider_grants(&stack), 1, "both of alice's refresh tokens were revoked, bob's kept");
-    let bad = call_with(&bob, Method::POST, &format!("{}/bff/logout?scope=everything", stack.bff_url)).await;
-    assert_error(&bad, 400, "invalid_request");
+    let bad = stack.api(&bob, Method::POST, "/bff/logout?scope=everything", None).await;
+    assert_error_code(&bad, 400, "invalid_request");
     assert_eq!(user_status(&bob, &stack.bff_url).await, 200, "an unknown scope ends nothing");
 }
 
@@ -207,8 +194,8 @@ async fn index_members_of_sessions_that_died_are_pruned_and_index_keys_expire_wi
         c.set("bff.session.idle_timeout_secs", json!(3)).set("bff.session.absolute_timeout_secs", json!(30))
     })
     .await;
-    let active = logged_in(&stack, USER).await;
-    let idle = logged_in(&stack, USER).await;
+    let active = stack.login_as(USER).await;
+    let idle = stack.login_as(USER).await;
     assert_eq!(bff_keys(&stack, "session:").len(), 2);
     let index_len = || -> usize {
         let idx = bff_keys(&stack, "idx:sub:");
@@ -245,7 +232,7 @@ async fn a_refresh_token_revoked_at_the_provider_ends_the_session_at_its_next_re
         c.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
     })
     .await;
-    let alice = logged_in(&stack, USER).await;
+    let alice = stack.login_as(USER).await;
     let refresh = stored_refresh_tokens(&stack);
     assert_eq!(refresh.len(), 1);
     let revoked = reqwest::Client::new()
@@ -259,14 +246,10 @@ async fn a_refresh_token_revoked_at_the_provider_ends_the_session_at_its_next_re
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200, "alive until its next refresh");
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = call_with(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await;
+    let page = stack.api_get(&alice, "/api/whoami").await;
 
-    assert_error(&page, 401, "session_expired");
-    assert_error(
-        &call_with(&alice, Method::GET, &format!("{}/bff/user", stack.bff_url)).await,
-        401,
-        "unauthenticated",
-    );
+    assert_error_code(&page, 401, "session_expired");
+    assert_error_code(&stack.user(&alice).await, 401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -276,12 +259,12 @@ async fn a_reused_refresh_token_at_the_auth_server_ends_the_bff_session_on_both_
     })
     .await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let alice = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let alice = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
     let before: Vec<String> = stored_refresh_tokens(&stack);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     // Alice's session refreshes: her first refresh token is now a rotated one.
-    assert_eq!(call_with(&alice, Method::GET, &format!("{}/api/whoami", stack.bff_url)).await.status, 200);
+    assert_eq!(stack.api_get(&alice, "/api/whoami").await.status, 200);
     let after = stored_refresh_tokens(&stack);
     let consumed: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
     assert_eq!(consumed.len(), 1, "exactly alice's token rotated");
@@ -331,10 +314,10 @@ fn security_events_about(public_id: &str) -> Vec<String> {
 async fn used_from_another_browser(binding: &str) -> (u16, Vec<String>, Browser, Stack) {
     capture_security_events();
     let stack = stack_with(|c| c.set("bff.session.client_binding", json!(binding))).await;
-    let alice = logged_in(&stack, USER).await;
+    let alice = stack.login_as(USER).await;
     let id = current_id(&sessions(&alice, &stack).await);
     let req = alice
-        .request(Method::GET, &format!("{}/bff/user", stack.bff_url))
+        .request(Method::GET, &stack.bff("/bff/user"))
         .header("X-CSRF", "1")
         .header("User-Agent", "Mozilla/5.0 (X11; rv:121.0) Gecko/20100101 Firefox/121.0");
     let status = alice.send(req).await.status.as_u16();
@@ -360,7 +343,7 @@ async fn with_client_binding_flag_a_new_user_agent_family_is_logged_and_the_sess
         "{}",
         events[0]
     );
-    let cookie = alice.cookie("__Host-cloakroom").unwrap();
+    let cookie = alice.session_cookie().unwrap();
     assert!(!events[0].contains(&cookie), "no secret in the event");
     assert_eq!(user_status(&alice, &stack.bff_url).await, 200, "the original client goes on too");
 }

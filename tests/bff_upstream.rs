@@ -5,10 +5,8 @@
 
 mod common;
 
-use common::apps::wait_ready;
-use common::browser::call_with;
-use common::oidc_flow;
-use common::{Browser, Stack, StackConfig, USER};
+use common::apps::metrics;
+use common::{Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::HashMap;
@@ -72,13 +70,7 @@ async fn stack_with_stub_route(upstream: &str) -> Stack {
         "bff.routes",
         json!([{ "path": "/api", "upstream": rs }, { "path": "/stub", "upstream": upstream }]),
     );
-    Stack::start(cfg).await
-}
-
-/// A browser logged in to the stack's BFF once it is ready.
-async fn logged_in(stack: &Stack) -> Browser {
-    wait_ready(&stack.bff_url).await;
-    oidc_flow::logged_in(stack, USER).await
+    Stack::start_ready(cfg).await
 }
 
 /// How often the stub saw `method` on a path ending in `suffix` (the BFF may keep or strip the
@@ -95,11 +87,11 @@ fn count(seen: &Seen, method: &str, suffix: &str) -> usize {
 async fn a_get_on_a_reused_connection_the_stub_upstream_closes_is_retried_once_on_a_fresh_one_and_succeeds() {
     let (upstream, seen) = stub_upstream_closing_reused_connections().await;
     let stack = stack_with_stub_route(&upstream).await;
-    let browser = logged_in(&stack).await;
-    let warm = call_with(&browser, Method::GET, &format!("{}/stub/warm", stack.bff_url)).await;
+    let browser = stack.login_as(USER).await;
+    let warm = stack.api_get(&browser, "/stub/warm").await;
     assert_eq!(warm.status, 200, "{}", warm.body);
 
-    let page = call_with(&browser, Method::GET, &format!("{}/stub/notes", stack.bff_url)).await;
+    let page = stack.api_get(&browser, "/stub/notes").await;
 
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.json()["ok"], true);
@@ -108,7 +100,7 @@ async fn a_get_on_a_reused_connection_the_stub_upstream_closes_is_retried_once_o
         2,
         "closed on the reused connection, then answered on a fresh one"
     );
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_upstream_retries_total 1"), "{metrics}");
 }
 
@@ -116,15 +108,15 @@ async fn a_get_on_a_reused_connection_the_stub_upstream_closes_is_retried_once_o
 async fn a_post_on_a_reused_connection_the_stub_upstream_closes_is_never_retried_and_is_a_502() {
     let (upstream, seen) = stub_upstream_closing_reused_connections().await;
     let stack = stack_with_stub_route(&upstream).await;
-    let browser = logged_in(&stack).await;
-    let warm = call_with(&browser, Method::GET, &format!("{}/stub/warm", stack.bff_url)).await;
+    let browser = stack.login_as(USER).await;
+    let warm = stack.api_get(&browser, "/stub/warm").await;
     assert_eq!(warm.status, 200, "{}", warm.body);
 
-    let page = call_with(&browser, Method::POST, &format!("{}/stub/notes", stack.bff_url)).await;
+    let page = stack.api(&browser, Method::POST, "/stub/notes", None).await;
 
     assert_eq!(page.status, 502, "{}", page.body);
     assert_eq!(page.json()["error"], "upstream_unavailable", "{}", page.body);
     assert!(count(&seen, "POST", "/notes") <= 1, "a POST is sent at most once: {:?}", seen.lock().unwrap());
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_upstream_retries_total 0"), "{metrics}");
 }

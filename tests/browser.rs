@@ -7,22 +7,15 @@
 
 mod common;
 
+use cloakroom::bff::session::SESSION_COOKIE;
+use common::apps::metrics;
 use common::chrome::{Chrome, serve_pages};
 use common::{Stack, StackConfig, USER};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const SESSION_COOKIE: &str = "__Host-cloakroom";
-
 async fn localhost_stack(cfg: StackConfig) -> Stack {
-    let stack = Stack::start(cfg.on_localhost()).await;
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/readyz", stack.bff_url)).await.is_ok_and(|r| r.status() == 200) {
-            return stack;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the BFF at {} never became ready", stack.bff_url);
+    Stack::start_ready(cfg.on_localhost()).await
 }
 
 /// Fills the auth server's login page (already open) and submits it.
@@ -37,12 +30,12 @@ async fn sign_in_at_auth_server(chrome: &mut Chrome, stack: &Stack) {
 /// Opens the SPA signed out, clicks "Log in", signs in at the auth server and waits until the
 /// SPA shows the user.
 async fn spa_login(chrome: &mut Chrome, stack: &Stack) {
-    chrome.goto(&format!("{}/app/", stack.bff_url)).await;
+    chrome.goto(&stack.bff("/app/")).await;
     chrome.wait_until("the signed-out view", "!document.getElementById('signed-out').hidden").await;
     chrome.step("spa-signed-out").await;
     chrome.click("#login").await;
     sign_in_at_auth_server(chrome, stack).await;
-    chrome.wait_for_url(&format!("{}/app/", stack.bff_url)).await;
+    chrome.wait_for_url(&stack.bff("/app/")).await;
     chrome
         .wait_until(
             "the signed-in view",
@@ -84,7 +77,7 @@ async fn spa_add_note(chrome: &Chrome, text: &str) {
 
 /// Successful refresh-token grants the auth server has answered (its metrics).
 async fn provider_refreshes(stack: &Stack) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", stack.auth_url)).await.unwrap().text().await.unwrap();
+    let text = metrics(&stack.auth_url).await;
     text.lines()
         .filter(|l| l.starts_with("cloakroom_auth_token_requests_total{"))
         .filter(|l| l.contains("grant_type=\"refresh_token\"") && l.contains("outcome=\"ok\""))
@@ -180,7 +173,7 @@ async fn the_spa_keeps_working_after_the_access_token_expires_because_the_bff_re
 async fn the_server_rendered_page_adds_a_note_with_its_form_and_logs_out_with_its_button() {
     let stack = localhost_stack(StackConfig::new()).await;
     let mut chrome = Chrome::start("server-page").await;
-    let home = format!("{}/", stack.bff_url);
+    let home = stack.bff("/");
     chrome.goto(&home).await;
     chrome.step("signed-out").await;
     chrome.click("a#login").await;
@@ -310,7 +303,7 @@ async fn pages_on_other_origins_cannot_use_the_session_with_fetch_or_form_posts(
             assert_eq!(answer["error"], "csrf", "{origin}{page}: {answer}");
         }
     }
-    chrome.goto(&format!("{}/app/", stack.bff_url)).await;
+    chrome.goto(&stack.bff("/app/")).await;
     chrome.wait_until("the signed-in view", "!document.getElementById('signed-in').hidden").await;
     chrome.step("still-signed-in").await;
 
@@ -320,7 +313,7 @@ async fn pages_on_other_origins_cannot_use_the_session_with_fetch_or_form_posts(
     assert_eq!(note_texts(&chrome).await, Vec::<String>::new(), "an attacker created a note");
     for origin in &origins {
         let preflight = reqwest::Client::new()
-            .request(reqwest::Method::OPTIONS, format!("{}/api/notes", stack.bff_url))
+            .request(reqwest::Method::OPTIONS, stack.bff("/api/notes"))
             .header("Origin", origin)
             .header("Access-Control-Request-Method", "POST")
             .header("Access-Control-Request-Headers", "x-csrf, content-type")

@@ -11,7 +11,6 @@ use common::attack::AttackStack;
 use common::binary::{Run, run};
 use common::oidc_flow::{ALL_SCOPES, authorize_url, code_flow_tokens, pkce_pair, refresh};
 use common::{Browser, OTHER_USER, Stack, StackConfig, USER};
-use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -66,13 +65,7 @@ fn counts(grants: u64, sessions: u64, delivered: u64, failed: u64) -> Value {
 }
 
 async fn bff_status(target: &AttackStack, browser: &Browser, path: &str) -> u16 {
-    target.api(browser, Method::GET, path, None).await.status.as_u16()
-}
-
-async fn sub_of(target: &AttackStack, browser: &Browser) -> String {
-    let page = target.api(browser, Method::GET, "/bff/user", None).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    page.json()["sub"].as_str().expect("sub").to_string()
+    target.stack.api_get(browser, path).await.status.as_u16()
 }
 
 /// The claims of a JWT, unverified (the test reads what the provider issued).
@@ -82,7 +75,7 @@ fn claims(jwt: &str) -> Value {
 }
 
 /// A browser logged in to the BFF as `user`, with the refresh and ID token the BFF received.
-async fn logged_in(target: &AttackStack, user: (&str, &str)) -> (Browser, String, Value) {
+async fn login_with_tokens(target: &AttackStack, user: (&str, &str)) -> (Browser, String, Value) {
     let browser = target.login_as(user).await;
     let tap = target.tap();
     let refresh_token = tap.secrets_named("refresh_token").last().expect("a refresh token").clone();
@@ -103,9 +96,9 @@ async fn provider_login_alive(stack: &Stack, browser: &Browser) -> bool {
 async fn revoke_by_sub_logs_the_user_out_of_the_bff_and_the_provider_before_it_exits_and_spares_others() {
     let target = AttackStack::start_with_tap(|c| c).await;
     let stack = &target.stack;
-    let (alice, alice_refresh, _) = logged_in(&target, USER).await;
-    let (bob, bob_refresh, _) = logged_in(&target, OTHER_USER).await;
-    let sub = sub_of(&target, &alice).await;
+    let (alice, alice_refresh, _) = login_with_tokens(&target, USER).await;
+    let (bob, bob_refresh, _) = login_with_tokens(&target, OTHER_USER).await;
+    let sub = target.stack.sub_of(&alice).await;
     assert_eq!(bff_status(&target, &alice, "/api/whoami").await, 200, "warms the near cache");
     assert_eq!(bff_status(&target, &bob, "/api/whoami").await, 200);
 
@@ -134,8 +127,8 @@ async fn revoke_by_sub_logs_the_user_out_of_the_bff_and_the_provider_before_it_e
 async fn revoke_by_sid_ends_only_that_provider_session_and_its_bff_session() {
     let target = AttackStack::start_with_tap(|c| c).await;
     let stack = &target.stack;
-    let (laptop, laptop_refresh, laptop_id) = logged_in(&target, USER).await;
-    let (phone, phone_refresh, phone_id) = logged_in(&target, USER).await;
+    let (laptop, laptop_refresh, laptop_id) = login_with_tokens(&target, USER).await;
+    let (phone, phone_refresh, phone_id) = login_with_tokens(&target, USER).await;
     let sid = laptop_id["sid"].as_str().expect("the provider sends a sid").to_string();
     assert_ne!(phone_id["sid"].as_str(), Some(sid.as_str()), "two browsers, two provider sessions");
 
@@ -153,7 +146,7 @@ async fn revoke_by_sid_ends_only_that_provider_session_and_its_bff_session() {
 #[tokio::test]
 async fn revoking_an_unknown_subject_revokes_nothing_and_exits_0() {
     let target = AttackStack::start_with_tap(|c| c).await;
-    let (alice, _, _) = logged_in(&target, USER).await;
+    let (alice, _, _) = login_with_tokens(&target, USER).await;
 
     let out =
         admin(&target.stack, &["revoke", "--sub", "nobody-has-this-sub"], auth_env(&target.stack)).await;
@@ -166,8 +159,8 @@ async fn revoking_an_unknown_subject_revokes_nothing_and_exits_0() {
 async fn an_unreachable_store_or_missing_setting_fails_with_one_line_and_no_secret() {
     let target = AttackStack::start_with_tap(|c| c).await;
     let stack = &target.stack;
-    let (alice, _, _) = logged_in(&target, USER).await;
-    let sub = sub_of(&target, &alice).await;
+    let (alice, _, _) = login_with_tokens(&target, USER).await;
+    let sub = target.stack.sub_of(&alice).await;
     let secret = "store-password-never-printed";
     let mut unreachable = auth_env(stack);
     unreachable.retain(|(k, _)| k != "CLOAKROOM_AUTH_SERVER__REDIS_URL");

@@ -4,17 +4,15 @@
 
 mod common;
 
-use common::apps::{start_second_bff, wait_ready};
+use common::apps::start_second_bff;
 use common::binary::run;
+use common::browser::call;
 use common::{Browser, OTHER_USER, Stack, StackConfig, USER};
-use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
 
 async fn started_stack() -> Stack {
-    let stack = Stack::start(StackConfig::new()).await;
-    wait_ready(&stack.bff_url).await;
-    stack
+    Stack::start_ready(StackConfig::new()).await
 }
 
 async fn second_instance(stack: &Stack) -> String {
@@ -23,20 +21,11 @@ async fn second_instance(stack: &Stack) -> String {
 
 /// Status of a proxied API call: served from the instance's near cache once warm.
 async fn api_status(browser: &Browser, base: &str) -> u16 {
-    let req = browser.request(Method::GET, &format!("{base}/api/whoami")).header("X-CSRF", "1");
-    browser.send(req).await.status.as_u16()
-}
-
-async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
-    let browser = Browser::new();
-    let page = common::oidc_flow::bff_login(&browser, stack, user, "/app/").await;
-    assert_eq!(page.status, 302, "callback: {}", page.body);
-    browser
+    call(browser, base, "/api/whoami").await.status.as_u16()
 }
 
 async fn user(browser: &Browser, base: &str) -> (u16, Value) {
-    let page =
-        browser.send(browser.request(Method::GET, &format!("{base}/bff/user")).header("X-CSRF", "1")).await;
+    let page = call(browser, base, "/bff/user").await;
     let body = if page.status == 200 { page.json() } else { Value::Null };
     (page.status.as_u16(), body)
 }
@@ -59,17 +48,17 @@ fn bff_env(stack: &Stack) -> Vec<(String, String)> {
 #[tokio::test]
 async fn sessions_list_prints_each_live_session_of_the_subject_as_one_json_line() {
     let stack = started_stack().await;
-    let laptop = logged_in(&stack, USER).await;
-    let _phone = logged_in(&stack, USER).await;
-    let _bob = logged_in(&stack, OTHER_USER).await;
-    let sub = user(&laptop, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+    let laptop = stack.login_as(USER).await;
+    let _phone = stack.login_as(USER).await;
+    let _bob = stack.login_as(OTHER_USER).await;
+    let sub = stack.sub_of(&laptop).await;
 
     let out = run(&["sessions", "list", "--sub", &sub], bff_env(&stack)).await;
 
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "alice's two sessions: {}", out.stdout);
-    let cookie = laptop.cookie("__Host-cloakroom").unwrap();
+    let cookie = laptop.session_cookie().unwrap();
     for l in &lines {
         assert_eq!(l["id"].as_str().unwrap().len(), 22, "{l}");
         assert_eq!(l["ip_range"], "127.0.0.0/24");
@@ -83,10 +72,10 @@ async fn sessions_list_prints_each_live_session_of_the_subject_as_one_json_line(
 async fn sessions_revoke_by_sub_ends_them_on_every_instance_and_spares_other_users() {
     let stack = started_stack().await;
     let second = second_instance(&stack).await;
-    let laptop = logged_in(&stack, USER).await;
-    let phone = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
-    let sub = user(&laptop, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+    let laptop = stack.login_as(USER).await;
+    let phone = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
+    let sub = stack.sub_of(&laptop).await;
     for base in [&stack.bff_url, &second] {
         assert_eq!(api_status(&laptop, base).await, 200, "warms {base}'s near cache");
     }
@@ -114,8 +103,8 @@ async fn sessions_revoke_by_sub_ends_them_on_every_instance_and_spares_other_use
 #[tokio::test]
 async fn sessions_revoke_by_sid_reads_a_config_file_and_ends_only_that_provider_session() {
     let stack = started_stack().await;
-    let alice = logged_in(&stack, USER).await;
-    let bob = logged_in(&stack, OTHER_USER).await;
+    let alice = stack.login_as(USER).await;
+    let bob = stack.login_as(OTHER_USER).await;
     // The provider session id, as the BFF holds it, read through the library.
     let sid = provider_sid_of_only_session(&stack, &alice, &bob).await;
     let env = bff_env(&stack);
@@ -145,7 +134,7 @@ async fn sessions_revoke_by_sid_reads_a_config_file_and_ends_only_that_provider_
 /// Alice's provider `sid`: the one session record whose subject is not bob's.
 async fn provider_sid_of_only_session(stack: &Stack, alice: &Browser, bob: &Browser) -> String {
     use base64::Engine;
-    let alice_sub = user(alice, &stack.bff_url).await.1["sub"].as_str().unwrap().to_string();
+    let alice_sub = stack.sub_of(alice).await;
     assert_ne!(user(bob, &stack.bff_url).await.1["sub"].as_str().unwrap(), alice_sub);
     let raw = base64::engine::general_purpose::STANDARD
         .decode(stack.doc["bff"]["session_key"].as_str().unwrap())
@@ -165,7 +154,7 @@ async fn provider_sid_of_only_session(stack: &Stack, alice: &Browser, bob: &Brow
 #[tokio::test]
 async fn sessions_revoke_without_a_target_or_with_an_unreachable_store_fails_with_one_line() {
     let stack = started_stack().await;
-    let alice = logged_in(&stack, USER).await;
+    let alice = stack.login_as(USER).await;
 
     let no_target = run(&["sessions", "revoke"], bff_env(&stack)).await;
     let mut env = bff_env(&stack);

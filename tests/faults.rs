@@ -4,15 +4,12 @@
 
 mod common;
 
-use common::apps::start_with_restartable_auth;
-use common::browser::call;
-use common::oidc_flow::bff_login;
+use common::apps::{metrics, start_with_restartable_auth};
+use common::browser::{assert_error_code, assert_session_cookie_untouched, call};
 use common::redis::RedisServer;
-use common::{Browser, Page, Stack, StackConfig, USER};
+use common::{Stack, StackConfig, USER};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-const SESSION_COOKIE: &str = "__Host-cloakroom";
 
 async fn status_of(url: &str) -> Option<u16> {
     reqwest::get(url).await.ok().map(|r| r.status().as_u16())
@@ -28,63 +25,42 @@ async fn wait_for(url: &str, status: u16) {
     panic!("{url} never answered {status}");
 }
 
-fn error_of(page: &Page, status: u16, code: &str) {
-    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
-    assert_eq!(page.json()["error"], code, "{}", page.body);
-}
-
-/// No `Set-Cookie` in `page` touches the session cookie (a store error is never a logout).
-fn session_cookie_untouched(page: &Page) {
-    let touched: Vec<String> =
-        page.set_cookies().into_iter().filter(|c| c.starts_with(SESSION_COOKIE)).collect();
-    assert!(touched.is_empty(), "{}: {touched:?}", page.url);
-}
-
-async fn logged_in(stack: &Stack) -> Browser {
-    let browser = Browser::new();
-    let login = bff_login(&browser, stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
-    browser
-}
-
 #[tokio::test]
 async fn with_redis_down_users_get_503_with_retry_after_and_keep_their_cookie_and_service_resumes_when_it_is_back()
  {
     let redis = RedisServer::start_persistent();
-    let stack = Stack::start(StackConfig::new().set("bff.redis_url", json!(redis.url()))).await;
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE).expect("session cookie");
+    let stack = Stack::start_ready(StackConfig::new().set("bff.redis_url", json!(redis.url()))).await;
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie().expect("session cookie");
 
     redis.stop();
     for path in ["/bff/user", "/api/whoami"] {
-        let page = call(&browser, &stack.bff_url, path).await;
-        error_of(&page, 503, "store_unavailable");
+        let page = stack.api_get(&browser, path).await;
+        assert_error_code(&page, 503, "store_unavailable");
         assert!(page.header("retry-after").is_some(), "{path}");
-        session_cookie_untouched(&page);
+        assert_session_cookie_untouched(&page);
     }
-    assert_eq!(status_of(&format!("{}/readyz", stack.bff_url)).await, Some(503));
-    assert_eq!(status_of(&format!("{}/healthz", stack.bff_url)).await, Some(200), "alive, not ready");
-    assert_eq!(browser.cookie(SESSION_COOKIE), Some(cookie.clone()));
+    assert_eq!(status_of(&stack.bff("/readyz")).await, Some(503));
+    assert_eq!(status_of(&stack.bff("/healthz")).await, Some(200), "alive, not ready");
+    assert_eq!(browser.session_cookie(), Some(cookie.clone()));
 
     redis.restart();
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
-    assert_eq!(call(&browser, &stack.bff_url, "/bff/user").await.status, 200, "same cookie, same session");
-    let me = call(&browser, &stack.bff_url, "/api/whoami").await;
+    wait_for(&stack.bff("/readyz"), 200).await;
+    assert_eq!(stack.user(&browser).await.status, 200, "same cookie, same session");
+    let me = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(me.status, 200, "{}", me.body);
-    assert_eq!(browser.cookie(SESSION_COOKIE), Some(cookie));
+    assert_eq!(browser.session_cookie(), Some(cookie));
 }
 
 #[tokio::test]
 async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_within_the_store_timeout() {
     let redis = RedisServer::start();
     // The documented default store timeout.
-    let stack = Stack::start(
+    let stack = Stack::start_ready(
         StackConfig::new().set("bff.redis_url", json!(redis.url())).set("bff.redis_timeout_ms", json!(200)),
     )
     .await;
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
-    let browser = logged_in(&stack).await;
+    let browser = stack.login_as(USER).await;
 
     redis.pause();
     let started = Instant::now();
@@ -100,11 +76,11 @@ async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_
     });
     let answers = futures_util::future::join_all(calls).await;
     let all_answered = started.elapsed();
-    let healthz = status_of(&format!("{}/healthz", stack.bff_url)).await;
+    let healthz = status_of(&stack.bff("/healthz")).await;
     redis.resume();
 
     for (page, took) in &answers {
-        error_of(page, 503, "store_unavailable");
+        assert_error_code(page, 503, "store_unavailable");
         assert!(page.header("retry-after").is_some());
         // Bounded by the store timeout (a pooled-connection wait plus one command), with room
         // for a loaded machine; without the bound these would hang as long as Redis does.
@@ -112,8 +88,8 @@ async fn a_stalled_redis_answers_every_one_of_many_concurrent_requests_with_503_
     }
     assert!(all_answered < Duration::from_secs(4), "no pile-up: all 60 answered in {all_answered:?}");
     assert_eq!(healthz, Some(200));
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
-    let me = call(&browser, &stack.bff_url, "/api/whoami").await;
+    wait_for(&stack.bff("/readyz"), 200).await;
+    let me = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(me.status, 200, "the session survived the stall: {}", me.body);
 }
 
@@ -124,24 +100,24 @@ async fn with_the_auth_server_down_a_due_refresh_is_503_and_keeps_the_session_an
         .set("auth_server.access_token_ttl_secs", json!(2))
         .set("bff.refresh_skew_secs", json!(1));
     let (stack, auth) = start_with_restartable_auth(cfg).await;
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
-    let browser = logged_in(&stack).await;
-    let before = call(&browser, &stack.bff_url, "/api/whoami").await;
+    wait_for(&stack.bff("/readyz"), 200).await;
+    let browser = stack.login_as(USER).await;
+    let before = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(before.status, 200, "{}", before.body);
 
     auth.stop().await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let page = call(&browser, &stack.bff_url, "/api/whoami").await;
-    error_of(&page, 503, "auth_server_unavailable");
+    let page = stack.api_get(&browser, "/api/whoami").await;
+    assert_error_code(&page, 503, "auth_server_unavailable");
     assert!(page.header("retry-after").is_some());
-    session_cookie_untouched(&page);
-    assert_eq!(call(&browser, &stack.bff_url, "/bff/user").await.status, 200, "session kept");
+    assert_session_cookie_untouched(&page);
+    assert_eq!(stack.user(&browser).await.status, 200, "session kept");
 
     auth.start().await;
-    let after = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let after = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(after.status, 200, "refreshed once the auth server is back: {}", after.body);
     assert_ne!(after.json()["jti"], before.json()["jti"], "a new access token");
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"success\"} 1"), "{metrics}");
 }
 
@@ -200,41 +176,39 @@ async fn stack_with_route_to(upstream: &str) -> Stack {
         "bff.routes",
         json!([{ "path": "/api", "upstream": rs }, { "path": "/bad", "upstream": upstream }]),
     );
-    let stack = Stack::start(cfg).await;
-    wait_for(&format!("{}/readyz", stack.bff_url), 200).await;
-    stack
+    Stack::start_ready(cfg).await
 }
 
 #[tokio::test]
 async fn a_stub_upstream_that_accepts_and_never_answers_is_a_504_within_the_upstream_timeout_and_the_session_is_untouched()
  {
     let stack = stack_with_route_to(&stub_upstream(Misbehaviour::Hang).await).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE);
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie();
 
     let started = Instant::now();
-    let page = call(&browser, &stack.bff_url, "/bad/anything").await;
+    let page = stack.api_get(&browser, "/bad/anything").await;
     let took = started.elapsed();
 
-    error_of(&page, 504, "upstream_timeout");
+    assert_error_code(&page, 504, "upstream_timeout");
     assert!(took >= Duration::from_millis(900), "waited for the upstream: {took:?}");
     assert!(took < Duration::from_secs(5), "cut off at upstream_timeout_secs = 1: {took:?}");
-    session_cookie_untouched(&page);
-    assert_eq!(browser.cookie(SESSION_COOKIE), cookie);
-    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    assert_session_cookie_untouched(&page);
+    assert_eq!(browser.session_cookie(), cookie);
+    assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
 }
 
 #[tokio::test]
 async fn a_stub_upstream_that_resets_the_connection_is_a_502_and_the_session_is_untouched() {
     let stack = stack_with_route_to(&stub_upstream(Misbehaviour::Reset).await).await;
-    let browser = logged_in(&stack).await;
-    let cookie = browser.cookie(SESSION_COOKIE);
+    let browser = stack.login_as(USER).await;
+    let cookie = browser.session_cookie();
 
-    let page = call(&browser, &stack.bff_url, "/bad/anything").await;
+    let page = stack.api_get(&browser, "/bad/anything").await;
 
-    error_of(&page, 502, "upstream_unavailable");
+    assert_error_code(&page, 502, "upstream_unavailable");
     assert!(!page.body.contains("reset"), "no internal detail: {}", page.body);
-    session_cookie_untouched(&page);
-    assert_eq!(browser.cookie(SESSION_COOKIE), cookie);
-    assert_eq!(call(&browser, &stack.bff_url, "/api/whoami").await.status, 200);
+    assert_session_cookie_untouched(&page);
+    assert_eq!(browser.session_cookie(), cookie);
+    assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
 }

@@ -5,9 +5,7 @@
 
 mod common;
 
-use common::apps::wait_ready;
 use common::attack::assert_error;
-use common::oidc_flow::logged_in;
 use common::raw_http;
 use common::vite::{self, tempdir::TempDir};
 use common::{Browser, Page, Stack, StackConfig, USER};
@@ -21,9 +19,7 @@ async fn stack_with_app(dist: &Path, login: &str) -> Stack {
         "bff.frontends",
         json!([{ "dir": dist.to_str().expect("utf-8 path"), "login": login, "csp": "default-src 'self'; frame-ancestors 'none'" }]),
     );
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
-    stack
+    Stack::start_ready(cfg).await
 }
 
 /// `GET path` with these headers, from a browser without a session.
@@ -226,7 +222,7 @@ async fn with_login_required_a_navigation_without_a_session_goes_to_the_login_an
         &[("Sec-Fetch-Mode", "no-cors"), ("Sec-Fetch-Dest", "script")],
     )
     .await;
-    let signed_in = logged_in(&stack, USER).await;
+    let signed_in = stack.login_as(USER).await;
     let page = get_as(&signed_in, &stack, "/reports/7", &[NAVIGATE]).await;
 
     assert_eq!(navigation.status, 302);
@@ -241,7 +237,7 @@ async fn with_login_required_a_navigation_without_a_session_goes_to_the_login_an
 async fn with_a_frontend_at_the_root_the_routes_and_the_bff_endpoints_keep_their_paths() {
     let dist = vite::build();
     let stack = stack_with_app(dist.path(), "optional").await;
-    let browser = logged_in(&stack, USER).await;
+    let browser = stack.login_as(USER).await;
 
     let user = browser
         .send(browser.request(Method::GET, &format!("{}/bff/user", stack.bff_url)).header("X-CSRF", "1"))

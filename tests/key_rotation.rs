@@ -6,14 +6,13 @@
 mod common;
 
 use base64::Engine;
+use cloakroom::bff::session::SESSION_COOKIE;
 use common::apps::{start_second_bff, start_with_restartable_auth, wait_ready};
 use common::browser::call;
-use common::oidc_flow::{bff_login, code_flow_tokens};
+use common::oidc_flow::code_flow_tokens;
 use common::{Browser, Stack, StackConfig, USER};
 use serde_json::json;
 use std::time::Duration;
-
-const SESSION_COOKIE: &str = "__Host-cloakroom";
 
 /// Another BFF instance on the stack's store and namespace, with `session_key` = `keys`: a
 /// restart of the BFF with a new key list.
@@ -43,14 +42,11 @@ async fn a_session_created_under_one_session_key_survives_a_restart_with_a_new_k
     let cfg = StackConfig::new()
         .set("auth_server.access_token_ttl_secs", json!(2))
         .set("bff.refresh_skew_secs", json!(1));
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
+    let stack = Stack::start_ready(cfg).await;
     let old_key = stack.doc["bff"]["session_key"].as_str().unwrap().to_string();
     let new_key = base64::engine::general_purpose::STANDARD.encode(cloakroom::crypto::random_bytes::<32>());
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
-    let old_cookie = browser.cookie(SESSION_COOKIE).expect("session cookie");
+    let browser = stack.login_as(USER).await;
+    let old_cookie = browser.session_cookie().expect("session cookie");
     let (ctx, sealed) = token_record(&stack);
     assert!(cloakroom::crypto::Sealer::new(&[key_bytes(&old_key)]).open(ctx.as_bytes(), &sealed).is_ok());
 
@@ -58,7 +54,7 @@ async fn a_session_created_under_one_session_key_survives_a_restart_with_a_new_k
 
     let user = call(&browser, &rotated, "/bff/user").await;
     assert_eq!(user.status, 200, "the session survived the rotation: {}", user.body);
-    let new_cookie = browser.cookie(SESSION_COOKIE).expect("session cookie");
+    let new_cookie = browser.session_cookie().expect("session cookie");
     assert_ne!(new_cookie, old_cookie, "the cookie was re-signed with the new key");
     assert_eq!(user.header("cache-control").as_deref(), Some("no-store"));
     let me = call(&browser, &rotated, "/api/whoami").await;
@@ -85,11 +81,8 @@ async fn a_session_created_under_one_session_key_survives_a_restart_with_a_new_k
 
 #[tokio::test]
 async fn a_cookie_signed_with_a_key_no_longer_listed_is_no_session() {
-    let stack = Stack::start(StackConfig::new()).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    let stack = Stack::start_ready(StackConfig::new()).await;
+    let browser = stack.login_as(USER).await;
     let unrelated = base64::engine::general_purpose::STANDARD.encode(cloakroom::crypto::random_bytes::<32>());
 
     let other = bff_with_session_keys(&stack, &[&unrelated]).await;
@@ -151,9 +144,8 @@ async fn an_auth_server_signing_key_rotation_keeps_old_tokens_valid_new_tokens_a
     assert_eq!(jwks_kids(&stack).await, vec![old_kid.clone(), next.kid().to_string()]);
     let still_old = code_flow_tokens(&Browser::new(), &stack, USER, "openid notes").await;
     assert_eq!(kid_of(still_old["access_token"].as_str().unwrap()), old_kid, "published, not used");
-    let early = Browser::new();
-    assert_eq!(bff_login(&early, &stack, USER, "/app/").await.status, 302);
-    let early_me = call(&early, &stack.bff_url, "/api/whoami").await;
+    let early = stack.login_as(USER).await;
+    let early_me = stack.api_get(&early, "/api/whoami").await;
     assert_eq!(early_me.status, 200, "{}", early_me.body);
 
     // Step 2: the next key signs; the old one stays published until its tokens expire.
@@ -180,13 +172,12 @@ async fn an_auth_server_signing_key_rotation_keeps_old_tokens_valid_new_tokens_a
 
     // The BFF: a session from before the switch keeps working, refreshes onto the new key, and
     // a login after the switch (an ID token under the new kid) succeeds.
-    assert_eq!(call(&early, &stack.bff_url, "/api/whoami").await.status, 200);
+    assert_eq!(stack.api_get(&early, "/api/whoami").await.status, 200);
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    let refreshed = call(&early, &stack.bff_url, "/api/whoami").await;
+    let refreshed = stack.api_get(&early, "/api/whoami").await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_ne!(refreshed.json()["jti"], early_me.json()["jti"]);
-    let late = Browser::new();
-    assert_eq!(bff_login(&late, &stack, USER, "/app/").await.status, 302, "ID token under the new kid");
-    assert_eq!(call(&late, &stack.bff_url, "/api/whoami").await.status, 200);
+    let late = stack.login_as(USER).await; // an ID token under the new kid
+    assert_eq!(stack.api_get(&late, "/api/whoami").await.status, 200);
     let _ = std::fs::remove_file(&next_file);
 }

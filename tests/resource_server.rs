@@ -7,6 +7,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cloakroom::jwt::SigningKey;
+use common::apps::metrics;
 use common::oidc_flow::code_flow_tokens;
 use common::{Browser, OTHER_USER, Stack, StackConfig, USER};
 use hmac::{Hmac, Mac};
@@ -346,7 +347,7 @@ async fn readiness_and_metrics_report_keys_store_and_token_outcomes() {
     assert_eq!(get(&stack, "/whoami", Some("a.b.c")).await.status(), 401);
     assert_eq!(get(&stack, "/notes", Some(&good)).await.status(), 200);
 
-    let metrics = reqwest::get(format!("{}/metrics", stack.rs_url)).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&stack.rs_url).await;
 
     for line in [
         r#"cloakroom_rs_token_checks_total{outcome="ok"} 2"#,

@@ -6,10 +6,8 @@ mod common;
 
 use common::apps::start_auth_and_resource_server;
 use common::binary::{Program, wait_healthy};
-use common::oidc_flow::bff_login;
 use common::redis::free_port;
-use common::{Browser, StackConfig, USER};
-use reqwest::Method;
+use common::{StackConfig, USER};
 use std::time::{Duration, Instant};
 
 /// An upstream whose every answer takes a second: a request in flight during the shutdown.
@@ -56,13 +54,10 @@ async fn on_sigterm_the_bff_refuses_new_connections_finishes_the_request_in_flig
         toml_str(&doc["routes"][0]["upstream"]),
     );
     let mut bff = Program::start(&["bff"], &[], Some(&config));
-    wait_healthy(&format!("{}/readyz", stack.bff_url)).await;
-    let browser = Browser::new();
-    let login = bff_login(&browser, &stack, USER, "/app/").await;
-    assert_eq!(login.status, 302, "{}", login.body);
+    wait_healthy(&stack.bff("/readyz")).await;
+    let browser = stack.login_as(USER).await;
 
-    let in_flight = browser
-        .send(browser.request(Method::GET, &format!("{}/slow/report", stack.bff_url)).header("X-CSRF", "1"));
+    let in_flight = stack.api_get(&browser, "/slow/report");
     let shutdown = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         bff.signal(libc::SIGTERM);

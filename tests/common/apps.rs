@@ -211,6 +211,13 @@ impl Stack {
         Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
     }
 
+    /// Starts all three programs and waits until the BFF is ready.
+    pub async fn start_ready(cfg: StackConfig) -> Stack {
+        let stack = Stack::start(cfg).await;
+        wait_ready(&stack.bff_url).await;
+        stack
+    }
+
     /// The client secret registered for the BFF.
     pub fn client_secret(&self) -> String {
         self.doc["bff"]["oidc"]["client_secret"].as_str().unwrap_or_default().to_string()
@@ -261,6 +268,12 @@ pub async fn wait_ready(base: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("{base} never became ready");
+}
+
+/// The metrics text the program at `base` serves at `/metrics`.
+pub async fn metrics(base: &str) -> String {
+    let res = reqwest::get(format!("{base}/metrics")).await.expect("metrics reachable");
+    res.text().await.expect("metrics text")
 }
 
 /// Starts another BFF instance with `stack`'s BFF configuration (the same store and keys),

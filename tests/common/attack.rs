@@ -4,17 +4,15 @@
 //! server. Plus the assertions every attack test makes: the contract's status and error code,
 //! never a 500, no session created or lost by accident.
 
-use super::apps::wait_ready;
+pub use super::browser::assert_session_cookie_untouched;
 use super::echo_upstream::EchoUpstream;
-use super::oidc_flow::logged_in;
 use super::provider_tap::ProviderTap;
 use super::redis::shared;
 use super::{Browser, Page, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "__Host-cloakroom";
+pub use cloakroom::bff::session::SESSION_COOKIE;
 
 /// A running attack target.
 pub struct AttackStack {
@@ -55,8 +53,7 @@ impl AttackStack {
             }
             tap = Some(t);
         }
-        let stack = Stack::start(tweak(cfg)).await;
-        wait_ready(&stack.bff_url).await;
+        let stack = Stack::start_ready(tweak(cfg)).await;
         AttackStack { stack, echo, tap }
     }
 
@@ -67,13 +64,13 @@ impl AttackStack {
 
     /// `bff_url + path`.
     pub fn bff(&self, path: &str) -> String {
-        format!("{}{path}", self.stack.bff_url)
+        self.stack.bff(path)
     }
 
     /// A new browser logged in as `user` (the callback's 302 asserted).
     pub async fn login_as(&self, user: (&str, &str)) -> Browser {
-        let browser = logged_in(&self.stack, user).await;
-        assert!(browser.cookie(SESSION_COOKIE).is_some(), "no session cookie after login");
+        let browser = self.stack.login_as(user).await;
+        assert!(browser.session_cookie().is_some(), "no session cookie after login");
         browser
     }
 
@@ -90,16 +87,12 @@ impl AttackStack {
 
     /// `method path` with `X-CSRF: 1` (and a JSON body when given), as the SPA sends it.
     pub async fn api(&self, browser: &Browser, method: Method, path: &str, body: Option<Value>) -> Page {
-        let mut req = browser.request(method, &self.bff(path)).header("X-CSRF", "1");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        browser.send(req).await
+        self.stack.api(browser, method, path, body).await
     }
 
     /// Asserts the browser's session is still alive (`/bff/user` answers 200).
     pub async fn assert_session_alive(&self, browser: &Browser) {
-        let page = self.api(browser, Method::GET, "/bff/user", None).await;
+        let page = self.stack.user(browser).await;
         assert_eq!(page.status, 200, "the session must have survived: {}", page.body);
     }
 
@@ -144,13 +137,6 @@ pub fn new_session_cookie(page: &Page) -> Option<String> {
             && !c.contains("Max-Age=0")
             && !c.starts_with(&format!("{SESSION_COOKIE}=;"))
     })
-}
-
-/// Asserts that `page` neither set nor removed the session cookie.
-pub fn assert_session_cookie_untouched(page: &Page) {
-    let touched: Vec<String> =
-        page.set_cookies().into_iter().filter(|c| c.starts_with(&format!("{SESSION_COOKIE}="))).collect();
-    assert!(touched.is_empty(), "{} touched the session cookie: {touched:?}", page.url);
 }
 
 /// `eyJ…\.…\.` — something shaped like a JWT.

@@ -1,6 +1,7 @@
 //! A scripted browser-like HTTP client: a cookie jar, no automatic redirects (tests follow
 //! them on purpose), and every response captured whole so it can be scanned.
 
+use cloakroom::bff::session::SESSION_COOKIE;
 use reqwest::header::{COOKIE, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeMap;
@@ -35,6 +36,11 @@ impl Page {
     /// Every `Set-Cookie` header.
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+    }
+
+    /// The `Set-Cookie` header for the session cookie, setting or removing it.
+    pub fn session_set_cookie(&self) -> Option<String> {
+        self.set_cookies().into_iter().find(|c| c.starts_with(&format!("{SESSION_COOKIE}=")))
     }
 
     /// The body as JSON.
@@ -111,6 +117,11 @@ impl Browser {
     /// The current value of cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.jar.lock().unwrap().get(name).cloned()
+    }
+
+    /// The current value of the BFF's session cookie.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.cookie(SESSION_COOKIE)
     }
 
     /// Names of all cookies in the jar.
@@ -227,4 +238,17 @@ pub async fn call(browser: &Browser, base: &str, path: &str) -> Page {
 pub async fn call_spread(browser: &Browser, bases: &[&str], count: usize, path: &str) -> Vec<Page> {
     let calls = (0..count).map(|i| call(browser, bases[i % bases.len()], path));
     futures_util::future::join_all(calls).await
+}
+
+/// Asserts that `page` neither set nor removed the session cookie.
+pub fn assert_session_cookie_untouched(page: &Page) {
+    let touched: Vec<String> =
+        page.set_cookies().into_iter().filter(|c| c.starts_with(&format!("{SESSION_COOKIE}="))).collect();
+    assert!(touched.is_empty(), "{} touched the session cookie: {touched:?}", page.url);
+}
+
+/// Asserts the BFF's JSON error answer: `status` and `{"error": code}`.
+pub fn assert_error_code(page: &Page, status: u16, code: &str) {
+    assert_eq!(page.status.as_u16(), status, "{}: {}", page.url, page.body);
+    assert_eq!(page.json()["error"], code, "{}", page.body);
 }

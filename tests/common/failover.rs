@@ -2,9 +2,8 @@
 //! stack configured on it: the whole BFF flow across two instances, and a master failover while
 //! a browser keeps calling.
 
-use super::apps::{start_second_bff, wait_ready};
+use super::apps::start_second_bff;
 use super::browser::{call, call_spread};
-use super::oidc_flow::logged_in;
 use super::{Browser, Stack, StackConfig, USER};
 use reqwest::Method;
 use serde_json::json;
@@ -14,9 +13,8 @@ use std::time::Duration;
 
 /// Starts a stack from `cfg`, waits until its BFF is ready and logs a browser in there.
 pub async fn start_logged_in(cfg: StackConfig) -> (Stack, Browser) {
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
-    let browser = logged_in(&stack, USER).await;
+    let stack = Stack::start_ready(cfg).await;
+    let browser = stack.login_as(USER).await;
     (stack, browser)
 }
 
@@ -25,11 +23,10 @@ pub async fn start_logged_in(cfg: StackConfig) -> (Stack, Browser) {
 /// a logout on one instance ends the session on the other.
 pub async fn one_refresh_per_expiry_across_two_instances(cfg: StackConfig) {
     let cfg = cfg.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1));
-    let stack = Stack::start(cfg).await;
-    wait_ready(&stack.bff_url).await;
+    let stack = Stack::start_ready(cfg).await;
     let second = start_second_bff(&stack, |_| {}).await;
-    let browser = logged_in(&stack, USER).await;
-    let first = call(&browser, &stack.bff_url, "/api/whoami").await;
+    let browser = stack.login_as(USER).await;
+    let first = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(first.status, 200, "{}", first.body);
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -59,7 +56,7 @@ pub async fn whoami_during(stack: &Stack, browser: &Browser, failover: impl Futu
     let requests = async {
         let mut statuses = Vec::new();
         for _ in 0..30 {
-            let page = call(browser, &stack.bff_url, "/api/whoami").await;
+            let page = stack.api_get(browser, "/api/whoami").await;
             if page.status != 200 {
                 assert_eq!(page.json()["error"], "store_unavailable", "{}", page.body);
             }
@@ -78,7 +75,7 @@ pub async fn assert_the_session_survived(stack: &Stack, browser: &Browser, statu
     assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
     let mut resumed = false;
     for _ in 0..50 {
-        let page = call(browser, &stack.bff_url, "/api/whoami").await;
+        let page = stack.api_get(browser, "/api/whoami").await;
         if page.status == 200 {
             resumed = true;
             break;
@@ -87,6 +84,6 @@ pub async fn assert_the_session_survived(stack: &Stack, browser: &Browser, statu
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(resumed, "the store resumed after the failover: {statuses:?}");
-    let user = call(browser, &stack.bff_url, "/bff/user").await;
+    let user = stack.user(browser).await;
     assert_eq!(user.status, 200, "the session survived the failover: {}", user.body);
 }

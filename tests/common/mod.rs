@@ -19,6 +19,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod stall_proxy;
+pub mod verbs;
 pub mod vite;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};

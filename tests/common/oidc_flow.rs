@@ -116,14 +116,6 @@ pub async fn bff_login(browser: &Browser, stack: &Stack, user: (&str, &str), ret
     browser.get(&callback).await
 }
 
-/// A new browser logged in to the stack's BFF as `user` (the callback's 302 asserted).
-pub async fn logged_in(stack: &Stack, user: (&str, &str)) -> Browser {
-    let browser = Browser::new();
-    let page = bff_login(&browser, stack, user, "/app/").await;
-    assert_eq!(page.status, 302, "login failed: {}", page.body);
-    browser
-}
-
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
