@@ -39,6 +39,10 @@ pub struct BffConfig {
     /// Timeout for a call to an upstream resource server.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_secs: u64,
+    /// Longest pause between two chunks of an upstream's response body (a stream of events, a
+    /// long download) before the BFF ends the response.
+    #[serde(default = "default_upstream_idle_timeout")]
+    pub upstream_idle_timeout_secs: u64,
     /// How long an idle pooled connection to an upstream (or the provider) is kept for reuse.
     /// Shorter than the upstreams' own keep-alive (actix 5 s, nginx 75 s), so that the BFF
     /// drops a connection before the upstream does and rarely sends into a closing one.
@@ -305,6 +309,9 @@ fn default_refresh_wait_ms() -> u64 {
 }
 fn default_upstream_timeout() -> u64 {
     30
+}
+fn default_upstream_idle_timeout() -> u64 {
+    60
 }
 fn default_upstream_pool_idle() -> u64 {
     4

@@ -193,7 +193,8 @@ impl OidcProvider {
             }
         });
 
-        let listening = match rx.recv_timeout(Duration::from_secs(20)) {
+        // Generous: node starts in about a second, but a loaded 2-core machine has taken over 20.
+        let listening = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();

@@ -10,12 +10,16 @@
 
 use bytes::Bytes;
 use futures_util::Stream;
+use http_body_util::BodyDataStream;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Errors a request body can fail with.
@@ -104,9 +108,10 @@ impl UpstreamResponse {
         self.0.headers()
     }
 
-    /// The body as a stream of chunks.
-    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, hyper::Error>> + 'static {
-        self.0.into_body().into_data_stream()
+    /// The body as a stream of chunks, passed on as they arrive; it ends with an error when
+    /// no chunk came for `idle` (the response head's own deadline is the caller's).
+    pub fn into_stream(self, idle: Duration) -> IdleLimited<BodyDataStream<Incoming>> {
+        IdleLimited::new(self.0.into_body().into_data_stream(), idle)
     }
 
     /// The body parsed as JSON, read up to `limit` bytes; `None` when it is longer, cut short
@@ -114,6 +119,56 @@ impl UpstreamResponse {
     pub async fn json<T: serde::de::DeserializeOwned>(self, limit: usize) -> Option<T> {
         let bytes = Limited::new(self.0.into_body(), limit).collect().await.ok()?.to_bytes();
         serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// A body stream cut off when it pauses longer than a limit between two chunks. The timer is
+/// armed only while the stream waits, and reset by every chunk.
+pub struct IdleLimited<S> {
+    inner: S,
+    idle: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    done: bool,
+}
+
+impl<S> IdleLimited<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        Self { inner, idle, sleep: Box::pin(tokio::time::sleep(idle)), done: false }
+    }
+}
+
+impl<S> Stream for IdleLimited<S>
+where
+    S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
+{
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                this.sleep.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                Poll::Ready(Some(item.map_err(std::io::Error::other)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.done = true;
+                    tracing::info!(
+                        idle_secs = this.idle.as_secs(),
+                        "an upstream response paused too long; ended"
+                    );
+                    Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the upstream response paused too long",
+                    ))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such resource")
@@ -93,7 +93,7 @@ pub async fn proxy(
         ApiError::from(e)
     })?;
 
-    Ok(respond(res))
+    Ok(respond(res, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
 }
 
 /// The upstream's parsed base URL with the path and query replaced: only those are parsed per
@@ -109,8 +109,9 @@ fn upstream_url(base: &url::Url, path: &UpstreamPath, query: Option<&str>) -> ur
 }
 
 /// The browser's response: the upstream's status, the headers that may cross, `no-store`, and
-/// the body streamed as it arrives.
-fn respond(res: super::client::UpstreamResponse) -> HttpResponse {
+/// the body streamed chunk by chunk as it arrives (server-sent events, long downloads), ended
+/// when the upstream pauses longer than `idle`.
+fn respond(res: super::client::UpstreamResponse, idle: Duration) -> HttpResponse {
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
     for (name, value) in response_headers(&res) {
@@ -122,7 +123,7 @@ fn respond(res: super::client::UpstreamResponse) -> HttpResponse {
         }
     }
     builder.insert_header(crate::web::no_store());
-    builder.streaming(res.into_stream())
+    builder.streaming(res.into_stream(idle))
 }
 
 /// Moves the browser's body (not `Send`) into a channel the upstream client can stream from,
