@@ -688,3 +688,75 @@ async fn trace_track_and_connect_are_never_proxied() {
     assert_eq!(stack.echo.hits(), 0, "{:?}", stack.echo.seen());
     stack.assert_session_alive(&browser).await;
 }
+
+// --- Issue 16: request headers are an allow-list --------------------------------------------
+
+/// Headers that proxies and frameworks trust as facts about the request, or that no route
+/// asked for: none may reach an upstream.
+const NOT_ALLOWED: &[(&str, &str)] = &[
+    ("X-Original-URL", "/admin"),
+    ("X-Rewrite-URL", "/admin"),
+    ("X-Original-URI", "/admin"),
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("True-Client-IP", "6.6.6.6"),
+    ("X-Client-IP", "6.6.6.6"),
+    ("X-Cluster-Client-IP", "6.6.6.6"),
+    ("CF-Connecting-IP", "6.6.6.6"),
+    ("X-Originating-IP", "6.6.6.6"),
+    ("X-Host", "evil.example"),
+    ("X-Middleware-Subrequest", "middleware"),
+    ("X-Tenant", "other-tenant"),
+    ("X-Anything-New", "1"),
+];
+
+/// End-to-end headers an API needs: each must arrive unchanged.
+const ALLOWED: &[(&str, &str)] = &[
+    ("Accept", "application/json"),
+    ("Accept-Language", "de-CH"),
+    ("If-None-Match", "\"v1\""),
+    ("Range", "bytes=0-10"),
+    ("X-Request-Id", "req-16"),
+    ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+];
+
+#[tokio::test]
+async fn only_allow_listed_end_to_end_request_headers_reach_the_upstream() {
+    let (stack, browser) = stack_with_session().await;
+    let mut headers: Vec<(&str, &str)> = NOT_ALLOWED.to_vec();
+    headers.extend_from_slice(ALLOWED);
+    let res = raw_with_session(&stack, &browser, "GET", "/echo/x", &headers, b"").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let seen = &stack.echo.seen()[0];
+    let names: Vec<&str> = seen.headers.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, _) in NOT_ALLOWED {
+        assert!(seen.all(&name.to_ascii_lowercase()).is_empty(), "{name} reached the upstream: {names:?}");
+    }
+    for (name, value) in ALLOWED {
+        assert_eq!(seen.all(&name.to_ascii_lowercase()), vec![value.to_string()], "{name}: {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_route_forwards_the_headers_it_adds_and_a_route_without_them_does_not() {
+    let stack = AttackStack::start(|c| {
+        let mut routes = c.doc["bff"]["routes"].clone();
+        let echo = routes[1]["upstream"].clone();
+        routes[1]["forward_request_headers"] = json!(["X-Tenant"]);
+        routes.as_array_mut().unwrap().push(json!({ "path": "/plain", "upstream": echo }));
+        c.set("bff.routes", routes)
+    })
+    .await;
+    let browser = stack.login().await;
+    let headers = [("X-Tenant", "t-1"), ("X_Tenant", "t-2"), ("X-Original-URL", "/admin")];
+    for path in ["/echo/x", "/plain/x"] {
+        let res = raw_with_session(&stack, &browser, "GET", path, &headers, b"").await;
+        assert_eq!(res.status, 200, "{path}: {}", res.text());
+    }
+    let seen = stack.echo.seen();
+    assert_eq!(seen[0].all("x-tenant"), vec!["t-1".to_string()], "the route's own header");
+    assert!(seen[0].all("x_tenant").is_empty(), "an underscore spelling is another header");
+    assert!(seen[0].all("x-original-url").is_empty());
+    assert!(seen[1].all("x-tenant").is_empty(), "another route does not forward it");
+}

@@ -797,3 +797,65 @@ async fn urls_in_an_authorization_request_are_never_fetched() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(target.hits(), 0, "the auth server fetched a URL from the request: {:?}", target.seen());
 }
+
+// --- Issue 16: replay by another client, cross-site logout ----------------------------------
+
+#[tokio::test]
+async fn a_used_code_replayed_by_another_client_is_refused_and_leaves_the_owners_grant_alive() {
+    let stack = auth_server(|c| c).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
+    let (status, owner) = redeem(&stack, &code, &verifier).await;
+    assert_eq!(status, 200, "{owner}");
+    let redirect = redirect_uri(&stack);
+    let replay = token_as(
+        &stack,
+        Some((OTHER_CLIENT, OTHER_SECRET)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_oauth_error(&replay, 400, "invalid_grant", "another client replaying a used code");
+    let (status, body) = refresh(&stack, owner["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the owner's grant survives: {body}");
+}
+
+#[tokio::test]
+async fn a_cross_site_post_to_the_providers_logout_ends_no_session() {
+    // A page on another origin (a sibling subdomain is same-site, so the Lax login cookie goes
+    // along) posts the logout confirmation: the victim's provider session and grants must live.
+    let stack = auth_server(|c| c).await;
+    let victim = Browser::new();
+    let tokens = code_flow_tokens(&victim, &stack, USER, ALL_SCOPES).await;
+    for (name, value) in [
+        ("Origin", "http://evil.example".to_string()),
+        ("Origin", "null".to_string()),
+        ("Sec-Fetch-Site", "cross-site".to_string()),
+    ] {
+        for form in [vec![], vec![("client_id", CLIENT_ID)]] {
+            let req = victim
+                .request(Method::POST, &format!("{}/logout", stack.auth_url))
+                .header(name, value.as_str())
+                .form(&form);
+            let page = victim.send(req).await;
+            assert_eq!(page.status, 403, "logout with {name}: {value}: {}", page.body);
+            assert!(victim.cookie("__Host-cloakroom-op").is_some(), "the login cookie stays");
+        }
+    }
+    let (status, body) = refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the grant survives: {body}");
+    let (_, challenge) = pkce_pair();
+    let again = victim.get(&authorize_url(&stack, &challenge, "openid")).await;
+    assert_eq!(again.status, 302, "single sign-on still works: {}", again.body);
+    // The control: the confirmation posted from the provider's own page signs out.
+    let req = victim
+        .request(Method::POST, &format!("{}/logout", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("client_id", CLIENT_ID)]);
+    let page = victim.send(req).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(victim.cookie("__Host-cloakroom-op").is_none(), "signed out");
+}

@@ -7,13 +7,24 @@ use super::login_session::{self, LoginSession};
 use super::pages::{self, LoginPage};
 use super::params::{Params, split_scope};
 use super::pending::{self, AuthRequest};
+use super::rate_limit::authorize_blocked;
 use super::state::{AppState, SUPPORTED_SCOPES};
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+/// Longest `state` accepted (bytes): it is stored with the pending request and the code.
+const MAX_STATE: usize = 2048;
+/// Longest `nonce` accepted (bytes): it is stored likewise and copied into the ID token.
+const MAX_NONCE: usize = 512;
+
 /// `GET /authorize`.
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    // Counted before anything else: each request may leave a pending request or a code behind.
+    if let Some(retry_after) = authorize_blocked(&state, &req).await? {
+        tracing::info!("authorization requests throttled for a client address");
+        return Err(PageError::TooManyRequests { retry_after });
+    }
     let params = Params::parse(req.query_string().as_bytes())
         .map_err(|_| PageError::BadRequest("A request parameter is repeated."))?;
     let client_id = params.get("client_id").ok_or(PageError::BadRequest("The client_id is missing."))?;
@@ -53,7 +64,9 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     if !scope.iter().all(|s| SUPPORTED_SCOPES.contains(&s.as_str())) {
         return refuse("invalid_scope", "a requested scope is not supported");
     }
-    if client_state.is_some_and(|s| s.len() > 2048) || params.get("nonce").is_some_and(|n| n.len() > 512) {
+    if client_state.is_some_and(|s| s.len() > MAX_STATE)
+        || params.get("nonce").is_some_and(|n| n.len() > MAX_NONCE)
+    {
         return refuse("invalid_request", "state or nonce is too long");
     }
     let prompt = params.get("prompt").unwrap_or("");

@@ -13,6 +13,7 @@ mod callback;
 pub mod client_info;
 pub mod csrf;
 pub mod guard;
+pub mod header_policy;
 pub mod id_token;
 mod login;
 pub mod metrics;
@@ -132,8 +133,10 @@ impl Application {
         );
         let session_data = web::Data::new(session_store.clone());
         let public = state::PublicUrlParts::of(config.public_url.url());
+        let request_headers = header_policy::RoutePolicies::build(&config.routes)?;
         let state = web::Data::new(BffState {
             public,
+            request_headers,
             config,
             store,
             keys: keys.clone(),

@@ -88,7 +88,8 @@ pub async fn proxy(
     } else {
         OutgoingBody::Empty
     };
-    let out = Outgoing { method, url, headers: forward_headers(&req, &state), body, over_limit };
+    let headers = forward_headers(&req, &state, state.request_headers.route(index));
+    let out = Outgoing { method, url, headers, body, over_limit };
 
     let started = Instant::now();
     // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does

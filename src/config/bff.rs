@@ -134,6 +134,10 @@ pub struct RouteConfig {
     pub path: RoutePath,
     /// Upstream base URL, e.g. `http://localhost:8082`.
     pub upstream: PublicUrl,
+    /// Request headers forwarded on this route besides the defaults
+    /// (`crate::bff::header_policy::DEFAULT_FORWARDED`); checked at start.
+    #[serde(default)]
+    pub forward_request_headers: Vec<String>,
 }
 
 fn default_login_attempt_ttl() -> u64 {
