@@ -725,3 +725,24 @@ async fn an_overlong_state_or_nonce_is_refused_with_invalid_request_and_stores_n
     }
     assert!(!redis.dump().iter().any(|(k, _)| k.contains("as:req:")), "no pending request stored");
 }
+
+#[tokio::test]
+async fn with_metrics_listen_each_program_serves_metrics_there_and_not_on_its_main_listener() {
+    let sections = ["auth_server", "resource_server", "bff"];
+    let ports: Vec<u16> = sections.iter().map(|_| common::redis::free_port()).collect();
+    let mut cfg = StackConfig::new();
+    for (section, port) in sections.iter().zip(&ports) {
+        cfg = cfg.set(&format!("{section}.metrics_listen"), json!(format!("127.0.0.1:{port}")));
+    }
+    let stack = Stack::start(cfg).await;
+    common::apps::wait_ready(&stack.bff_url).await;
+    let http = reqwest::Client::new();
+    for (main, port) in [(&stack.auth_url, ports[0]), (&stack.rs_url, ports[1]), (&stack.bff_url, ports[2])] {
+        let public = http.get(format!("{main}/metrics")).send().await.unwrap();
+        assert_eq!(public.status(), 404, "{main}/metrics must not answer");
+        let private = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+        assert_eq!(private.status(), 200, "metrics on port {port}");
+        let kind = private.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "Prometheus text on port {port}: {kind}");
+    }
+}

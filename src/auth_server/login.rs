@@ -79,7 +79,7 @@ pub async fn login(
     // a success can only clear the counter of the account it signed in to.
     let name = Username::parse(typed_name);
     let counted_as = name.as_ref().map_or(typed_name, Username::as_str);
-    let limiter = LoginLimiter::new(counted_as, &crate::web::rate_limit::client_ip(&req));
+    let limiter = LoginLimiter::new(counted_as, &crate::web::rate_limit::client_bucket(&req));
     if let Some(retry_after) = limiter.blocked(&state).await? {
         state.metrics.logins.with_label_values(&["throttled"]).inc();
         return Err(PageError::TooManyAttempts { retry_after });

@@ -51,6 +51,7 @@ use std::time::Duration;
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: crate::web::MetricsEndpoint,
 }
 
 fn other(e: impl std::fmt::Display) -> StartupError {
@@ -124,6 +125,12 @@ impl Application {
         )
         .with_near_cache(cache.clone())
         .keeping_id_token(config.logout_id_token_hint);
+        let metrics_endpoint = crate::web::MetricsEndpoint::start(
+            config.metrics_listen.map(|l| l.0),
+            &metrics.registry,
+            config.shutdown_timeout_secs,
+        )?;
+        let metrics_on_main = metrics_endpoint.on_main_listener();
         let registry = web::Data::new(metrics.registry.clone());
         let idle = config.session.idle_timeout_secs;
         let session_store =
@@ -175,7 +182,7 @@ impl Application {
                 .app_data(session_data.clone())
                 .route("/healthz", web::get().to(crate::web::healthz))
                 .route("/readyz", web::get().to(pages::readyz))
-                .route("/metrics", web::get().to(crate::web::metrics))
+                .configure(crate::web::MetricsEndpoint::routes(metrics_on_main))
                 .route("/", web::get().to(pages::index))
                 .route("/notes-form", web::post().to(pages::notes_form))
                 .route("/app", web::get().to(pages::app_redirect))
@@ -208,7 +215,7 @@ impl Application {
         .listen(listener)
         .map_err(other)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, metrics: metrics_endpoint })
     }
 
     /// The port actually bound.
@@ -218,6 +225,6 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.await.map_err(other)
+        self.metrics.serve_beside(self.server).await.map_err(other)
     }
 }
