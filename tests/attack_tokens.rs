@@ -657,11 +657,16 @@ async fn revocation_with_a_wrong_secret_is_refused_and_a_wrong_hint_still_revoke
     assert_oauth_error(&refresh(&stack, &rt).await, 400, "invalid_grant", "revoked");
 }
 
-/// The provider's login page for a fresh authorization request of the BFF client: its hidden
-/// `request` id.
+/// The provider's login page for a fresh authorization request of the BFF client in a new
+/// browser: its hidden `request` id.
 async fn pending_request_id(stack: &Stack) -> String {
+    pending_request_id_in(stack, &Browser::new()).await
+}
+
+/// Like [`pending_request_id`], in `browser` (which the request is bound to).
+async fn pending_request_id_in(stack: &Stack, browser: &Browser) -> String {
     let (_, challenge) = pkce_pair();
-    let page = Browser::new().get(&authorize_url(stack, &challenge, "openid")).await;
+    let page = browser.get(&authorize_url(stack, &challenge, "openid")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.inputs().into_iter().find(|(n, _)| n == "request").expect("request id").1
 }
@@ -704,7 +709,7 @@ async fn a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in
     }
     // The control: the same post from the provider's own page signs in.
     let browser = Browser::new();
-    let request = pending_request_id(&stack).await;
+    let request = pending_request_id_in(&stack, &browser).await;
     let req = browser
         .request(Method::POST, &format!("{}/login", stack.auth_url))
         .header("Origin", stack.auth_url.as_str())
@@ -858,4 +863,34 @@ async fn a_cross_site_post_to_the_providers_logout_ends_no_session() {
     let page = victim.send(req).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(victim.cookie("__Host-cloakroom-op").is_none(), "signed out");
+}
+
+#[tokio::test]
+async fn another_browser_presenting_a_pending_request_id_can_neither_complete_nor_spend_it() {
+    // The provider's sibling of the BFF's `state` binding: whoever learns the request id of a
+    // victim's login page posts it from their own browser, with their own credentials.
+    let stack = auth_server(|c| c).await;
+    let victim = Browser::new();
+    let (_, challenge) = pkce_pair();
+    let page = victim.get(&authorize_url(&stack, &challenge, "openid")).await;
+    let request = page.inputs().into_iter().find(|(n, _)| n == "request").expect("request id").1;
+    let attacker = Browser::new();
+    let own = common::OTHER_USER;
+    let req = attacker
+        .request(Method::POST, &format!("{}/login", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("request", request.as_str()), ("username", own.0), ("password", own.1)]);
+    let login = attacker.send(req).await;
+    assert_eq!(login.status, 400, "{}", login.body);
+    assert!(login.header("location").is_none(), "no code for the victim's request");
+    let req = attacker
+        .request(Method::POST, &format!("{}/signup", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("request", request.as_str()), ("username", "mallory"), ("password", "mallory-password-1")]);
+    let signup = attacker.send(req).await;
+    assert!(signup.header("location").is_none(), "no code for the victim's request: {}", signup.body);
+    // The victim's own sign-in is untouched.
+    let done = common::oidc_flow::submit_login(&victim, &page, USER).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert!(query_param(&done.location().unwrap(), "code").is_some());
 }

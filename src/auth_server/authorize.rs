@@ -84,6 +84,7 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         state: client_state.map(str::to_string),
         nonce: params.get("nonce").map(str::to_string),
         code_challenge: challenge.to_string(),
+        binding_hash: None,
     };
     let session = login_session::current(&state, &req).await?;
     match session {
@@ -91,8 +92,9 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         None if prompts.contains(&"none") => return refuse("login_required", "the user is not signed in"),
         _ => {}
     }
-    let request_id = pending::save(&state, &auth).await?;
-    Ok(pages::render(
+    let binding = pending::Binding::of(&req);
+    let request_id = pending::save(&state, &auth, &binding).await?;
+    let mut res = pages::render(
         StatusCode::OK,
         &LoginPage {
             request_id: &request_id,
@@ -101,7 +103,11 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
             error: None,
             allow_signup: state.config.allow_signup,
         },
-    ))
+    );
+    if let Some(cookie) = binding.cookie() {
+        res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+    }
+    Ok(res)
 }
 
 fn valid_challenge(c: &str) -> bool {

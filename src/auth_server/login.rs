@@ -55,7 +55,7 @@ pub async fn login(
     let expired = PageError::BadRequest(
         "This sign-in request has expired or is unknown. Go back to the application and start again.",
     );
-    let Some(auth) = pending::load(&state, request_id).await? else { return Err(expired) };
+    let Some(auth) = pending::load(&state, request_id, &req).await? else { return Err(expired) };
     let typed_name = params.get("username").unwrap_or("");
     let relogin = |status: StatusCode, error: &str| {
         pages::render(
@@ -97,7 +97,7 @@ pub async fn login(
     let Some(user) = user else { return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE)) };
     limiter.record_success(&state).await?;
     // The request is completed once: a second submission of the same form finds nothing.
-    let Some(auth) = pending::take(&state, request_id).await? else { return Err(expired) };
+    let Some(auth) = pending::take(&state, request_id, &req).await? else { return Err(expired) };
     let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(client_id = %auth.client_id, "login succeeded");
@@ -152,7 +152,7 @@ pub async fn signup(
     };
     tracing::info!("account created");
     let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
-    let mut res = match pending::take(&state, request_id).await? {
+    let mut res = match pending::take(&state, request_id, &req).await? {
         Some(auth) => complete(&state, &auth, &session).await?,
         None => pages::render(
             StatusCode::OK,
