@@ -760,3 +760,21 @@ async fn a_route_forwards_the_headers_it_adds_and_a_route_without_them_does_not(
     assert!(seen[0].all("x-original-url").is_empty());
     assert!(seen[1].all("x-tenant").is_empty(), "another route does not forward it");
 }
+
+#[tokio::test]
+async fn an_upstreams_lax_page_policies_never_replace_the_bffs_own() {
+    // The proxied answer is served on the BFF's origin: an upstream's framing, referrer or
+    // opener policy must not become the origin's, and its CSP only adds to the BFF's.
+    let (stack, browser) = stack_with_session().await;
+    let page = stack.api(&browser, Method::GET, "/echo/lax-policies", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let all = |name: &str| -> Vec<String> {
+        page.headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("").to_string()).collect()
+    };
+    assert_eq!(all("x-frame-options"), vec!["DENY".to_string()]);
+    assert_eq!(all("referrer-policy"), vec!["same-origin".to_string()]);
+    assert_eq!(all("cross-origin-opener-policy"), vec!["same-origin".to_string()]);
+    assert_eq!(all("x-content-type-options"), vec!["nosniff".to_string()]);
+    let csp = all("content-security-policy");
+    assert!(csp.contains(&cloakroom::web::CONTENT_SECURITY_POLICY.to_string()), "the BFF's CSP: {csp:?}");
+}

@@ -121,6 +121,11 @@ pub async fn proxy(
         }
     }
     builder.insert_header(crate::web::no_store());
+    // Always the BFF's policy, beside any of the upstream's: a browser enforces every one.
+    builder.append_header((
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY),
+    ));
     Ok(builder.streaming(res.into_stream()))
 }
 

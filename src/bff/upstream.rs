@@ -98,10 +98,21 @@ fn is_hop_by_hop(n: &str, listed: &HashSet<String>) -> bool {
 /// True when an upstream response header must not reach the browser. An upstream's CORS
 /// headers go too: the browser talks to the BFF's origin, which shares nothing cross-origin,
 /// and an upstream's `Access-Control-Allow-Origin: *` with credentials must not become its policy.
+/// So do its framing, sniffing, referrer and opener policies: the BFF's own apply on its origin
+/// (an upstream's Content-Security-Policy stays, beside the BFF's, and both are enforced).
 pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
     let n = normalise(name);
     is_hop_by_hop(&n, listed)
-        || matches!(&*n, "set-cookie" | "set-cookie2" | "content-length")
+        || matches!(
+            &*n,
+            "set-cookie"
+                | "set-cookie2"
+                | "content-length"
+                | "x-frame-options"
+                | "x-content-type-options"
+                | "referrer-policy"
+                | "cross-origin-opener-policy"
+        )
         || n.starts_with("access-control-")
 }
 
@@ -325,6 +336,9 @@ mod tests {
         assert!(drop_response_header("Transfer-Encoding", &listed));
         assert!(drop_response_header("Access-Control-Allow-Origin", &listed));
         assert!(drop_response_header("access-control-allow-credentials", &listed));
+        assert!(drop_response_header("X-Frame-Options", &listed));
+        assert!(drop_response_header("referrer-policy", &listed));
         assert!(!drop_response_header("Content-Type", &listed));
+        assert!(!drop_response_header("Content-Security-Policy", &listed));
     }
 }
