@@ -75,11 +75,7 @@ pub async fn login(
         return Ok(relogin(StatusCode::BAD_REQUEST, "Enter your username and password."));
     };
 
-    // Counted under the canonical name: every spelling of one account shares one counter, and
-    // a success can only clear the counter of the account it signed in to.
-    let name = Username::parse(typed_name);
-    let counted_as = name.as_ref().map_or(typed_name, Username::as_str);
-    let limiter = LoginLimiter::new(counted_as, &crate::web::rate_limit::client_bucket(&req));
+    let (name, limiter) = counted(typed_name, &req);
     if let Some(retry_after) = limiter.blocked(&state).await? {
         state.metrics.logins.with_label_values(&["throttled"]).inc();
         return Err(PageError::TooManyAttempts { retry_after });
@@ -104,6 +100,16 @@ pub async fn login(
     let mut res = complete(&state, &auth, &session).await?;
     res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(res)
+}
+
+/// The canonical form of a typed name and the counters of the attempt. Counted under the
+/// canonical name: every spelling of one account shares one counter, and a success can only
+/// clear the counter of the account it signed in to.
+fn counted(typed_name: &str, req: &HttpRequest) -> (Option<Username>, LoginLimiter) {
+    let name = Username::parse(typed_name);
+    let counted_as = name.as_ref().map_or(typed_name, Username::as_str);
+    let limiter = LoginLimiter::new(counted_as, &crate::web::rate_limit::client_bucket(req));
+    (name, limiter)
 }
 
 /// `GET /signup?request=…`.
