@@ -33,6 +33,7 @@
 //! | pending attempts expire after `bff.login_attempt_ttl_secs` | [`a_login_attempt_and_its_cookie_live_bff_login_attempt_ttl_secs`] |
 //! | login cookies per browser capped (no 431), oldest attempt fails cleanly | [`six_parallel_tabs_keep_the_newest_five_logins_and_the_oldest_callback_fails_cleanly`] |
 //! | #16 post-logout target | [`logout_ignores_any_redirect_target_the_request_brings`], `auth_server::end_session_redirects_only_to_registered_uris_and_ends_the_login` |
+//! | issue 16: another browser presenting a victim's `state` leaves the attempt to its owner | [`another_browser_presenting_a_victims_state_leaves_the_victims_login_intact`] |
 
 mod common;
 

@@ -31,6 +31,9 @@
 //! | #3 / #17 `TRACE`, `TRACK`, `CONNECT` never proxied (a reflecting upstream would show the token) | [`trace_track_and_connect_are_never_proxied`] |
 //! | #19 API routes answer JSON 401/403, never a redirect | [`api_routes_answer_json_never_a_redirect_even_to_page_navigations`] |
 //! | #19 upstream 401/403 pass through | `bff_flow::an_upstream_invalid_token_answer_is_refreshed_and_retried_once`, [`upstream_401_and_403_pass_through_and_keep_the_session`], [`the_resource_servers_insufficient_scope_passes_through_and_keeps_the_session`] |
+//! | issue 16: request headers by allow-list (`X-Original-URL`, method overrides, client-IP headers…) | [`only_allow_listed_end_to_end_request_headers_reach_the_upstream`], `header_policy` unit tests |
+//! | issue 16: per-route `forward_request_headers` | [`a_route_forwards_the_headers_it_adds_and_a_route_without_them_does_not`] |
+//! | issue 16 sibling: an upstream's framing/referrer/opener policy or CSP on the BFF's origin | [`an_upstreams_lax_page_policies_never_replace_the_bffs_own`] |
 
 mod common;
 

@@ -46,6 +46,10 @@
 //! | RFC 9700 2.1.2 / 2.4: implicit and hybrid flows, password and client-credentials grants | [`implicit_and_hybrid_flows_are_refused_and_no_token_lands_in_a_url`], [`the_password_and_client_credentials_grants_are_unsupported`] |
 //! | SSRF: `request_uri` / `jwks_uri`-style URLs in an authorization request are never fetched | [`urls_in_an_authorization_request_are_never_fetched`] |
 //! | login CSRF at the provider (CSRF-CS "login forms"): a cross-site sign-in or sign-up | [`a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in`] |
+//! | issue 16: cross-site post of the provider's logout confirmation | [`a_cross_site_post_to_the_providers_logout_ends_no_session`] |
+//! | issue 16: a used code replayed by another client leaves the owner's grant | [`a_used_code_replayed_by_another_client_is_refused_and_leaves_the_owners_grant_alive`] |
+//! | issue 16 sibling: a pending request id used from another browser | [`another_browser_presenting_a_pending_request_id_can_neither_complete_nor_spend_it`] |
+//! | issue 16: case-variant accounts, shared lockout, `/authorize` per-address limit, `state`/`nonce` caps, `metrics_listen` | `auth_server::a_name_differing_only_in_case_or_width_is_the_existing_account_at_signup_and_login`, `auth_server::wrong_guesses_under_every_spelling_of_a_name_share_one_lockout_that_no_other_login_clears`, `auth_server::authorization_requests_from_one_address_past_the_limit_get_429_and_store_nothing_more`, `auth_server::an_overlong_state_or_nonce_is_refused_with_invalid_request_and_stores_nothing`, `auth_server::with_metrics_listen_each_program_serves_metrics_there_and_not_on_its_main_listener` |
 
 mod common;
 
