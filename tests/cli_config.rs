@@ -175,6 +175,20 @@ fn a_reserved_route_path_is_refused_naming_the_routes() {
 }
 
 #[test]
+fn a_route_header_that_can_never_be_forwarded_is_refused_naming_the_routes_key() {
+    let _env = env_lock();
+    for name in ["X-Forwarded-For", "cookie", "X-Original-URL", "x_tenant"] {
+        let cfg = ConfigFile::new(&format!(
+            "{VALID_BFF}\n[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nforward_request_headers = [\"x-tenant\", \"{name}\"]\n"
+        ));
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, "bff.routes.0.forward_request_headers");
+    }
+}
+
+#[test]
 fn a_bad_auth_server_listen_address_is_refused_naming_auth_server_listen() {
     let _env = env_lock();
     let cfg = ConfigFile::new("[auth_server]\nlisten = \"localhost-ish:eighty\"\n");

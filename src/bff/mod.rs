@@ -82,6 +82,8 @@ impl Application {
     /// Builds the server on an already bound listener (tests bind port 0).
     pub async fn build_with_listener(config: BffConfig, listener: TcpListener) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(other)?.port();
+        // Configuration first: a route header that can never be forwarded is one line, at once.
+        let request_headers = header_policy::RoutePolicies::build(&config.routes)?;
         let store = Store::connect(&config.store, "bff").await?;
         let key_list = match &config.session_key {
             Some(k) => k.0.clone(),
@@ -140,7 +142,6 @@ impl Application {
         );
         let session_data = web::Data::new(session_store.clone());
         let public = state::PublicUrlParts::of(config.public_url.url());
-        let request_headers = header_policy::RoutePolicies::build(&config.routes)?;
         let state = web::Data::new(BffState {
             public,
             request_headers,
