@@ -746,3 +746,29 @@ async fn with_metrics_listen_each_program_serves_metrics_there_and_not_on_its_ma
         assert!(kind.starts_with("text/plain; version=0.0.4"), "Prometheus text on port {port}: {kind}");
     }
 }
+
+#[tokio::test]
+async fn a_seed_stored_under_a_capitalised_name_keeps_its_subject_under_the_canonical_name() {
+    let redis = common::redis::RedisServer::start();
+    let cfg = StackConfig::on_redis(Some(redis.url()))
+        .set("auth_server.users", json!([{ "username": "Carol", "password": "carol-password" }]));
+    let ns = cfg.doc["auth_server"]["redis_namespace"].as_str().unwrap().to_string();
+    // The record as an earlier version wrote it: keyed by the name as configured.
+    let legacy = json!({ "sub": "legacy-sub-1", "username": "Carol", "password_hash": "x", "created_at": 0 });
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{ns}:as:user:Carol"))
+        .arg(legacy.to_string())
+        .query(&mut conn)
+        .unwrap();
+    let stack = common::apps::start_auth_server(cfg).await;
+    let tokens =
+        code_flow_tokens(&Browser::new(), &stack, ("CAROL", "carol-password"), "openid profile").await;
+    let (_, id) = verify(&stack, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (id["sub"].as_str(), id["preferred_username"].as_str()),
+        (Some("legacy-sub-1"), Some("carol"))
+    );
+    assert!(!redis.dump().iter().any(|(k, _)| k.ends_with(":as:user:Carol")), "the old key is gone");
+}

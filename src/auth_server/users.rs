@@ -149,7 +149,11 @@ pub async fn hash_password(password: Password) -> Result<String, UserError> {
 
 /// The user with this login name.
 pub async fn find(state: &AppState, username: &Username) -> Result<Option<UserRecord>, UserError> {
-    let Some(bytes) = state.store.get(&keys::user(username.as_str())).await? else { return Ok(None) };
+    find_key(state, &keys::user(username.as_str())).await
+}
+
+async fn find_key(state: &AppState, key: &str) -> Result<Option<UserRecord>, UserError> {
+    let Some(bytes) = state.store.get(key).await? else { return Ok(None) };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| UserError::Internal(e.to_string()))
 }
 
@@ -179,19 +183,31 @@ pub async fn username_of(state: &AppState, sub: &str) -> Result<Option<String>, 
 }
 
 /// Writes every configured user, replacing the password hash; an existing account keeps its
-/// `sub`, so instances sharing a store (and restarts) agree on who is who.
+/// `sub`, so instances sharing a store (and restarts) agree on who is who. A seed written
+/// before names were canonical (under `Alice`, say) moves to its canonical key with its `sub`.
 pub async fn seed(state: &AppState) -> Result<(), StartupError> {
-    for (name, password) in parse_seeds(&state.config.users)? {
-        let existing = find(state, &name).await.map_err(|e| StartupError::Other(e.to_string()))?;
+    let internal = |e: UserError| StartupError::Other(e.to_string());
+    for ((name, password), seed) in parse_seeds(&state.config.users)?.into_iter().zip(&state.config.users) {
+        let legacy = (seed.username != name.as_str()).then_some(seed.username.as_str());
+        let existing = match find(state, &name).await.map_err(internal)? {
+            Some(user) => Some(user),
+            None => match legacy {
+                Some(raw) => find_key(state, &keys::user(raw)).await.map_err(internal)?,
+                None => None,
+            },
+        };
         let record = UserRecord {
             sub: existing.map(|u| u.sub).unwrap_or_else(|| crate::crypto::random_token(16)),
             username: name.as_str().to_string(),
-            password_hash: hash_password(password).await.map_err(|e| StartupError::Other(e.to_string()))?,
+            password_hash: hash_password(password).await.map_err(internal)?,
             created_at: crate::clock::now(),
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| StartupError::Other(e.to_string()))?;
         state.store.set(&keys::user(name.as_str()), &bytes, USER_TTL).await?;
         state.store.set(&keys::subject(&record.sub), record.username.as_bytes(), USER_TTL).await?;
+        if let Some(raw) = legacy {
+            state.store.del(&keys::user(raw)).await?;
+        }
     }
     Ok(())
 }
