@@ -20,7 +20,8 @@ pub struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    /// Counters for `username` from `ip`.
+    /// Counters for `username` from the client address (bucket) `ip`, as
+    /// [`crate::web::rate_limit::client_bucket`] gives it.
     pub fn new(username: &str, ip: &str) -> Self {
         Self { user: sha256_b64(username.to_lowercase().as_bytes()), ip: sha256_b64(ip.as_bytes()) }
     }
