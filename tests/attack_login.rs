@@ -33,6 +33,7 @@
 //! | pending attempts expire after `bff.login_attempt_ttl_secs` | [`a_login_attempt_and_its_cookie_live_bff_login_attempt_ttl_secs`] |
 //! | login cookies per browser capped (no 431), oldest attempt fails cleanly | [`six_parallel_tabs_keep_the_newest_five_logins_and_the_oldest_callback_fails_cleanly`] |
 //! | #16 post-logout target | [`logout_ignores_any_redirect_target_the_request_brings`], `auth_server::end_session_redirects_only_to_registered_uris_and_ends_the_login` |
+//! | issue 16: another browser presenting a victim's `state` leaves the attempt to its owner | [`another_browser_presenting_a_victims_state_leaves_the_victims_login_intact`] |
 
 mod common;
 
@@ -632,4 +633,29 @@ async fn six_parallel_tabs_keep_the_newest_five_logins_and_the_oldest_callback_f
     }
     let left = browser.cookie_names().into_iter().filter(|n| n.starts_with(LOGIN_COOKIE_PREFIX)).count();
     assert_eq!(left, 0, "every finished attempt removed its cookie");
+}
+
+#[tokio::test]
+async fn another_browser_presenting_a_victims_state_leaves_the_victims_login_intact() {
+    // Whoever learns a victim's `state` (a log, a Referer, a shoulder) calls the callback with
+    // it from their own browser: with a code, with a provider error, or with nothing else. The
+    // attempt is bound to the victim's browser, so none of it may void the victim's login.
+    let stack = AttackStack::start(|c| c).await;
+    let victim = Browser::new();
+    let start = start_login(&stack, &victim, "/mine").await;
+    let callback = provider_round_trip(&stack, &victim, &start).await;
+    let state = state_of(&start);
+    let attacker = Browser::new();
+    for url in [
+        callback.clone(),
+        callback_with(&stack, &state, "&error=access_denied"),
+        callback_with(&stack, &state, ""),
+    ] {
+        let page = attacker.get(&url).await;
+        assert_refused_callback(&stack, &page);
+    }
+    let page = victim.get(&callback).await;
+    assert_eq!(page.status, 302, "the victim's login completes: {}", page.body);
+    assert_eq!(page.header("location").as_deref(), Some("/mine"));
+    assert_eq!(stack.session_count(), 1);
 }

@@ -31,6 +31,9 @@
 //! | #3 / #17 `TRACE`, `TRACK`, `CONNECT` never proxied (a reflecting upstream would show the token) | [`trace_track_and_connect_are_never_proxied`] |
 //! | #19 API routes answer JSON 401/403, never a redirect | [`api_routes_answer_json_never_a_redirect_even_to_page_navigations`] |
 //! | #19 upstream 401/403 pass through | `bff_flow::an_upstream_invalid_token_answer_is_refreshed_and_retried_once`, [`upstream_401_and_403_pass_through_and_keep_the_session`], [`the_resource_servers_insufficient_scope_passes_through_and_keeps_the_session`] |
+//! | issue 16: request headers by allow-list (`X-Original-URL`, method overrides, client-IP headers…) | [`only_allow_listed_end_to_end_request_headers_reach_the_upstream`], `header_policy` unit tests |
+//! | issue 16: per-route `forward_request_headers` | [`a_route_forwards_the_headers_it_adds_and_a_route_without_them_does_not`] |
+//! | issue 16 sibling: an upstream's framing/referrer/opener policy or CSP on the BFF's origin | [`an_upstreams_lax_page_policies_never_replace_the_bffs_own`] |
 
 mod common;
 
@@ -687,4 +690,94 @@ async fn trace_track_and_connect_are_never_proxied() {
     }
     assert_eq!(stack.echo.hits(), 0, "{:?}", stack.echo.seen());
     stack.assert_session_alive(&browser).await;
+}
+
+// --- Issue 16: request headers are an allow-list --------------------------------------------
+
+/// Headers that proxies and frameworks trust as facts about the request, or that no route
+/// asked for: none may reach an upstream.
+const NOT_ALLOWED: &[(&str, &str)] = &[
+    ("X-Original-URL", "/admin"),
+    ("X-Rewrite-URL", "/admin"),
+    ("X-Original-URI", "/admin"),
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("True-Client-IP", "6.6.6.6"),
+    ("X-Client-IP", "6.6.6.6"),
+    ("X-Cluster-Client-IP", "6.6.6.6"),
+    ("CF-Connecting-IP", "6.6.6.6"),
+    ("X-Originating-IP", "6.6.6.6"),
+    ("X-Host", "evil.example"),
+    ("X-Middleware-Subrequest", "middleware"),
+    ("X-Tenant", "other-tenant"),
+    ("X-Anything-New", "1"),
+];
+
+/// End-to-end headers an API needs: each must arrive unchanged.
+const ALLOWED: &[(&str, &str)] = &[
+    ("Accept", "application/json"),
+    ("Accept-Language", "de-CH"),
+    ("If-None-Match", "\"v1\""),
+    ("Range", "bytes=0-10"),
+    ("X-Request-Id", "req-16"),
+    ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+];
+
+#[tokio::test]
+async fn only_allow_listed_end_to_end_request_headers_reach_the_upstream() {
+    let (stack, browser) = stack_with_session().await;
+    let mut headers: Vec<(&str, &str)> = NOT_ALLOWED.to_vec();
+    headers.extend_from_slice(ALLOWED);
+    let res = raw_with_session(&stack, &browser, "GET", "/echo/x", &headers, b"").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let seen = &stack.echo.seen()[0];
+    let names: Vec<&str> = seen.headers.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, _) in NOT_ALLOWED {
+        assert!(seen.all(&name.to_ascii_lowercase()).is_empty(), "{name} reached the upstream: {names:?}");
+    }
+    for (name, value) in ALLOWED {
+        assert_eq!(seen.all(&name.to_ascii_lowercase()), vec![value.to_string()], "{name}: {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_route_forwards_the_headers_it_adds_and_a_route_without_them_does_not() {
+    let stack = AttackStack::start(|c| {
+        let mut routes = c.doc["bff"]["routes"].clone();
+        let echo = routes[1]["upstream"].clone();
+        routes[1]["forward_request_headers"] = json!(["X-Tenant"]);
+        routes.as_array_mut().unwrap().push(json!({ "path": "/plain", "upstream": echo }));
+        c.set("bff.routes", routes)
+    })
+    .await;
+    let browser = stack.login().await;
+    let headers = [("X-Tenant", "t-1"), ("X_Tenant", "t-2"), ("X-Original-URL", "/admin")];
+    for path in ["/echo/x", "/plain/x"] {
+        let res = raw_with_session(&stack, &browser, "GET", path, &headers, b"").await;
+        assert_eq!(res.status, 200, "{path}: {}", res.text());
+    }
+    let seen = stack.echo.seen();
+    assert_eq!(seen[0].all("x-tenant"), vec!["t-1".to_string()], "the route's own header");
+    assert!(seen[0].all("x_tenant").is_empty(), "an underscore spelling is another header");
+    assert!(seen[0].all("x-original-url").is_empty());
+    assert!(seen[1].all("x-tenant").is_empty(), "another route does not forward it");
+}
+
+#[tokio::test]
+async fn an_upstreams_lax_page_policies_never_replace_the_bffs_own() {
+    // The proxied answer is served on the BFF's origin: an upstream's framing, referrer or
+    // opener policy must not become the origin's, and its CSP only adds to the BFF's.
+    let (stack, browser) = stack_with_session().await;
+    let page = stack.api(&browser, Method::GET, "/echo/lax-policies", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let all = |name: &str| -> Vec<String> {
+        page.headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("").to_string()).collect()
+    };
+    assert_eq!(all("x-frame-options"), vec!["DENY".to_string()]);
+    assert_eq!(all("referrer-policy"), vec!["same-origin".to_string()]);
+    assert_eq!(all("cross-origin-opener-policy"), vec!["same-origin".to_string()]);
+    assert_eq!(all("x-content-type-options"), vec!["nosniff".to_string()]);
+    let csp = all("content-security-policy");
+    assert!(csp.contains(&cloakroom::web::CONTENT_SECURITY_POLICY.to_string()), "the BFF's CSP: {csp:?}");
 }

@@ -46,6 +46,10 @@
 //! | RFC 9700 2.1.2 / 2.4: implicit and hybrid flows, password and client-credentials grants | [`implicit_and_hybrid_flows_are_refused_and_no_token_lands_in_a_url`], [`the_password_and_client_credentials_grants_are_unsupported`] |
 //! | SSRF: `request_uri` / `jwks_uri`-style URLs in an authorization request are never fetched | [`urls_in_an_authorization_request_are_never_fetched`] |
 //! | login CSRF at the provider (CSRF-CS "login forms"): a cross-site sign-in or sign-up | [`a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in`] |
+//! | issue 16: cross-site post of the provider's logout confirmation | [`a_cross_site_post_to_the_providers_logout_ends_no_session`] |
+//! | issue 16: a used code replayed by another client leaves the owner's grant | [`a_used_code_replayed_by_another_client_is_refused_and_leaves_the_owners_grant_alive`] |
+//! | issue 16 sibling: a pending request id used from another browser | [`another_browser_presenting_a_pending_request_id_can_neither_complete_nor_spend_it`] |
+//! | issue 16: case-variant accounts, shared lockout, `/authorize` per-address limit, `state`/`nonce` caps, `metrics_listen` | `auth_server::a_name_differing_only_in_case_or_width_is_the_existing_account_at_signup_and_login`, `auth_server::wrong_guesses_under_every_spelling_of_a_name_share_one_lockout_that_no_other_login_clears`, `auth_server::authorization_requests_from_one_address_past_the_limit_get_429_and_store_nothing_more`, `auth_server::an_overlong_state_or_nonce_is_refused_with_invalid_request_and_stores_nothing`, `auth_server::with_metrics_listen_each_program_serves_metrics_there_and_not_on_its_main_listener` |
 
 mod common;
 
@@ -657,11 +661,16 @@ async fn revocation_with_a_wrong_secret_is_refused_and_a_wrong_hint_still_revoke
     assert_oauth_error(&refresh(&stack, &rt).await, 400, "invalid_grant", "revoked");
 }
 
-/// The provider's login page for a fresh authorization request of the BFF client: its hidden
-/// `request` id.
+/// The provider's login page for a fresh authorization request of the BFF client in a new
+/// browser: its hidden `request` id.
 async fn pending_request_id(stack: &Stack) -> String {
+    pending_request_id_in(stack, &Browser::new()).await
+}
+
+/// Like [`pending_request_id`], in `browser` (which the request is bound to).
+async fn pending_request_id_in(stack: &Stack, browser: &Browser) -> String {
     let (_, challenge) = pkce_pair();
-    let page = Browser::new().get(&authorize_url(stack, &challenge, "openid")).await;
+    let page = browser.get(&authorize_url(stack, &challenge, "openid")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.inputs().into_iter().find(|(n, _)| n == "request").expect("request id").1
 }
@@ -704,7 +713,7 @@ async fn a_cross_site_post_to_the_providers_login_or_signup_form_signs_nobody_in
     }
     // The control: the same post from the provider's own page signs in.
     let browser = Browser::new();
-    let request = pending_request_id(&stack).await;
+    let request = pending_request_id_in(&stack, &browser).await;
     let req = browser
         .request(Method::POST, &format!("{}/login", stack.auth_url))
         .header("Origin", stack.auth_url.as_str())
@@ -796,4 +805,96 @@ async fn urls_in_an_authorization_request_are_never_fetched() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(target.hits(), 0, "the auth server fetched a URL from the request: {:?}", target.seen());
+}
+
+// --- Issue 16: replay by another client, cross-site logout ----------------------------------
+
+#[tokio::test]
+async fn a_used_code_replayed_by_another_client_is_refused_and_leaves_the_owners_grant_alive() {
+    let stack = auth_server(|c| c).await;
+    let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
+    let (status, owner) = redeem(&stack, &code, &verifier).await;
+    assert_eq!(status, 200, "{owner}");
+    let redirect = redirect_uri(&stack);
+    let replay = token_as(
+        &stack,
+        Some((OTHER_CLIENT, OTHER_SECRET)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_oauth_error(&replay, 400, "invalid_grant", "another client replaying a used code");
+    let (status, body) = refresh(&stack, owner["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the owner's grant survives: {body}");
+}
+
+#[tokio::test]
+async fn a_cross_site_post_to_the_providers_logout_ends_no_session() {
+    // A page on another origin (a sibling subdomain is same-site, so the Lax login cookie goes
+    // along) posts the logout confirmation: the victim's provider session and grants must live.
+    let stack = auth_server(|c| c).await;
+    let victim = Browser::new();
+    let tokens = code_flow_tokens(&victim, &stack, USER, ALL_SCOPES).await;
+    for (name, value) in [
+        ("Origin", "http://evil.example".to_string()),
+        ("Origin", "null".to_string()),
+        ("Sec-Fetch-Site", "cross-site".to_string()),
+    ] {
+        for form in [vec![], vec![("client_id", CLIENT_ID)]] {
+            let req = victim
+                .request(Method::POST, &format!("{}/logout", stack.auth_url))
+                .header(name, value.as_str())
+                .form(&form);
+            let page = victim.send(req).await;
+            assert_eq!(page.status, 403, "logout with {name}: {value}: {}", page.body);
+            assert!(victim.cookie("__Host-cloakroom-op").is_some(), "the login cookie stays");
+        }
+    }
+    let (status, body) = refresh(&stack, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the grant survives: {body}");
+    let (_, challenge) = pkce_pair();
+    let again = victim.get(&authorize_url(&stack, &challenge, "openid")).await;
+    assert_eq!(again.status, 302, "single sign-on still works: {}", again.body);
+    // The control: the confirmation posted from the provider's own page signs out.
+    let req = victim
+        .request(Method::POST, &format!("{}/logout", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("client_id", CLIENT_ID)]);
+    let page = victim.send(req).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(victim.cookie("__Host-cloakroom-op").is_none(), "signed out");
+}
+
+#[tokio::test]
+async fn another_browser_presenting_a_pending_request_id_can_neither_complete_nor_spend_it() {
+    // The provider's sibling of the BFF's `state` binding: whoever learns the request id of a
+    // victim's login page posts it from their own browser, with their own credentials.
+    let stack = auth_server(|c| c).await;
+    let victim = Browser::new();
+    let (_, challenge) = pkce_pair();
+    let page = victim.get(&authorize_url(&stack, &challenge, "openid")).await;
+    let request = page.inputs().into_iter().find(|(n, _)| n == "request").expect("request id").1;
+    let attacker = Browser::new();
+    let own = common::OTHER_USER;
+    let req = attacker
+        .request(Method::POST, &format!("{}/login", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("request", request.as_str()), ("username", own.0), ("password", own.1)]);
+    let login = attacker.send(req).await;
+    assert_eq!(login.status, 400, "{}", login.body);
+    assert!(login.header("location").is_none(), "no code for the victim's request");
+    let req = attacker
+        .request(Method::POST, &format!("{}/signup", stack.auth_url))
+        .header("Origin", stack.auth_url.as_str())
+        .form(&[("request", request.as_str()), ("username", "mallory"), ("password", "mallory-password-1")]);
+    let signup = attacker.send(req).await;
+    assert!(signup.header("location").is_none(), "no code for the victim's request: {}", signup.body);
+    // The victim's own sign-in is untouched.
+    let done = common::oidc_flow::submit_login(&victim, &page, USER).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert!(query_param(&done.location().unwrap(), "code").is_some());
 }

@@ -643,3 +643,148 @@ async fn a_store_outage_is_a_503_not_a_refusal() {
         "redis restarted empty"
     );
 }
+
+// --- Issue 16: canonical usernames, bounded authorization requests --------------------------
+
+/// Posts a sign-up of `name` from the provider's own page, outside any authorization request.
+async fn sign_up(stack: &Stack, name: &str, password: &str) -> common::Page {
+    let fields = [("username".to_string(), name.to_string()), ("password".to_string(), password.to_string())];
+    Browser::new().post_form(&format!("{}/signup", stack.auth_url), &fields).await
+}
+
+/// A fresh login page of an authorization request in `browser`.
+async fn login_page(stack: &Stack, browser: &Browser) -> common::Page {
+    let (_, challenge) = pkce_pair();
+    browser.get(&authorize_url(stack, &challenge, "openid")).await
+}
+
+#[tokio::test]
+async fn a_name_differing_only_in_case_or_width_is_the_existing_account_at_signup_and_login() {
+    let stack = auth_server().await;
+    for spelling in ["ALICE", "Alice", "ａｌｉｃｅ", "ＡＬＩＣＥ"] {
+        let page = sign_up(&stack, spelling, "mallory-password-1").await;
+        assert_eq!(page.status, 409, "{spelling} must be taken: {}", page.body);
+    }
+    // A look-alike from another script is no name at all.
+    let page = sign_up(&stack, "\u{430}lice", "mallory-password-1").await;
+    assert_eq!(page.status, 400, "{}", page.body);
+
+    // Any spelling signs in to the one account, under its one canonical name.
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce_pair();
+    let page = browser.get(&authorize_url(&stack, &challenge, "openid profile")).await;
+    let after = submit_login(&browser, &page, ("ALICE", USER.1)).await;
+    assert_eq!(after.status, 302, "{}", after.body);
+    let code = query_param(&after.location().unwrap(), "code").unwrap();
+    let (_, tokens) = redeem(&stack, &code, &verifier).await;
+    let (_, id) = verify(&stack, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(id["preferred_username"], USER.0);
+}
+
+#[tokio::test]
+async fn wrong_guesses_under_every_spelling_of_a_name_share_one_lockout_that_no_other_login_clears() {
+    let stack = auth_server().await;
+    // The attacker tries to register a case variant to own a login that clears the counter.
+    let variant = sign_up(&stack, "ALICE", "mallory-password-1").await;
+    assert_eq!(variant.status, 409, "{}", variant.body);
+    let browser = Browser::new();
+    for (i, spelling) in ["alice", "Alice", "ALICE", "aLiCe"].into_iter().enumerate() {
+        let page = login_page(&stack, &browser).await;
+        let res = submit_login(&browser, &page, (spelling, "wrong-password")).await;
+        assert_eq!(res.status, 401, "guess {i}");
+    }
+    // The attacker's own password under a variant is one more failure, not a success.
+    let page = login_page(&stack, &browser).await;
+    let res = submit_login(&browser, &page, ("ALICE", "mallory-password-1")).await;
+    assert_eq!(res.status, 401, "{}", res.body);
+    let page = login_page(&stack, &browser).await;
+    let locked = submit_login(&browser, &page, USER).await;
+    assert_eq!(locked.status, 429, "the sixth attempt is throttled: {}", locked.body);
+}
+
+#[tokio::test]
+async fn authorization_requests_from_one_address_past_the_limit_get_429_and_store_nothing_more() {
+    let redis = common::redis::RedisServer::start();
+    let cfg = StackConfig::on_redis(Some(redis.url()))
+        .set("auth_server.authorize_max_per_ip", json!(5))
+        .set("auth_server.authorize_window_secs", json!(600));
+    let stack = common::apps::start_auth_server(cfg).await;
+    let pending = || redis.dump().iter().filter(|(k, _)| k.contains("as:req:")).count();
+    for i in 0..5 {
+        let page = login_page(&stack, &Browser::new()).await;
+        assert_eq!(page.status, 200, "request {i}: {}", page.body);
+    }
+    for i in 0..3 {
+        let page = login_page(&stack, &Browser::new()).await;
+        assert_eq!(page.status, 429, "request {}: {}", 5 + i, page.body);
+        let retry: u64 = page.header("retry-after").expect("Retry-After").parse().expect("seconds");
+        assert!((1..=600).contains(&retry), "Retry-After {retry}");
+    }
+    assert_eq!(pending(), 5, "no pending request stored past the limit");
+}
+
+#[tokio::test]
+async fn an_overlong_state_or_nonce_is_refused_with_invalid_request_and_stores_nothing() {
+    let redis = common::redis::RedisServer::start();
+    let stack = common::apps::start_auth_server(StackConfig::on_redis(Some(redis.url()))).await;
+    let (_, challenge) = pkce_pair();
+    let base = authorize_url(&stack, &challenge, "openid");
+    for (what, url) in [
+        ("state", base.replace("state=st", &format!("state={}", "s".repeat(2049)))),
+        ("nonce", base.replace("nonce=n", &format!("nonce={}", "n".repeat(513)))),
+    ] {
+        let page = Browser::new().get(&url).await;
+        assert_eq!(page.status, 302, "{what}: {}", page.body);
+        let location = page.location().unwrap();
+        assert_eq!(query_param(&location, "error").as_deref(), Some("invalid_request"), "{what}");
+        assert!(location.starts_with(&redirect_uri(&stack)), "{location}");
+    }
+    assert!(!redis.dump().iter().any(|(k, _)| k.contains("as:req:")), "no pending request stored");
+}
+
+#[tokio::test]
+async fn with_metrics_listen_each_program_serves_metrics_there_and_not_on_its_main_listener() {
+    let sections = ["auth_server", "resource_server", "bff"];
+    let ports: Vec<u16> = sections.iter().map(|_| common::redis::free_port()).collect();
+    let mut cfg = StackConfig::new();
+    for (section, port) in sections.iter().zip(&ports) {
+        cfg = cfg.set(&format!("{section}.metrics_listen"), json!(format!("127.0.0.1:{port}")));
+    }
+    let stack = Stack::start(cfg).await;
+    common::apps::wait_ready(&stack.bff_url).await;
+    let http = reqwest::Client::new();
+    for (main, port) in [(&stack.auth_url, ports[0]), (&stack.rs_url, ports[1]), (&stack.bff_url, ports[2])] {
+        let public = http.get(format!("{main}/metrics")).send().await.unwrap();
+        assert_eq!(public.status(), 404, "{main}/metrics must not answer");
+        let private = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+        assert_eq!(private.status(), 200, "metrics on port {port}");
+        let kind = private.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "Prometheus text on port {port}: {kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_seed_stored_under_a_capitalised_name_keeps_its_subject_under_the_canonical_name() {
+    let redis = common::redis::RedisServer::start();
+    let cfg = StackConfig::on_redis(Some(redis.url()))
+        .set("auth_server.users", json!([{ "username": "Carol", "password": "carol-password" }]));
+    let ns = cfg.doc["auth_server"]["redis_namespace"].as_str().unwrap().to_string();
+    // The record as an earlier version wrote it: keyed by the name as configured.
+    let legacy = json!({ "sub": "legacy-sub-1", "username": "Carol", "password_hash": "x", "created_at": 0 });
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{ns}:as:user:Carol"))
+        .arg(legacy.to_string())
+        .query(&mut conn)
+        .unwrap();
+    let stack = common::apps::start_auth_server(cfg).await;
+    let tokens =
+        code_flow_tokens(&Browser::new(), &stack, ("CAROL", "carol-password"), "openid profile").await;
+    let (_, id) = verify(&stack, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (id["sub"].as_str(), id["preferred_username"].as_str()),
+        (Some("legacy-sub-1"), Some("carol"))
+    );
+    assert!(!redis.dump().iter().any(|(k, _)| k.ends_with(":as:user:Carol")), "the old key is gone");
+}

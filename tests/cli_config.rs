@@ -175,6 +175,20 @@ fn a_reserved_route_path_is_refused_naming_the_routes() {
 }
 
 #[test]
+fn a_route_header_that_can_never_be_forwarded_is_refused_naming_the_routes_key() {
+    let _env = env_lock();
+    for name in ["X-Forwarded-For", "cookie", "X-Original-URL", "x_tenant"] {
+        let cfg = ConfigFile::new(&format!(
+            "{VALID_BFF}\n[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nforward_request_headers = [\"x-tenant\", \"{name}\"]\n"
+        ));
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, "bff.routes.0.forward_request_headers");
+    }
+}
+
+#[test]
 fn a_bad_auth_server_listen_address_is_refused_naming_auth_server_listen() {
     let _env = env_lock();
     let cfg = ConfigFile::new("[auth_server]\nlisten = \"localhost-ish:eighty\"\n");
@@ -534,4 +548,31 @@ fn a_route_over_a_probe_path_is_refused_naming_the_routes() {
 
         assert_refused_naming(&run, "bff.routes");
     }
+}
+
+#[test]
+fn a_frontend_dir_without_an_index_html_is_refused_naming_it() {
+    let _env = env_lock();
+    let empty =
+        std::env::temp_dir().join(format!("cloakroom-empty-dist-{}", cloakroom::crypto::random_token(8)));
+    std::fs::create_dir_all(&empty).unwrap();
+    let cfg = ConfigFile::new(&format!("{VALID_BFF}\n[[bff.frontends]]\ndir = \"{}\"\n", empty.display()));
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    let _ = std::fs::remove_dir_all(&empty);
+    assert_refused_naming(&run, "bff.frontends.0.dir");
+}
+
+#[test]
+fn two_frontends_with_the_same_path_are_refused_naming_the_frontends() {
+    let _env = env_lock();
+    let cfg = ConfigFile::new(&format!(
+        "{VALID_BFF}\n[[bff.frontends]]\ndir = \"/tmp\"\n[[bff.frontends]]\npath = \"/\"\ndir = \"/tmp\"\n"
+    ));
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.frontends");
+    assert!(run.stderr.contains("configured twice"), "{}", run.stderr);
 }

@@ -88,6 +88,8 @@ impl Deployment {
             var("auth_server", "signing_key_file", key_file.display().to_string()),
             var("auth_server", "clients", client),
             var("auth_server", "users", users),
+            // Every virtual user signs in from 127.0.0.1: the per-address limit is sized for that.
+            var("auth_server", "authorize_max_per_ip", "1000000".to_string()),
         ];
         let mut rs_env = vec![
             var("resource_server", "listen", format!("127.0.0.1:{rs_port}")),

@@ -7,13 +7,24 @@ use super::login_session::{self, LoginSession};
 use super::pages::{self, LoginPage};
 use super::params::{Params, split_scope};
 use super::pending::{self, AuthRequest};
+use super::rate_limit::authorize_blocked;
 use super::state::{AppState, SUPPORTED_SCOPES};
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+/// Longest `state` accepted (bytes): it is stored with the pending request and the code.
+const MAX_STATE: usize = 2048;
+/// Longest `nonce` accepted (bytes): it is stored likewise and copied into the ID token.
+const MAX_NONCE: usize = 512;
+
 /// `GET /authorize`.
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    // Counted before anything else: each request may leave a pending request or a code behind.
+    if let Some(retry_after) = authorize_blocked(&state, &req).await? {
+        tracing::info!("authorization requests throttled for a client address");
+        return Err(PageError::TooManyRequests { retry_after });
+    }
     let params = Params::parse(req.query_string().as_bytes())
         .map_err(|_| PageError::BadRequest("A request parameter is repeated."))?;
     let client_id = params.get("client_id").ok_or(PageError::BadRequest("The client_id is missing."))?;
@@ -26,60 +37,88 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
 
     // From here on the redirect URI is trusted: errors go back to the client.
     let client_state = params.get("state");
-    let refuse = |error: &str, description: &str| {
+    let refuse = |(error, description): Refusal| {
         Ok(error_redirect(&state, redirect_uri, error, description, client_state))
     };
+    let (auth, prompts) = match validate(&params, client_id, redirect_uri) {
+        Ok(valid) => valid,
+        Err(refusal) => return refuse(refusal),
+    };
+    let session = login_session::current(&state, &req).await?;
+    match session {
+        Some(s) if !prompts.contains(&"login") => return complete(&state, &auth, &s).await,
+        None if prompts.contains(&"none") => return refuse(("login_required", "the user is not signed in")),
+        _ => {}
+    }
+    login_page(&state, &req, &auth).await
+}
+
+/// An OAuth error code and its description, sent back to the client.
+type Refusal = (&'static str, &'static str);
+
+/// Checks the request's parameters (the client and redirect URI are checked already); returns
+/// the request to keep and its `prompt` values.
+fn validate<'a>(
+    params: &'a Params,
+    client_id: &str,
+    redirect_uri: &str,
+) -> Result<(AuthRequest, Vec<&'a str>), Refusal> {
     if params.has("request") || params.has("request_uri") {
-        return refuse("request_not_supported", "request objects are not supported");
+        return Err(("request_not_supported", "request objects are not supported"));
     }
     if params.get("response_type") != Some("code") {
-        return refuse("unsupported_response_type", "response_type must be code");
+        return Err(("unsupported_response_type", "response_type must be code"));
     }
     if params.get("response_mode").is_some_and(|m| m != "query") {
-        return refuse("invalid_request", "response_mode must be query");
+        return Err(("invalid_request", "response_mode must be query"));
     }
     match params.get("code_challenge_method") {
         Some("S256") => {}
-        Some(_) => return refuse("invalid_request", "code_challenge_method must be S256"),
-        None => return refuse("invalid_request", "PKCE is required: code_challenge_method=S256"),
+        Some(_) => return Err(("invalid_request", "code_challenge_method must be S256")),
+        None => return Err(("invalid_request", "PKCE is required: code_challenge_method=S256")),
     }
     let Some(challenge) = params.get("code_challenge").filter(|c| valid_challenge(c)) else {
-        return refuse("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
+        return Err(("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"));
     };
     let scope = split_scope(params.get("scope").unwrap_or(""));
     if !scope.iter().any(|s| s == "openid") {
-        return refuse("invalid_scope", "scope must contain openid");
+        return Err(("invalid_scope", "scope must contain openid"));
     }
     if !scope.iter().all(|s| SUPPORTED_SCOPES.contains(&s.as_str())) {
-        return refuse("invalid_scope", "a requested scope is not supported");
+        return Err(("invalid_scope", "a requested scope is not supported"));
     }
-    if client_state.is_some_and(|s| s.len() > 2048) || params.get("nonce").is_some_and(|n| n.len() > 512) {
-        return refuse("invalid_request", "state or nonce is too long");
+    let (client_state, nonce) = (params.get("state"), params.get("nonce"));
+    if client_state.is_some_and(|s| s.len() > MAX_STATE) || nonce.is_some_and(|n| n.len() > MAX_NONCE) {
+        return Err(("invalid_request", "state or nonce is too long"));
     }
-    let prompt = params.get("prompt").unwrap_or("");
-    let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+    let prompts: Vec<&str> =
+        params.get("prompt").unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
     if prompts.iter().any(|p| !matches!(*p, "none" | "login" | "consent"))
         || (prompts.contains(&"none") && prompts.len() > 1)
     {
-        return refuse("invalid_request", "unsupported prompt value");
+        return Err(("invalid_request", "unsupported prompt value"));
     }
-
     let auth = AuthRequest {
         client_id: client_id.to_string(),
         redirect_uri: redirect_uri.to_string(),
         scope,
         state: client_state.map(str::to_string),
-        nonce: params.get("nonce").map(str::to_string),
+        nonce: nonce.map(str::to_string),
         code_challenge: challenge.to_string(),
+        binding_hash: None,
     };
-    let session = login_session::current(&state, &req).await?;
-    match session {
-        Some(s) if !prompts.contains(&"login") => return complete(&state, &auth, &s).await,
-        None if prompts.contains(&"none") => return refuse("login_required", "the user is not signed in"),
-        _ => {}
-    }
-    let request_id = pending::save(&state, &auth).await?;
-    Ok(pages::render(
+    Ok((auth, prompts))
+}
+
+/// Keeps `auth` as a pending request bound to this browser and shows the login form.
+async fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    auth: &AuthRequest,
+) -> Result<HttpResponse, PageError> {
+    let binding = pending::Binding::of(req);
+    let request_id = pending::save(state, auth, &binding).await?;
+    let mut res = pages::render(
         StatusCode::OK,
         &LoginPage {
             request_id: &request_id,
@@ -88,7 +127,11 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
             error: None,
             allow_signup: state.config.allow_signup,
         },
-    ))
+    );
+    if let Some(cookie) = binding.cookie() {
+        res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+    }
+    Ok(res)
 }
 
 fn valid_challenge(c: &str) -> bool {

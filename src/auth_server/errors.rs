@@ -109,6 +109,12 @@ pub enum PageError {
         /// Seconds until the counter window ends.
         retry_after: u64,
     },
+    /// Too many authorization requests from one client address.
+    #[error("too many authorization requests")]
+    TooManyRequests {
+        /// Seconds until the counter window ends.
+        retry_after: u64,
+    },
     /// The store could not be used.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -122,9 +128,9 @@ impl ResponseError for PageError {
         match self {
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::CrossSite => StatusCode::FORBIDDEN,
-            PageError::TooManyAttempts { .. } | PageError::TooManySignups { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            PageError::TooManyAttempts { .. }
+            | PageError::TooManySignups { .. }
+            | PageError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             PageError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +146,9 @@ impl ResponseError for PageError {
             PageError::TooManySignups { .. } => {
                 "Too many sign-ups from your network. Please wait and try again."
             }
+            PageError::TooManyRequests { .. } => {
+                "Too many sign-in requests from your network. Please wait and try again."
+            }
             PageError::Store(e) => {
                 tracing::warn!(error = %e, "store unavailable");
                 "The service is temporarily unavailable. Please try again."
@@ -151,7 +160,9 @@ impl ResponseError for PageError {
         };
         let mut res = pages::error_page(self.status_code(), message);
         match self {
-            PageError::TooManyAttempts { retry_after } | PageError::TooManySignups { retry_after } => {
+            PageError::TooManyAttempts { retry_after }
+            | PageError::TooManySignups { retry_after }
+            | PageError::TooManyRequests { retry_after } => {
                 if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
                     res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
                 }

@@ -32,12 +32,13 @@ fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
     Params::parse(body).map_err(|_| PageError::BadRequest("A form field is repeated."))
 }
 
-/// Login CSRF defence (OWASP CSRF cheat sheet, "login forms"): the sign-in and sign-up forms
-/// are taken only from the provider's own pages, or a page elsewhere could sign the visitor in
-/// as the attacker, and every later single sign-on would be the attacker's. Browsers mark a
-/// cross-site post with `Sec-Fetch-Site: cross-site` or a foreign `Origin` (the same rule as
-/// the BFF's unsafe requests); a post without either still needs a valid pending request id.
-fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), PageError> {
+/// Login CSRF defence (OWASP CSRF cheat sheet, "login forms"): the sign-in, sign-up and
+/// sign-out confirmation forms are taken only from the provider's own pages, or a page
+/// elsewhere could sign the visitor in as the attacker (every later single sign-on would be the
+/// attacker's) or out. Browsers mark a cross-site post with `Sec-Fetch-Site: cross-site` or a
+/// foreign `Origin` (the same rule as the BFF's unsafe requests); a sign-in without either
+/// still needs a valid pending request id.
+pub(super) fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), PageError> {
     let origin = state.config.issuer.url().origin().ascii_serialization();
     crate::web::require_same_origin(req, &origin).map_err(|_| PageError::CrossSite)
 }
@@ -54,7 +55,7 @@ pub async fn login(
     let expired = PageError::BadRequest(
         "This sign-in request has expired or is unknown. Go back to the application and start again.",
     );
-    let Some(auth) = pending::load(&state, request_id).await? else { return Err(expired) };
+    let Some(auth) = pending::load(&state, request_id, &req).await? else { return Err(expired) };
     let typed_name = params.get("username").unwrap_or("");
     let relogin = |status: StatusCode, error: &str| {
         pages::render(
@@ -74,13 +75,13 @@ pub async fn login(
         return Ok(relogin(StatusCode::BAD_REQUEST, "Enter your username and password."));
     };
 
-    let limiter = LoginLimiter::new(typed_name, &crate::web::rate_limit::client_ip(&req));
+    let (name, limiter) = counted(typed_name, &req);
     if let Some(retry_after) = limiter.blocked(&state).await? {
         state.metrics.logins.with_label_values(&["throttled"]).inc();
         return Err(PageError::TooManyAttempts { retry_after });
     }
-    let user = match Username::parse(typed_name) {
-        Some(name) => users::find(&state, &name).await?,
+    let user = match &name {
+        Some(name) => users::find(&state, name).await?,
         None => None,
     };
     if !state.passwords.verify(user.as_ref(), password).await {
@@ -92,13 +93,23 @@ pub async fn login(
     let Some(user) = user else { return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE)) };
     limiter.record_success(&state).await?;
     // The request is completed once: a second submission of the same form finds nothing.
-    let Some(auth) = pending::take(&state, request_id).await? else { return Err(expired) };
+    let Some(auth) = pending::take(&state, request_id, &req).await? else { return Err(expired) };
     let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(client_id = %auth.client_id, "login succeeded");
     let mut res = complete(&state, &auth, &session).await?;
     res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(res)
+}
+
+/// The canonical form of a typed name and the counters of the attempt. Counted under the
+/// canonical name: every spelling of one account shares one counter, and a success can only
+/// clear the counter of the account it signed in to.
+fn counted(typed_name: &str, req: &HttpRequest) -> (Option<Username>, LoginLimiter) {
+    let name = Username::parse(typed_name);
+    let counted_as = name.as_ref().map_or(typed_name, Username::as_str);
+    let limiter = LoginLimiter::new(counted_as, &crate::web::rate_limit::client_bucket(req));
+    (name, limiter)
 }
 
 /// `GET /signup?request=…`.
@@ -136,7 +147,7 @@ pub async fn signup(
     let Some(name) = Username::parse(typed_name) else {
         return Ok(again(
             StatusCode::BAD_REQUEST,
-            "Choose a username of 1 to 64 letters, digits, dots, dashes, underscores or @.",
+            "Choose a username of 1 to 64 letters a-z, digits, dots, dashes, underscores or @.",
         ));
     };
     let Some(password) = params.get("password").and_then(Password::parse_new) else {
@@ -147,7 +158,7 @@ pub async fn signup(
     };
     tracing::info!("account created");
     let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
-    let mut res = match pending::take(&state, request_id).await? {
+    let mut res = match pending::take(&state, request_id, &req).await? {
         Some(auth) => complete(&state, &auth, &session).await?,
         None => pages::render(
             StatusCode::OK,

@@ -1,6 +1,6 @@
 //! `GET/POST /logout`: OpenID Connect RP-Initiated Logout 1.0. With a valid `id_token_hint`
-//! the logout happens at once; without one the user confirms with a POST (which carries the
-//! SameSite=Lax cookie only from our own page). Ending a session revokes its grants and sends
+//! the logout happens at once; without one the user confirms with a POST, taken only from our
+//! own page (same-origin check, like the sign-in form). Ending a session revokes its grants and sends
 //! back-channel logout to their clients. Redirects only to a registered post-logout URI.
 
 use super::authorize::with_query;
@@ -33,6 +33,12 @@ pub async fn logout_post(
     } else {
         Params::default()
     };
+    // Without an `id_token_hint` the post ends the session of whichever browser sends it (by its
+    // cookie, which a same-site page's post carries): only our own confirmation page may send
+    // it. With a hint only the session the hint names ends, as for `GET`, so an RP may post it.
+    if params.get("id_token_hint").is_none() {
+        super::login::same_origin(&req, &state)?;
+    }
     end_session(&req, &params, &state, true).await
 }
 

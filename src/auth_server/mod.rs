@@ -44,6 +44,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: crate::web::MetricsEndpoint,
 }
 
 impl Application {
@@ -62,7 +63,11 @@ impl Application {
         let metrics =
             metrics::Metrics::register(&registry).map_err(|e| StartupError::Other(e.to_string()))?;
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let metrics_listen = config.metrics_listen.map(|l| l.0);
         let state = web::Data::new(AppState::init(config, metrics).await?);
+        let metrics_endpoint =
+            crate::web::MetricsEndpoint::start(metrics_listen, &registry, shutdown_timeout)?;
+        let on_main = metrics_endpoint.on_main_listener();
         let registry = web::Data::new(registry);
         let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
         let server = HttpServer::new(move || {
@@ -73,13 +78,14 @@ impl Application {
                 .app_data(registry.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .configure(routes)
+                .configure(crate::web::MetricsEndpoint::routes(on_main))
         })
         .tcp_nodelay(true)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, metrics: metrics_endpoint })
     }
 
     /// The port actually bound.
@@ -94,7 +100,7 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.await.map_err(|e| StartupError::Other(e.to_string()))
+        self.metrics.serve_beside(self.server).await.map_err(|e| StartupError::Other(e.to_string()))
     }
 }
 
@@ -113,8 +119,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(logout::logout_post))
         .route("/app.css", web::get().to(pages::stylesheet))
         .route("/healthz", web::get().to(crate::web::healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(crate::web::metrics));
+        .route("/readyz", web::get().to(readyz));
 }
 
 /// `GET /readyz`: 200 when the store answers.

@@ -1,7 +1,8 @@
 //! Failed-login throttling, per user and per client address, in fixed windows kept in the
 //! store (so every instance counts together, see [`crate::web::RateLimit`]). Once a limit is
 //! reached, every further attempt in the window is refused with 429 before the password is
-//! looked at — even a right one. Sign-ups are limited per client address with the same piece.
+//! looked at — even a right one. Sign-ups and authorization requests are limited per client
+//! address with the same piece.
 
 use super::state::{AppState, keys};
 use crate::crypto::sha256_b64;
@@ -9,15 +10,18 @@ use crate::store::StoreError;
 use crate::web::RateLimit;
 use actix_web::HttpRequest;
 
-/// The counters one login attempt touches. Usernames are hashed into keys (they are user input
-/// of any shape).
+/// The counters one login attempt touches. The user counter is keyed by the canonical login
+/// name ([`super::users::Username`]) when the typed name has one, so that no other spelling
+/// of an account counts (or clears) apart from it. Names are hashed into keys (they are user
+/// input of any shape).
 pub struct LoginLimiter {
     user: String,
     ip: String,
 }
 
 impl LoginLimiter {
-    /// Counters for `username` from `ip`.
+    /// Counters for `username` from the client address (bucket) `ip`, as
+    /// [`crate::web::rate_limit::client_bucket`] gives it.
     pub fn new(username: &str, ip: &str) -> Self {
         Self { user: sha256_b64(username.to_lowercase().as_bytes()), ip: sha256_b64(ip.as_bytes()) }
     }
@@ -69,5 +73,14 @@ impl LoginLimiter {
 pub async fn signup_blocked(state: &AppState, req: &HttpRequest) -> Result<Option<u64>, StoreError> {
     RateLimit::new(state.config.signup_max_per_ip, state.config.signup_window_secs)
         .admit(&state.store, &keys::signups(&crate::web::rate_limit::client_key(req)))
+        .await
+}
+
+/// Counts an authorization request from the client of `req`: `Ok(Some(secs))` when this
+/// address has used up `authorize_max_per_ip` for the window. Every counted request may leave
+/// a pending request or a code in the store, so this bounds what one address can store.
+pub async fn authorize_blocked(state: &AppState, req: &HttpRequest) -> Result<Option<u64>, StoreError> {
+    RateLimit::new(state.config.authorize_max_per_ip, state.config.authorize_window_secs)
+        .admit(&state.store, &keys::authorizations(&crate::web::rate_limit::client_key(req)))
         .await
 }

@@ -157,6 +157,10 @@ pub mod keys {
     pub fn signups(who: &str) -> String {
         format!("as:signups:{who}")
     }
+    /// Authorization-request counter of a client address (hashed).
+    pub fn authorizations(who: &str) -> String {
+        format!("as:authorize:{who}")
+    }
     /// Failed-login lock-out marker.
     pub fn lockout(kind: &str, who: &str) -> String {
         format!("as:lock:{kind}:{who}")

@@ -1,5 +1,6 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.6). A code is
-//! redeemed once; a replay is refused and revokes what the first redemption produced.
+//! redeemed once; a replay by the code's own client is refused and revokes what the first
+//! redemption produced (another client presenting it is refused and changes nothing).
 
 use super::codes;
 use super::errors::OAuthError;
@@ -26,13 +27,16 @@ pub async fn exchange(
     let stored =
         codes::find(state, code).await?.ok_or(OAuthError::InvalidGrant("unknown or expired code"))?;
     let record = &stored.record;
+    // The client first: a code that leaked to another client must not let that client revoke
+    // the owner's grant by replaying it. Only the code's own client replaying it is a replay.
+    if record.client_id != client_id {
+        tracing::warn!(client_id, "authorization code presented by another client");
+        return Err(OAuthError::InvalidGrant("the code was issued to another client"));
+    }
     if let Some(gid) = &record.redeemed_by {
         tracing::warn!(client_id, "authorization code replayed: revoking its grant");
         grants::revoke(state, gid).await?;
         return Err(OAuthError::InvalidGrant("the code was already used"));
-    }
-    if record.client_id != client_id {
-        return Err(OAuthError::InvalidGrant("the code was issued to another client"));
     }
     if crate::clock::now() > record.expires_at {
         return Err(OAuthError::InvalidGrant("unknown or expired code"));

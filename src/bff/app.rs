@@ -9,6 +9,7 @@ use super::backchannel::Backchannel;
 use super::frontend::{self, Frontends};
 use super::keys::Keys;
 use super::policy::PolicyTable;
+use super::proxy::header_policy::RoutePolicies;
 use super::proxy::{PeerHeader, WorkerClient};
 use super::session::{BffSessionStore, SessionEnder, SessionSettings};
 use super::state::{BffState, PublicUrlParts};
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: crate::web::MetricsEndpoint,
 }
 
 fn other(e: impl std::fmt::Display) -> StartupError {
@@ -79,6 +81,9 @@ struct Shared {
 
 impl Shared {
     async fn build(config: BffConfig) -> Result<Self, StartupError> {
+        // Configuration first: a route header that can never be forwarded is one line, at once.
+        let request_headers = RoutePolicies::build(&config.routes)?;
+        let frontends = Frontends::from_config(&config)?;
         let store = Store::connect(&config.store, "bff").await?;
         let keys = keys_of(&config)?;
         // For the provider (logins, refreshes): off the hot path, shared by the workers.
@@ -111,7 +116,6 @@ impl Shared {
         let session_store = BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));
         let backchannel = Backchannel::new(ender.clone(), &metrics.registry).map_err(other)?;
-        let frontends = Frontends::from_config(&config)?;
         let public = PublicUrlParts::of(config.public_url.url());
         let policy = PolicyTable::new(&config, &public.origin);
         let settings = SessionSettings {
@@ -129,6 +133,7 @@ impl Shared {
             frontends: web::Data::new(frontends),
             state: web::Data::new(BffState {
                 public,
+                request_headers,
                 config,
                 store,
                 keys,
@@ -144,10 +149,9 @@ impl Shared {
 
 /// The routes. Every one has an entry in [`PolicyTable`], which says what it asks of a request.
 /// The bundled demo pages are served only while no frontend is configured.
-fn routes(cfg: &mut web::ServiceConfig, with_demo_pages: bool) {
-    cfg.route("/healthz", web::get().to(crate::web::healthz))
-        .route("/readyz", web::get().to(pages::readyz))
-        .route("/metrics", web::get().to(crate::web::metrics));
+fn routes(cfg: &mut web::ServiceConfig, with_demo_pages: bool, metrics_on_main: bool) {
+    cfg.route("/healthz", web::get().to(crate::web::healthz)).route("/readyz", web::get().to(pages::readyz));
+    crate::web::MetricsEndpoint::routes(metrics_on_main)(cfg);
     if with_demo_pages {
         cfg.route("/", web::get().to(pages::index))
             .route("/notes-form", web::post().to(pages::notes_form))
@@ -190,7 +194,10 @@ impl Application {
         let pool_idle_secs = config.upstream_pool_idle_secs;
         let idle_timeout_secs = config.session.idle_timeout_secs;
         let with_demo_pages = config.frontends.is_empty();
+        let metrics_listen = config.metrics_listen.map(|l| l.0);
         let shared = Shared::build(config).await?;
+        let metrics = crate::web::MetricsEndpoint::start(metrics_listen, &shared.registry, shutdown_timeout)?;
+        let metrics_on_main = metrics.on_main_listener();
         let server = HttpServer::new(move || {
             let s = &shared;
             App::new()
@@ -205,7 +212,7 @@ impl Application {
                 .app_data(s.policy.clone())
                 .app_data(s.settings.clone())
                 .app_data(s.frontends.clone())
-                .configure(|cfg| routes(cfg, with_demo_pages))
+                .configure(|cfg| routes(cfg, with_demo_pages, metrics_on_main))
                 .wrap(from_fn(policy::enforce))
                 .wrap(session::middleware(s.session_store.clone(), &s.keys, idle_timeout_secs))
                 .wrap(from_fn(session::session_guard))
@@ -219,7 +226,7 @@ impl Application {
         .listen(listener)
         .map_err(other)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, metrics })
     }
 
     /// The port actually bound.
@@ -229,6 +236,6 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.await.map_err(other)
+        self.metrics.serve_beside(self.server).await.map_err(other)
     }
 }

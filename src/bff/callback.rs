@@ -21,7 +21,7 @@ pub enum CallbackError {
     /// The provider answered with `error=…`.
     #[error("the login was not completed at the auth server")]
     Provider,
-    /// `state` missing, unknown, replayed, or bound to another browser.
+    /// `state` missing, unknown, replayed, or bound to another browser (which leaves it alone).
     #[error("this login attempt is unknown, expired or belongs to another browser")]
     State,
     /// `iss` missing or not our issuer (RFC 9207).
@@ -59,9 +59,10 @@ pub async fn callback(req: HttpRequest, state: web::Data<BffState>, session: Typ
     let params: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    // The attempt is taken out of the store first, so whatever happens it cannot be replayed.
-    let attempt = take_attempt(&state, &params).await;
-    let mut res = match finish(&req, &state, &session, &params, attempt.as_ref()).await {
+    // The attempt is taken out of the store first, so whatever happens it cannot be replayed;
+    // but only by the browser it is bound to, so that whoever learns a `state` cannot void it.
+    let attempt = take_attempt(&req, &state, &params).await;
+    let mut res = match finish(&state, &session, &params, attempt.as_ref()).await {
         Ok(return_to) => HttpResponse::Found()
             .insert_header((header::LOCATION, return_to))
             .insert_header(crate::web::no_store())
@@ -79,23 +80,40 @@ pub async fn callback(req: HttpRequest, state: web::Data<BffState>, session: Typ
 }
 
 async fn take_attempt(
+    req: &HttpRequest,
     state: &BffState,
     params: &HashMap<String, String>,
 ) -> Result<Option<LoginAttempt>, StoreError> {
     let Some(oauth_state) = params.get("state") else { return Ok(None) };
     let key = attempt_key(oauth_state);
-    let Some(sealed) = state.store.get_del(&key).await? else { return Ok(None) };
+    let Some(sealed) = state.store.get(&key).await? else { return Ok(None) };
     let attempt = state
         .keys
         .sealer
         .open(key.as_bytes(), &sealed)
         .ok()
         .and_then(|plain| serde_json::from_slice::<LoginAttempt>(&plain).ok());
-    Ok(attempt)
+    let Some(attempt) = attempt.filter(|a| is_bound(req, a)) else { return Ok(None) };
+    // Of two callbacks racing with one attempt, only the one that deletes it goes on.
+    if !state.store.compare_and_delete(&key, &sealed).await? {
+        return Ok(None);
+    }
+    Ok(Some(attempt))
+}
+
+/// Whether this browser holds the attempt's login cookie with the right binding value.
+fn is_bound(req: &HttpRequest, attempt: &LoginAttempt) -> bool {
+    let name = format!("{LOGIN_COOKIE_PREFIX}{}", attempt.cookie_id);
+    login_cookies(req).into_iter().any(|(cookie, _, binding)| {
+        cookie == name
+            && crate::crypto::constant_time_eq(
+                crate::crypto::sha256_b64(binding.as_bytes()).as_bytes(),
+                attempt.binding_hash.as_bytes(),
+            )
+    })
 }
 
 async fn finish(
-    req: &HttpRequest,
     state: &BffState,
     session: &TypedSession,
     params: &HashMap<String, String>,
@@ -109,16 +127,6 @@ async fn finish(
         Ok(None) => return Err(CallbackError::State),
         Err(e) => return Err(CallbackError::Store(StoreError::Unavailable(e.to_string()))),
     };
-    let bound = login_cookies(req).into_iter().any(|(name, _, binding)| {
-        name == format!("{LOGIN_COOKIE_PREFIX}{}", attempt.cookie_id)
-            && crate::crypto::constant_time_eq(
-                crate::crypto::sha256_b64(binding.as_bytes()).as_bytes(),
-                attempt.binding_hash.as_bytes(),
-            )
-    });
-    if !bound {
-        return Err(CallbackError::State);
-    }
     let meta = state.provider.metadata().await.map_err(|_| CallbackError::Unavailable)?;
     match params.get("iss") {
         Some(iss) if iss != &meta.issuer => return Err(CallbackError::Issuer),

@@ -32,6 +32,8 @@ pub struct BffState {
     pub metrics: Arc<BffMetrics>,
     /// Values derived from the public URL once, not per request.
     pub public: PublicUrlParts,
+    /// The request headers each route forwards, built at start.
+    pub request_headers: super::proxy::header_policy::RoutePolicies,
 }
 
 /// What requests need of `bff.public_url`, computed at start.

@@ -10,6 +10,9 @@ pub struct AuthServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// Where `/metrics` is served instead of `listen` (unset: on `listen`).
+    #[serde(default)]
+    pub metrics_listen: Option<ListenAddr>,
     /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
     #[serde(default = "super::types::default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
@@ -64,6 +67,13 @@ pub struct AuthServerConfig {
     /// Window of the sign-up counter.
     #[serde(default = "default_signup_window")]
     pub signup_window_secs: u64,
+    /// Authorization requests one client address may make per window; more get 429. Each
+    /// one may store a pending request (or a code) in the store.
+    #[serde(default = "default_authorize_max")]
+    pub authorize_max_per_ip: u32,
+    /// Window of the authorization-request counter.
+    #[serde(default = "default_authorize_window")]
+    pub authorize_window_secs: u64,
     /// How long a pending authorization request (the login page) stays usable.
     #[serde(default = "default_request_ttl")]
     pub authorization_request_ttl_secs: u64,
@@ -127,6 +137,12 @@ fn default_login_ttl() -> u64 {
 }
 fn default_audience() -> String {
     "http://localhost:8082".into()
+}
+fn default_authorize_max() -> u32 {
+    60
+}
+fn default_authorize_window() -> u64 {
+    60
 }
 fn default_signup_max() -> u32 {
     20

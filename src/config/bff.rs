@@ -9,6 +9,9 @@ pub struct BffConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// Where `/metrics` is served instead of `listen` (unset: on `listen`).
+    #[serde(default)]
+    pub metrics_listen: Option<ListenAddr>,
     /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
     #[serde(default = "super::types::default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
@@ -196,6 +199,10 @@ pub struct RouteConfig {
     pub path: RoutePath,
     /// Upstream base URL, e.g. `http://localhost:8082`.
     pub upstream: PublicUrl,
+    /// Request headers forwarded on this route besides the defaults
+    /// (`crate::bff::proxy::header_policy::DEFAULT_FORWARDED`); checked at start.
+    #[serde(default)]
+    pub forward_request_headers: Vec<String>,
     /// Whether a request needs a session, and so carries the user's token.
     #[serde(default)]
     pub session: RouteSession,

@@ -9,6 +9,9 @@ pub struct ResourceServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// Where `/metrics` is served instead of `listen` (unset: on `listen`).
+    #[serde(default)]
+    pub metrics_listen: Option<ListenAddr>,
     /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
     #[serde(default = "super::types::default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,

@@ -22,6 +22,7 @@ use std::time::Duration;
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: crate::web::MetricsEndpoint,
 }
 
 fn other(e: impl std::fmt::Display) -> StartupError {
@@ -61,6 +62,12 @@ impl Application {
                 .with_outcome_counter(metrics.token_checks.clone()),
         );
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let metrics_endpoint = crate::web::MetricsEndpoint::start(
+            config.metrics_listen.map(|l| l.0),
+            &registry,
+            shutdown_timeout,
+        )?;
+        let on_main = metrics_endpoint.on_main_listener();
         let store = web::Data::new(store);
         let registry = web::Data::new(registry);
         let metrics = web::Data::new(metrics);
@@ -73,7 +80,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .route("/healthz", web::get().to(crate::web::healthz))
                 .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(crate::web::metrics))
+                .configure(crate::web::MetricsEndpoint::routes(on_main))
                 .route("/whoami", web::get().to(notes::whoami))
                 .route("/notes", web::get().to(notes::list))
                 .route("/notes", web::post().to(notes::create))
@@ -86,7 +93,7 @@ impl Application {
         .listen(listener)
         .map_err(other)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, metrics: metrics_endpoint })
     }
 
     /// The port actually bound.
@@ -96,7 +103,7 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.server.await.map_err(other)
+        self.metrics.serve_beside(self.server).await.map_err(other)
     }
 }
 

@@ -3,6 +3,11 @@
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 
+/// The Content-Security-Policy of every answer: pages use only same-origin scripts and styles.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self' http: https:; \
+     frame-ancestors 'none'";
+
 /// Headers that cost nothing and close whole classes of attacks: no framing, no MIME sniffing,
 /// no referrer leaks to other sites, a strict CSP (pages use only same-origin scripts and styles).
 pub fn security_headers() -> DefaultHeaders {
@@ -12,13 +17,7 @@ pub fn security_headers() -> DefaultHeaders {
         // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on
         // same-origin form posts and fetches, which the BFF's Origin check must refuse.
         .add((header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                 object-src 'none'; base-uri 'none'; form-action 'self' http: https:; frame-ancestors 'none'",
-            ),
-        ))
+        .add((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)))
         .add((HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")))
 }
 

@@ -4,13 +4,15 @@
 mod api_error;
 mod error_code;
 mod headers;
+mod metrics_listener;
 mod origin;
 pub mod rate_limit;
 mod request_span;
 
 pub use api_error::ApiError;
 pub use error_code::ErrorCode;
-pub use headers::{is_form, no_store, security_headers};
+pub use headers::{CONTENT_SECURITY_POLICY, is_form, no_store, security_headers};
+pub use metrics_listener::MetricsEndpoint;
 pub use origin::{CrossSite, is_unsafe, require_same_origin};
 pub use rate_limit::RateLimit;
 pub use request_span::{PathOnlySpan, request_logger};

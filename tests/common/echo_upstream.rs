@@ -96,6 +96,16 @@ impl EchoUpstream {
                             .content_type("message/http")
                             .body(format!("TRACE {} HTTP/1.1\r\n{echoed}\r\n", seen.target));
                     }
+                    if req.path() == "/lax-policies" {
+                        // An upstream whose page policies would undo the BFF's on its origin.
+                        return HttpResponse::Ok()
+                            .insert_header(("Content-Security-Policy", "default-src * 'unsafe-inline'"))
+                            .insert_header(("X-Frame-Options", "ALLOWALL"))
+                            .insert_header(("Referrer-Policy", "unsafe-url"))
+                            .insert_header(("Cross-Origin-Opener-Policy", "unsafe-none"))
+                            .content_type("text/html")
+                            .body("<p>upstream page</p>");
+                    }
                     if req.path() == "/cors" {
                         // A permissive upstream: its CORS policy must not become the BFF's.
                         return HttpResponse::Ok()

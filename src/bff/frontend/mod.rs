@@ -48,7 +48,7 @@ impl Frontends {
     pub fn from_config(config: &BffConfig) -> Result<Self, ConfigError> {
         let mut sites = Vec::new();
         for (i, f) in config.frontends.iter().enumerate() {
-            let key = |k: &str| format!("bff.frontends[{i}].{k}");
+            let key = |k: &str| format!("bff.frontends.{i}.{k}");
             let root = std::fs::canonicalize(&f.dir)
                 .ok()
                 .filter(|root| root.join("index.html").is_file())

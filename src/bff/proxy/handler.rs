@@ -67,8 +67,8 @@ pub async fn proxy(
     } else {
         OutgoingBody::Empty
     };
-    let out =
-        Outgoing { method, url, headers: forward_headers(&req, &state.public.forwarded), body, over_limit };
+    let headers = forward_headers(&req, &state.public.forwarded, state.request_headers.route(index));
+    let out = Outgoing { method, url, headers, body, over_limit };
     let exchange = exchange_for(&state, &client);
 
     let started = Instant::now();
@@ -123,6 +123,11 @@ fn respond(res: super::client::UpstreamResponse, idle: Duration) -> HttpResponse
         }
     }
     builder.insert_header(crate::web::no_store());
+    // Always the BFF's policy, beside any of the upstream's: a browser enforces every one.
+    builder.append_header((
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY),
+    ));
     builder.streaming(res.into_stream(idle))
 }
 

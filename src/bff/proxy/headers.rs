@@ -1,8 +1,9 @@
-//! What crosses the proxy in headers: the browser's request headers that may travel upstream
-//! (not cookies, credentials, forwarding claims or hop-by-hop headers), our own
-//! `X-Forwarded-For/Proto/Host`, and the upstream's response headers that may reach the browser.
+//! What crosses the proxy in headers: the browser's request headers the route's allow-list lets
+//! travel upstream ([`super::header_policy`]), our own `X-Forwarded-For/Proto/Host`, and the
+//! upstream's response headers that may reach the browser.
 
 use super::client::UpstreamResponse;
+use super::header_policy::RequestHeaderPolicy;
 use actix_web::HttpRequest;
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -56,31 +57,24 @@ fn is_hop_by_hop(n: &str, listed: &HashSet<String>) -> bool {
     HOP_BY_HOP.contains(&n) || n.starts_with("proxy-") || listed.contains(n)
 }
 
-/// True when a browser request header must not be forwarded.
-pub fn drop_request_header(name: &str, listed: &HashSet<String>) -> bool {
+/// True when an upstream response header must not reach the browser. An upstream's CORS
+/// headers go too: the browser talks to the BFF's origin, which shares nothing cross-origin,
+/// and an upstream's `Access-Control-Allow-Origin: *` with credentials must not become its policy.
+/// So do its framing, sniffing, referrer and opener policies: the BFF's own apply on its origin
+/// (an upstream's Content-Security-Policy stays, beside the BFF's, and both are enforced).
+pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
     let n = normalise(name);
     is_hop_by_hop(&n, listed)
         || matches!(
             &*n,
-            "cookie"
-                | "authorization"
-                | "x-csrf"
-                | "host"
-                | "forwarded"
-                | "x-real-ip"
+            "set-cookie"
+                | "set-cookie2"
                 | "content-length"
-                | "expect"
+                | "x-frame-options"
+                | "x-content-type-options"
+                | "referrer-policy"
+                | "cross-origin-opener-policy"
         )
-        || n.starts_with("x-forwarded-")
-}
-
-/// True when an upstream response header must not reach the browser. An upstream's CORS
-/// headers go too: the browser talks to the BFF's origin, which shares nothing cross-origin,
-/// and an upstream's `Access-Control-Allow-Origin: *` with credentials must not become its policy.
-pub fn drop_response_header(name: &str, listed: &HashSet<String>) -> bool {
-    let n = normalise(name);
-    is_hop_by_hop(&n, listed)
-        || matches!(&*n, "set-cookie" | "set-cookie2" | "content-length")
         || n.starts_with("access-control-")
 }
 
@@ -98,14 +92,19 @@ impl PeerHeader {
     }
 }
 
-/// The headers sent upstream: the browser's minus the dropped ones, plus our own
-/// `X-Forwarded-For/Proto/Host`. `Authorization` is added per attempt.
-pub fn forward_headers(req: &HttpRequest, forwarded: &Forwarded) -> reqwest::header::HeaderMap {
+/// The headers sent upstream: the browser's that the route's `policy` allows (minus any its
+/// `Connection` header lists), plus our own `X-Forwarded-For/Proto/Host`. `Authorization` is
+/// added per attempt.
+pub fn forward_headers(
+    req: &HttpRequest,
+    forwarded: &Forwarded,
+    policy: &RequestHeaderPolicy,
+) -> reqwest::header::HeaderMap {
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     let listed = connection_listed(req.headers().get_all("connection").map(|v| v.as_bytes()));
     let mut out = HeaderMap::new();
     for (name, value) in req.headers() {
-        if drop_request_header(name.as_str(), &listed) {
+        if !policy.allows(name.as_str()) || listed.contains(name.as_str()) {
             continue;
         }
         if let (Ok(n), Ok(v)) =
@@ -145,42 +144,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarding_and_credential_headers_are_dropped_in_every_spelling() {
-        let listed = connection_listed([b"close, X-Secret".as_slice()].into_iter());
-        for name in [
-            "Cookie",
-            "Authorization",
-            "X-CSRF",
-            "Host",
-            "Forwarded",
-            "X-Forwarded-For",
-            "X_Forwarded_For",
-            "x-forwarded-host",
-            "X_FORWARDED_PROTO",
-            "Connection",
-            "Keep-Alive",
-            "TE",
-            "Trailer",
-            "Transfer-Encoding",
-            "Upgrade",
-            "Proxy-Authorization",
-            "X-Secret",
-            "x_secret",
-        ] {
-            assert!(drop_request_header(name, &listed), "{name}");
-        }
-        for name in ["Accept", "Content-Type", "X-Request-Id"] {
-            assert!(!drop_request_header(name, &listed), "{name}");
-        }
-    }
-
-    #[test]
     fn upstream_cookies_and_hop_by_hop_headers_do_not_reach_the_browser() {
         let listed = HashSet::new();
         assert!(drop_response_header("Set-Cookie", &listed));
         assert!(drop_response_header("Transfer-Encoding", &listed));
         assert!(drop_response_header("Access-Control-Allow-Origin", &listed));
         assert!(drop_response_header("access-control-allow-credentials", &listed));
+        assert!(drop_response_header("X-Frame-Options", &listed));
+        assert!(drop_response_header("referrer-policy", &listed));
         assert!(!drop_response_header("Content-Type", &listed));
+        assert!(!drop_response_header("Content-Security-Policy", &listed));
     }
 }

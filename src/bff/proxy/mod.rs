@@ -7,6 +7,7 @@
 pub mod client;
 pub mod exchange;
 mod handler;
+pub mod header_policy;
 pub mod headers;
 
 pub use client::{UpstreamResponse, WorkerClient};
@@ -14,4 +15,4 @@ pub use exchange::{
     Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
 };
 pub use handler::{exchange_for, proxy};
-pub use headers::{Forwarded, PeerHeader, drop_request_header, drop_response_header};
+pub use headers::{Forwarded, PeerHeader, drop_response_header};
