@@ -3,6 +3,7 @@
 //! background tasks, never in the way of the user's request; the admin command, whose process
 //! exits when it is done, waits for them. Outcomes are logged; tokens never are.
 
+pub use super::delivery::BackchannelSender;
 use super::grants::Grant;
 use super::metrics::Metrics;
 use super::state::AppState;
@@ -88,22 +89,7 @@ impl Notice {
     }
 }
 
-/// Sends logout tokens.
-pub struct BackchannelSender {
-    http: reqwest::Client,
-    metrics: Metrics,
-}
-
 impl BackchannelSender {
-    /// A sender whose every attempt times out after `timeout`.
-    pub fn new(timeout: Duration, metrics: Metrics) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self { http, metrics })
-    }
-
     /// The notice telling `client_id` (if it registered a back-channel URI) that session `sid`
     /// of `sub` ended: `None` when the client registered none, `Some(Err(()))` when the token
     /// could not be signed (logged).

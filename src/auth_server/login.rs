@@ -84,7 +84,7 @@ pub async fn login(
         Some(name) => users::find(&state, name).await?,
         None => None,
     };
-    if !state.passwords.verify(user.as_ref(), password).await {
+    if !state.passwords.verify(user.as_ref().map(|u| u.password_hash.as_str()), password).await {
         limiter.record_failure(&state).await?;
         state.metrics.logins.with_label_values(&["failed"]).inc();
         tracing::info!("login failed");

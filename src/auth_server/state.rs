@@ -1,9 +1,9 @@
 //! What every handler shares: configuration, store, signing key, client registry, metrics.
 
-use super::backchannel::BackchannelSender;
 use super::clients::ClientRegistry;
+use super::delivery::BackchannelSender;
 use super::metrics::Metrics;
-use super::users::PasswordCheck;
+use super::passwords::PasswordCheck;
 use crate::config::AuthServerConfig;
 use crate::jwt::SigningKey;
 use crate::startup::StartupError;
@@ -48,13 +48,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Loads the key, connects the store, seeds users.
-    pub async fn init(config: AuthServerConfig, metrics: Metrics) -> Result<Self, StartupError> {
-        let state = Self::connect(config, metrics).await?;
-        super::users::seed(&state).await?;
-        Ok(state)
-    }
-
     /// Loads the key and connects the store, and touches nothing in it (the admin command,
     /// which must not rewrite the seeded users of the running servers).
     pub async fn connect(config: AuthServerConfig, metrics: Metrics) -> Result<Self, StartupError> {

@@ -71,7 +71,7 @@ pub async fn exchange(
         }
         return Err(OAuthError::InvalidGrant("the code was already used"));
     }
-    super::token::respond(state, &grant, &grant.scope, refresh, record.nonce.as_deref())
+    super::token_response::respond(state, &grant, &grant.scope, refresh, record.nonce.as_deref())
 }
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z a-z 0-9 - . _ ~]`.

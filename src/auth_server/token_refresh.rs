@@ -45,7 +45,7 @@ pub async fn exchange(
         // Another request rotated this token first: this one is a reuse.
         return Err(reuse_detected(state, grant).await);
     };
-    super::token::respond(state, &rotated, &scope, Some(refresh), None)
+    super::token_response::respond(state, &rotated, &scope, Some(refresh), None)
 }
 
 /// Revokes the family and notifies its client. Returns the error to answer with.

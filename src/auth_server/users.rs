@@ -1,12 +1,11 @@
 //! User accounts: records in the store, argon2id password hashes computed off the async
 //! runtime, and the seeding of configured users at start.
 
+pub use super::passwords::{Password, hash_password};
 use super::state::{AppState, keys};
 use crate::config::{ConfigError, UserSeed};
 use crate::startup::StartupError;
 use crate::store::StoreError;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -68,30 +67,6 @@ fn canonical_name(s: &str) -> String {
     icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(s).to_lowercase()
 }
 
-/// A password as typed. `Debug` never shows it.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password([redacted])")
-    }
-}
-
-impl Password {
-    /// Upper bound, so nobody makes us hash a megabyte.
-    pub const MAX_LEN: usize = 1024;
-    /// A password offered at login (any non-empty value up to the bound).
-    pub fn parse(s: &str) -> Option<Self> {
-        (1..=Self::MAX_LEN).contains(&s.len()).then(|| Self(s.to_string()))
-    }
-    /// A new password at sign-up: at least 8 characters.
-    pub fn parse_new(s: &str) -> Option<Self> {
-        (s.chars().count() >= 8).then_some(())?;
-        Self::parse(s)
-    }
-}
-
 /// Hashing or verification could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -103,48 +78,10 @@ pub enum UserError {
     Internal(String),
 }
 
-/// Password verification with a fixed dummy hash, so an unknown user costs as much time as a
-/// known one (no user-enumeration timing oracle).
-pub struct PasswordCheck {
-    dummy_hash: String,
-}
-
-impl PasswordCheck {
-    /// Computes the dummy hash.
-    pub async fn new() -> Result<Self, UserError> {
-        let dummy = Password(crate::crypto::random_token(16));
-        Ok(Self { dummy_hash: hash_password(dummy).await? })
+impl From<super::passwords::HashError> for UserError {
+    fn from(e: super::passwords::HashError) -> Self {
+        UserError::Internal(e.to_string())
     }
-
-    /// Whether `password` matches `user`'s hash; for `None` a dummy verification runs and the
-    /// answer is false.
-    pub async fn verify(&self, user: Option<&UserRecord>, password: Password) -> bool {
-        let hash = match user {
-            Some(u) => u.password_hash.clone(),
-            None => self.dummy_hash.clone(),
-        };
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| Argon2::default().verify_password(password.0.as_bytes(), &parsed).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        ok && user.is_some()
-    }
-}
-
-/// argon2id (the crate's default parameters) with a random salt, off the async runtime.
-pub async fn hash_password(password: Password) -> Result<String, UserError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(password.0.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| UserError::Internal(e.to_string()))
-    })
-    .await
-    .map_err(|e| UserError::Internal(e.to_string()))?
 }
 
 /// The user with this login name.
@@ -199,7 +136,7 @@ pub async fn seed(state: &AppState) -> Result<(), StartupError> {
         let record = UserRecord {
             sub: existing.map(|u| u.sub).unwrap_or_else(|| crate::crypto::random_token(16)),
             username: name.as_str().to_string(),
-            password_hash: hash_password(password).await.map_err(internal)?,
+            password_hash: hash_password(password).await.map_err(|e| internal(e.into()))?,
             created_at: crate::clock::now(),
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| StartupError::Other(e.to_string()))?;
