@@ -1,14 +1,14 @@
 //! `GET /bff/callback`: finishes the code flow. Any failure is a 400 page with no session and no
 //! session cookie; success starts a session under a fresh id and redirects to `returnTo`.
 
-use super::id_token::{IdTokenError, validate_id_token};
+use super::id_token::{IdTokenClaims, IdTokenError, validate_id_token};
 use super::login::{LOGIN_COOKIE_PREFIX, LoginAttempt, attempt_key, login_cookie, login_cookies};
 use super::pages::error_page;
 use super::session::{SessionRecord, TypedSession};
 use super::state::BffState;
 use super::tokens::TokenRecord;
 use crate::config::Secret;
-use crate::oidc::{TokenEndpointError, client};
+use crate::oidc::{TokenEndpointError, TokenResponse, client};
 use crate::store::StoreError;
 use crate::web::ApiError;
 use actix_web::http::{StatusCode, header};
@@ -113,6 +113,57 @@ fn is_bound(req: &HttpRequest, attempt: &LoginAttempt) -> bool {
     })
 }
 
+/// The code grant with the attempt's PKCE verifier.
+async fn redeem(
+    state: &BffState,
+    token_endpoint: &str,
+    code: &str,
+    attempt: &LoginAttempt,
+) -> Result<TokenResponse, CallbackError> {
+    client::exchange_code(
+        &state.http,
+        token_endpoint,
+        &state.creds,
+        code,
+        &state.redirect_uri(),
+        attempt.verifier.expose(),
+    )
+    .await
+    .map_err(|e| match e {
+        TokenEndpointError::Rejected { .. } => CallbackError::Code,
+        TokenEndpointError::Unavailable(_) => CallbackError::Unavailable,
+    })
+}
+
+/// The record of a new session for `claims`: fresh handle, form token and public id; absolute
+/// expiry no later than the refresh token's.
+fn new_record(
+    state: &BffState,
+    session: &TypedSession,
+    claims: &IdTokenClaims,
+    refresh_expires_in: Option<u64>,
+) -> SessionRecord {
+    let now = crate::clock::now();
+    let cfg = &state.config.session;
+    let mut expires_at = now + cfg.absolute_timeout_secs as i64;
+    if let Some(refresh_secs) = refresh_expires_in.filter(|s| *s > 0) {
+        expires_at = expires_at.min(now + refresh_secs as i64);
+    }
+    SessionRecord {
+        handle: Secret::new(crate::crypto::random_token(32)),
+        sub: claims.sub.clone(),
+        sid: claims.sid.clone(),
+        claims: claims.profile(),
+        created_at: now,
+        expires_at,
+        idle_expires_at: (now + cfg.idle_timeout_secs as i64).min(expires_at),
+        csrf_token: Secret::new(crate::crypto::random_token(32)),
+        public_id: crate::crypto::random_token(16),
+        last_seen: now,
+        client: session.client().clone(),
+    }
+}
+
 async fn finish(
     state: &BffState,
     session: &TypedSession,
@@ -134,19 +185,7 @@ async fn finish(
         _ => {}
     }
     let code = params.get("code").filter(|c| !c.is_empty()).ok_or(CallbackError::Code)?;
-    let tokens = client::exchange_code(
-        &state.http,
-        &meta.token_endpoint,
-        &state.creds,
-        code,
-        &state.redirect_uri(),
-        attempt.verifier.expose(),
-    )
-    .await
-    .map_err(|e| match e {
-        TokenEndpointError::Rejected { .. } => CallbackError::Code,
-        TokenEndpointError::Unavailable(_) => CallbackError::Unavailable,
-    })?;
+    let tokens = redeem(state, &meta.token_endpoint, code, attempt).await?;
     let id_token = tokens.id_token.as_ref().ok_or(CallbackError::IdToken)?;
     let claims = validate_id_token(
         state.provider.verifier(),
@@ -162,26 +201,8 @@ async fn finish(
             CallbackError::IdToken
         }
     })?;
-
-    let now = crate::clock::now();
-    let cfg = &state.config.session;
-    let mut expires_at = now + cfg.absolute_timeout_secs as i64;
-    if let Some(refresh_secs) = tokens.refresh_expires_in.filter(|s| *s > 0) {
-        expires_at = expires_at.min(now + refresh_secs as i64);
-    }
-    let record = SessionRecord {
-        handle: Secret::new(crate::crypto::random_token(32)),
-        sub: claims.sub.clone(),
-        sid: claims.sid.clone(),
-        claims: claims.profile(),
-        created_at: now,
-        expires_at,
-        idle_expires_at: (now + cfg.idle_timeout_secs as i64).min(expires_at),
-        csrf_token: Secret::new(crate::crypto::random_token(32)),
-        public_id: crate::crypto::random_token(16),
-        last_seen: now,
-        client: session.client().clone(),
-    };
+    let record = new_record(state, session, &claims, tokens.refresh_expires_in);
+    let expires_at = record.expires_at;
     let token_record =
         TokenRecord::from_response(&tokens, expires_at, None, state.config.logout_id_token_hint);
     state.tokens.store_new(&record.handle, &token_record).await?;

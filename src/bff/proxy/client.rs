@@ -123,17 +123,21 @@ impl UpstreamResponse {
 }
 
 /// A body stream cut off when it pauses longer than a limit between two chunks. The timer is
-/// armed only while the stream waits, and reset by every chunk.
+/// made only when the stream first has to wait (a small body that arrives with its head needs
+/// none), and set again after every chunk.
 pub struct IdleLimited<S> {
     inner: S,
     idle: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The deadline while the stream waits; `None` before the first wait.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A chunk came since the timer was set: set it again before waiting.
+    moved: bool,
     done: bool,
 }
 
 impl<S> IdleLimited<S> {
     fn new(inner: S, idle: Duration) -> Self {
-        Self { inner, idle, sleep: Box::pin(tokio::time::sleep(idle)), done: false }
+        Self { inner, idle, sleep: None, moved: false, done: false }
     }
 }
 
@@ -150,24 +154,31 @@ where
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(item)) => {
-                this.sleep.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                this.moved = true;
                 Poll::Ready(Some(item.map_err(std::io::Error::other)))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.done = true;
-                    tracing::info!(
-                        idle_secs = this.idle.as_secs(),
-                        "an upstream response paused too long; ended"
-                    );
-                    Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the upstream response paused too long",
-                    ))))
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if std::mem::take(&mut this.moved) {
+                    sleep.as_mut().reset(deadline);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.done = true;
+                        tracing::info!(
+                            idle_secs = this.idle.as_secs(),
+                            "an upstream response paused too long; ended"
+                        );
+                        Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the upstream response paused too long",
+                        ))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 }
