@@ -366,22 +366,23 @@ fn assert_oauth_error(answer: &(u16, Value), status: u16, code: &str, why: &str)
     assert!(answer.1.get("access_token").is_none() && answer.1.get("refresh_token").is_none(), "{why}");
 }
 
+/// The other registered client presents `code` (with the right verifier and redirect URI).
+async fn redeem_as_other_client(stack: &Stack, code: &str, verifier: &str) -> (u16, Value) {
+    let redirect = redirect_uri(stack);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &redirect),
+        ("code_verifier", verifier),
+    ];
+    token_as(stack, Some((OTHER_CLIENT, OTHER_SECRET)), &form).await
+}
+
 #[tokio::test]
 async fn a_code_redeemed_by_another_client_is_refused() {
     let stack = auth_server(|c| c).await;
     let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
-    let redirect = redirect_uri(&stack);
-    let answer = token_as(
-        &stack,
-        Some((OTHER_CLIENT, OTHER_SECRET)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let answer = redeem_as_other_client(&stack, &code, &verifier).await;
     assert_oauth_error(&answer, 400, "invalid_grant", "another client's code");
 }
 
@@ -815,18 +816,7 @@ async fn a_used_code_replayed_by_another_client_is_refused_and_leaves_the_owners
     let IssuedCode { code, verifier, .. } = obtain_code(&Browser::new(), &stack, ALL_SCOPES).await;
     let (status, owner) = redeem(&stack, &code, &verifier).await;
     assert_eq!(status, 200, "{owner}");
-    let redirect = redirect_uri(&stack);
-    let replay = token_as(
-        &stack,
-        Some((OTHER_CLIENT, OTHER_SECRET)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let replay = redeem_as_other_client(&stack, &code, &verifier).await;
     assert_oauth_error(&replay, 400, "invalid_grant", "another client replaying a used code");
     let (status, body) = refresh(&stack, owner["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "the owner's grant survives: {body}");
