@@ -6,6 +6,7 @@ use super::exchange::{
     Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
 };
 use super::headers::{forward_headers, response_headers};
+use super::upstreams::{FORM_TOKEN_HEADER, UpstreamKind};
 use crate::bff::metrics::ProxyOutcome;
 use crate::bff::paths::UpstreamPath;
 use crate::bff::policy::{ActiveSession, Proxied, unauthenticated};
@@ -14,6 +15,7 @@ use crate::bff::state::BffState;
 use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -38,9 +40,10 @@ pub fn exchange_for<'a>(state: &'a BffState, client: &'a WorkerClient) -> Exchan
     }
 }
 
-/// The default service: proxies a request the route policy matched to a configured route (it
-/// has checked methods, CSRF, the path, the declared length and the session by then), with the
-/// user's access token when the route's policy read a session; any other request is 404.
+/// The default service: proxies a request the route policy matched to a configured route or
+/// frontend server (it has checked methods, CSRF, the path, the declared length and the
+/// session by then), with the user's access token when the policy read a session; any other
+/// request is 404.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
@@ -50,15 +53,15 @@ pub async fn proxy(
     target: Proxied,
     active: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let Proxied { route: index, path, content_length } = target;
-    let route = state.config.routes.get(index).ok_or_else(not_found)?;
-    // A route whose policy reads no session never gets a token, whatever the request holds.
-    let active = active.filter(|_| route.session != RouteSession::None);
-    if active.is_none() && route.session == RouteSession::Required {
+    let Proxied { target, path, content_length } = target;
+    let upstream = state.upstreams.get(target).ok_or_else(not_found)?;
+    // An upstream whose policy reads no session never gets a token, whatever the request holds.
+    let active = active.filter(|_| upstream.session != RouteSession::None);
+    if active.is_none() && upstream.session == RouteSession::Required {
         return Err(unauthenticated());
     }
 
-    let url = upstream_url(route.upstream.url(), &path, req.uri().query());
+    let url = upstream_url(&upstream.base, &path, req.uri().query());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
     let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
     let over_limit = Arc::new(AtomicBool::new(false));
@@ -67,7 +70,12 @@ pub async fn proxy(
     } else {
         OutgoingBody::Empty
     };
-    let headers = forward_headers(&req, &state.public.forwarded, state.request_headers.route(index));
+    let mut headers = forward_headers(&req, &state.public.forwarded, &upstream.headers);
+    if let (UpstreamKind::Frontend, Some(record)) = (upstream.kind, &active)
+        && let Ok(token) = reqwest::header::HeaderValue::from_str(record.csrf_token.expose())
+    {
+        headers.insert(FORM_TOKEN_HEADER, token);
+    }
     let out = Outgoing { method, url, headers, body, over_limit };
     let exchange = exchange_for(&state, &client);
 
@@ -83,7 +91,7 @@ pub async fn proxy(
         Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
         Err(_) => ProxyOutcome::Error,
     };
-    if let Some(metrics) = state.metrics.route(index) {
+    if let Some(metrics) = state.metrics.route(upstream.metrics) {
         metrics.observe(outcome, started.elapsed());
     }
     let res = result.map_err(|e| {
@@ -93,7 +101,7 @@ pub async fn proxy(
         ApiError::from(e)
     })?;
 
-    Ok(respond(res, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+    Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
 }
 
 /// The upstream's parsed base URL with the path and query replaced: only those are parsed per
@@ -111,7 +119,7 @@ fn upstream_url(base: &url::Url, path: &UpstreamPath, query: Option<&str>) -> ur
 /// The browser's response: the upstream's status, the headers that may cross, `no-store`, and
 /// the body streamed chunk by chunk as it arrives (server-sent events, long downloads), ended
 /// when the upstream pauses longer than `idle`.
-fn respond(res: super::client::UpstreamResponse, idle: Duration) -> HttpResponse {
+fn respond(res: super::client::UpstreamResponse, csp: &HeaderValue, idle: Duration) -> HttpResponse {
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
     for (name, value) in response_headers(&res) {
@@ -124,10 +132,7 @@ fn respond(res: super::client::UpstreamResponse, idle: Duration) -> HttpResponse
     }
     builder.insert_header(crate::web::no_store());
     // Always the BFF's policy, beside any of the upstream's: a browser enforces every one.
-    builder.append_header((
-        actix_web::http::header::CONTENT_SECURITY_POLICY,
-        actix_web::http::header::HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY),
-    ));
+    builder.append_header((actix_web::http::header::CONTENT_SECURITY_POLICY, csp.clone()));
     builder.streaming(res.into_stream(idle))
 }
 
