@@ -192,3 +192,52 @@ async fn a_frontend_with_both_or_neither_source_or_on_a_routes_path_refuses_to_s
         assert!(!err.contains('\n'), "{err}");
     }
 }
+
+/// `stack_with_site` with access tokens that expire in two seconds.
+async fn stack_with_short_tokens(login: &str) -> (Stack, EchoUpstream) {
+    let echo = EchoUpstream::start();
+    let base = StackConfig::new()
+        .set("auth_server.access_token_ttl_secs", json!(2))
+        .set("bff.refresh_skew_secs", json!(1));
+    let mut frontends = base.doc["bff"]["frontends"].clone();
+    frontends
+        .as_array_mut()
+        .expect("frontends")
+        .push(json!({ "path": "/site", "upstream": echo.url, "login": login }));
+    (Stack::start_ready(base.set("bff.frontends", frontends)).await, echo)
+}
+
+/// Makes the provider forget every grant, so that the next refresh is `invalid_grant`, and
+/// waits until the access token is due.
+async fn revoke_every_grant_and_wait(stack: &Stack) {
+    let ns = stack.doc["auth_server"]["redis_namespace"].as_str().expect("namespace").to_string();
+    common::redis::shared().delete_prefixed(&format!("{ns}:"));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+}
+
+#[tokio::test]
+async fn a_page_whose_grant_was_revoked_is_served_as_to_a_visitor_and_the_session_ends() {
+    let (stack, echo) = stack_with_short_tokens("optional").await;
+    let browser = stack.login_as(USER).await;
+    revoke_every_grant_and_wait(&stack).await;
+
+    let page = send(&browser, &stack, Method::GET, "/site/", &NAVIGATE).await;
+
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(last(&echo).all("authorization").is_empty());
+    assert_error(&stack.user(&browser).await, 401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn a_required_page_whose_grant_was_revoked_sends_the_navigation_to_the_login() {
+    let (stack, echo) = stack_with_short_tokens("required").await;
+    let browser = stack.login_as(USER).await;
+    revoke_every_grant_and_wait(&stack).await;
+
+    let page = send(&browser, &stack, Method::GET, "/site/x", &NAVIGATE).await;
+
+    assert_eq!(page.status, 302);
+    assert!(page.location().expect("Location").ends_with("/bff/login?returnTo=%2Fsite%2Fx"));
+    assert_eq!(echo.hits(), 0);
+    assert_error(&stack.user(&browser).await, 401, "unauthenticated");
+}

@@ -148,7 +148,9 @@ impl TryFrom<RawFrontend> for FrontendConfig {
             (Some(dir), None) => FrontendSource::Dir(dir),
             (None, Some(url)) => FrontendSource::Upstream(url),
             _ => {
-                return Err("set exactly one of `dir` (built files) and `upstream` (a frontend server)".into());
+                return Err(
+                    "set exactly one of `dir` (built files) and `upstream` (a frontend server)".into()
+                );
             }
         };
         let is_dir = matches!(source, FrontendSource::Dir(_));

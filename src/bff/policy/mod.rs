@@ -138,10 +138,7 @@ pub async fn enforce(
     {
         let res = match refusal {
             Refusal::Error(e) => e.error_response(),
-            Refusal::Login(location) => HttpResponse::Found()
-                .insert_header((header::LOCATION, location))
-                .insert_header(crate::web::no_store())
-                .finish(),
+            Refusal::Login => login_redirect(req.request()),
         };
         return Ok(req.into_response(res));
     }
@@ -152,8 +149,8 @@ pub async fn enforce(
 enum Refusal {
     /// The contract's JSON error.
     Error(ApiError),
-    /// A page navigation that needs a session: to this login URL.
-    Login(String),
+    /// A page navigation that needs a session: to the login.
+    Login,
 }
 
 impl<E: Into<ApiError>> From<E> for Refusal {
@@ -213,12 +210,18 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
             req.extensions_mut().insert(ActiveSession(record));
             Ok(())
         }
-        None if policy.session == SessionRule::Login && is_navigation(req) => {
-            Err(Refusal::Login(login_url(req)))
-        }
+        None if policy.session == SessionRule::Login && is_navigation(req) => Err(Refusal::Login),
         None if policy.session == SessionRule::Optional => Ok(()),
         None => Err(unauthenticated().into()),
     }
+}
+
+/// 302 to `/bff/login?returnTo=<this request's path and query>`.
+pub fn login_redirect(req: &HttpRequest) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, login_url(req)))
+        .insert_header(crate::web::no_store())
+        .finish()
 }
 
 /// `/bff/login?returnTo=<this request's path and query>`.

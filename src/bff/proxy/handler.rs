@@ -6,12 +6,15 @@ use super::exchange::{
     Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
 };
 use super::headers::{forward_headers, response_headers};
-use super::upstreams::{FORM_TOKEN_HEADER, UpstreamKind};
+use super::upstreams::{FORM_TOKEN_HEADER, Upstream, UpstreamKind};
+use crate::bff::frontend::is_navigation;
 use crate::bff::metrics::ProxyOutcome;
 use crate::bff::paths::UpstreamPath;
-use crate::bff::policy::{ActiveSession, Proxied, unauthenticated};
+use crate::bff::policy::{ActiveSession, Proxied, login_redirect, unauthenticated};
+use crate::bff::session::SessionRecord;
 use crate::bff::session::TypedSession;
 use crate::bff::state::BffState;
+use crate::bff::tokens::TokenError;
 use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
@@ -53,39 +56,37 @@ pub async fn proxy(
     target: Proxied,
     active: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let Proxied { target, path, content_length } = target;
-    let upstream = state.upstreams.get(target).ok_or_else(not_found)?;
+    let upstream = state.upstreams.get(target.target).ok_or_else(not_found)?;
     // An upstream whose policy reads no session never gets a token, whatever the request holds.
     let active = active.filter(|_| upstream.session != RouteSession::None);
     if active.is_none() && upstream.session == RouteSession::Required {
         return Err(unauthenticated());
     }
-
-    let url = upstream_url(&upstream.base, &path, req.uri().query());
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
-    let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
-    let over_limit = Arc::new(AtomicBool::new(false));
-    let body = if has_body {
-        OutgoingBody::Stream(pump(payload, state.config.max_body_bytes, over_limit.clone()))
-    } else {
-        OutgoingBody::Empty
-    };
-    let mut headers = forward_headers(&req, &state.public.forwarded, &upstream.headers);
-    if let (UpstreamKind::Frontend, Some(record)) = (upstream.kind, &active)
-        && let Ok(token) = reqwest::header::HeaderValue::from_str(record.csrf_token.expose())
-    {
-        headers.insert(FORM_TOKEN_HEADER, token);
-    }
-    let out = Outgoing { method, url, headers, body, over_limit };
+    let out = outgoing(&req, payload, &state, upstream, &target)?;
+    // A page of a frontend server whose session turns out to have ended (its grant revoked at
+    // the provider) is served as to a visitor without one; kept only for such navigations.
+    let as_visitor = (upstream.kind == UpstreamKind::Frontend && active.is_some() && is_navigation(&req))
+        .then(|| out.replayable_copy())
+        .flatten();
+    let out = with_form_token(out, upstream, active.as_deref());
     let exchange = exchange_for(&state, &client);
 
     let started = Instant::now();
     // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does
     // not carry the whole upstream exchange's state through those copies.
-    let result = match &active {
+    let mut result = match &active {
         Some(record) => Box::pin(send_with_token(&exchange, &record.handle, out)).await,
         None => Box::pin(send_anonymous(&exchange, out)).await,
     };
+    if let (Err(UpstreamError::Token(e)), Some(visitor)) = (&result, as_visitor)
+        && matches!(e, TokenError::SessionExpired | TokenError::NoSession)
+    {
+        end_session_if_needed(&session, e);
+        if upstream.session == RouteSession::Required {
+            return Ok(login_redirect(&req));
+        }
+        result = Box::pin(send_anonymous(&exchange, visitor)).await;
+    }
     let outcome = match &result {
         Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
         Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
@@ -102,6 +103,38 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// The upstream request for `req`: URL, method, the headers that cross, the body streamed.
+fn outgoing(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &BffState,
+    upstream: &Upstream,
+    target: &Proxied,
+) -> Result<Outgoing, ApiError> {
+    let url = upstream_url(&upstream.base, &target.path, req.uri().query());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
+    let has_body =
+        target.content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = if has_body {
+        OutgoingBody::Stream(pump(payload, state.config.max_body_bytes, over_limit.clone()))
+    } else {
+        OutgoingBody::Empty
+    };
+    let headers = forward_headers(req, &state.public.forwarded, &upstream.headers);
+    Ok(Outgoing { method, url, headers, body, over_limit })
+}
+
+/// A frontend server gets the session's form token, for the forms of its pages.
+fn with_form_token(mut out: Outgoing, upstream: &Upstream, active: Option<&SessionRecord>) -> Outgoing {
+    if let (UpstreamKind::Frontend, Some(record)) = (upstream.kind, active)
+        && let Ok(token) = reqwest::header::HeaderValue::from_str(record.csrf_token.expose())
+    {
+        out.headers.insert(FORM_TOKEN_HEADER, token);
+    }
+    out
 }
 
 /// The upstream's parsed base URL with the path and query replaced: only those are parsed per
