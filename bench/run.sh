@@ -10,4 +10,5 @@ cd "$(dirname "$0")/.."
 . bench/common.sh
 need wrk wrk
 need redis-server redis-server
+need nginx nginx
 exec cargo bench --bench bench -- run "$@"

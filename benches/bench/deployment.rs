@@ -23,6 +23,8 @@ pub struct Spec {
     pub users: Vec<(String, String)>,
     /// Routes besides `/api` → the resource server: `(path, upstream URL)`.
     pub extra_routes: Vec<(String, String)>,
+    /// Frontends of built files: `(path, dir)`.
+    pub frontends: Vec<(String, String)>,
     /// A name for logs (`target/bench/logs/NAME-bff0.log` …).
     pub name: &'static str,
 }
@@ -111,6 +113,12 @@ impl Deployment {
                 .map(|(path, upstream)| format!("{{path={}, upstream={}}}", lit(&path), lit(&upstream)))
                 .collect(),
         );
+        let frontends = list(
+            spec.frontends
+                .iter()
+                .map(|(path, dir)| format!("{{path={}, dir={}}}", lit(path), lit(dir)))
+                .collect(),
+        );
         let bffs = bff_ports
             .iter()
             .zip(&bff_urls)
@@ -126,6 +134,7 @@ impl Deployment {
                     var("bff", "oidc__client_id", CLIENT_ID),
                     var("bff", "oidc__client_secret", lit(&secret)),
                     var("bff", "routes", routes.clone()),
+                    var("bff", "frontends", frontends.clone()),
                     // Every virtual user connects from 127.0.0.1, as all users do behind a
                     // load balancer: the per-address login limit is sized for that.
                     var("bff", "login_rate_limit_per_ip", "1000000".to_string()),

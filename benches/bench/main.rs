@@ -17,6 +17,7 @@ mod procs;
 mod redis_probe;
 mod run;
 mod soak;
+mod static_files;
 mod sysstat;
 mod trivial_upstream;
 mod wrk;

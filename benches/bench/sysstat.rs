@@ -21,6 +21,21 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_micros(ticks * 1_000_000 / hz))
 }
 
+/// The processes whose parent is `pid` (nginx's workers, say).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).ok().is_some_and(|stat| {
+                // Field 4 (ppid) is the second field after the command name's closing `)`.
+                stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
 /// Resident set size of `pid` in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let status =

@@ -65,16 +65,7 @@ impl Application {
             .map_err(other)?;
         let registry = prometheus::Registry::new();
         let metrics = metrics::Metrics::register(&registry).map_err(other)?;
-        let jwks = JwksCache::for_issuer(
-            http.clone(),
-            config.issuer.clone(),
-            Duration::from_secs(config.jwks_min_refetch_secs),
-        )
-        .with_fetch_counter(metrics.jwks_fetches.clone());
-        let verifier = web::Data::new(
-            AccessTokenVerifier::new(Verifier::new(jwks, config.leeway_secs), config.audience.clone())
-                .with_outcome_counter(metrics.token_checks.clone()),
-        );
+        let verifier = web::Data::new(verifier(&config, http.clone(), &metrics));
         let shutdown_timeout = config.shutdown_timeout_secs;
         let metrics_endpoint = crate::web::MetricsEndpoint::start(
             config.metrics_listen.map(|l| l.0),
@@ -131,6 +122,15 @@ impl Application {
             None => api.await.map_err(other),
         }
     }
+}
+
+/// The access-token verifier: the issuer's keys by discovery, cached, counted.
+fn verifier(config: &ResourceServerConfig, http: reqwest::Client, metrics: &metrics::Metrics) -> AccessTokenVerifier {
+    let jwks =
+        JwksCache::for_issuer(http, config.issuer.clone(), Duration::from_secs(config.jwks_min_refetch_secs))
+            .with_fetch_counter(metrics.jwks_fetches.clone());
+    AccessTokenVerifier::new(Verifier::new(jwks, config.leeway_secs), config.audience.clone())
+        .with_outcome_counter(metrics.token_checks.clone())
 }
 
 /// The notes demo's pages server ([`pages`]) on `listener`.

@@ -17,12 +17,13 @@ use crate::harness::{self, redis::RedisServer};
 use crate::login::{self, USER};
 use crate::procs::{self, Proc};
 use crate::redis_probe::RedisProbe;
+use crate::static_files;
 use crate::wrk::Load;
 use anyhow::{Context, Result};
 use cloakroom::bff::session::SESSION_COOKIE;
 use memory::MemoryResult;
 use refresh::RefreshResult;
-use throughput::{Path, PathResult, Plan, Upstream};
+use throughput::{Path, PathResult, Plan, Role, Upstream};
 
 /// The BFF's route to the trivial upstream.
 const TRIVIAL_ROUTE: &str = "/trivial";
@@ -113,11 +114,13 @@ async fn throughput_and_memory(
     opts: &Options,
     plan: &Plan,
 ) -> Result<(Option<Throughput>, Option<MemoryResult>)> {
-    println!("phase 1: throughput (direct, plain proxy, cloakroom; two upstreams)");
+    println!("phase 1: throughput (direct, plain proxy, cloakroom; two upstreams; a static file)");
     let redis = RedisServer::start();
     let probe = RedisProbe::connect(&redis.url()).await?;
     let mut trivial = Proc::trivial_upstream("bench-trivial-upstream", harness::redis::free_port())?;
     trivial.start().await?;
+    let dist = static_files::write_dist()?;
+    let nginx = static_files::Nginx::start(&dist, harness::redis::free_port()).await?;
     // The auth and resource servers keep their state in memory: the BFF's Redis counts only
     // what the BFF sends.
     let spec = Spec {
@@ -127,6 +130,7 @@ async fn throughput_and_memory(
         backend_redis: None,
         users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: vec![(TRIVIAL_ROUTE.to_string(), trivial.url())],
+        frontends: vec![("/".to_string(), dist.display().to_string())],
         name: "bench",
     };
     let dep = Deployment::start(&spec).await?;
@@ -146,32 +150,36 @@ async fn throughput_and_memory(
             let proxy = crate::plain_proxy::start(&url, &token).await?;
             paths.push(Path {
                 upstream,
+                role: Role::Direct,
                 label: "direct (Bearer)",
                 url: format!("{url}/whoami"),
                 headers: vec![("Authorization".into(), format!("Bearer {token}"))],
-                proxy_pid: None,
+                proxy_pids: vec![],
                 uses_redis: false,
             });
             paths.push(Path {
                 upstream,
+                role: Role::Baseline,
                 label: "plain hyper proxy (adds Bearer)",
                 url: format!("http://{proxy}/whoami"),
                 headers: vec![],
-                proxy_pid: Some(std::process::id()),
+                proxy_pids: vec![std::process::id()],
                 uses_redis: false,
             });
             paths.push(Path {
                 upstream,
+                role: Role::Cloakroom,
                 label: "cloakroom (cookie + X-CSRF)",
                 url: format!("{}{route}/whoami", bff.url()),
                 headers: vec![
                     ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
                     ("X-CSRF".into(), "1".into()),
                 ],
-                proxy_pid: bff.pid(),
+                proxy_pids: bff.pid().into_iter().collect(),
                 uses_redis: true,
             });
         }
+        paths.extend(static_paths(&nginx, bff));
         let results = throughput::measure(&paths, plan, &probe).await?;
         throughput = Some((paths, results));
     }
@@ -182,7 +190,33 @@ async fn throughput_and_memory(
     }
     dep.stop().await;
     trivial.kill().await;
+    nginx.stop().await;
     Ok((throughput, memory))
+}
+
+/// The static-asset row: nginx and cloakroom's frontend `dir` serving the same file.
+fn static_paths(nginx: &static_files::Nginx, bff: &Proc) -> [Path; 2] {
+    let asset = static_files::ASSET;
+    [
+        Path {
+            upstream: Upstream::StaticFile,
+            role: Role::Baseline,
+            label: "nginx (the same directory)",
+            url: format!("{}{asset}", nginx.url()),
+            headers: vec![],
+            proxy_pids: nginx.pids(),
+            uses_redis: false,
+        },
+        Path {
+            upstream: Upstream::StaticFile,
+            role: Role::Cloakroom,
+            label: "cloakroom `[[bff.frontends]] dir`",
+            url: format!("{}{asset}", bff.url()),
+            headers: vec![],
+            proxy_pids: bff.pid().into_iter().collect(),
+            uses_redis: false,
+        },
+    ]
 }
 
 /// Phase 2: two BFF instances, short-lived access tokens.
@@ -196,6 +230,7 @@ async fn refresh_waits(opts: &Options) -> Result<RefreshResult> {
         backend_redis: None,
         users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: Vec::new(),
+        frontends: Vec::new(),
         name: "refresh",
     };
     let dep = Deployment::start(&spec).await?;

@@ -2,7 +2,7 @@
 
 use super::memory::MemoryResult;
 use super::refresh::{Burst, RefreshResult, median};
-use super::throughput::{Path, PathResult, Plan, Upstream};
+use super::throughput::{Path, PathResult, Plan, Role, Upstream};
 use std::fmt::Write;
 
 /// Where and when.
@@ -106,6 +106,14 @@ fn bursts_line(with_refresh: &[Burst], without: &[Burst]) -> String {
     )
 }
 
+/// What cloakroom is compared with in a group.
+fn baseline_name(group: Upstream) -> &'static str {
+    match group {
+        Upstream::StaticFile => "nginx",
+        _ => "plain proxy",
+    }
+}
+
 fn throughput_table(
     s: &mut String,
     paths: &[Path],
@@ -122,7 +130,7 @@ fn throughput_table(
     for group in &groups {
         let _ = writeln!(s, "| **{}** | | | | | |", group.label());
         for (path, res) in paths.iter().zip(results).filter(|(p, _)| p.upstream == *group) {
-            let cpu = if path.proxy_pid.is_some() {
+            let cpu = if !path.proxy_pids.is_empty() {
                 format!("{:.0} µs", res.cpu_us_per_request())
             } else {
                 "–".into()
@@ -143,24 +151,24 @@ fn throughput_table(
         let find = |pred: &dyn Fn(&Path) -> bool| {
             paths.iter().zip(results).find(|(p, _)| p.upstream == *group && pred(p)).map(|(_, res)| res)
         };
-        let (Some(direct), Some(plain), Some(cloak)) = (
-            find(&|p| p.proxy_pid.is_none()),
-            find(&|p| p.proxy_pid.is_some() && !p.uses_redis),
-            find(&|p| p.uses_redis),
-        ) else {
+        let (Some(plain), Some(cloak)) =
+            (find(&|p| p.role == Role::Baseline), find(&|p| p.role == Role::Cloakroom))
+        else {
             continue;
         };
-        let name = group.short();
+        let (name, base) = (group.short(), baseline_name(*group));
         figures.push((
-            format!("{name}: cloakroom / plain proxy, req/s"),
+            format!("{name}: cloakroom / {base}, req/s"),
             format!("**{:.2}×**", cloak.rps() / plain.rps()),
         ));
+        if let Some(direct) = find(&|p| p.role == Role::Direct) {
+            figures.push((
+                format!("{name}: cloakroom / direct, req/s"),
+                format!("{:.2}×", cloak.rps() / direct.rps()),
+            ));
+        }
         figures.push((
-            format!("{name}: cloakroom / direct, req/s"),
-            format!("{:.2}×", cloak.rps() / direct.rps()),
-        ));
-        figures.push((
-            format!("{name}: cloakroom / plain proxy, p99"),
+            format!("{name}: cloakroom / {base}, p99"),
             format!("**{:.2}×**", cloak.p99_ms() / plain.p99_ms()),
         ));
     }

@@ -14,6 +14,8 @@ pub enum Upstream {
     ResourceServer,
     /// A trivial hyper server with a fixed answer: the cost of the hop alone.
     Trivial,
+    /// A fingerprinted file of a built app, served from a directory (no upstream).
+    StaticFile,
 }
 
 impl Upstream {
@@ -22,6 +24,7 @@ impl Upstream {
         match self {
             Upstream::ResourceServer => "resource server `GET /whoami` (verifies the JWT)",
             Upstream::Trivial => "trivial hyper upstream (fixed answer)",
+            Upstream::StaticFile => "a built app's fingerprinted 8 kB script, from a directory",
         }
     }
 
@@ -30,23 +33,37 @@ impl Upstream {
         match self {
             Upstream::ResourceServer => "resource server",
             Upstream::Trivial => "trivial upstream",
+            Upstream::StaticFile => "static asset",
         }
     }
 }
 
-/// One way to reach `GET /whoami` of an upstream.
+/// What a path is, for the ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Straight to the upstream.
+    Direct,
+    /// The plain counterpart cloakroom is compared with (a plain proxy, nginx).
+    Baseline,
+    /// Through cloakroom.
+    Cloakroom,
+}
+
+/// One way to reach `GET /whoami` of an upstream (or a file).
 pub struct Path {
     /// The upstream.
     pub upstream: Upstream,
+    /// What the path is.
+    pub role: Role,
     /// Row label.
     pub label: &'static str,
     /// The URL wrk requests.
     pub url: String,
     /// Headers wrk sends.
     pub headers: Vec<(String, String)>,
-    /// The process doing the proxying, whose CPU time is attributed to this path (`None`: no
-    /// proxy hop).
-    pub proxy_pid: Option<u32>,
+    /// The processes doing the proxying (or serving), whose CPU time is attributed to this
+    /// path (none: no proxy hop).
+    pub proxy_pids: Vec<u32>,
     /// Whether the Redis counters belong to this path (only cloakroom talks to the probe's Redis).
     pub uses_redis: bool,
 }
@@ -117,8 +134,8 @@ pub struct Plan {
     pub rounds: u32,
 }
 
-fn cpu(pid: Option<u32>) -> Result<Duration> {
-    pid.map_or(Ok(Duration::ZERO), sysstat::cpu_time)
+fn cpu(pids: &[u32]) -> Result<Duration> {
+    pids.iter().map(|&p| sysstat::cpu_time(p)).sum()
 }
 
 /// Measures every path; results in the order of `paths`.
@@ -131,9 +148,9 @@ pub async fn measure(paths: &[Path], plan: &Plan, redis: &RedisProbe) -> Result<
     for round in 1..=plan.rounds {
         for (path, result) in paths.iter().zip(&mut results) {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let (cpu0, cmds0) = (cpu(path.proxy_pid)?, redis.command_counts().await?);
+            let (cpu0, cmds0) = (cpu(&path.proxy_pids)?, redis.command_counts().await?);
             let run = wrk::run(&path.url, &path.headers, plan.load, plan.secs).await?;
-            let (cpu1, cmds1) = (cpu(path.proxy_pid)?, redis.command_counts().await?);
+            let (cpu1, cmds1) = (cpu(&path.proxy_pids)?, redis.command_counts().await?);
             println!(
                 "  round {round}/{}: {:<10} {:<32} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
                 plan.rounds,
