@@ -88,3 +88,61 @@ pub mod tempdir {
         }
     }
 }
+
+/// The fixture app's Vite dev server (`vite`, with hot module replacement), run from a copy of
+/// the app's sources that the test may edit; stopped on drop.
+pub struct DevServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    dir: tempdir::TempDir,
+    child: std::process::Child,
+}
+
+impl DevServer {
+    /// Starts `vite` on a free port and waits until it serves the app.
+    pub async fn start() -> DevServer {
+        let fixture = fixture_dir();
+        super::npm::install(&fixture);
+        let dir = tempdir::TempDir::new("cloakroom-vite-dev");
+        for name in ["index.html", "package.json"] {
+            std::fs::copy(fixture.join(name), dir.path().join(name)).expect("copy the app");
+        }
+        for sub in ["src", "public"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("create directory");
+            copy_dir(&fixture.join(sub), &dir.path().join(sub));
+        }
+        std::os::unix::fs::symlink(fixture.join("node_modules"), dir.path().join("node_modules"))
+            .expect("link node_modules");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let child = Command::new("node")
+            .current_dir(dir.path())
+            .args(["node_modules/vite/bin/vite.js", "--host", "127.0.0.1", "--strictPort", "--port"])
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the dev server tests need Node.js on the PATH: {e}"));
+        let server = DevServer { url: format!("http://127.0.0.1:{port}"), dir, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if reqwest::get(&server.url).await.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("the Vite dev server did not answer within 60 s");
+    }
+
+    /// Replaces the source file `rel` (below the app's root) with `content`, as an editor saves.
+    pub fn write(&self, rel: &str, content: &str) {
+        std::fs::write(self.dir.path().join(rel), content).expect("write a source file");
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
