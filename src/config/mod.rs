@@ -4,6 +4,7 @@
 mod auth_server;
 mod bff;
 mod resource_server;
+mod telemetry;
 mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
@@ -12,6 +13,7 @@ pub use bff::{
     RouteMethod, RouteSession, SessionConfig,
 };
 pub use resource_server::ResourceServerConfig;
+pub use telemetry::TelemetryConfig;
 pub use types::{FrontendPath, ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};
 
 use figment::Figment;

@@ -62,6 +62,7 @@ impl Application {
                 .with_outcome_counter(metrics.token_checks.clone()),
         );
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let trace_trust = crate::telemetry::TraceTrust(config.telemetry.trust_incoming_traceparent);
         let metrics_endpoint = crate::web::MetricsEndpoint::start(
             config.metrics_listen.map(|l| l.0),
             &registry,
@@ -73,6 +74,7 @@ impl Application {
         let metrics = web::Data::new(metrics);
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(trace_trust)
                 .app_data(verifier.clone())
                 .app_data(store.clone())
                 .app_data(registry.clone())
