@@ -40,6 +40,10 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
     headers.remove("traceparent");
     headers.remove("tracestate");
     TraceContextPropagator::new().inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
+    // The propagator writes `tracestate` even when the trace has none: send none instead.
+    if headers.get("tracestate").is_some_and(|v| v.is_empty()) {
+        headers.remove("tracestate");
+    }
 }
 
 /// Makes the trace context of an incoming request (its `traceparent`/`tracestate`) the

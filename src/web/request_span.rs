@@ -39,9 +39,6 @@ impl RootSpanBuilder for PathOnlySpan {
             exception.message = Empty,
             exception.details = Empty,
         );
-        if let Some(pattern) = request.match_pattern() {
-            span.record("http.route", pattern);
-        }
         // A caller's trace context is believed only where the program says so; otherwise the
         // request starts a trace of its own (and the header is never forwarded).
         if crate::telemetry::traces_enabled() && request.app_data::<TraceTrust>().is_some_and(|t| t.0) {
@@ -54,15 +51,14 @@ impl RootSpanBuilder for PathOnlySpan {
         let (status, error) = match outcome {
             Ok(res) => {
                 let req = res.request();
+                // A proxied route's prefix (its handler names it), else the matched pattern.
                 let named = req.extensions().get::<HttpRoute>().map(|r| r.0.clone());
-                if let Some(route) = &named {
-                    span.record("http.route", route.as_str());
-                }
+                let route = named.or_else(|| req.match_pattern()).unwrap_or_else(|| "default".into());
                 if crate::telemetry::traces_enabled() {
                     // The exported span's name: method and route, never the path.
-                    let route = named.or_else(|| req.match_pattern()).unwrap_or_else(|| "default".into());
                     span.record("otel.name", format!("{} {route}", req.method()));
                 }
+                span.record("http.route", route);
                 (res.response().status().as_u16(), res.response().error())
             }
             Err(e) => (e.as_response_error().status_code().as_u16(), Some(e)),
