@@ -3,8 +3,8 @@
 use crate::config::{
     AuthServerConfig, BffConfig, ConfigError, ConfigSource, ResourceServerConfig, TelemetryConfig,
 };
-use crate::telemetry::TraceExport;
 use crate::startup::StartupError;
+use crate::telemetry::TraceExport;
 use crate::{auth_server, bff, resource_server};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -138,12 +138,19 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
 /// Where a server command sends its traces: its section's `telemetry` table (`demo`: the
 /// first of the three sections that has an endpoint), or the `OTEL_EXPORTER_OTLP_…`
 /// environment; `None` when neither says anything.
-fn trace_export(command: &Command, file: Option<&std::path::Path>) -> Result<Option<TraceExport>, StartupError> {
+fn trace_export(
+    command: &Command,
+    file: Option<&std::path::Path>,
+) -> Result<Option<TraceExport>, StartupError> {
     let sections: &[(&str, &str)] = match command {
         Command::Bff => &[("bff", "cloakroom-bff")],
         Command::AuthServer { .. } => &[("auth_server", "cloakroom-auth-server")],
         Command::ResourceServer => &[("resource_server", "cloakroom-resource-server")],
-        Command::Demo => &[("bff", "cloakroom-demo"), ("auth_server", "cloakroom-demo"), ("resource_server", "cloakroom-demo")],
+        Command::Demo => &[
+            ("bff", "cloakroom-demo"),
+            ("auth_server", "cloakroom-demo"),
+            ("resource_server", "cloakroom-demo"),
+        ],
         Command::Sessions { .. } => &[],
     };
     let source = ConfigSource::load(file)?;

@@ -71,7 +71,8 @@ impl Traced {
         }
         let doc = cfg.doc["bff"].clone();
         let stack = start_auth_and_resource_server(cfg).await;
-        let config = bff_toml(&doc, &echo.url, (access_ttl / 2).clamp(1, 30), telemetry(&receiver.url).as_deref());
+        let config =
+            bff_toml(&doc, &echo.url, (access_ttl / 2).clamp(1, 30), telemetry(&receiver.url).as_deref());
         // A short batch delay: spans reach the receiver within a tenth of a second.
         let bff = Program::start(&["bff"], &[("OTEL_BSP_SCHEDULE_DELAY", "100")], Some(&config));
         wait_healthy(&stack.bff("/readyz")).await;
@@ -113,12 +114,18 @@ impl Traced {
 
     /// The `tracestate` values the echo upstream received for `target`.
     fn upstream_tracestate(&self, target: &str) -> Vec<String> {
-        self.echo.seen().into_iter().find(|s| s.target == target).map(|s| s.all("tracestate")).unwrap_or_default()
+        self.echo
+            .seen()
+            .into_iter()
+            .find(|s| s.target == target)
+            .map(|s| s.all("tracestate"))
+            .unwrap_or_default()
     }
 
     /// The `traceparent` the echo upstream received for `target`, split into its four parts.
     fn upstream_traceparent(&self, target: &str) -> Option<Vec<String>> {
-        let seen = self.echo.seen().into_iter().find(|s| s.target == target).expect("the call reached the upstream");
+        let seen =
+            self.echo.seen().into_iter().find(|s| s.target == target).expect("the call reached the upstream");
         let values = seen.all("traceparent");
         assert!(values.len() <= 1, "{values:?}");
         values.first().map(|v| v.split('-').map(str::to_string).collect())
@@ -126,7 +133,8 @@ impl Traced {
 }
 
 #[tokio::test]
-async fn a_proxied_call_reaches_the_otlp_http_receiver_as_one_trace_and_its_traceparent_reaches_the_upstream() {
+async fn a_proxied_call_reaches_the_otlp_http_receiver_as_one_trace_and_its_traceparent_reaches_the_upstream()
+{
     let t = Traced::exporting(300, false).await;
     let browser = t.stack.login_as(USER).await;
     t.echo_call(&browser, "/echo/notes/7", None).await;
@@ -137,7 +145,8 @@ async fn a_proxied_call_reaches_the_otlp_http_receiver_as_one_trace_and_its_trac
     assert_eq!(root.attr("http.route"), Some("/echo"), "{:?}", root.attributes);
     assert_eq!(root.attr("outcome"), Some("ok"), "{:?}", root.attributes);
     assert_eq!(root.attr("http.status_code"), Some("200"), "{:?}", root.attributes);
-    let upstream = spans.iter().find(|s| s.name == "upstream call" && s.parent_span_id == root.span_id).unwrap();
+    let upstream =
+        spans.iter().find(|s| s.name == "upstream call" && s.parent_span_id == root.span_id).unwrap();
     assert_eq!(upstream.trace_id, root.trace_id);
     assert_eq!(upstream.attr("http.response.status_code"), Some("200"));
     let session_lookups: Vec<&ReceivedSpan> = spans
@@ -209,7 +218,11 @@ async fn a_trusted_incoming_traceparent_is_the_parent_and_the_upstream_gets_the_
     let tp = t.upstream_traceparent("/trusted").expect("a traceparent");
     assert_eq!(tp[1], BROWSER_TRACE, "the same trace");
     assert_ne!(tp[2], BROWSER_SPAN, "a span of the BFF's, not the browser's header passed on");
-    assert_eq!(t.upstream_tracestate("/trusted"), vec!["browser=1".to_string()], "W3C: the trace's state goes along");
+    assert_eq!(
+        t.upstream_tracestate("/trusted"),
+        vec!["browser=1".to_string()],
+        "W3C: the trace's state goes along"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +244,9 @@ async fn no_token_cookie_or_session_id_in_any_span_the_otlp_http_receiver_got() 
     bff.wait_for_exit(Duration::from_secs(15)).expect("the BFF exits, flushing its spans");
 
     let mut secrets: Vec<(String, String)> = t.tap.secrets();
-    assert!(secrets.iter().any(|(n, _)| n == "access_token") && secrets.iter().any(|(n, _)| n == "refresh_token"));
+    assert!(
+        secrets.iter().any(|(n, _)| n == "access_token") && secrets.iter().any(|(n, _)| n == "refresh_token")
+    );
     secrets.push(("cookie".into(), cookie.clone()));
     // The cookie's value is the session id (with its signature); its parts are secrets too.
     for part in cookie.split(['.', '=', '/', '+']).filter(|p| p.len() >= 16) {

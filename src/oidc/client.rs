@@ -111,7 +111,8 @@ pub async fn revoke(
     token_type_hint: &str,
 ) -> Result<(), TokenEndpointError> {
     let form = [("token", token), ("token_type_hint", token_type_hint)];
-    let span = tracing::debug_span!("provider revocation", otel.kind = "client", http.response.status_code = Empty);
+    let span =
+        tracing::debug_span!("provider revocation", otel.kind = "client", http.response.status_code = Empty);
     let res = authenticated(http, revocation_endpoint, creds)
         .headers(trace_context(&span))
         .form(&form)

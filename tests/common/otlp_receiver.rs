@@ -4,7 +4,9 @@
 //! `opentelemetry-proto` crate's generated (prost) types and keeps every span for the test.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use prost::Message;
@@ -86,7 +88,8 @@ fn decode(body: &[u8]) -> Result<Vec<ReceivedSpan>, prost::DecodeError> {
         let service =
             resource.iter().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()).unwrap_or_default();
         for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
-            let events = span.events.iter().map(|e| format!("{} {:?}", e.name, pairs(&e.attributes))).collect();
+            let events =
+                span.events.iter().map(|e| format!("{} {:?}", e.name, pairs(&e.attributes))).collect();
             spans.push(ReceivedSpan {
                 service: service.clone(),
                 name: span.name,

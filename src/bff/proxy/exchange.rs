@@ -11,9 +11,9 @@ use crate::bff::tokens::{TokenCare, TokenError};
 use crate::config::Secret;
 use crate::web::{ApiError, ErrorCode};
 use std::sync::Arc;
-use tracing::Instrument as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// What an exchange needs of the BFF: the per-worker client, token care, the upstream timeout
 /// and the retry counter. Built by the handler, per request, from borrowed parts.

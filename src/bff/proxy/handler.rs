@@ -53,7 +53,8 @@ pub async fn proxy(
     let Proxied { route: index, path, content_length } = target;
     let route = state.config.routes.get(index).ok_or_else(not_found)?;
     // The request span's `http.route`: the configured prefix, never the path with its ids.
-    actix_web::HttpMessage::extensions_mut(&req).insert(crate::web::HttpRoute(route.path.as_str().to_owned()));
+    actix_web::HttpMessage::extensions_mut(&req)
+        .insert(crate::web::HttpRoute(route.path.as_str().to_owned()));
     // A route whose policy reads no session never gets a token, whatever the request holds.
     let active = active.filter(|_| route.session != RouteSession::None);
     if active.is_none() && route.session == RouteSession::Required {
