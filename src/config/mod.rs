@@ -137,7 +137,10 @@ fn describe(section: &str, err: figment::Error) -> ConfigError {
             "is required but not set".to_string()
         }
         Kind::UnknownField(field, _) => {
-            path.push(field.to_string());
+            // A nested table's path already ends in the field; a section's does not.
+            if path.last() != Some(field) {
+                path.push(field.to_string());
+            }
             "is not a known key".to_string()
         }
         Kind::Message(m) => m.clone(),

@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn the_endpoint_is_a_base_url_and_trust_is_off_by_default() {
         let src = ConfigSource::from_toml_str("[bff.telemetry]\notlp_endpoint = 'http://collector:4318/'\n");
-        let cfg = src.section::<BffConfig>("bff").unwrap().telemetry;
+        let cfg = src.section::<super::TelemetryConfig>("bff.telemetry").unwrap();
         assert_eq!(cfg.traces_url().as_deref(), Some("http://collector:4318/v1/traces"));
         assert!(!cfg.trust_incoming_traceparent);
     }
