@@ -1,7 +1,10 @@
 //! The command line: `cloakroom [--config FILE] <command>`.
 
-use crate::config::{AuthServerConfig, BffConfig, ConfigError, ConfigSource, ResourceServerConfig};
+use crate::config::{
+    AuthServerConfig, BffConfig, ConfigError, ConfigSource, ResourceServerConfig, TelemetryConfig,
+};
 use crate::startup::StartupError;
+use crate::telemetry::TraceExport;
 use crate::{auth_server, bff, resource_server};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -113,14 +116,55 @@ impl AuthServerAction {
 
 /// Runs the chosen command to completion. Errors are one line each.
 pub fn run(cli: Cli) -> Result<(), StartupError> {
-    match cli.command {
-        Command::Sessions { .. } | Command::AuthServer { action: Some(_) } => crate::telemetry::init_admin(),
-        _ => crate::telemetry::init(),
-    }
+    let traces = match &cli.command {
+        Command::Sessions { .. } | Command::AuthServer { action: Some(_) } => {
+            crate::telemetry::init_admin();
+            None
+        }
+        command => Some(crate::telemetry::init(trace_export(command, cli.config.as_deref())?.as_ref())?),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| StartupError::Other(format!("cannot start the async runtime: {e}")))?;
+    let result = serve(cli, &runtime);
+    // The servers have stopped: what is still buffered goes out now (blocking, off the runtime).
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    result
+}
+
+/// Where a server command sends its traces: its section's `telemetry` table (`demo`: the
+/// first of the three sections that has an endpoint), or the `OTEL_EXPORTER_OTLP_…`
+/// environment; `None` when neither says anything.
+fn trace_export(
+    command: &Command,
+    file: Option<&std::path::Path>,
+) -> Result<Option<TraceExport>, StartupError> {
+    let sections: &[(&str, &str)] = match command {
+        Command::Bff => &[("bff", "cloakroom-bff")],
+        Command::AuthServer { .. } => &[("auth_server", "cloakroom-auth-server")],
+        Command::ResourceServer => &[("resource_server", "cloakroom-resource-server")],
+        Command::Demo => &[
+            ("bff", "cloakroom-demo"),
+            ("auth_server", "cloakroom-demo"),
+            ("resource_server", "cloakroom-demo"),
+        ],
+        Command::Sessions { .. } => &[],
+    };
+    let source = ConfigSource::load(file)?;
+    for (section, service_name) in sections {
+        let telemetry: TelemetryConfig = source.section(&format!("{section}.telemetry"))?;
+        if let Some(url) = telemetry.traces_url() {
+            return Ok(Some(TraceExport { service_name: service_name.to_string(), url }));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs a command's servers (or admin action) on `runtime` until they stop.
+fn serve(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), StartupError> {
     runtime.block_on(async move {
         match cli.command {
             Command::Bff => {

@@ -12,6 +12,9 @@ pub enum StartupError {
     /// The store could not be set up.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The trace exporter could not be built.
+    #[error(transparent)]
+    Traces(#[from] crate::telemetry::TracesError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -67,6 +67,7 @@ impl Application {
             metrics::Metrics::register(&registry).map_err(|e| StartupError::Other(e.to_string()))?;
         let shutdown_timeout = config.shutdown_timeout_secs;
         let metrics_listen = config.metrics_listen.map(|l| l.0);
+        let trace_trust = crate::telemetry::TraceTrust(config.telemetry.trust_incoming_traceparent);
         let state = AppState::connect(config, metrics).await?;
         users::seed(&state).await?;
         let state = web::Data::new(state);
@@ -79,6 +80,7 @@ impl Application {
             App::new()
                 .wrap(crate::web::security_headers())
                 .wrap(crate::web::request_logger())
+                .app_data(trace_trust)
                 .app_data(state.clone())
                 .app_data(registry.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))

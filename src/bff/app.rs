@@ -184,12 +184,14 @@ impl Application {
         let pool_idle_secs = config.upstream_pool_idle_secs;
         let idle_timeout_secs = config.session.idle_timeout_secs;
         let metrics_listen = config.metrics_listen.map(|l| l.0);
+        let trace_trust = crate::telemetry::TraceTrust(config.telemetry.trust_incoming_traceparent);
         let shared = Shared::build(config).await?;
         let metrics = crate::web::MetricsEndpoint::start(metrics_listen, &shared.registry, shutdown_timeout)?;
         let metrics_on_main = metrics.on_main_listener();
         let server = HttpServer::new(move || {
             let s = &shared;
             App::new()
+                .app_data(trace_trust)
                 .app_data(s.state.clone())
                 // Per worker: see `WorkerClient`.
                 .app_data(web::Data::new(WorkerClient::new(pool_idle_secs)))

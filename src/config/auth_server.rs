@@ -16,6 +16,9 @@ pub struct AuthServerConfig {
     /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
     #[serde(default = "super::types::default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Traces (OpenTelemetry): `auth_server.telemetry.otlp_endpoint`, `….trust_incoming_traceparent`.
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
     /// The issuer identifier, also the base of every endpoint URL.
     #[serde(default = "default_issuer")]
     pub issuer: PublicUrl,

@@ -15,6 +15,9 @@ pub struct BffConfig {
     /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
     #[serde(default = "super::types::default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Traces (OpenTelemetry): `bff.telemetry.otlp_endpoint`, `….trust_incoming_traceparent`.
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
     /// The origin browsers use; the callback is `public_url + "/bff/callback"`.
     #[serde(default = "default_public_url")]
     pub public_url: PublicUrl,

@@ -4,6 +4,7 @@
 mod auth_server;
 mod bff;
 mod resource_server;
+mod telemetry;
 mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
@@ -12,6 +13,7 @@ pub use bff::{
     RouteCsrf, RouteMethod, RouteSession, SessionConfig,
 };
 pub use resource_server::ResourceServerConfig;
+pub use telemetry::TelemetryConfig;
 pub use types::{FrontendPath, ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};
 
 use figment::Figment;
@@ -135,7 +137,10 @@ fn describe(section: &str, err: figment::Error) -> ConfigError {
             "is required but not set".to_string()
         }
         Kind::UnknownField(field, _) => {
-            path.push(field.to_string());
+            // A nested table's path already ends in the field; a section's does not.
+            if path.last() != Some(field) {
+                path.push(field.to_string());
+            }
             "is not a known key".to_string()
         }
         Kind::Message(m) => m.clone(),

@@ -15,6 +15,9 @@ pub struct ResourceServerConfig {
     /// On SIGTERM: stop accepting, then give in-flight requests this long to finish.
     #[serde(default = "super::types::default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Traces (OpenTelemetry): `resource_server.telemetry.otlp_endpoint`, `….trust_incoming_traceparent`.
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
     /// Issuer whose tokens are accepted; its JWKS is found by discovery.
     #[serde(default = "default_issuer")]
     pub issuer: PublicUrl,

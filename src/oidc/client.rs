@@ -4,6 +4,8 @@
 use crate::config::Secret;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 /// Upper bound for one call to the provider (a hung provider must not hang a request).
 pub const PROVIDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -109,15 +111,27 @@ pub async fn revoke(
     token_type_hint: &str,
 ) -> Result<(), TokenEndpointError> {
     let form = [("token", token), ("token_type_hint", token_type_hint)];
+    let span =
+        tracing::debug_span!("provider revocation", otel.kind = "client", http.response.status_code = Empty);
     let res = authenticated(http, revocation_endpoint, creds)
+        .headers(trace_context(&span))
         .form(&form)
         .send()
+        .instrument(span.clone())
         .await
         .map_err(|e| TokenEndpointError::Unavailable(e.without_url().to_string()))?;
+    span.record("http.response.status_code", res.status().as_u16());
     if res.status().is_success() {
         return Ok(());
     }
     Err(error_from(res).await)
+}
+
+/// The `traceparent` (and `tracestate`) of `span` when traces are on; empty otherwise.
+fn trace_context(span: &tracing::Span) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    span.in_scope(|| crate::telemetry::inject_current(&mut headers));
+    headers
 }
 
 /// RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
@@ -136,11 +150,23 @@ async fn token_call(
     creds: &ClientCredentials,
     form: &[(&str, &str)],
 ) -> Result<TokenResponse, TokenEndpointError> {
+    // The grant type is the only detail of the request in its span: never the form's code,
+    // verifier or refresh token, never a header.
+    let grant_type = form.iter().find(|(k, _)| *k == "grant_type").map(|(_, v)| *v).unwrap_or_default();
+    let span = tracing::debug_span!(
+        "provider token request",
+        otel.kind = "client",
+        oauth.grant_type = grant_type,
+        http.response.status_code = Empty,
+    );
     let res = authenticated(http, url, creds)
+        .headers(trace_context(&span))
         .form(form)
         .send()
+        .instrument(span.clone())
         .await
         .map_err(|e| TokenEndpointError::Unavailable(e.without_url().to_string()))?;
+    span.record("http.response.status_code", res.status().as_u16());
     if !res.status().is_success() {
         return Err(error_from(res).await);
     }

@@ -67,6 +67,7 @@ impl Application {
         let metrics = metrics::Metrics::register(&registry).map_err(other)?;
         let verifier = web::Data::new(verifier(&config, http.clone(), &metrics));
         let shutdown_timeout = config.shutdown_timeout_secs;
+        let trace_trust = crate::telemetry::TraceTrust(config.telemetry.trust_incoming_traceparent);
         let metrics_endpoint = crate::web::MetricsEndpoint::start(
             config.metrics_listen.map(|l| l.0),
             &registry,
@@ -83,6 +84,7 @@ impl Application {
         let (registry, metrics) = (web::Data::new(registry), web::Data::new(metrics));
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(trace_trust)
                 .app_data(verifier.clone())
                 .app_data(store.clone())
                 .app_data(registry.clone())

@@ -59,15 +59,26 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Dispatches one call to whichever back-end this store is.
+/// Dispatches one call to whichever back-end this store is, in a `store` span (a trace's
+/// child span; `debug`, so logs at `info` never pay for it) naming the back-end and the
+/// operation — never a key or a value.
 macro_rules! dispatch {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Memory(m) => m.$method($($arg),*).await,
-            Store::Redis(r) => r.$method($($arg),*).await,
-            Store::Cluster(c) => c.$method($($arg),*).await,
-        }
-    };
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+        let span = tracing::debug_span!(
+            "store",
+            otel.kind = "client",
+            db.system = $self.system(),
+            db.operation = stringify!($method),
+        );
+        let call = async move {
+            match $self {
+                Store::Memory(m) => m.$method($($arg),*).await,
+                Store::Redis(r) => r.$method($($arg),*).await,
+                Store::Cluster(c) => c.$method($($arg),*).await,
+            }
+        };
+        tracing::Instrument::instrument(call, span).await
+    }};
 }
 
 impl Store {
@@ -98,6 +109,14 @@ impl Store {
     /// A fresh in-memory store (tests, demo).
     pub fn memory(namespace: &str) -> Store {
         Store::Memory(Arc::new(MemoryStore::new(namespace)))
+    }
+
+    /// The back-end's name in trace spans (`db.system`).
+    fn system(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) | Store::Cluster(_) => "redis",
+        }
     }
 
     /// The local end of the event bus: every [`Event`] published by any instance sharing

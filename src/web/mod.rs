@@ -15,7 +15,7 @@ pub use headers::{CONTENT_SECURITY_POLICY, is_form, no_store, security_headers};
 pub use metrics_listener::MetricsEndpoint;
 pub use origin::{CrossSite, is_unsafe, require_same_origin};
 pub use rate_limit::RateLimit;
-pub use request_span::{PathOnlySpan, request_logger};
+pub use request_span::{HttpRoute, PathOnlySpan, request_logger};
 
 use actix_web::{HttpResponse, web};
 

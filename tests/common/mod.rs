@@ -13,6 +13,7 @@ pub mod forge;
 pub mod npm;
 pub mod oidc_flow;
 pub mod oidc_provider;
+pub mod otlp_receiver;
 pub mod provider_tap;
 pub mod raw_http;
 pub mod redis;

@@ -17,6 +17,7 @@ struct Shared {
     secrets: Vec<(String, String)>,
     tamper: Option<Tamper>,
     token_requests: usize,
+    traceparents: Vec<(String, String)>,
 }
 
 /// A running tap.
@@ -68,6 +69,11 @@ impl ProviderTap {
         self.secrets().into_iter().filter(|(n, _)| n == name).map(|(_, v)| v).collect()
     }
 
+    /// (path, `traceparent`) of every request that carried one, in order.
+    pub fn traceparents(&self) -> Vec<(String, String)> {
+        self.shared.lock().unwrap().traceparents.clone()
+    }
+
     /// How many token-endpoint requests went through.
     pub fn token_requests(&self) -> usize {
         self.shared.lock().unwrap().token_requests
@@ -86,6 +92,9 @@ async fn forward(
         let mut s = shared.lock().unwrap();
         if is_token {
             s.token_requests += 1;
+        }
+        if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+            s.traceparents.push((req.path().to_string(), tp.to_string()));
         }
         if req.method() == actix_web::http::Method::POST {
             for (k, v) in url::form_urlencoded::parse(&body) {

@@ -161,7 +161,11 @@ impl NearCache {
     /// The value cached under `key`, if it is fresh and the bus is live.
     pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
         let inner = self.inner.as_ref()?;
+        // A trace's child span (`debug`: free while traces are off); never the key.
+        let span = tracing::debug_span!("near cache lookup", cache.hit = tracing::field::Empty);
+        let _entered = span.enter();
         let found = self.peek::<T>(key);
+        span.record("cache.hit", found.is_some());
         if found.is_some() {
             inner.hits.inc()
         } else {

@@ -13,6 +13,7 @@ use crate::web::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// What an exchange needs of the BFF: the per-worker client, token care, the upstream timeout
 /// and the retry counter. Built by the handler, per request, from borrowed parts.
@@ -159,6 +160,31 @@ async fn send_once(
     body: OutgoingBody,
     token: Option<&Secret>,
 ) -> Result<UpstreamResponse, UpstreamError> {
+    // The upstream call's span: method, the upstream's host and the answer's status. Never the
+    // URL (its path and query are the browser's), never a header.
+    let span = tracing::debug_span!(
+        "upstream call",
+        otel.kind = "client",
+        http.request.method = %out.method,
+        server.address = out.url.host_str().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let result = send_once_within_deadline(ex, out, body, token).instrument(span.clone()).await;
+    match &result {
+        Ok(res) => span.record("http.response.status_code", res.status().as_u16()),
+        Err(UpstreamError::Timeout) => span.record("outcome", "timeout"),
+        Err(_) => span.record("outcome", "unavailable"),
+    };
+    result
+}
+
+async fn send_once_within_deadline(
+    ex: &Exchange<'_>,
+    out: &Outgoing,
+    body: OutgoingBody,
+    token: Option<&Secret>,
+) -> Result<UpstreamResponse, UpstreamError> {
     let deadline = tokio::time::Instant::now() + ex.timeout;
     let replay = match &body {
         OutgoingBody::Empty if is_idempotent(&out.method) => Some(None),
@@ -232,6 +258,8 @@ async fn attempt(
     if let Some(token) = token {
         request.headers_mut().insert(http::header::AUTHORIZATION, bearer(token)?);
     }
+    // Traces on: this call's context as `traceparent` (the browser's never came through).
+    crate::telemetry::inject_current(request.headers_mut());
     match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => Err(Attempt::Final(UpstreamError::Timeout)),
         Ok(Ok(res)) => Ok(UpstreamResponse::new(res)),

@@ -57,6 +57,8 @@ pub async fn proxy(
     active: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
     let upstream = state.upstreams.get(target.target).ok_or_else(not_found)?;
+    // The request span's `http.route`: the configured prefix, never the path with its ids.
+    actix_web::HttpMessage::extensions_mut(&req).insert(crate::web::HttpRoute(upstream.label.clone()));
     // An upstream whose policy reads no session never gets a token, whatever the request holds.
     let active = active.filter(|_| upstream.session != RouteSession::None);
     if active.is_none() && upstream.session == RouteSession::Required {

@@ -30,8 +30,6 @@ pub const DEFAULT_FORWARDED: &[&str] = &[
     "pragma",
     "prefer",
     "range",
-    "traceparent",
-    "tracestate",
     "user-agent",
     "x-request-id",
 ];
@@ -51,8 +49,11 @@ pub enum HeaderNameError {
 }
 
 /// True for the names no route may forward: credentials, the BFF's own CSRF header, framing
-/// and hop-by-hop headers, and those that state facts about the client or the request line
-/// which upstreams and frameworks trust (client address, original URL, method override).
+/// and hop-by-hop headers, those that state facts about the client or the request line
+/// which upstreams and frameworks trust (client address, original URL, method override), and
+/// the W3C trace context: the browser's `traceparent`/`tracestate` never travel upstream; when
+/// traces are on the BFF writes its own (a child of the browser's only where
+/// `bff.telemetry.trust_incoming_traceparent` says so).
 pub fn never_forwarded(name: &str) -> bool {
     matches!(
         name,
@@ -91,6 +92,8 @@ pub fn never_forwarded(name: &str) -> bool {
             | "x-http-method"
             | "x-method-override"
             | "x-middleware-subrequest"
+            | "traceparent"
+            | "tracestate"
     ) || ["x-forwarded-", "proxy-", "x-envoy-"].iter().any(|p| name.starts_with(p))
 }
 
@@ -150,7 +153,7 @@ mod tests {
     #[test]
     fn only_allowed_end_to_end_headers_pass_by_default() {
         let policy = RequestHeaderPolicy::DEFAULT;
-        for name in ["accept", "content-type", "if-none-match", "range", "traceparent", "x-request-id"] {
+        for name in ["accept", "content-type", "if-none-match", "range", "x-request-id"] {
             assert!(policy.allows(name), "{name}");
         }
         for name in [
@@ -172,6 +175,8 @@ mod tests {
             "proxy-authorization",
             "x-tenant",
             "x-anything-new",
+            "traceparent",
+            "tracestate",
         ] {
             assert!(!policy.allows(name), "{name}");
         }
@@ -203,6 +208,8 @@ mod tests {
             "x-client-ip",
             "x-csrf",
             "content-length",
+            "traceparent",
+            "TraceState",
         ] {
             assert_eq!(
                 RequestHeaderPolicy::with_names(&[name.into()]).unwrap_err(),

@@ -32,6 +32,8 @@ pub struct Upstream {
     pub kind: UpstreamKind,
     /// Index of its series in `BffMetrics`.
     pub metrics: usize,
+    /// Its path, the metrics and traces label.
+    pub label: std::sync::Arc<str>,
     /// The `Content-Security-Policy` the BFF sets on every response, beside any of the
     /// upstream's (a browser enforces each): the frontend's `csp`, else the strict default.
     pub csp: HeaderValue,
@@ -71,6 +73,7 @@ impl Upstreams {
                 )?,
                 kind: UpstreamKind::Route,
                 metrics: list.len(),
+                label: r.path.as_str().into(),
                 csp: default_csp(),
             });
         }
@@ -93,6 +96,7 @@ impl Upstreams {
                 headers: policy(&f.forward_request_headers, key)?,
                 kind: UpstreamKind::Frontend,
                 metrics: list.len(),
+                label: f.path.as_str().into(),
                 csp,
             });
         }

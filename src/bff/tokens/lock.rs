@@ -140,6 +140,7 @@ impl RefreshLock {
 
     /// Waits for the holder's notice, the lock's expiry, a possible gap on the bus, or
     /// `deadline`, whichever comes first.
+    #[tracing::instrument(name = "refresh lock wait", level = "debug", skip_all)]
     pub async fn wait(
         &self,
         hashed: &str,

@@ -67,6 +67,7 @@ impl TokenCare {
     /// Single-flight refresh: in this process first (one request per session goes on), then
     /// across instances ([`RefreshLock`](super::lock::RefreshLock)). `needed` is
     /// evaluated on records read after each wait and again after the store lock is held.
+    #[tracing::instrument(name = "token refresh", level = "debug", skip_all, fields(outcome))]
     pub(super) async fn refresh_locked(
         &self,
         handle: &Secret,
@@ -95,6 +96,7 @@ impl TokenCare {
             }
         }
         self.metrics.refresh_wait.observe(started.elapsed().as_secs_f64());
+        tracing::Span::current().record("outcome", refresh_outcome(&result));
         result
     }
 
@@ -216,6 +218,7 @@ impl TokenCare {
     }
 
     /// One refresh-token grant at the provider, within what is left of the lock's life.
+    #[tracing::instrument(name = "refresh provider call", level = "debug", skip_all)]
     async fn call_provider(&self, refresh_token: &Secret) -> Result<TokenResponse, ProviderCall> {
         let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
         let call = async {
@@ -329,5 +332,15 @@ impl TokenCare {
 
     fn count(&self, outcome: &str) {
         self.metrics.refresh.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The `outcome` of a `token refresh` span.
+fn refresh_outcome(result: &Result<Secret, TokenError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(TokenError::SessionExpired) => "session_expired",
+        Err(TokenError::AuthServerUnavailable) => "auth_server_unavailable",
+        Err(_) => "error",
     }
 }
