@@ -82,6 +82,20 @@ async fn with_client_secret_post_login_api_refresh_and_logout_work() {
 }
 
 #[tokio::test]
+async fn with_client_secret_post_the_secret_travels_in_the_form_body_of_every_provider_call() {
+    let stack = common::attack::AttackStack::start_with_tap(|mut c| {
+        c.doc["auth_server"]["clients"][0]["token_endpoint_auth_method"] = json!("client_secret_post");
+        c.set("bff.oidc.client_auth", json!("client_secret_post"))
+    })
+    .await;
+    let browser = stack.login().await;
+    let logout = stack.api(&browser, reqwest::Method::POST, "/bff/logout", None).await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    // The code exchange and the revocation.
+    assert_eq!(stack.tap().secrets_named("client_secret").len(), 2);
+}
+
+#[tokio::test]
 async fn with_private_key_jwt_and_inline_keys_login_api_refresh_and_logout_work_without_a_secret() {
     let (key, file) = key_file();
     let cfg = with_private_key_jwt(
@@ -291,4 +305,18 @@ async fn par_required_against_a_provider_without_par_is_never_ready_and_says_why
         .await
         .expect("login");
     assert_eq!(login.status(), 503);
+}
+
+#[tokio::test]
+async fn a_push_the_provider_refuses_is_503_auth_server_unavailable_without_the_providers_words() {
+    // Arrange: the provider knows another redirect URI, so it refuses the pushed request.
+    let mut cfg = StackConfig::new();
+    cfg.doc["auth_server"]["clients"][0]["redirect_uris"] = json!(["https://elsewhere.example/cb"]);
+    let stack = Stack::start_ready(cfg).await;
+    // Act
+    let page = Browser::new().get(&stack.bff("/bff/login?returnTo=%2F")).await;
+    // Assert
+    common::browser::assert_error_code(&page, 503, "auth_server_unavailable");
+    assert!(!page.body.contains("redirect_uri"), "{}", page.body);
+    assert!(page.header("location").is_none());
 }

@@ -4,7 +4,9 @@
 //! at most [`MAX_LOGIN_COOKIES`] such cookies are kept (the oldest are expired, so their
 //! callbacks fail). Any caller can start one, so attempts are bounded: they live
 //! `bff.login_attempt_ttl_secs`, and one client address may start
-//! `bff.login_rate_limit_per_ip` per window (then 429 `too_many_requests`).
+//! `bff.login_rate_limit_per_ip` per window (then 429 `too_many_requests`). With pushed
+//! authorization requests (`bff.oidc.par`, RFC 9126) the parameters go to the provider over
+//! the back channel and the browser carries only `client_id` and `request_uri`.
 
 use super::paths::ReturnTo;
 use super::state::BffState;
@@ -160,13 +162,23 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     let sealed = state.keys.sealer.seal(key.as_bytes(), &plain);
     let ttl = state.config.login_attempt_ttl_secs;
     state.store.set(&key, &sealed, Duration::from_secs(ttl)).await.map_err(LoginError::from)?;
+    Ok(redirect_with_cookie(&req, url, &cookie_id, &binding, ttl))
+}
 
+/// The 302 to the provider, with this attempt's login cookie.
+fn redirect_with_cookie(
+    req: &HttpRequest,
+    url: String,
+    cookie_id: &str,
+    binding: &str,
+    ttl: u64,
+) -> HttpResponse {
     let mut res = HttpResponse::Found();
     res.insert_header((header::LOCATION, url)).insert_header(crate::web::no_store());
     // Keep at most MAX_LOGIN_COOKIES attempts per browser, this one included: the oldest go
     // (their callbacks then fail with 400), so cookies never pile up into a 431. Microsecond
     // stamps order tabs opened within one second.
-    let mut existing = login_cookies(&req);
+    let mut existing = login_cookies(req);
     existing.sort_by_key(|(_, ts, _)| *ts);
     let excess = (existing.len() + 1).saturating_sub(MAX_LOGIN_COOKIES);
     for (name, _, _) in existing.into_iter().take(excess) {
@@ -174,7 +186,7 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     }
     let value = format!("{}.{}", crate::clock::now_micros(), binding);
     res.cookie(login_cookie(format!("{LOGIN_COOKIE_PREFIX}{cookie_id}"), value, ttl as i64));
-    Ok(res.finish())
+    res.finish()
 }
 
 /// Whether this login pushes its request (RFC 9126): `par = "required"` (the provider's metadata

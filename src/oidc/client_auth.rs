@@ -146,3 +146,50 @@ impl ClientCredentials {
         Ok(req.form(&body))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(jwt: &str) -> serde_json::Value {
+        use base64::Engine;
+        let part = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_assertion_names_the_client_the_issuer_a_fresh_jti_and_a_short_life_under_the_signing_kid() {
+        let (first, second) = (SigningKey::generate().unwrap(), SigningKey::generate().unwrap());
+        let keys = ClientKeys::new(vec![first.clone(), second.clone()]).unwrap();
+        let (a, b) =
+            (keys.assertion("bff", "https://op").unwrap(), keys.assertion("bff", "https://op").unwrap());
+        let header = jsonwebtoken::decode_header(&a).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(first.kid()));
+        let (pa, pb) = (payload(&a), payload(&b));
+        assert_eq!(
+            (pa["iss"].as_str(), pa["sub"].as_str(), pa["aud"].as_str()),
+            (Some("bff"), Some("bff"), Some("https://op"))
+        );
+        assert_ne!(pa["jti"], pb["jti"]);
+        let life = pa["exp"].as_i64().unwrap() - pa["iat"].as_i64().unwrap();
+        assert!(life > 0 && life <= 60, "{life}");
+        assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn debug_shows_neither_secret_nor_key() {
+        let key = SigningKey::generate().unwrap();
+        let creds = ClientCredentials {
+            client_id: "bff".into(),
+            auth: ClientAuth::PrivateKeyJwt(ClientKeys::new(vec![key.clone()]).unwrap()),
+        };
+        let shown = format!("{creds:?}");
+        assert!(
+            !shown.contains("PRIVATE") && !shown.contains(key.to_pem().lines().nth(1).unwrap()),
+            "{shown}"
+        );
+        let secret = ClientAuth::SecretPost(Secret::new("hunter2-secret"));
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}
