@@ -279,7 +279,7 @@ async fn par_required_against_a_provider_without_par_is_never_ready_and_says_why
     let required = cloakroom::bff::provider::Provider::new(http.clone(), url.clone(), true).metadata().await;
     let auto = cloakroom::bff::provider::Provider::new(http, url, false).metadata().await;
     // Assert
-    let line = required.err().expect("refused").to_string();
+    let line = required.expect_err("refused").to_string();
     assert!(
         line.contains("bff.oidc.par") && line.contains("pushed_authorization_request_endpoint"),
         "{line}"

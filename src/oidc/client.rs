@@ -1,6 +1,6 @@
 //! Token endpoint calls of a confidential client: authorization code exchange (RFC 6749 §4.1.3
-//! + PKCE), refresh (§6), revocation (RFC 7009) and pushed authorization requests (RFC 9126),
-//! each authenticated as [`ClientCredentials`] says.
+//! with PKCE), refresh (§6) and revocation (RFC 7009), each authenticated as
+//! [`ClientCredentials`] says (pushed authorization requests: [`super::par`]).
 
 pub use super::client_auth::{ClientAuth, ClientCredentials, ClientKeys, PROVIDER_TIMEOUT};
 use super::discovery::ProviderMetadata;
