@@ -205,7 +205,9 @@ impl Verifier {
         }
         match r.iat {
             Some(iat) if iat > now + leeway => return invalid(InvalidReason::IssuedInFuture),
-            None if kind != TokenType::ClientAssertion => return invalid(InvalidReason::MissingClaim),
+            // Required but for client assertions (RFC 7523 §3 makes it optional there); its
+            // absence reads as the claims' shape being wrong, as before it was optional.
+            None if kind != TokenType::ClientAssertion => return invalid(InvalidReason::ClaimTypes),
             _ => {}
         }
         let present = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
