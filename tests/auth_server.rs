@@ -69,7 +69,7 @@ async fn discovery_lists_the_required_endpoints_and_capabilities() {
     assert_eq!(doc["backchannel_logout_session_supported"], true);
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
 }
 

@@ -7,6 +7,7 @@ use super::login_session::{self, LoginSession};
 use super::pages::{self, LoginPage};
 use super::params::{Params, split_scope};
 use super::pending::{self, AuthRequest};
+use super::pushed;
 use super::rate_limit::authorize_blocked;
 use super::state::{AppState, SUPPORTED_SCOPES};
 use actix_web::http::StatusCode;
@@ -27,6 +28,10 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     }
     let params = Params::parse(req.query_string().as_bytes())
         .map_err(|_| PageError::BadRequest("A request parameter is repeated."))?;
+    let params = match params.get("request_uri") {
+        Some(uri) => pushed_params(&state, &params, uri).await?,
+        None => params,
+    };
     let client_id = params.get("client_id").ok_or(PageError::BadRequest("The client_id is missing."))?;
     let client = state.clients.get(client_id).ok_or(PageError::BadRequest("The client is unknown."))?;
     let redirect_uri =
@@ -53,12 +58,28 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     login_page(&state, &req, &auth).await
 }
 
+/// The parameters pushed under `request_uri` (RFC 9126 §4): the request may carry nothing
+/// but `client_id` and `request_uri`, the `client_id` must be the pusher's, and the
+/// `request_uri` serves once. Refusals are pages: no redirect URI is trusted yet.
+async fn pushed_params(state: &AppState, query: &Params, request_uri: &str) -> Result<Params, PageError> {
+    if query.names().any(|n| n != "client_id" && n != "request_uri") {
+        return Err(PageError::BadRequest("A pushed request cannot be mixed with other parameters."));
+    }
+    let client_id = query.get("client_id").ok_or(PageError::BadRequest("The client_id is missing."))?;
+    pushed::take(state, client_id, request_uri).await.map_err(|e| match e {
+        pushed::TakeError::Store(e) => PageError::Store(e),
+        pushed::TakeError::Unusable => {
+            PageError::BadRequest("The request_uri is unknown, expired, used already or another client's.")
+        }
+    })
+}
+
 /// An OAuth error code and its description, sent back to the client.
-type Refusal = (&'static str, &'static str);
+pub type Refusal = (&'static str, &'static str);
 
 /// Checks the request's parameters (the client and redirect URI are checked already); returns
-/// the request to keep and its `prompt` values.
-fn validate<'a>(
+/// the request to keep and its `prompt` values. Also the check of a pushed request (`/par`).
+pub fn validate<'a>(
     params: &'a Params,
     client_id: &str,
     redirect_uri: &str,

@@ -1,30 +1,54 @@
-//! The registry of confidential clients and client authentication at the token and
-//! revocation endpoints (RFC 6749 §2.3.1: `client_secret_basic` or `client_secret_post`).
+//! The registry of confidential clients and client authentication at the token, revocation
+//! and pushed-request endpoints: `client_secret_basic` or `client_secret_post` (RFC 6749
+//! §2.3.1) for a client registered with a secret method, a signed assertion (`private_key_jwt`,
+//! [`client_assertion`](super::client_assertion)) for one registered with keys.
 
+use super::client_assertion::{self, AssertionContext};
 use super::errors::OAuthError;
 use super::params::Params;
-use crate::config::ClientConfig;
+use crate::config::{ClientAuthMethod, ClientConfig};
 use crate::crypto::constant_time_eq;
+use crate::jwt::Verifier;
+use crate::oidc::client_auth::JWT_BEARER_ASSERTION;
 use crate::startup::StartupError;
 use actix_web::HttpRequest;
 use base64::Engine;
 use std::collections::HashMap;
 
+/// One registered client and, for `private_key_jwt`, the verifier of its assertions.
+struct Registered {
+    config: ClientConfig,
+    assertions: Option<Verifier>,
+}
+
 /// Registered clients by `client_id`.
 pub struct ClientRegistry {
-    clients: HashMap<String, ClientConfig>,
+    clients: HashMap<String, Registered>,
 }
 
 impl ClientRegistry {
-    /// Builds the registry; a duplicated `client_id` stops start-up.
+    /// Builds the registry; a duplicated `client_id`, a secret client without a secret or a
+    /// key client without keys stops start-up with one line naming the key.
     pub fn new(list: &[ClientConfig]) -> Result<Self, StartupError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| StartupError::Other(format!("HTTP client: {e}")))?;
         let mut clients = HashMap::new();
-        for c in list {
-            if clients.insert(c.client_id.clone(), c.clone()).is_some() {
-                return Err(StartupError::Other(format!(
-                    "configuration key `auth_server.clients`: client_id `{}` is registered twice",
-                    c.client_id
-                )));
+        for (n, c) in list.iter().enumerate() {
+            let fail = |key: &str, why: &str| {
+                StartupError::Other(format!("configuration key `auth_server.clients.{n}.{key}`: {why}"))
+            };
+            let assertions = client_assertion::verifier_for(c, &http).map_err(|why| fail("jwks", &why))?;
+            if assertions.is_none() && c.client_secret.is_none() {
+                return Err(fail(
+                    "client_secret",
+                    "is required with a client_secret_* token_endpoint_auth_method",
+                ));
+            }
+            let entry = Registered { config: c.clone(), assertions };
+            if clients.insert(c.client_id.clone(), entry).is_some() {
+                return Err(fail("client_id", &format!("`{}` is registered twice", c.client_id)));
             }
         }
         Ok(Self { clients })
@@ -32,18 +56,28 @@ impl ClientRegistry {
 
     /// The client with this id.
     pub fn get(&self, client_id: &str) -> Option<&ClientConfig> {
-        self.clients.get(client_id)
+        self.clients.get(client_id).map(|r| &r.config)
     }
 
-    /// Authenticates the calling client. Exactly one method may be used.
-    pub fn authenticate(&self, req: &HttpRequest, params: &Params) -> Result<&ClientConfig, OAuthError> {
+    /// Authenticates the calling client. Exactly one method may be used, and it must be the
+    /// client's: a secret for a secret client, an assertion for a `private_key_jwt` one.
+    pub async fn authenticate(
+        &self,
+        req: &HttpRequest,
+        params: &Params,
+        ctx: &AssertionContext<'_>,
+    ) -> Result<&ClientConfig, OAuthError> {
         let basic = basic_credentials(req)?;
         let post = params.get("client_secret");
+        let assertion = params.has("client_assertion") || params.has("client_assertion_type");
+        if usize::from(basic.is_some()) + usize::from(post.is_some()) + usize::from(assertion) > 1 {
+            return Err(OAuthError::InvalidRequest("use one client authentication method"));
+        }
+        if assertion {
+            return self.by_assertion(params, ctx).await;
+        }
         let (id, secret, is_basic) = match (basic, post) {
-            (Some(_), Some(_)) => {
-                return Err(OAuthError::InvalidRequest("use one client authentication method"));
-            }
-            (Some((id, secret)), None) => {
+            (Some((id, secret)), _) => {
                 if params.get("client_id").is_some_and(|p| p != id) {
                     return Err(OAuthError::InvalidClient { basic: true });
                 }
@@ -55,14 +89,38 @@ impl ClientRegistry {
             },
             (None, None) => return Err(OAuthError::InvalidClient { basic: false }),
         };
-        let client = self.clients.get(&id);
-        // Compare against something even for an unknown client, so timing says little.
-        let expected = client.map(|c| c.client_secret.expose()).unwrap_or("\u{0}unknown-client");
-        let ok = constant_time_eq(expected.as_bytes(), secret.as_bytes());
+        let client = self.clients.get(&id).map(|r| &r.config);
+        // Compare against something even for an unknown (or key-only) client, so timing says little.
+        let expected = client
+            .filter(|c| c.token_endpoint_auth_method != ClientAuthMethod::PrivateKeyJwt)
+            .and_then(|c| c.client_secret.as_ref())
+            .map(|s| s.expose());
+        let ok = constant_time_eq(expected.unwrap_or("\u{0}unknown-client").as_bytes(), secret.as_bytes());
         match client {
-            Some(c) if ok => Ok(c),
+            Some(c) if ok && expected.is_some() => Ok(c),
             _ => Err(OAuthError::InvalidClient { basic: is_basic }),
         }
+    }
+
+    /// `client_assertion_type` + `client_assertion` (+ an optional `client_id` that must match).
+    async fn by_assertion(
+        &self,
+        params: &Params,
+        ctx: &AssertionContext<'_>,
+    ) -> Result<&ClientConfig, OAuthError> {
+        let refused = || OAuthError::InvalidClient { basic: false };
+        if params.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
+            return Err(refused());
+        }
+        let assertion = params.get("client_assertion").ok_or_else(refused)?;
+        let id = client_assertion::claimed_client(assertion).ok_or_else(refused)?;
+        if params.get("client_id").is_some_and(|p| p != id) {
+            return Err(refused());
+        }
+        let client = self.clients.get(&id).ok_or_else(refused)?;
+        let verifier = client.assertions.as_ref().ok_or_else(refused)?;
+        client_assertion::check(verifier, &id, assertion, ctx).await?;
+        Ok(&client.config)
     }
 }
 

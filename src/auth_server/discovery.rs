@@ -3,6 +3,12 @@
 use super::state::{AppState, SUPPORTED_SCOPES};
 use actix_web::{HttpResponse, web};
 
+/// Client authentication methods at the token, revocation and pushed-request endpoints.
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "private_key_jwt"];
+/// Algorithms a client assertion may be signed with (those `jwt::Verifier` binds to keys).
+const ASSERTION_ALGS: &[&str] =
+    &["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"];
+
 /// `GET /.well-known/openid-configuration`.
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     let doc = serde_json::json!({
@@ -20,8 +26,12 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
         "id_token_signing_alg_values_supported": ["ES256"],
         "userinfo_signing_alg_values_supported": ["none"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "pushed_authorization_request_endpoint": state.url("/par"),
+        "require_pushed_authorization_requests": false,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "scopes_supported": SUPPORTED_SCOPES,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp", "preferred_username", "name"],
         "prompt_values_supported": ["none", "login"],

@@ -7,6 +7,7 @@
 pub mod admin;
 mod authorize;
 mod backchannel;
+mod client_assertion;
 mod clients;
 mod codes;
 mod delivery;
@@ -18,9 +19,11 @@ mod login_session;
 mod logout;
 mod metrics;
 mod pages;
+mod par;
 mod params;
 mod passwords;
 mod pending;
+mod pushed;
 mod rate_limit;
 mod revoke;
 mod state;
@@ -120,6 +123,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signup", web::post().to(login::signup))
         .route("/token", web::post().to(token::token))
         .route("/revoke", web::post().to(revoke::revoke))
+        .route("/par", web::post().to(par::par))
         .route("/userinfo", web::get().to(userinfo::userinfo))
         .route("/userinfo", web::post().to(userinfo::userinfo))
         .route("/logout", web::get().to(logout::logout_get))

@@ -41,6 +41,25 @@ impl Params {
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
+
+    /// The names present.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The parameters but those named in `except`, form-encoded.
+    pub fn encode_except(&self, except: &[&str]) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.0.iter().filter(|(k, _)| !except.contains(&k.as_str())) {
+            out.append_pair(k, v);
+        }
+        out.finish()
+    }
+
+    /// Sets `name` to `value`.
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.0.insert(name.to_string(), value.to_string());
+    }
 }
 
 /// Splits a space-separated scope string into its distinct values, in order.

@@ -14,7 +14,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form_params(&req, &body)?;
-    let client = state.clients.authenticate(&req, &params)?;
+    let client = state.clients.authenticate(&req, &params, &state.assertion_context("/revoke")).await?;
     let token = params.get("token").ok_or(OAuthError::InvalidRequest("token is missing"))?;
     // The hint is only an optimisation (RFC 7009 §2.1); refresh tokens are the only tokens
     // kept server-side. Access tokens are self-contained JWTs and expire on their own.

@@ -1,5 +1,6 @@
 //! What every handler shares: configuration, store, signing key, client registry, metrics.
 
+use super::client_assertion::AssertionContext;
 use super::clients::ClientRegistry;
 use super::delivery::BackchannelSender;
 use super::metrics::Metrics;
@@ -94,6 +95,13 @@ impl AppState {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
     }
+
+    /// What a client assertion sent to `endpoint_path` is checked against: the used `jti`s
+    /// in the store; as audience the issuer, the token endpoint or that endpoint.
+    pub fn assertion_context(&self, endpoint_path: &str) -> AssertionContext<'_> {
+        let audiences = vec![self.issuer.clone(), self.url("/token"), self.url(endpoint_path)];
+        AssertionContext { store: &self.store, audiences }
+    }
 }
 
 /// Store keys, all under `as:` so the auth server can share a Redis namespace with others.
@@ -105,6 +113,10 @@ pub mod keys {
     /// Login name by subject identifier.
     pub fn subject(sub: &str) -> String {
         format!("as:subject:{sub}")
+    }
+    /// A pushed authorization request (RFC 9126), by the hash of its `request_uri`.
+    pub fn pushed(hash: &str) -> String {
+        format!("as:par:{hash}")
     }
     /// A pending authorization request.
     pub fn pending(id: &str) -> String {

@@ -43,7 +43,7 @@ async fn handle(
         Some(_) => "other",
         None => return ("unknown", Err(OAuthError::InvalidRequest("grant_type is missing"))),
     };
-    let client = match state.clients.authenticate(req, &params) {
+    let client = match state.clients.authenticate(req, &params, &state.assertion_context("/token")).await {
         Ok(c) => c,
         Err(e) => return (grant_type, Err(e)),
     };

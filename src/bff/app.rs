@@ -13,9 +13,8 @@ use super::proxy::{PeerHeader, Upstreams, WorkerClient};
 use super::session::{BffSessionStore, SessionEnder, SessionSettings};
 use super::state::{BffState, PublicUrlParts};
 use super::{account, backchannel, callback, login, metrics, near_cache, pages, policy, provider, proxy};
-use super::{session, sessions, tokens};
+use super::{client_keys, session, sessions, tokens};
 use crate::config::BffConfig;
-use crate::oidc::ClientCredentials;
 use crate::startup::{StartupError, bind};
 use crate::store::Store;
 use actix_web::middleware::{DefaultHeaders, from_fn};
@@ -87,12 +86,10 @@ impl Shared {
         let keys = keys_of(&config)?;
         // For the provider (logins, refreshes): off the hot path, shared by the workers.
         let http = provider_http_client(config.upstream_pool_idle_secs).map_err(other)?;
-        let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone());
+        let par_required = config.oidc.par == crate::config::ParMode::Required;
+        let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone(), par_required);
         provider.load_in_background();
-        let creds = ClientCredentials {
-            client_id: config.oidc.client_id.clone(),
-            client_secret: config.oidc.client_secret.clone(),
-        };
+        let creds = client_keys::client_credentials(&config.oidc)?;
         let metrics = Arc::new(metrics::BffMetrics::new(&Upstreams::labels(&config)).map_err(other)?);
         let cache = near_cache::NearCache::new(
             &store,
@@ -158,6 +155,7 @@ fn routes(cfg: &mut web::ServiceConfig, metrics_on_main: bool) {
             .route("/logout", web::post().to(account::logout))
             .route("/sessions", web::get().to(sessions::list))
             .route("/sessions/{id}", web::delete().to(sessions::delete))
+            .route("/jwks", web::get().to(client_keys::jwks))
             .route("/backchannel-logout", web::post().to(backchannel::backchannel_logout)),
     )
     // Requests the policy matched to a frontend's built files; everything else the proxy serves

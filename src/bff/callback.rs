@@ -8,7 +8,7 @@ use super::session::{SessionRecord, TypedSession};
 use super::state::BffState;
 use super::tokens::TokenRecord;
 use crate::config::Secret;
-use crate::oidc::{TokenEndpointError, TokenResponse, client};
+use crate::oidc::{ProviderMetadata, TokenEndpointError, TokenResponse, client};
 use crate::store::StoreError;
 use crate::web::ApiError;
 use actix_web::http::{StatusCode, header};
@@ -116,13 +116,13 @@ fn is_bound(req: &HttpRequest, attempt: &LoginAttempt) -> bool {
 /// The code grant with the attempt's PKCE verifier.
 async fn redeem(
     state: &BffState,
-    token_endpoint: &str,
+    meta: &ProviderMetadata,
     code: &str,
     attempt: &LoginAttempt,
 ) -> Result<TokenResponse, CallbackError> {
     client::exchange_code(
         &state.http,
-        token_endpoint,
+        meta,
         &state.creds,
         code,
         &state.redirect_uri(),
@@ -131,7 +131,7 @@ async fn redeem(
     .await
     .map_err(|e| match e {
         TokenEndpointError::Rejected { .. } => CallbackError::Code,
-        TokenEndpointError::Unavailable(_) => CallbackError::Unavailable,
+        TokenEndpointError::Unavailable(_) | TokenEndpointError::ClientAuth(_) => CallbackError::Unavailable,
     })
 }
 
@@ -185,7 +185,7 @@ async fn finish(
         _ => {}
     }
     let code = params.get("code").filter(|c| !c.is_empty()).ok_or(CallbackError::Code)?;
-    let tokens = redeem(state, &meta.token_endpoint, code, attempt).await?;
+    let tokens = redeem(state, &meta, code, attempt).await?;
     let id_token = tokens.id_token.as_ref().ok_or(CallbackError::IdToken)?;
     let claims = validate_id_token(
         state.provider.verifier(),

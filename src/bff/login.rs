@@ -4,12 +4,14 @@
 //! at most [`MAX_LOGIN_COOKIES`] such cookies are kept (the oldest are expired, so their
 //! callbacks fail). Any caller can start one, so attempts are bounded: they live
 //! `bff.login_attempt_ttl_secs`, and one client address may start
-//! `bff.login_rate_limit_per_ip` per window (then 429 `too_many_requests`).
+//! `bff.login_rate_limit_per_ip` per window (then 429 `too_many_requests`). With pushed
+//! authorization requests (`bff.oidc.par`, RFC 9126) the parameters go to the provider over
+//! the back channel and the browser carries only `client_id` and `request_uri`.
 
 use super::paths::ReturnTo;
 use super::state::BffState;
-use crate::config::Secret;
-use crate::oidc::Pkce;
+use crate::config::{ParMode, Secret};
+use crate::oidc::{Pkce, ProviderMetadata, par};
 use crate::store::StoreError;
 use crate::web::ApiError;
 use crate::web::ErrorCode;
@@ -129,6 +131,23 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     let oauth_state = crate::crypto::random_token(32);
     let nonce = crate::crypto::random_token(32);
     let pkce = Pkce::generate();
+    let (redirect_uri, scope) = (state.redirect_uri(), state.config.oidc.scopes.join(" "));
+    let mut params = vec![
+        ("response_type", "code"),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("scope", scope.as_str()),
+        ("state", oauth_state.as_str()),
+        ("nonce", nonce.as_str()),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    // OIDC Core §11: a request for `offline_access` (a refresh token) MUST carry prompt=consent;
+    // strict providers (node-oidc-provider) issue no refresh token without it.
+    if state.config.oidc.scopes.iter().any(|s| s == "offline_access") {
+        params.push(("prompt", "consent"));
+    }
+    let url = authorization_url(&state, &meta, &params).await?;
+
     let binding = crate::crypto::random_token(32);
     let cookie_id = crate::crypto::random_token(6);
     let attempt = LoginAttempt {
@@ -143,29 +162,23 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     let sealed = state.keys.sealer.seal(key.as_bytes(), &plain);
     let ttl = state.config.login_attempt_ttl_secs;
     state.store.set(&key, &sealed, Duration::from_secs(ttl)).await.map_err(LoginError::from)?;
+    Ok(redirect_with_cookie(&req, url, &cookie_id, &binding, ttl))
+}
 
-    let mut url = url::Url::parse(&meta.authorization_endpoint).map_err(|e| ApiError::internal(&e))?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &state.creds.client_id)
-        .append_pair("redirect_uri", &state.redirect_uri())
-        .append_pair("scope", &state.config.oidc.scopes.join(" "))
-        .append_pair("state", &oauth_state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256");
-    // OIDC Core §11: a request for `offline_access` (a refresh token) MUST carry prompt=consent;
-    // strict providers (node-oidc-provider) issue no refresh token without it.
-    if state.config.oidc.scopes.iter().any(|s| s == "offline_access") {
-        url.query_pairs_mut().append_pair("prompt", "consent");
-    }
-
+/// The 302 to the provider, with this attempt's login cookie.
+fn redirect_with_cookie(
+    req: &HttpRequest,
+    url: String,
+    cookie_id: &str,
+    binding: &str,
+    ttl: u64,
+) -> HttpResponse {
     let mut res = HttpResponse::Found();
-    res.insert_header((header::LOCATION, url.to_string())).insert_header(crate::web::no_store());
+    res.insert_header((header::LOCATION, url)).insert_header(crate::web::no_store());
     // Keep at most MAX_LOGIN_COOKIES attempts per browser, this one included: the oldest go
     // (their callbacks then fail with 400), so cookies never pile up into a 431. Microsecond
     // stamps order tabs opened within one second.
-    let mut existing = login_cookies(&req);
+    let mut existing = login_cookies(req);
     existing.sort_by_key(|(_, ts, _)| *ts);
     let excess = (existing.len() + 1).saturating_sub(MAX_LOGIN_COOKIES);
     for (name, _, _) in existing.into_iter().take(excess) {
@@ -173,7 +186,41 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     }
     let value = format!("{}.{}", crate::clock::now_micros(), binding);
     res.cookie(login_cookie(format!("{LOGIN_COOKIE_PREFIX}{cookie_id}"), value, ttl as i64));
-    Ok(res.finish())
+    res.finish()
+}
+
+/// Whether this login pushes its request (RFC 9126): `par = "required"` (the provider's metadata
+/// was refused without an endpoint), or `"auto"` when the provider offers or requires it.
+fn pushes(mode: ParMode, meta: &ProviderMetadata) -> bool {
+    match mode {
+        ParMode::Off => false,
+        ParMode::Required => true,
+        ParMode::Auto => {
+            meta.pushed_authorization_request_endpoint.is_some() || meta.require_pushed_authorization_requests
+        }
+    }
+}
+
+/// The URL the browser is sent to: the authorization endpoint with `client_id` and either
+/// every parameter, or only the `request_uri` of the pushed request. A refused or failed push is
+/// 503 `auth_server_unavailable`; the provider's answer is logged by its error code only.
+async fn authorization_url(
+    state: &BffState,
+    meta: &ProviderMetadata,
+    params: &[(&str, &str)],
+) -> Result<String, ApiError> {
+    let mut url = url::Url::parse(&meta.authorization_endpoint).map_err(|e| ApiError::internal(&e))?;
+    url.query_pairs_mut().append_pair("client_id", &state.creds.client_id);
+    if pushes(state.config.oidc.par, meta) {
+        let pushed = par::push(&state.http, meta, &state.creds, params).await.map_err(|e| {
+            tracing::warn!(error = %e, "the pushed authorization request failed");
+            LoginError::Provider
+        })?;
+        url.query_pairs_mut().append_pair("request_uri", &pushed.request_uri);
+    } else {
+        url.query_pairs_mut().extend_pairs(params);
+    }
+    Ok(url.to_string())
 }
 
 fn parse_return_to(query: &str) -> Result<ReturnTo, LoginError> {

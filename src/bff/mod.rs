@@ -14,6 +14,7 @@ pub mod admin;
 mod app;
 pub mod backchannel;
 mod callback;
+mod client_keys;
 pub mod frontend;
 pub mod id_token;
 pub mod keys;

@@ -3,7 +3,7 @@
 
 use crate::config::PublicUrl;
 use crate::jwt::{JwksCache, Verifier};
-use crate::oidc::client::PROVIDER_TIMEOUT;
+use crate::oidc::client_auth::PROVIDER_TIMEOUT;
 use crate::oidc::{DiscoveryError, ProviderMetadata, discover};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,11 @@ pub enum ProviderError {
     /// The provider does not offer PKCE S256.
     #[error("the provider does not support PKCE S256")]
     NoS256,
+    /// `bff.oidc.par = "required"` and the provider offers no pushed authorization requests.
+    #[error(
+        "configuration key `bff.oidc.par` is \"required\" but the provider's metadata has no pushed_authorization_request_endpoint"
+    )]
+    NoPar,
 }
 
 /// Cached provider metadata and JWKS; cheap to clone.
@@ -31,17 +36,20 @@ struct Inner {
     issuer: PublicUrl,
     metadata: RwLock<Option<Arc<ProviderMetadata>>>,
     verifier: Verifier,
+    par_required: bool,
 }
 
 /// An unknown `kid` triggers a JWKS refetch at most this often.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Provider {
-    /// A cache for `issuer`; nothing is fetched yet.
-    pub fn new(http: reqwest::Client, issuer: PublicUrl) -> Self {
+    /// A cache for `issuer`; nothing is fetched yet. With `par_required`, metadata without a
+    /// pushed-request endpoint is refused (and `/readyz` stays 503).
+    pub fn new(http: reqwest::Client, issuer: PublicUrl, par_required: bool) -> Self {
         let jwks = JwksCache::for_issuer(http.clone(), issuer.clone(), JWKS_REFETCH_INTERVAL);
         let verifier = Verifier::new(jwks, crate::bff::id_token::LEEWAY_SECS);
-        Self { inner: Arc::new(Inner { http, issuer, metadata: RwLock::new(None), verifier }) }
+        let metadata = RwLock::new(None);
+        Self { inner: Arc::new(Inner { http, issuer, metadata, verifier, par_required }) }
     }
 
     /// True once the metadata has been loaded.
@@ -66,6 +74,9 @@ impl Provider {
             && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
         {
             return Err(ProviderError::NoS256);
+        }
+        if self.inner.par_required && meta.pushed_authorization_request_endpoint.is_none() {
+            return Err(ProviderError::NoPar);
         }
         let meta = Arc::new(meta);
         *slot = Some(meta.clone());

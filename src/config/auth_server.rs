@@ -1,5 +1,6 @@
 //! The `[auth_server]` section.
 
+use super::bff_oidc::ClientAuthMethod;
 use super::types::{ListenAddr, PublicUrl, Secret, StoreConfig};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -96,8 +97,20 @@ pub struct AuthServerConfig {
 pub struct ClientConfig {
     /// Client identifier.
     pub client_id: String,
-    /// Client secret (client_secret_basic or client_secret_post).
-    pub client_secret: Secret,
+    /// How the client authenticates: `client_secret_basic` (default) or `client_secret_post`
+    /// (either secret method is then accepted), or `private_key_jwt` (only a signed assertion).
+    #[serde(default)]
+    pub token_endpoint_auth_method: ClientAuthMethod,
+    /// Client secret, for the secret methods.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// `private_key_jwt`: where the client publishes its public keys (fetched, cached,
+    /// refetched on an unknown `kid`).
+    #[serde(default)]
+    pub jwks_uri: Option<PublicUrl>,
+    /// `private_key_jwt`: the client's public keys inline (a JWK set).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
     /// Exact redirect URIs.
     pub redirect_uris: Vec<String>,
     /// Exact post-logout redirect URIs.

@@ -1,7 +1,9 @@
 //! The `[bff]` section.
 
-use super::types::{FrontendPath, ListenAddr, PublicUrl, RoutePath, Secret, SessionKeys, StoreConfig};
+use super::types::{FrontendPath, ListenAddr, PublicUrl, RoutePath, SessionKeys, StoreConfig};
 use serde::Deserialize;
+
+pub use super::bff_oidc::OidcClientConfig;
 
 /// Configuration of the BFF session broker.
 #[derive(Debug, Clone, Deserialize)]
@@ -216,20 +218,6 @@ fn unique_paths<T, E: serde::de::Error>(items: Vec<T>, path: impl Fn(&T) -> &str
     Ok(items)
 }
 
-/// `[bff.oidc]`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OidcClientConfig {
-    /// The provider's issuer; discovery is at `issuer + "/.well-known/openid-configuration"`.
-    pub issuer: PublicUrl,
-    /// This client's id.
-    pub client_id: String,
-    /// This client's secret (confidential client).
-    pub client_secret: Secret,
-    /// Scopes requested at login.
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-}
-
 /// `[bff.session]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SessionConfig {
@@ -395,9 +383,6 @@ fn default_max_body() -> usize {
 }
 fn default_near_cache_entries() -> usize {
     100_000
-}
-fn default_scopes() -> Vec<String> {
-    ["openid", "profile", "offline_access", "notes"].map(String::from).to_vec()
 }
 fn default_idle() -> u64 {
     1800

@@ -29,6 +29,8 @@ const RETRY_WHILE_EMPTY: Duration = Duration::from_secs(1);
 enum Source {
     /// Discovery at `issuer`, then its `jwks_uri`.
     Issuer { http: reqwest::Client, issuer: PublicUrl },
+    /// A known `jwks_uri` (a client's keys, registered with it): no discovery.
+    JwksUri { http: reqwest::Client },
     /// A fixed set (tests, embedding).
     Fixed,
 }
@@ -64,6 +66,24 @@ impl JwksCache {
             source: Source::Issuer { http, issuer },
             min_refetch,
             cached: Arc::default(),
+            fetching: Arc::default(),
+            fetch_counter: None,
+        }
+    }
+
+    /// The keys published at `jwks_uri` for tokens whose `iss` is `issuer` (a client's
+    /// `client_id` for its assertions); an unknown `kid` refetches at most once per
+    /// `min_refetch`.
+    pub fn at_jwks_uri(http: reqwest::Client, issuer: &str, jwks_uri: &str, min_refetch: Duration) -> Self {
+        let cached = Cached {
+            issuer: Some(issuer.to_string()),
+            jwks_uri: Some(jwks_uri.to_string()),
+            ..Cached::default()
+        };
+        Self {
+            source: Source::JwksUri { http },
+            min_refetch,
+            cached: Arc::new(Mutex::new(cached)),
             fetching: Arc::default(),
             fetch_counter: None,
         }
@@ -129,7 +149,7 @@ impl JwksCache {
         let c = self.lock();
         match c.keys.get(kid) {
             Some(k) => Ok(k.clone()),
-            None if c.keys.is_empty() && matches!(self.source, Source::Issuer { .. }) => {
+            None if c.keys.is_empty() && !matches!(self.source, Source::Fixed) => {
                 Err(JwtError::KeysUnavailable)
             }
             None => Err(JwtError::UnknownKey),
@@ -139,7 +159,11 @@ impl JwksCache {
     /// Fetches the key set unless the last attempt is younger than the refetch interval or
     /// another caller fetched while this one waited for its turn.
     async fn refresh(&self) {
-        let Source::Issuer { http, issuer } = &self.source else { return };
+        let (http, issuer) = match &self.source {
+            Source::Issuer { http, issuer } => (http, Some(issuer)),
+            Source::JwksUri { http } => (http, None),
+            Source::Fixed => return,
+        };
         let seen = self.lock().generation;
         let _turn = self.fetching.lock().await;
         let known_uri = {
@@ -202,12 +226,13 @@ enum FetchError {
 
 async fn fetch(
     http: &reqwest::Client,
-    issuer: &PublicUrl,
+    issuer: Option<&PublicUrl>,
     known_uri: Option<String>,
 ) -> Result<Fetched, FetchError> {
-    let (discovered, jwks_uri) = match known_uri {
-        Some(u) => (None, u),
-        None => {
+    let (discovered, jwks_uri) = match (known_uri, issuer) {
+        (Some(u), _) => (None, u),
+        (None, None) => return Err(FetchError::NoMetadata),
+        (None, Some(issuer)) => {
             let meta = crate::oidc::discover(http, issuer).await.map_err(|e| {
                 tracing::warn!(error = %e, "discovery failed");
                 FetchError::NoMetadata

@@ -48,6 +48,9 @@ pub enum TokenType {
     /// token still cannot pass as one: a logout token must carry the back-channel `events`
     /// member and no `nonce`, which ID tokens never satisfy.
     Logout,
+    /// RFC 7523 client assertion (`private_key_jwt`): `typ` absent, `JWT` or
+    /// `client-authentication+jwt`. Never `at+jwt` nor `logout+jwt`; `iat` is optional.
+    ClientAssertion,
 }
 
 impl TokenType {
@@ -60,6 +63,9 @@ impl TokenType {
             TokenType::Access => typ == Some("at+jwt"),
             TokenType::Id => matches!(typ, None | Some("jwt")),
             TokenType::Logout => matches!(typ, None | Some("jwt") | Some("logout+jwt")),
+            TokenType::ClientAssertion => {
+                matches!(typ, None | Some("jwt") | Some("client-authentication+jwt"))
+            }
         }
     }
 
@@ -67,6 +73,7 @@ impl TokenType {
         match self {
             TokenType::Access | TokenType::Id => &["exp", "iss", "aud", "sub", "iat"],
             TokenType::Logout => &["exp", "iss", "aud", "iat"],
+            TokenType::ClientAssertion => &["exp", "iss", "aud", "sub"],
         }
     }
 }
@@ -77,14 +84,14 @@ impl TokenType {
 pub fn validation(
     alg: Algorithm,
     issuer: &str,
-    audience: &str,
+    audiences: &[&str],
     kind: TokenType,
     leeway_secs: u64,
 ) -> Validation {
     let mut v = Validation::new(alg);
     v.algorithms = vec![alg];
     v.set_issuer(&[issuer]);
-    v.set_audience(&[audience]);
+    v.set_audience(audiences);
     v.set_required_spec_claims(kind.required_claims());
     v.validate_exp = true;
     v.validate_nbf = true;
@@ -99,7 +106,8 @@ struct Registered {
     iss: String,
     aud: Audience,
     exp: i64,
-    iat: i64,
+    #[serde(default)]
+    iat: Option<i64>,
     #[serde(default)]
     nbf: Option<i64>,
     #[serde(default)]
@@ -136,6 +144,17 @@ impl Verifier {
         audience: &str,
         kind: TokenType,
     ) -> Result<C, JwtError> {
+        self.verify_for_any(token, &[audience], kind).await
+    }
+
+    /// Validates `token` as a `kind` whose `aud` names at least one of `audiences` (a client
+    /// assertion may name the issuer or the endpoint it is sent to).
+    pub async fn verify_for_any<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        audiences: &[&str],
+        kind: TokenType,
+    ) -> Result<C, JwtError> {
         if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
             return Err(JwtError::Malformed);
         }
@@ -153,10 +172,10 @@ impl Verifier {
             return Err(JwtError::AlgorithmMismatch);
         }
         let issuer = self.jwks.issuer().await?;
-        let v = validation(key.alg, &issuer, audience, kind, self.leeway_secs);
+        let v = validation(key.alg, &issuer, audiences, kind, self.leeway_secs);
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &v)
             .map_err(|e| JwtError::Invalid(e.kind().clone().into()))?;
-        self.check_registered(&data.claims, &issuer, audience, kind)?;
+        self.check_registered(&data.claims, &issuer, audiences, kind)?;
         serde_json::from_value(data.claims).map_err(|_| JwtError::Invalid(InvalidReason::ClaimTypes))
     }
 
@@ -166,7 +185,7 @@ impl Verifier {
         &self,
         claims: &serde_json::Value,
         issuer: &str,
-        audience: &str,
+        audiences: &[&str],
         kind: TokenType,
     ) -> Result<(), JwtError> {
         let invalid = |r| Err(JwtError::Invalid(r));
@@ -175,7 +194,7 @@ impl Verifier {
         if r.iss != issuer {
             return invalid(InvalidReason::Issuer);
         }
-        if !r.aud.contains(audience) {
+        if !audiences.iter().any(|a| r.aud.contains(a)) {
             return invalid(InvalidReason::Audience);
         }
         if r.exp < now - leeway {
@@ -184,12 +203,18 @@ impl Verifier {
         if r.nbf.is_some_and(|nbf| nbf > now + leeway) {
             return invalid(InvalidReason::NotYetValid);
         }
-        if r.iat > now + leeway {
-            return invalid(InvalidReason::IssuedInFuture);
+        match r.iat {
+            Some(iat) if iat > now + leeway => return invalid(InvalidReason::IssuedInFuture),
+            // Required but for client assertions (RFC 7523 §3 makes it optional there); its
+            // absence reads as the claims' shape being wrong, as before it was optional.
+            None if kind != TokenType::ClientAssertion => return invalid(InvalidReason::ClaimTypes),
+            _ => {}
         }
         let present = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
         match kind {
-            TokenType::Access | TokenType::Id if !present(&r.sub) => invalid(InvalidReason::MissingClaim),
+            TokenType::Access | TokenType::Id | TokenType::ClientAssertion if !present(&r.sub) => {
+                invalid(InvalidReason::MissingClaim)
+            }
             TokenType::Logout => check_logout(claims, &r),
             _ => Ok(()),
         }

@@ -1,23 +1,13 @@
-//! Token endpoint calls of a confidential client (`client_secret_basic`): authorization code
-//! exchange (RFC 6749 §4.1.3 + PKCE), refresh (§6) and revocation (RFC 7009).
+//! Token endpoint calls of a confidential client: authorization code exchange (RFC 6749 §4.1.3
+//! with PKCE), refresh (§6) and revocation (RFC 7009), each authenticated as
+//! [`ClientCredentials`] says (pushed authorization requests: [`super::par`]).
 
+pub use super::client_auth::{ClientAuth, ClientCredentials, ClientKeys, PROVIDER_TIMEOUT};
+use super::discovery::ProviderMetadata;
 use crate::config::Secret;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use tracing::Instrument as _;
 use tracing::field::Empty;
-
-/// Upper bound for one call to the provider (a hung provider must not hang a request).
-pub const PROVIDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// This client's registration at the provider.
-#[derive(Debug, Clone)]
-pub struct ClientCredentials {
-    /// `client_id`.
-    pub client_id: String,
-    /// `client_secret`.
-    pub client_secret: Secret,
-}
 
 /// A successful token response. Tokens are [`Secret`]s: their `Debug` shows nothing.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +49,9 @@ pub enum TokenEndpointError {
     /// Network error, timeout, 5xx, 429 or an unreadable answer: try again later.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// This client could not authenticate the request (its assertion could not be signed).
+    #[error(transparent)]
+    ClientAuth(#[from] super::client_auth::ClientAuthError),
 }
 
 impl TokenEndpointError {
@@ -76,7 +69,7 @@ struct OAuthErrorBody {
 /// Exchanges an authorization code (with its PKCE verifier) for tokens.
 pub async fn exchange_code(
     http: &reqwest::Client,
-    token_endpoint: &str,
+    meta: &ProviderMetadata,
     creds: &ClientCredentials,
     code: &str,
     redirect_uri: &str,
@@ -88,34 +81,38 @@ pub async fn exchange_code(
         ("redirect_uri", redirect_uri),
         ("code_verifier", code_verifier),
     ];
-    token_call(http, token_endpoint, creds, &form).await
+    token_call(http, meta, creds, &form).await
 }
 
 /// Redeems a refresh token (RFC 6749 §6).
 pub async fn refresh(
     http: &reqwest::Client,
-    token_endpoint: &str,
+    meta: &ProviderMetadata,
     creds: &ClientCredentials,
     refresh_token: &str,
 ) -> Result<TokenResponse, TokenEndpointError> {
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-    token_call(http, token_endpoint, creds, &form).await
+    token_call(http, meta, creds, &form).await
 }
 
-/// Revokes a token (RFC 7009). 200 is success whatever the token was.
+/// Revokes a token (RFC 7009) at the provider's `revocation_endpoint`. 200 is success
+/// whatever the token was.
 pub async fn revoke(
     http: &reqwest::Client,
-    revocation_endpoint: &str,
+    meta: &ProviderMetadata,
     creds: &ClientCredentials,
     token: &str,
     token_type_hint: &str,
 ) -> Result<(), TokenEndpointError> {
+    let Some(endpoint) = meta.revocation_endpoint.as_deref() else {
+        return Err(TokenEndpointError::Unavailable("the provider offers no revocation".into()));
+    };
     let form = [("token", token), ("token_type_hint", token_type_hint)];
     let span =
         tracing::debug_span!("provider revocation", otel.kind = "client", http.response.status_code = Empty);
-    let res = authenticated(http, revocation_endpoint, creds)
+    let res = creds
+        .post(http, endpoint, &meta.issuer, &form)?
         .headers(trace_context(&span))
-        .form(&form)
         .send()
         .instrument(span.clone())
         .await
@@ -128,25 +125,15 @@ pub async fn revoke(
 }
 
 /// The `traceparent` (and `tracestate`) of `span` when traces are on; empty otherwise.
-fn trace_context(span: &tracing::Span) -> reqwest::header::HeaderMap {
+pub(super) fn trace_context(span: &tracing::Span) -> reqwest::header::HeaderMap {
     let mut headers = reqwest::header::HeaderMap::new();
     span.in_scope(|| crate::telemetry::inject_current(&mut headers));
     headers
 }
 
-/// RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
-fn authenticated(http: &reqwest::Client, url: &str, creds: &ClientCredentials) -> reqwest::RequestBuilder {
-    let id = utf8_percent_encode(&creds.client_id, NON_ALPHANUMERIC).to_string();
-    let secret = utf8_percent_encode(creds.client_secret.expose(), NON_ALPHANUMERIC).to_string();
-    http.post(url)
-        .basic_auth(id, Some(secret))
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(PROVIDER_TIMEOUT)
-}
-
 async fn token_call(
     http: &reqwest::Client,
-    url: &str,
+    meta: &ProviderMetadata,
     creds: &ClientCredentials,
     form: &[(&str, &str)],
 ) -> Result<TokenResponse, TokenEndpointError> {
@@ -159,9 +146,9 @@ async fn token_call(
         oauth.grant_type = grant_type,
         http.response.status_code = Empty,
     );
-    let res = authenticated(http, url, creds)
+    let res = creds
+        .post(http, &meta.token_endpoint, &meta.issuer, form)?
         .headers(trace_context(&span))
-        .form(form)
         .send()
         .instrument(span.clone())
         .await
@@ -179,7 +166,8 @@ async fn token_call(
     Ok(tokens)
 }
 
-async fn error_from(res: reqwest::Response) -> TokenEndpointError {
+/// The error of a refused call: an OAuth error code, or unavailable.
+pub(super) async fn error_from(res: reqwest::Response) -> TokenEndpointError {
     let status = res.status();
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return TokenEndpointError::Unavailable(format!("provider answered {status}"));

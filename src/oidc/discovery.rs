@@ -35,6 +35,12 @@ pub struct ProviderMetadata {
     /// Client authentication methods at the token endpoint.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9126: where authorization requests are pushed.
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126 §5: the provider accepts authorization requests only through that endpoint.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// OIDC Back-Channel Logout 1.0.
     #[serde(default)]
     pub backchannel_logout_supported: bool,

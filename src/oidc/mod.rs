@@ -2,9 +2,11 @@
 //! token-endpoint calls.
 
 pub mod client;
+pub mod client_auth;
 pub mod discovery;
+pub mod par;
 pub mod pkce;
 
-pub use client::{ClientCredentials, TokenEndpointError, TokenResponse};
+pub use client::{ClientAuth, ClientCredentials, ClientKeys, TokenEndpointError, TokenResponse};
 pub use discovery::{DiscoveryError, ProviderMetadata, discover};
 pub use pkce::Pkce;

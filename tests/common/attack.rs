@@ -39,10 +39,14 @@ impl AttackStack {
         let echo = EchoUpstream::start();
         let cfg = StackConfig::new();
         let rs = cfg.doc["resource_server"]["audience"].clone();
-        let mut cfg = cfg.set(
-            "bff.routes",
-            json!([{ "path": "/api", "upstream": rs }, { "path": "/echo", "upstream": echo.url }]),
-        );
+        // The attacks on the login read and replay the front-channel request's parameters;
+        // pushed requests (tests/client_auth_par.rs) keep them off the front channel.
+        let mut cfg = cfg
+            .set(
+                "bff.routes",
+                json!([{ "path": "/api", "upstream": rs }, { "path": "/echo", "upstream": echo.url }]),
+            )
+            .set("bff.oidc.par", json!("off"));
         let mut tap = None;
         if with_tap {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

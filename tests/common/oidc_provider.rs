@@ -59,6 +59,14 @@ pub struct ProviderOptions {
     /// which the provider does only for a request with `prompt=consent` (OpenID Connect Core
     /// 11). `true`: a refresh token for every code grant of the client, as some providers do.
     pub refresh_tokens_without_offline_access: bool,
+    /// `client_secret_basic` (the default) or `private_key_jwt` (then no secret is registered,
+    /// only [`Self::client_jwks`]).
+    pub token_endpoint_auth_method: String,
+    /// The client's public keys (a JWK set) for `private_key_jwt`.
+    pub client_jwks: Option<Value>,
+    /// Pushed authorization requests are always offered; `true` requires them
+    /// (`require_pushed_authorization_requests` in the metadata).
+    pub require_par: bool,
 }
 
 impl ProviderOptions {
@@ -79,6 +87,9 @@ impl ProviderOptions {
             access_token_alg: "RS256".into(),
             conform_id_token_claims: false,
             refresh_tokens_without_offline_access: false,
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            client_jwks: None,
+            require_par: false,
         }
     }
 
@@ -95,6 +106,9 @@ impl ProviderOptions {
             "access_token_alg": self.access_token_alg,
             "conform_id_token_claims": self.conform_id_token_claims,
             "refresh_tokens_without_offline_access": self.refresh_tokens_without_offline_access,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "client_jwks": self.client_jwks,
+            "require_par": self.require_par,
         })
     }
 }

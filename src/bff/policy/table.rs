@@ -187,6 +187,8 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(Method::POST, Exact("/bff/logout"), LOGOUT),
         endpoint(Method::GET, Exact("/bff/sessions"), RoutePolicy::API),
         endpoint(Method::DELETE, Below("/bff/sessions/"), RoutePolicy::API),
+        // Public keys of `private_key_jwt`, fetched by the provider.
+        endpoint(Method::GET, Exact("/bff/jwks"), RoutePolicy::OPEN),
         // Server to server (the provider): no cookie, no CSRF rules; the signed logout
         // token is the credential.
         endpoint(Method::POST, Exact("/bff/backchannel-logout"), RoutePolicy::OPEN),

@@ -223,9 +223,7 @@ impl TokenCare {
         let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
         let call = async {
             let meta = self.provider.metadata().await.map_err(|_| None)?;
-            client::refresh(&self.http, &meta.token_endpoint, &self.creds, refresh_token.expose())
-                .await
-                .map_err(Some)
+            client::refresh(&self.http, &meta, &self.creds, refresh_token.expose()).await.map_err(Some)
         };
         match tokio::time::timeout(budget, call).await {
             Ok(Ok(response)) => Ok(response),

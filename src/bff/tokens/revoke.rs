@@ -14,21 +14,18 @@ impl TokenCare {
     pub async fn revoke_at_provider(&self, handle: &Secret) -> Result<Option<TokenRecord>, StoreError> {
         let tokens = self.read(handle).await?.map(|(_, t)| t);
         let refresh = tokens.as_ref().and_then(|t| t.refresh_token.clone());
-        let endpoint = match (&refresh, self.provider.metadata().await.ok()) {
-            (Some(_), Some(meta)) => meta.revocation_endpoint.clone(),
+        let meta = match (&refresh, self.provider.metadata().await.ok()) {
+            (Some(_), Some(meta)) if meta.revocation_endpoint.is_some() => Some(meta),
             _ => None,
         };
-        let (Some(refresh), Some(endpoint)) = (refresh, endpoint) else { return Ok(tokens) };
+        let (Some(refresh), Some(meta)) = (refresh, meta) else { return Ok(tokens) };
         let (http, creds) = (self.http.clone(), self.creds.clone());
-        if let Err(e) = client::revoke(&http, &endpoint, &creds, refresh.expose(), "refresh_token").await {
+        if let Err(e) = client::revoke(&http, &meta, &creds, refresh.expose(), "refresh_token").await {
             tracing::warn!(error = %e, "revocation at logout failed; retrying in the background");
             tokio::spawn(async move {
                 for attempt in 1..=4u32 {
                     tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-                    if client::revoke(&http, &endpoint, &creds, refresh.expose(), "refresh_token")
-                        .await
-                        .is_ok()
-                    {
+                    if client::revoke(&http, &meta, &creds, refresh.expose(), "refresh_token").await.is_ok() {
                         return;
                     }
                 }

@@ -380,3 +380,22 @@ async fn an_id_token_typed_jwt_is_never_accepted_as_a_logout_token() {
     let without_nonce = without(id_token, "nonce");
     assert!(f.logout(&f.sign("JWT", &without_nonce)).await.is_err(), "no events member, still refused");
 }
+
+#[tokio::test]
+async fn a_client_assertion_may_omit_iat_names_one_of_several_audiences_and_is_never_an_access_token() {
+    let f = fixture();
+    let claims =
+        json!({ "iss": ISS, "sub": ISS, "aud": "https://as.example/token", "exp": now() + 60, "jti": "j" });
+    let token = f.sign("JWT", &claims);
+    let audiences = ["https://as.example", "https://as.example/token"];
+    let ok: Result<Value, _> =
+        f.verifier.verify_for_any(&token, &audiences, TokenType::ClientAssertion).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let other: Result<Value, _> =
+        f.verifier.verify_for_any(&token, &["https://other.example"], TokenType::ClientAssertion).await;
+    assert!(matches!(other, Err(JwtError::Invalid(InvalidReason::Audience))), "{other:?}");
+    let typed = f.sign("at+jwt", &claims);
+    let wrong: Result<Value, _> =
+        f.verifier.verify_for_any(&typed, &audiences, TokenType::ClientAssertion).await;
+    assert!(matches!(wrong, Err(JwtError::WrongType)), "{wrong:?}");
+}

@@ -34,6 +34,12 @@ const config = {
   // (node-oidc-provider enforces it). false = refresh tokens only for a granted offline_access
   // (strict); true = for every authorization-code grant, as some providers do.
   refreshWithoutOfflineAccess: raw.refresh_tokens_without_offline_access ?? false,
+  // How the client authenticates: client_secret_basic (default) or private_key_jwt with the
+  // public keys in client_jwks (a JWK set) — no secret then.
+  tokenEndpointAuthMethod: raw.token_endpoint_auth_method ?? 'client_secret_basic',
+  clientJwks: raw.client_jwks ?? null,
+  // Pushed authorization requests (RFC 9126): offered by default; required when true.
+  requirePar: raw.require_par ?? false,
   users: raw.users ?? [{ username: 'alice', password: 'alice-password', sub: 'alice' }],
 };
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
@@ -112,8 +118,13 @@ function buildProvider(issuer) {
     post_logout_redirect_uris: config.postLogoutRedirectUris,
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
+    token_endpoint_auth_method: config.tokenEndpointAuthMethod,
   };
+  if (config.tokenEndpointAuthMethod === 'private_key_jwt') {
+    delete client.client_secret;
+    client.jwks = config.clientJwks;
+    client.token_endpoint_auth_signing_alg = 'ES256';
+  }
   if (config.backchannelLogoutUri) {
     client.backchannel_logout_uri = config.backchannelLogoutUri;
     client.backchannel_logout_session_required = true;
@@ -143,6 +154,7 @@ function buildProvider(issuer) {
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar },
       userinfo: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
