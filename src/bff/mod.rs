@@ -30,5 +30,6 @@ pub mod session;
 mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod websocket;
 
 pub use app::Application;

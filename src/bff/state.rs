@@ -34,6 +34,8 @@ pub struct BffState {
     pub public: PublicUrlParts,
     /// The request headers each route forwards, built at start.
     pub request_headers: super::proxy::header_policy::RoutePolicies,
+    /// What relayed WebSockets share: their registry by session, limits, metrics.
+    pub websockets: super::websocket::Sockets,
 }
 
 /// What requests need of `bff.public_url`, computed at start.

@@ -69,6 +69,8 @@ struct Prefixed {
     policy: RoutePolicy,
     /// The methods it takes; `None`: any (but the tunnel methods, per the policy).
     methods: Option<Vec<Method>>,
+    /// Whether a WebSocket upgrade is relayed (`websocket = true` on a route).
+    websocket: bool,
 }
 
 impl Prefixed {
@@ -143,6 +145,7 @@ fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Prefixed {
         prefix: route.path.as_str().to_owned(),
         policy: RoutePolicy { session, csrf, refuse_tunnel_methods: true, proxied: Some(shape) },
         methods: route.methods.as_ref().map(|m| m.iter().map(|m| m.0.clone()).collect()),
+        websocket: route.websocket,
     }
 }
 
@@ -157,6 +160,7 @@ fn frontend_entry(frontend: &FrontendConfig) -> Prefixed {
         prefix: frontend.path.as_str().to_owned(),
         policy: RoutePolicy { session, csrf: CsrfRule::None, refuse_tunnel_methods: true, proxied: None },
         methods: Some(vec![Method::GET, Method::HEAD]),
+        websocket: false,
     }
 }
 
@@ -232,6 +236,14 @@ impl PolicyTable {
             Target::Frontend(i) => self.frontends.entries.get(i),
         };
         entry.is_some_and(|e| e.methods.as_ref().is_none_or(|m| m.contains(method)))
+    }
+
+    /// True when `target` is a route that relays WebSockets (`websocket = true`).
+    pub fn relays_websockets(&self, target: Target) -> bool {
+        match target {
+            Target::Route(i) => self.routes.entries.get(i).is_some_and(|r| r.websocket),
+            _ => false,
+        }
     }
 
     /// The public origin (`scheme://host[:port]`) the same-origin checks compare against.

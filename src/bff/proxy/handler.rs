@@ -9,7 +9,8 @@ use super::headers::{forward_headers, response_headers};
 use crate::bff::metrics::ProxyOutcome;
 use crate::bff::paths::UpstreamPath;
 use crate::bff::policy::{ActiveSession, Proxied, unauthenticated};
-use crate::bff::session::TypedSession;
+use crate::bff::session::{TypedSession, hashed_id};
+use crate::bff::websocket::{self, SessionWatch, UpstreamTarget};
 use crate::bff::state::BffState;
 use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
@@ -50,7 +51,7 @@ pub async fn proxy(
     target: Proxied,
     active: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let Proxied { route: index, path, content_length } = target;
+    let Proxied { route: index, path, content_length, websocket } = target;
     let route = state.config.routes.get(index).ok_or_else(not_found)?;
     // A route whose policy reads no session never gets a token, whatever the request holds.
     let active = active.filter(|_| route.session != RouteSession::None);
@@ -59,6 +60,9 @@ pub async fn proxy(
     }
 
     let url = upstream_url(route.upstream.url(), &path, req.uri().query());
+    if websocket {
+        return Box::pin(relay_websocket(&req, payload, &state, index, url, active, &session)).await;
+    }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
     let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
     let over_limit = Arc::new(AtomicBool::new(false));
@@ -94,6 +98,40 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// A WebSocket upgrade the policy accepted on a route with `websocket = true`: the session's
+/// access token obtained as for any proxied request (refreshed when due), then
+/// [`websocket::open`] connects upstream and answers the browser.
+async fn relay_websocket(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &BffState,
+    index: usize,
+    url: url::Url,
+    active: Option<ActiveSession>,
+    session: &TypedSession,
+) -> Result<HttpResponse, ApiError> {
+    let (token, watch) = match &active {
+        Some(record) => {
+            let token = state.tokens.valid_access_token(&record.handle).await.map_err(|e| {
+                end_session_if_needed(session, &e);
+                ApiError::from(e)
+            })?;
+            let hashed = hashed_id(req, &state.keys).ok_or_else(unauthenticated)?;
+            let deadline = record.idle_expires_at.min(record.expires_at);
+            (Some(token), Some(SessionWatch { hashed, deadline }))
+        }
+        None => (None, None),
+    };
+    let protocols = req
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+        .collect();
+    let headers = forward_headers(req, &state.public.forwarded, state.request_headers.route(index));
+    let target = UpstreamTarget { url, token, protocols, headers };
+    Ok(websocket::open(req, payload, target, watch, &state.websockets).await?)
 }
 
 /// The upstream's parsed base URL with the path and query replaced: only those are parsed per
