@@ -193,9 +193,9 @@ pub async fn run(relay: Relay) {
             break end;
         }
     };
-    close_both(&end, browser_tx, up_tx, up_rx).await;
     metrics.websocket_open.dec();
     metrics.websocket_closes.with_label_values(&[end.label()]).inc();
+    close_both(&end, browser_tx, up_tx, up_rx).await;
 }
 
 /// Waits for `send` (a side's sink taking a frame), but not past the idle timeout or the
