@@ -305,11 +305,29 @@ async fn upgrade_smuggling_on_a_websocket_route_is_refused_400_before_the_upstre
     let key = ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
     let version = ("Sec-WebSocket-Version", "13");
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("h2c", vec![("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQAAP__")]),
+        (
+            "h2c",
+            vec![
+                ("Connection", "Upgrade, HTTP2-Settings"),
+                ("Upgrade", "h2c"),
+                ("HTTP2-Settings", "AAMAAABkAAQAAP__"),
+            ],
+        ),
         ("no key", vec![("Connection", "Upgrade"), ("Upgrade", "websocket"), version]),
-        ("short key", vec![("Connection", "Upgrade"), ("Upgrade", "websocket"), version, ("Sec-WebSocket-Key", "c2hvcnQ=")]),
+        (
+            "short key",
+            vec![
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                version,
+                ("Sec-WebSocket-Key", "c2hvcnQ="),
+            ],
+        ),
         ("no version", vec![("Connection", "Upgrade"), ("Upgrade", "websocket"), key]),
-        ("version 8", vec![("Connection", "Upgrade"), ("Upgrade", "websocket"), key, ("Sec-WebSocket-Version", "8")]),
+        (
+            "version 8",
+            vec![("Connection", "Upgrade"), ("Upgrade", "websocket"), key, ("Sec-WebSocket-Version", "8")],
+        ),
         ("two upgrades", vec![("Connection", "Upgrade"), ("Upgrade", "websocket, h2c"), key, version]),
     ];
 

@@ -20,8 +20,8 @@ pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod stall_proxy;
 pub mod verbs;
-pub mod ws_upstream;
 pub mod vite;
+pub mod ws_upstream;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

@@ -170,7 +170,8 @@ pub async fn connect(
     }
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, res)) => {
-            let protocol = res.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_string());
+            let protocol =
+                res.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_string());
             Ok((ws, protocol))
         }
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(Refused {

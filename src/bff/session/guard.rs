@@ -108,13 +108,14 @@ fn session_cookie_value(req: &ServiceRequest) -> Option<String> {
 /// beyond its request (a relayed WebSocket); the id itself never leaves this function.
 pub fn hashed_id(req: &actix_web::HttpRequest, keys: &Keys) -> Option<String> {
     use actix_web::cookie::{Cookie, CookieJar};
-    let value = req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes).filter_map(header_text).find_map(
-        |s| {
-            pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
-                percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
-            })
-        },
-    )?;
+    let value =
+        req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes).filter_map(header_text).find_map(
+            |s| {
+                pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
+                    percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
+                })
+            },
+        )?;
     let mut jar = CookieJar::new();
     jar.add_original(Cookie::new(SESSION_COOKIE, value));
     let id = jar.signed(&keys.cookie_key).get(SESSION_COOKIE)?;

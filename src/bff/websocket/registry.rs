@@ -95,7 +95,8 @@ impl SocketRegistry {
 impl Inner {
     async fn deadline(&self, hashed: &str) -> Result<Option<i64>, StoreError> {
         let state = self.sessions.read_state(&BffSessionStore::key_of_hashed(hashed)).await?;
-        let deadline = state.as_ref().and_then(SessionRecord::from_state).map(|r| r.idle_expires_at.min(r.expires_at));
+        let deadline =
+            state.as_ref().and_then(SessionRecord::from_state).map(|r| r.idle_expires_at.min(r.expires_at));
         Ok(deadline.filter(|d| crate::clock::now() < *d))
     }
 

@@ -25,7 +25,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as UpstreamError, Message, Utf8Bytes};
 
 /// The upstream's side of a relayed socket.
-pub type UpstreamSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type UpstreamSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type UpstreamSink = SplitSink<UpstreamSocket, Message>;
 
 /// `bff.websocket_max_message_bytes` and `bff.websocket_idle_timeout_secs`.
@@ -200,7 +201,11 @@ pub async fn run(relay: Relay) {
 
 /// Waits for `send` (a side's sink taking a frame), but not past the idle timeout or the
 /// session's end.
-async fn bounded<E>(send: impl Future<Output = Result<(), E>>, watch: &mut Watch, idle: Duration) -> Option<End> {
+async fn bounded<E>(
+    send: impl Future<Output = Result<(), E>>,
+    watch: &mut Watch,
+    idle: Duration,
+) -> Option<End> {
     tokio::select! {
         sent = send => sent.err().map(|_| End::Error),
         () = watch.ended() => Some(End::SessionEnded),
@@ -271,9 +276,13 @@ async fn close_both(
 ) {
     let code = sendable(end.code());
     let (browser_reason, upstream_frame) = match end {
-        End::Browser(reason) => (reason.clone(), reason.as_ref().map(|r| frame(code, r.description.as_deref()))),
+        End::Browser(reason) => {
+            (reason.clone(), reason.as_ref().map(|r| frame(code, r.description.as_deref())))
+        }
         End::Upstream(frame) => (
-            frame.as_ref().map(|f| CloseReason { code: code.into(), description: Some(f.reason.to_string()) }),
+            frame
+                .as_ref()
+                .map(|f| CloseReason { code: code.into(), description: Some(f.reason.to_string()) }),
             None,
         ),
         other => (
