@@ -23,6 +23,8 @@ pub struct Spec {
     pub users: Vec<(String, String)>,
     /// Routes besides `/api` → the resource server: `(path, upstream URL)`.
     pub extra_routes: Vec<(String, String)>,
+    /// WebSocket routes (`websocket = true`): `(path, upstream URL)`.
+    pub websocket_routes: Vec<(String, String)>,
     /// A name for logs (`target/bench/logs/NAME-bff0.log` …).
     pub name: &'static str,
 }
@@ -109,6 +111,9 @@ impl Deployment {
             std::iter::once(("/api".to_string(), rs_url.clone()))
                 .chain(spec.extra_routes.iter().cloned())
                 .map(|(path, upstream)| format!("{{path={}, upstream={}}}", lit(&path), lit(&upstream)))
+                .chain(spec.websocket_routes.iter().map(|(path, upstream)| {
+                    format!("{{path={}, upstream={}, websocket=true}}", lit(path), lit(upstream))
+                }))
                 .collect(),
         );
         let bffs = bff_ports

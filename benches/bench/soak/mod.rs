@@ -117,6 +117,7 @@ pub async fn main(opts: Options) -> Result<()> {
         backend_redis: Some(redis.url()),
         users: users.clone(),
         extra_routes: Vec::new(),
+        websocket_routes: Vec::new(),
         name: "soak",
     };
     let mut dep = Deployment::start(&spec).await?;
