@@ -159,6 +159,23 @@ impl Watch {
     }
 }
 
+/// One socket counted in `cloakroom_websocket_open` for as long as it lives, even when the
+/// relay's task is dropped (the worker stopping).
+struct OpenSocket(prometheus::IntGauge);
+
+impl OpenSocket {
+    fn count(metrics: &BffMetrics) -> Self {
+        metrics.websocket_open.inc();
+        Self(metrics.websocket_open.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Sleeps until Unix second `deadline` (never, without one).
 async fn until(deadline: Option<i64>) {
     let Some(deadline) = deadline else { return std::future::pending().await };
@@ -169,7 +186,7 @@ async fn until(deadline: Option<i64>) {
 /// Relays until either side or a watch ends it, closes both sides, and counts the close.
 pub async fn run(relay: Relay) {
     let Relay { mut browser_tx, mut browser_rx, upstream, limits, session, registry, metrics } = relay;
-    metrics.websocket_open.inc();
+    let open = OpenSocket::count(&metrics);
     let registration = session.as_ref().map(|s| registry.register(&s.hashed));
     let mut watch = Watch { registration, session, registry };
     let (mut up_tx, mut up_rx) = upstream.split();
@@ -194,7 +211,7 @@ pub async fn run(relay: Relay) {
             break end;
         }
     };
-    metrics.websocket_open.dec();
+    drop(open);
     metrics.websocket_closes.with_label_values(&[end.label()]).inc();
     close_both(&end, browser_tx, up_tx, up_rx).await;
 }
