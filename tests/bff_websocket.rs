@@ -9,6 +9,7 @@ use common::apps::{metrics, start_second_bff};
 use common::browser::call_with;
 use common::echo_upstream::EchoUpstream;
 use common::raw_http;
+use common::redis::RedisServer;
 use common::ws_upstream::{WsUpstream, closed_within, connect, next_message, send_text};
 use common::{Browser, CLIENT_ID, Stack, StackConfig, USER};
 use futures_util::SinkExt;
@@ -367,4 +368,34 @@ async fn an_upstream_that_refuses_the_websocket_answers_502_and_the_browser_gets
     }
     assert_eq!(s.ws.hits(), 1, "the refusing upstream was asked once");
     assert_eq!(s.ws.last("upgrade"), vec!["websocket".to_string()]);
+}
+
+/// Kills every pub/sub connection of `redis` (the instances' event-bus subscriptions).
+fn kill_pubsub(redis: &RedisServer) {
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let _: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut conn).unwrap();
+}
+
+#[tokio::test]
+async fn after_a_gap_on_the_event_bus_sockets_of_sessions_that_ended_meanwhile_are_closed() {
+    let redis = RedisServer::start();
+    let ws = WsUpstream::start();
+    let cfg = StackConfig::on_redis(Some(redis.url()))
+        .set("bff.routes", json!([{ "path": "/ws", "upstream": ws.url, "websocket": true }]));
+    let stack = Stack::start_ready(cfg).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("a session cookie");
+    let (mut socket, _) =
+        connect(&stack.bff("/ws/live"), Some(&cookie), Some(&stack.bff_url), &[]).await.expect("opens");
+    // The session disappears without its `session-ended` message (as if published during a gap).
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let sessions: Vec<String> = redis::cmd("KEYS").arg("*:session:*").query(&mut conn).unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let _: i64 = redis::cmd("DEL").arg(&sessions[0]).query(&mut conn).unwrap();
+    send_text(&mut socket, "still here").await;
+    assert_eq!(next_message(&mut socket).await, Message::text("still here"));
+
+    kill_pubsub(&redis);
+    let (code, _) = closed_within(&mut socket, Duration::from_secs(3)).await;
+
+    assert_eq!(code, 1008, "the registry read every session with a socket again after the gap");
 }
