@@ -12,7 +12,7 @@ use common::raw_http;
 use common::redis::RedisServer;
 use common::ws_upstream::{WsUpstream, closed_within, connect, next_message, send_text};
 use common::{Browser, CLIENT_ID, Stack, StackConfig, USER};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
@@ -398,4 +398,52 @@ async fn after_a_gap_on_the_event_bus_sockets_of_sessions_that_ended_meanwhile_a
     let (code, _) = closed_within(&mut socket, Duration::from_secs(3)).await;
 
     assert_eq!(code, 1008, "the registry read every session with a socket again after the gap");
+}
+
+/// Sends a text every 300 ms for `secs` seconds, each echoed.
+async fn chat_for(ws: &mut common::ws_upstream::Ws, secs: u64) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        send_text(ws, "tick").await;
+        assert_eq!(next_message(ws).await, Message::text("tick"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn by_default_a_busy_socket_does_not_slide_the_session_and_closes_at_the_idle_deadline() {
+    let s = WsStack::start(|c| c.set("bff.session.idle_timeout_secs", json!(2))).await;
+    let (browser, cookie) = s.signed_in().await;
+    let mut ws = s.open("/ws/live", &cookie).await;
+
+    let mut echoed = 0;
+    let code = loop {
+        if ws.send(Message::text("tick")).await.is_err() {
+            break 1006;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("an answer") {
+            Some(Ok(Message::Close(frame))) => break frame.map_or(1005, |f| f.code.into()),
+            Some(Ok(_)) => echoed += 1,
+            _ => break 1006,
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+
+    assert_eq!(code, 1008, "closed at the idle deadline after {echoed} echoes");
+    assert!(echoed >= 3, "the socket worked until then: {echoed}");
+    assert_eq!(s.stack.user(&browser).await.status, 401, "the socket's frames did not keep the session");
+}
+
+#[tokio::test]
+async fn with_websocket_slides_session_a_busy_socket_keeps_its_session_alive() {
+    let s = WsStack::start(|c| {
+        c.set("bff.session.idle_timeout_secs", json!(2)).set("bff.websocket_slides_session", json!(true))
+    })
+    .await;
+    let (browser, cookie) = s.signed_in().await;
+    let mut ws = s.open("/ws/live", &cookie).await;
+
+    chat_for(&mut ws, 5).await;
+
+    assert_eq!(s.stack.user(&browser).await.status, 200, "the socket's frames slid the idle timeout");
 }

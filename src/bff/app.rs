@@ -117,7 +117,10 @@ impl Shared {
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));
         let backchannel = Backchannel::new(ender.clone(), &metrics.registry).map_err(other)?;
         let websockets = websocket::Sockets {
-            registry: websocket::SocketRegistry::new(session_store.clone()),
+            registry: websocket::SocketRegistry::new(
+                session_store.clone(),
+                config.websocket_slides_session.then_some(config.session.idle_timeout_secs),
+            ),
             limits: websocket::Limits {
                 max_message_bytes: config.websocket_max_message_bytes,
                 idle: Duration::from_secs(config.websocket_idle_timeout_secs),

@@ -61,6 +61,10 @@ pub struct BffConfig {
     /// A relayed WebSocket with no frame either way for this long is closed with 1001.
     #[serde(default = "default_websocket_idle_timeout")]
     pub websocket_idle_timeout_secs: u64,
+    /// Whether frames of a relayed WebSocket slide the session's idle timeout as requests do.
+    /// Off by default: a socket kept open by itself does not keep its user signed in.
+    #[serde(default)]
+    pub websocket_slides_session: bool,
     /// Most session and token records kept in this instance's near cache (0 turns it off).
     #[serde(default = "default_near_cache_entries")]
     pub near_cache_entries: usize,

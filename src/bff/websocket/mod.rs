@@ -7,8 +7,10 @@
 //! relayed ([`relay`]) until a side closes, the socket idles, a message is over the limit or
 //! the session ends ([`registry`]: on every instance, within a second).
 //!
-//! Sockets do not slide the session's idle timeout: a user who only keeps a socket open is
-//! signed out at the idle deadline like one who does nothing, and the socket closes with 1008.
+//! By default sockets do not slide the session's idle timeout: a user who only keeps a socket
+//! open is signed out at the idle deadline like one who does nothing, and the socket closes with
+//! 1008. With `bff.websocket_slides_session` their frames slide it as requests do (a store write
+//! at most once per tenth of the idle timeout per socket, by compare-and-swap).
 
 pub mod registry;
 pub mod relay;

@@ -24,6 +24,8 @@ struct Inner {
     sockets: Mutex<Sockets>,
     next: AtomicU64,
     sessions: BffSessionStore,
+    /// `bff.session.idle_timeout_secs` when sockets slide it (`bff.websocket_slides_session`).
+    slides: Option<u64>,
 }
 
 /// The registry of this instance's relayed sockets that belong to a session; cheap to clone.
@@ -57,10 +59,11 @@ impl Drop for Registration {
 
 impl SocketRegistry {
     /// A registry reading sessions from `sessions`, listening to its store's bus for as long as
-    /// the registry lives (must be called inside a Tokio runtime).
-    pub fn new(sessions: BffSessionStore) -> Self {
+    /// the registry lives (must be called inside a Tokio runtime). With `slides` (the idle
+    /// timeout), sockets' frames slide their session's idle expiry ([`Self::slide`]).
+    pub fn new(sessions: BffSessionStore, slides: Option<u64>) -> Self {
         let rx = sessions.store().events().subscribe();
-        let inner = Arc::new(Inner { sockets: Mutex::default(), next: AtomicU64::new(0), sessions });
+        let inner = Arc::new(Inner { sockets: Mutex::default(), next: AtomicU64::new(0), sessions, slides });
         tokio::spawn(listen(Arc::downgrade(&inner), rx));
         Self { inner }
     }
@@ -78,6 +81,27 @@ impl SocketRegistry {
     /// read from the store; `None` when it is gone or past it.
     pub async fn deadline(&self, hashed: &str) -> Result<Option<i64>, StoreError> {
         self.inner.deadline(hashed).await
+    }
+
+    /// How often a socket's frames may slide its session (a tenth of the idle timeout, at
+    /// least a second); `None` when sockets do not slide sessions.
+    pub fn slide_interval(&self) -> Option<std::time::Duration> {
+        self.inner.slides.map(|idle| std::time::Duration::from_secs((idle / 10).max(1)))
+    }
+
+    /// Slides the idle expiry of the session `hashed` in the background (when configured).
+    pub fn slide(&self, hashed: &str) {
+        let (registry, hashed) = (self.clone(), hashed.to_owned());
+        tokio::spawn(async move { registry.slide_now(&hashed).await });
+    }
+
+    /// Slides the idle expiry of the session `hashed` now (when configured).
+    pub async fn slide_now(&self, hashed: &str) {
+        let Some(idle) = self.inner.slides else { return };
+        let key = BffSessionStore::key_of_hashed(hashed);
+        if let Err(e) = self.inner.sessions.slide_idle(&key, idle).await {
+            tracing::warn!(error = %e, "a WebSocket's session could not be slid");
+        }
     }
 
     /// How many sockets are registered (all sessions).

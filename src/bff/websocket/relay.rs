@@ -126,9 +126,30 @@ struct Watch {
     registration: Option<Registration>,
     session: Option<SessionWatch>,
     registry: SocketRegistry,
+    /// When a frame may next slide the session (`bff.websocket_slides_session`).
+    next_slide: Option<Instant>,
+    /// A frame went by since the last slide.
+    unslid: bool,
 }
 
 impl Watch {
+    /// A frame went either way: slides the session's idle expiry when sockets do that, at most
+    /// once per slide interval.
+    fn activity(&mut self) {
+        let (Some(session), Some(at), Some(every)) =
+            (&self.session, self.next_slide, self.registry.slide_interval())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        self.unslid = true;
+        if now >= at {
+            self.registry.slide(&session.hashed);
+            self.next_slide = Some(now + every);
+            self.unslid = false;
+        }
+    }
+
     /// Resolves when the registry says the session ended (never for a socket without one).
     async fn ended(&mut self) {
         let ended = match &mut self.registration {
@@ -144,6 +165,11 @@ impl Watch {
     /// store failure is no end: the session is read again a second later.
     async fn session_over(&mut self) -> bool {
         let Some(session) = &mut self.session else { return false };
+        // Frames since the last (throttled) slide count before the deadline is judged.
+        if self.unslid {
+            self.unslid = false;
+            self.registry.slide_now(&session.hashed).await;
+        }
         match self.registry.deadline(&session.hashed).await {
             Ok(None) => true,
             Ok(Some(deadline)) => {
@@ -188,7 +214,8 @@ pub async fn run(relay: Relay) {
     let Relay { mut browser_tx, mut browser_rx, upstream, limits, session, registry, metrics } = relay;
     let open = OpenSocket::count(&metrics);
     let registration = session.as_ref().map(|s| registry.register(&s.hashed));
-    let mut watch = Watch { registration, session, registry };
+    let next_slide = registry.slide_interval().map(|every| Instant::now() + every);
+    let mut watch = Watch { registration, session, registry, next_slide, unslid: false };
     let (mut up_tx, mut up_rx) = upstream.split();
     let mut idle_at = Instant::now() + limits.idle;
     let end = loop {
@@ -200,10 +227,12 @@ pub async fn run(relay: Relay) {
             () = until(deadline) => watch.session_over().await.then_some(End::SessionEnded),
             m = browser_rx.recv() => {
                 idle_at = Instant::now() + limits.idle;
+                watch.activity();
                 from_browser(m, &mut up_tx, &mut watch, limits.idle).await
             }
             m = up_rx.next() => {
                 idle_at = Instant::now() + limits.idle;
+                watch.activity();
                 from_upstream(m, &mut browser_tx, &mut watch, limits.idle).await
             }
         };
