@@ -30,6 +30,9 @@ FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin cloakroom
 COPY --from=builder /usr/local/bin/cloakroom /usr/local/bin/cloakroom
 COPY scripts/healthcheck.sh /usr/local/bin/cloakroom-healthcheck
+# The single-page demo's files, for a BFF configured with a frontend `dir` (docker-compose.yml);
+# `cloakroom demo` carries its own copy in the binary.
+COPY static /usr/share/cloakroom/static
 # In a container the servers listen on every interface (the container's own network namespace),
 # so that published ports reach them; each can still be overridden.
 ENV CLOAKROOM_BFF__LISTEN=0.0.0.0:8080 \

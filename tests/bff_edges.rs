@@ -28,6 +28,7 @@ async fn lone_bff_on(redis_url: String, tweak: impl FnOnce(StackConfig) -> Stack
     let cfg = StackConfig::new()
         .set("bff.oidc.issuer", json!(closed_port_url()))
         .set("bff.routes", json!([{ "path": "/api", "upstream": closed_port_url() }]))
+        .set("bff.frontends", json!([]))
         .set("bff.redis_url", json!(redis_url));
     let cfg = tweak(cfg);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -290,19 +291,19 @@ async fn logout_is_post_only_needs_csrf_and_expires_the_cookie() {
 
 #[tokio::test]
 async fn pages_carry_security_headers_and_metrics_list_the_refresh_counter() {
-    let bff = lone_bff().await;
+    let stack = common::Stack::start_ready(StackConfig::new()).await;
     let browser = Browser::new();
-    let page = browser.get(&format!("{}/", bff.url)).await;
+    let page = browser.get(&format!("{}/", stack.bff_url)).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("/bff/login?returnTo=/"));
     assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
     // Under `no-referrer` a browser sends `Origin: null` on the page's own form posts, which the
     // Origin check refuses: the policy must let same-origin requests carry their origin.
     assert_eq!(page.header("referrer-policy").as_deref(), Some("same-origin"));
-    let app = browser.get(&format!("{}/app/", bff.url)).await;
+    let app = browser.get(&format!("{}/app/", stack.bff_url)).await;
     assert_eq!(app.status, 200);
     assert!(app.body.contains("/app/app.js") && !app.body.contains("<script>"));
-    assert_eq!(browser.get(&format!("{}/app/app.js", bff.url)).await.status, 200);
-    let metrics = browser.get(&format!("{}/metrics", bff.url)).await;
+    assert_eq!(browser.get(&format!("{}/app/app.js", stack.bff_url)).await.status, 200);
+    let metrics = browser.get(&format!("{}/metrics", stack.bff_url)).await;
     assert!(metrics.body.contains("cloakroom_token_refresh_total"), "{}", metrics.body);
 }

@@ -339,12 +339,7 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
     let browser = stack.login_as(USER).await;
     // The provider forgets every grant: the next refresh is `invalid_grant`.
     let ns = stack.doc["auth_server"]["redis_namespace"].as_str().unwrap().to_string();
-    let client = redis::Client::open(shared().url()).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*")).query(&mut conn).unwrap();
-    for k in keys {
-        let _: () = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
-    }
+    shared().delete_prefixed(&format!("{ns}:"));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
     assert_error_code(&page, 401, "session_expired");

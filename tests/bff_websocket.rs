@@ -164,6 +164,13 @@ async fn a_subprotocol_is_negotiated_through_the_bff() {
 
     assert_eq!(protocol.as_deref(), Some("chat.v1"), "the upstream's choice reaches the browser");
     assert_eq!(s.ws.last("sec-websocket-protocol"), vec!["chat.v9, chat.v1".to_string()]);
+    let none_chosen = connect(&s.stack.bff("/ws/chat"), Some(&cookie), Some(s.origin()), &["chat.v9"])
+        .await
+        .expect_err("502");
+    assert_eq!(
+        none_chosen.status, 502,
+        "an upstream that chooses none of the offered subprotocols is refused"
+    );
 }
 
 #[tokio::test]
@@ -446,4 +453,24 @@ async fn with_websocket_slides_session_a_busy_socket_keeps_its_session_alive() {
     chat_for(&mut ws, 5).await;
 
     assert_eq!(s.stack.user(&browser).await.status, 200, "the socket's frames slid the idle timeout");
+}
+
+#[tokio::test]
+async fn a_frontend_servers_websocket_hot_reload_is_relayed_with_the_same_checks() {
+    let ws = WsUpstream::start();
+    let cfg = StackConfig::new().set("bff.frontends", json!([{ "upstream": ws.url }]));
+    let stack = Stack::start_ready(cfg).await;
+    let cookie = stack.login_as(USER).await.session_cookie().expect("a session cookie");
+
+    let foreign = connect(&stack.bff("/"), Some(&cookie), Some("http://evil.example"), &["chat.v2"]).await;
+    let (mut socket, protocol) =
+        connect(&stack.bff("/"), Some(&cookie), Some(&stack.bff_url), &["chat.v2"]).await.expect("opens");
+    send_text(&mut socket, "{\"type\":\"ping\"}").await;
+
+    assert_eq!(foreign.expect_err("refused").status, 403);
+    assert_eq!(next_message(&mut socket).await, Message::text("{\"type\":\"ping\"}"));
+    assert_eq!(protocol.as_deref(), Some("chat.v2"), "as Vite's client offers `vite-hmr` and gets it");
+    assert_eq!(ws.hits(), 1);
+    assert!(ws.last("authorization")[0].starts_with("Bearer "), "the user's token goes along");
+    assert!(ws.last("cookie").is_empty());
 }

@@ -9,8 +9,7 @@ use super::backchannel::Backchannel;
 use super::frontend::{self, Frontends};
 use super::keys::Keys;
 use super::policy::PolicyTable;
-use super::proxy::header_policy::RoutePolicies;
-use super::proxy::{PeerHeader, WorkerClient};
+use super::proxy::{PeerHeader, Upstreams, WorkerClient};
 use super::session::{BffSessionStore, SessionEnder, SessionSettings};
 use super::state::{BffState, PublicUrlParts};
 use super::{account, backchannel, callback, login, metrics, near_cache, pages, policy, provider, proxy};
@@ -82,7 +81,7 @@ struct Shared {
 impl Shared {
     async fn build(config: BffConfig) -> Result<Self, StartupError> {
         // Configuration first: a route header that can never be forwarded is one line, at once.
-        let request_headers = RoutePolicies::build(&config.routes)?;
+        let upstreams = Upstreams::build(&config)?;
         let frontends = Frontends::from_config(&config)?;
         let store = Store::connect(&config.store, "bff").await?;
         let keys = keys_of(&config)?;
@@ -94,8 +93,7 @@ impl Shared {
             client_id: config.oidc.client_id.clone(),
             client_secret: config.oidc.client_secret.clone(),
         };
-        let route_labels: Vec<&str> = config.routes.iter().map(|r| r.path.as_str()).collect();
-        let metrics = Arc::new(metrics::BffMetrics::new(&route_labels).map_err(other)?);
+        let metrics = Arc::new(metrics::BffMetrics::new(&Upstreams::labels(&config)).map_err(other)?);
         let cache = near_cache::NearCache::new(
             &store,
             config.near_cache_entries,
@@ -145,7 +143,7 @@ impl Shared {
             frontends: web::Data::new(frontends),
             state: web::Data::new(BffState {
                 public,
-                request_headers,
+                upstreams,
                 websockets,
                 config,
                 store,
@@ -161,18 +159,9 @@ impl Shared {
 }
 
 /// The routes. Every one has an entry in [`PolicyTable`], which says what it asks of a request.
-/// The bundled demo pages are served only while no frontend is configured.
-fn routes(cfg: &mut web::ServiceConfig, with_demo_pages: bool, metrics_on_main: bool) {
+fn routes(cfg: &mut web::ServiceConfig, metrics_on_main: bool) {
     cfg.route("/healthz", web::get().to(crate::web::healthz)).route("/readyz", web::get().to(pages::readyz));
     crate::web::MetricsEndpoint::routes(metrics_on_main)(cfg);
-    if with_demo_pages {
-        cfg.route("/", web::get().to(pages::index))
-            .route("/notes-form", web::post().to(pages::notes_form))
-            .route("/app", web::get().to(pages::app_redirect))
-            .route("/app/", web::get().to(pages::app_index))
-            .route("/app/app.js", web::get().to(pages::app_js))
-            .route("/app/app.css", web::get().to(pages::app_css));
-    }
     cfg.service(
         web::scope("/bff")
             .wrap(DefaultHeaders::new().add(crate::web::no_store()))
@@ -184,7 +173,8 @@ fn routes(cfg: &mut web::ServiceConfig, with_demo_pages: bool, metrics_on_main: 
             .route("/sessions/{id}", web::delete().to(sessions::delete))
             .route("/backchannel-logout", web::post().to(backchannel::backchannel_logout)),
     )
-    // Requests the policy matched to a frontend; everything else the proxy serves or refuses.
+    // Requests the policy matched to a frontend's built files; everything else the proxy serves
+    // (routes, frontend servers) or refuses.
     .service(
         web::resource("/{tail:.*}")
             .guard(actix_web::guard::fn_guard(frontend::is_frontend_request))
@@ -206,7 +196,6 @@ impl Application {
         let shutdown_timeout = config.shutdown_timeout_secs;
         let pool_idle_secs = config.upstream_pool_idle_secs;
         let idle_timeout_secs = config.session.idle_timeout_secs;
-        let with_demo_pages = config.frontends.is_empty();
         let metrics_listen = config.metrics_listen.map(|l| l.0);
         let shared = Shared::build(config).await?;
         let metrics = crate::web::MetricsEndpoint::start(metrics_listen, &shared.registry, shutdown_timeout)?;
@@ -225,7 +214,7 @@ impl Application {
                 .app_data(s.policy.clone())
                 .app_data(s.settings.clone())
                 .app_data(s.frontends.clone())
-                .configure(|cfg| routes(cfg, with_demo_pages, metrics_on_main))
+                .configure(|cfg| routes(cfg, metrics_on_main))
                 .wrap(from_fn(policy::enforce))
                 .wrap(session::middleware(s.session_store.clone(), &s.keys, idle_timeout_secs))
                 .wrap(from_fn(session::session_guard))

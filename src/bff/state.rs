@@ -32,8 +32,8 @@ pub struct BffState {
     pub metrics: Arc<BffMetrics>,
     /// Values derived from the public URL once, not per request.
     pub public: PublicUrlParts,
-    /// The request headers each route forwards, built at start.
-    pub request_headers: super::proxy::header_policy::RoutePolicies,
+    /// Every route's and frontend server's upstream, resolved at start.
+    pub upstreams: super::proxy::Upstreams,
     /// What relayed WebSockets share: their registry by session, limits, metrics.
     pub websockets: super::websocket::Sockets,
 }

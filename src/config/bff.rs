@@ -99,26 +99,97 @@ pub struct BffConfig {
     pub frontends: Vec<FrontendConfig>,
 }
 
-/// `[[bff.frontends]]`: a single-page app's built files served from `dir` under `path`.
+/// `[[bff.frontends]]`: the app's pages under `path`, either built files served from `dir` or
+/// a frontend server (`upstream`: a dev server, a server-rendered app) the BFF proxies to.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawFrontend")]
 pub struct FrontendConfig {
     /// Local prefix (default `/`).
-    #[serde(default)]
     pub path: FrontendPath,
-    /// The directory of built files (e.g. Vite's `dist/`), with an `index.html`.
-    pub dir: std::path::PathBuf,
+    /// Where the pages come from.
+    pub source: FrontendSource,
     /// Whether a page needs a signed-in user.
-    #[serde(default)]
     pub login: FrontendLogin,
     /// The `Content-Security-Policy` of its responses; unset: the BFF's strict default.
-    #[serde(default)]
     pub csp: Option<String>,
     /// The directory (below `dir`) of fingerprinted files — names that change whenever the
     /// content does, like Vite's `assets/index-BXa1c2De.js` — served with a year-long
     /// `immutable` cache lifetime. Everything else is revalidated (`no-cache`).
-    #[serde(default = "default_immutable_dir")]
     pub immutable_dir: String,
+    /// Request headers forwarded to an `upstream` besides the defaults.
+    pub forward_request_headers: Vec<String>,
+}
+
+/// `bff.frontends[].dir` or `bff.frontends[].upstream`.
+#[derive(Debug, Clone)]
+pub enum FrontendSource {
+    /// The directory of built files (e.g. Vite's `dist/`), with an `index.html`.
+    Dir(std::path::PathBuf),
+    /// A frontend server's base URL, e.g. `http://localhost:5173`. It gets the whole request
+    /// path (the prefix is not stripped), the user's access token when there is a session, and
+    /// WebSocket upgrades (a dev server's hot reload).
+    Upstream(PublicUrl),
+}
+
+/// `[[bff.frontends]]` as written; [`FrontendConfig`] once exactly one source is set.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrontend {
+    #[serde(default)]
+    path: FrontendPath,
+    #[serde(default)]
+    dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    upstream: Option<PublicUrl>,
+    #[serde(default)]
+    login: FrontendLogin,
+    #[serde(default)]
+    csp: Option<String>,
+    #[serde(default)]
+    immutable_dir: Option<String>,
+    #[serde(default)]
+    forward_request_headers: Vec<String>,
+}
+
+impl TryFrom<RawFrontend> for FrontendConfig {
+    type Error = String;
+
+    fn try_from(raw: RawFrontend) -> Result<Self, String> {
+        let source = match (raw.dir, raw.upstream) {
+            (Some(dir), None) => FrontendSource::Dir(dir),
+            (None, Some(url)) => FrontendSource::Upstream(url),
+            _ => {
+                return Err(
+                    "set exactly one of `dir` (built files) and `upstream` (a frontend server)".into()
+                );
+            }
+        };
+        let is_dir = matches!(source, FrontendSource::Dir(_));
+        if !is_dir && raw.immutable_dir.is_some() {
+            return Err("`immutable_dir` applies to `dir` only".into());
+        }
+        if is_dir && !raw.forward_request_headers.is_empty() {
+            return Err("`forward_request_headers` applies to `upstream` only".into());
+        }
+        Ok(Self {
+            path: raw.path,
+            source,
+            login: raw.login,
+            csp: raw.csp,
+            immutable_dir: raw.immutable_dir.unwrap_or_else(default_immutable_dir),
+            forward_request_headers: raw.forward_request_headers,
+        })
+    }
+}
+
+impl FrontendConfig {
+    /// The frontend server's URL, when it is one.
+    pub fn upstream(&self) -> Option<&PublicUrl> {
+        match &self.source {
+            FrontendSource::Upstream(url) => Some(url),
+            FrontendSource::Dir(_) => None,
+        }
+    }
 }
 
 fn default_immutable_dir() -> String {
@@ -139,16 +210,18 @@ pub enum FrontendLogin {
 
 /// The frontends, refused when two share a path.
 fn frontends<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FrontendConfig>, D::Error> {
-    let frontends = Vec::<FrontendConfig>::deserialize(d)?;
-    for (i, f) in frontends.iter().enumerate() {
-        if frontends[..i].iter().any(|o| o.path == f.path) {
-            return Err(serde::de::Error::custom(format!(
-                "the path `{}` is configured twice",
-                f.path.as_str()
-            )));
+    unique_paths(Vec::<FrontendConfig>::deserialize(d)?, |f| f.path.as_str())
+}
+
+/// `items` when no two share a path (which one serves would be a guess), else the error naming
+/// the path.
+fn unique_paths<T, E: serde::de::Error>(items: Vec<T>, path: impl Fn(&T) -> &str) -> Result<Vec<T>, E> {
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].iter().any(|o| path(o) == path(item)) {
+            return Err(E::custom(format!("the path `{}` is configured twice", path(item))));
         }
     }
-    Ok(frontends)
+    Ok(items)
 }
 
 /// `[bff.oidc]`.
@@ -276,18 +349,9 @@ impl<'de> Deserialize<'de> for RouteMethod {
     }
 }
 
-/// The routes, refused when two share a path (which one serves would be a guess).
+/// The routes, refused when two share a path.
 fn routes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RouteConfig>, D::Error> {
-    let routes = Vec::<RouteConfig>::deserialize(d)?;
-    for (i, r) in routes.iter().enumerate() {
-        if routes[..i].iter().any(|o| o.path == r.path) {
-            return Err(serde::de::Error::custom(format!(
-                "the path `{}` is configured twice",
-                r.path.as_str()
-            )));
-        }
-    }
-    Ok(routes)
+    unique_paths(Vec::<RouteConfig>::deserialize(d)?, |r| r.path.as_str())
 }
 
 fn default_login_attempt_ttl() -> u64 {

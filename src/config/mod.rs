@@ -8,8 +8,8 @@ mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
 pub use bff::{
-    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, OidcClientConfig, RouteConfig, RouteCsrf,
-    RouteMethod, RouteSession, SessionConfig,
+    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, OidcClientConfig, RouteConfig,
+    RouteCsrf, RouteMethod, RouteSession, SessionConfig,
 };
 pub use resource_server::ResourceServerConfig;
 pub use types::{FrontendPath, ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};

@@ -27,6 +27,10 @@ pub struct ResourceServerConfig {
     /// An unknown `kid` triggers a JWKS refetch at most this often.
     #[serde(default = "default_refetch")]
     pub jwks_min_refetch_secs: u64,
+    /// Where the notes demo's server-rendered pages are served (a frontend server for the BFF:
+    /// `[[bff.frontends]] upstream`); unset: no pages.
+    #[serde(default)]
+    pub pages_listen: Option<ListenAddr>,
     /// Where notes are kept.
     #[serde(flatten)]
     pub store: StoreConfig,

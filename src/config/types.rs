@@ -293,9 +293,9 @@ impl<'de> Deserialize<'de> for RoutePath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         prefix_shape(&s).map_err(serde::de::Error::custom)?;
-        if s.starts_with("/bff") || OWN_PATHS.iter().chain(&["/app"]).any(|p| is_at_or_below(&s, p)) {
+        if s.starts_with("/bff") || OWN_PATHS.iter().any(|p| is_at_or_below(&s, p)) {
             return Err(serde::de::Error::custom(
-                "`/bff`, `/app`, `/healthz`, `/readyz` and `/metrics` are reserved by cloakroom",
+                "`/bff`, `/healthz`, `/readyz` and `/metrics` are reserved by cloakroom",
             ));
         }
         Ok(Self(s))

@@ -6,6 +6,7 @@
 mod auth;
 mod metrics;
 mod notes;
+mod pages;
 
 pub use auth::{AccessTokenVerifier, BearerToken};
 pub use notes::Note;
@@ -23,6 +24,8 @@ pub struct Application {
     port: u16,
     server: Server,
     metrics: crate::web::MetricsEndpoint,
+    /// The demo's server-rendered pages, when `pages_listen` is set.
+    pages: Option<Server>,
 }
 
 fn other(e: impl std::fmt::Display) -> StartupError {
@@ -36,13 +39,24 @@ impl Application {
         Self::build_with_listener(config, listener).await
     }
 
-    /// Builds the server on an already bound listener (tests bind port 0).
+    /// Builds the server on an already bound listener (tests bind port 0); the pages, when
+    /// `pages_listen` is set, on that address.
     pub async fn build_with_listener(
         config: ResourceServerConfig,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
+        let pages = config.pages_listen.map(|l| bind(l.0)).transpose()?;
+        Self::build_with_listeners(config, listener, pages).await
+    }
+
+    /// Builds the API on `listener` and the pages on `pages` (tests bind port 0 for both).
+    pub async fn build_with_listeners(
+        config: ResourceServerConfig,
+        listener: TcpListener,
+        pages: Option<TcpListener>,
+    ) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(other)?.port();
-        let store = Store::connect(&config.store, "resource-server").await?;
+        let store = web::Data::new(Store::connect(&config.store, "resource-server").await?);
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .timeout(Duration::from_secs(5))
@@ -52,7 +66,7 @@ impl Application {
         let registry = prometheus::Registry::new();
         let metrics = metrics::Metrics::register(&registry).map_err(other)?;
         let jwks = JwksCache::for_issuer(
-            http,
+            http.clone(),
             config.issuer.clone(),
             Duration::from_secs(config.jwks_min_refetch_secs),
         )
@@ -68,9 +82,14 @@ impl Application {
             shutdown_timeout,
         )?;
         let on_main = metrics_endpoint.on_main_listener();
-        let store = web::Data::new(store);
-        let registry = web::Data::new(registry);
-        let metrics = web::Data::new(metrics);
+        let pages = match pages {
+            Some(l) => {
+                let userinfo = web::Data::new(pages::UserInfo::new(http, config.issuer.clone()));
+                Some(pages_server(l, verifier.clone(), store.clone(), userinfo, shutdown_timeout)?)
+            }
+            None => None,
+        };
+        let (registry, metrics) = (web::Data::new(registry), web::Data::new(metrics));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(verifier.clone())
@@ -93,7 +112,7 @@ impl Application {
         .listen(listener)
         .map_err(other)?
         .run();
-        Ok(Self { port, server, metrics: metrics_endpoint })
+        Ok(Self { port, server, metrics: metrics_endpoint, pages })
     }
 
     /// The port actually bound.
@@ -103,8 +122,48 @@ impl Application {
 
     /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
-        self.metrics.serve_beside(self.server).await.map_err(other)
+        let api = self.metrics.serve_beside(self.server);
+        match self.pages {
+            Some(pages) => {
+                let (a, p) = tokio::join!(api, pages);
+                a.and(p).map_err(other)
+            }
+            None => api.await.map_err(other),
+        }
     }
+}
+
+/// The notes demo's pages server ([`pages`]) on `listener`.
+fn pages_server(
+    listener: TcpListener,
+    verifier: web::Data<AccessTokenVerifier>,
+    store: web::Data<Store>,
+    userinfo: web::Data<pages::UserInfo>,
+    shutdown_timeout: u64,
+) -> Result<Server, StartupError> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(verifier.clone())
+            .app_data(store.clone())
+            .app_data(userinfo.clone())
+            .app_data(web::FormConfig::default().limit(16 * 1024))
+            .route("/", web::get().to(pages::index))
+            .route("/notes-form", web::post().to(pages::notes_form))
+            .route("/healthz", web::get().to(crate::web::healthz))
+            .default_service(web::to(not_found))
+            .wrap(crate::web::request_logger())
+    })
+    .tcp_nodelay(true)
+    .shutdown_timeout(shutdown_timeout)
+    .listen(listener)
+    .map_err(other)?
+    .run();
+    Ok(server)
+}
+
+/// Any other request to the pages: the contract's JSON 404.
+async fn not_found() -> Result<HttpResponse, crate::web::ApiError> {
+    Err(crate::web::ApiError::new(crate::web::ErrorCode::NotFound, "no such page"))
 }
 
 /// `GET /readyz`: 200 when the store answers and the issuer's keys are loaded.

@@ -115,8 +115,13 @@ pub async fn list(
 
 async fn list_notes(token: BearerToken, store: &Store) -> Result<HttpResponse, ApiError> {
     let claims = token.require_scope(SCOPE)?;
-    let (_, notes) = load(store, &claims.sub).await?;
+    let notes = notes_of(store, &claims.sub).await?;
     Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(notes))
+}
+
+/// The notes of `sub`, oldest first.
+pub async fn notes_of(store: &Store, sub: &str) -> Result<Vec<Note>, ApiError> {
+    Ok(load(store, sub).await?.1)
 }
 
 /// `POST /notes` with `{"text": "…"}` (JSON only, 1 to 2000 characters after trimming): 201
@@ -150,7 +155,14 @@ async fn create_note(
     let body = read_body(body).await?;
     let new: NewNote = serde_json::from_slice(&body)
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "expected {\"text\": \"…\"}"))?;
-    let text = new.text.trim().to_string();
+    let note = add_note(store, &claims.sub, &new.text).await?;
+    Ok(HttpResponse::Created().insert_header(crate::web::no_store()).json(note))
+}
+
+/// Adds a note with `text` (1 to [`MAX_TEXT`] characters after trimming, else 400) for `sub`,
+/// within [`MAX_NOTES`].
+pub async fn add_note(store: &Store, sub: &str, text: &str) -> Result<Note, ApiError> {
+    let text = text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_TEXT {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
@@ -159,7 +171,7 @@ async fn create_note(
     }
     let note = Note { id: uuid::Uuid::new_v4().to_string(), text, created_at: crate::clock::now() };
     let added = note.clone();
-    update(store, &claims.sub, move |notes| {
+    update(store, sub, move |notes| {
         if notes.len() >= MAX_NOTES {
             return Err(ApiError::new(ErrorCode::TooManyNotes, "note limit reached"));
         }
@@ -167,7 +179,7 @@ async fn create_note(
         Ok(())
     })
     .await?;
-    Ok(HttpResponse::Created().insert_header(crate::web::no_store()).json(note))
+    Ok(note)
 }
 
 /// `DELETE /notes/{id}`: 204; unknown or another user's note: 404.

@@ -22,6 +22,8 @@ pub struct Ports {
     pub rs: TcpListener,
     /// Listener for the BFF.
     pub bff: TcpListener,
+    /// Listener for the resource server's notes pages (the BFF's frontend server at `/`).
+    pub pages: TcpListener,
 }
 
 fn listener() -> TcpListener {
@@ -70,7 +72,9 @@ impl StackConfig {
 
     /// A wired stack on `redis_url`, or on in-memory stores when `None`.
     pub fn on_redis(redis_url: Option<String>) -> Self {
-        let ports = Ports { auth: listener(), rs: listener(), bff: listener() };
+        let ports = Ports { auth: listener(), rs: listener(), bff: listener(), pages: listener() };
+        let static_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+        let frontends = cloakroom::demo::frontends(&static_dir, &url_of(&ports.pages));
         let (auth, rs, bff) = (url_of(&ports.auth), url_of(&ports.rs), url_of(&ports.bff));
         let signing_key = SigningKey::generate().expect("signing key");
         let key_file = std::env::temp_dir()
@@ -111,6 +115,7 @@ impl StackConfig {
                 "redis_namespace": format!("{ns}-bff"),
                 "oidc": { "issuer": auth, "client_id": CLIENT_ID, "client_secret": secret },
                 "routes": [{ "path": "/api", "upstream": rs }],
+                "frontends": frontends,
             },
         });
         if let Some(url) = redis_url {
@@ -201,10 +206,7 @@ impl Stack {
             .await
             .expect("auth server starts");
         tokio::spawn(auth.run_until_stopped());
-        let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
-            .await
-            .expect("resource server starts");
-        tokio::spawn(rs.run_until_stopped());
+        start_resource_server(rs_cfg, ports.rs, ports.pages).await;
         let bff =
             cloakroom::bff::Application::build_with_listener(bff_cfg, ports.bff).await.expect("bff starts");
         tokio::spawn(bff.run_until_stopped());
@@ -251,11 +253,16 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
         .await
         .expect("auth server starts");
     tokio::spawn(app.run_until_stopped());
-    let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
+    start_resource_server(rs_cfg, ports.rs, ports.pages).await;
+    Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
+}
+
+/// Starts the resource server with its notes pages.
+async fn start_resource_server(cfg: ResourceServerConfig, api: TcpListener, pages: TcpListener) {
+    let rs = cloakroom::resource_server::Application::build_with_listeners(cfg, api, Some(pages))
         .await
         .expect("resource server starts");
     tokio::spawn(rs.run_until_stopped());
-    Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
 }
 
 /// Waits until the program at `base` answers `GET /readyz` with 200, for up to 10 s (a store
@@ -346,10 +353,7 @@ pub async fn start_with_restartable_auth(cfg: StackConfig) -> (Stack, Restartabl
         handle: std::sync::Mutex::new(None),
     };
     auth.start_on(ports.auth).await;
-    let rs = cloakroom::resource_server::Application::build_with_listener(rs_cfg, ports.rs)
-        .await
-        .expect("resource server starts");
-    tokio::spawn(rs.run_until_stopped());
+    start_resource_server(rs_cfg, ports.rs, ports.pages).await;
     let bff = cloakroom::bff::Application::build_with_listener(bff_cfg, ports.bff).await.expect("bff starts");
     tokio::spawn(bff.run_until_stopped());
     (Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }, auth)

@@ -81,8 +81,7 @@ impl AttackStack {
 
     /// The CSRF token of the forms on the BFF's start page, as a same-origin page holds it.
     pub async fn form_token(&self, browser: &Browser) -> String {
-        let page = browser.get(&self.bff("/")).await;
-        page.inputs().into_iter().find(|(n, _)| n == "csrf_token").expect("a csrf_token field").1
+        self.stack.form_token(browser).await
     }
 
     /// `method path` with `X-CSRF: 1` (and a JSON body when given), as the SPA sends it.
@@ -92,8 +91,7 @@ impl AttackStack {
 
     /// Asserts the browser's session is still alive (`/bff/user` answers 200).
     pub async fn assert_session_alive(&self, browser: &Browser) {
-        let page = self.stack.user(browser).await;
-        assert_eq!(page.status, 200, "the session must have survived: {}", page.body);
+        self.stack.assert_session_alive(browser).await
     }
 
     /// The BFF's store keys (namespace prefix removed).

@@ -158,6 +158,17 @@ impl RedisServer {
         self.dump_inner()
     }
 
+    /// Deletes every key starting with `prefix` (a program's namespace, say).
+    pub fn delete_prefixed(&self, prefix: &str) {
+        let client = ::redis::Client::open(self.url()).expect("redis client");
+        let mut conn = client.get_connection().expect("redis connection");
+        let keys: Vec<String> =
+            ::redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).expect("KEYS");
+        for key in keys {
+            let _: () = ::redis::cmd("DEL").arg(key).query(&mut conn).expect("DEL");
+        }
+    }
+
     /// Seconds `key` (full name, namespace included) has left: `None` when it does not exist
     /// or never expires.
     pub fn ttl(&self, key: &str) -> Option<u64> {

@@ -58,4 +58,17 @@ impl Stack {
     pub async fn logout(&self, browser: &Browser) -> Page {
         self.api(browser, Method::POST, "/bff/logout", None).await
     }
+
+    /// The CSRF token of the forms on the BFF's start page (the notes pages), as a same-origin
+    /// page holds it.
+    pub async fn form_token(&self, browser: &Browser) -> String {
+        let page = browser.get(&self.bff("/")).await;
+        page.inputs().into_iter().find(|(n, _)| n == "csrf_token").expect("a csrf_token field").1
+    }
+
+    /// Asserts the browser's session is still alive (`/bff/user` answers 200).
+    pub async fn assert_session_alive(&self, browser: &Browser) {
+        let page = self.user(browser).await;
+        assert_eq!(page.status, 200, "the session must have survived: {}", page.body);
+    }
 }

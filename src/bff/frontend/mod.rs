@@ -12,7 +12,7 @@
 
 mod path;
 
-use crate::config::{BffConfig, ConfigError};
+use crate::config::{BffConfig, ConfigError, FrontendSource};
 use crate::web::{ApiError, ErrorCode};
 use actix_files::NamedFile;
 use actix_web::http::header::{self, ContentEncoding, HeaderValue};
@@ -35,7 +35,8 @@ struct Site {
 /// Every configured frontend, in app data.
 #[derive(Debug, Default)]
 pub struct Frontends {
-    sites: Vec<Site>,
+    /// In `bff.frontends` order; `None` for a frontend server (the proxy serves those).
+    sites: Vec<Option<Site>>,
 }
 
 /// A request the route policy matched to frontend `0` (an index into `bff.frontends`).
@@ -44,27 +45,35 @@ pub struct FrontendRequest(pub usize);
 
 impl Frontends {
     /// Resolves `bff.frontends`: each `dir` must be a directory holding `index.html`; a CSP must
-    /// be a valid header value. Errors name the key.
+    /// be a valid header value; no frontend may share a route's path (the route would always
+    /// win). Errors name the key.
     pub fn from_config(config: &BffConfig) -> Result<Self, ConfigError> {
         let mut sites = Vec::new();
         for (i, f) in config.frontends.iter().enumerate() {
             let key = |k: &str| format!("bff.frontends.{i}.{k}");
-            let root = std::fs::canonicalize(&f.dir)
+            if config.routes.iter().any(|r| r.path.as_str() == f.path.as_str()) {
+                return Err(ConfigError::new(key("path"), "is a route's path too"));
+            }
+            let csp = csp_of(f.csp.as_deref(), || key("csp"))?;
+            let FrontendSource::Dir(dir) = &f.source else {
+                sites.push(None);
+                continue;
+            };
+            let root = std::fs::canonicalize(dir)
                 .ok()
                 .filter(|root| root.join("index.html").is_file())
                 .ok_or_else(|| ConfigError::new(key("dir"), "must be a directory holding index.html"))?;
-            let csp = match &f.csp {
-                Some(v) => Some(
-                    HeaderValue::from_str(v)
-                        .map_err(|_| ConfigError::new(key("csp"), "is not a valid header value"))?,
-                ),
-                None => None,
-            };
             let immutable = root.join(&f.immutable_dir);
-            sites.push(Site { prefix: f.path.as_str().to_owned(), root, immutable, csp });
+            sites.push(Some(Site { prefix: f.path.as_str().to_owned(), root, immutable, csp }));
         }
         Ok(Self { sites })
     }
+}
+
+/// A frontend's `csp` as a header value; an invalid one is an error naming `key`.
+pub fn csp_of(csp: Option<&str>, key: impl FnOnce() -> String) -> Result<Option<HeaderValue>, ConfigError> {
+    csp.map(|v| HeaderValue::from_str(v).map_err(|_| ConfigError::new(key(), "is not a valid header value")))
+        .transpose()
 }
 
 /// For the frontends' resource guard: true when the route policy matched this request to a
@@ -80,7 +89,7 @@ fn not_found() -> HttpResponse {
 /// Serves a file of the frontend the policy matched (only `GET` and `HEAD` get here).
 pub async fn serve(req: HttpRequest, frontends: web::Data<Frontends>) -> HttpResponse {
     let matched = req.extensions().get::<FrontendRequest>().copied();
-    let Some(site) = matched.and_then(|FrontendRequest(i)| frontends.sites.get(i)) else {
+    let Some(site) = matched.and_then(|FrontendRequest(i)| frontends.sites.get(i)?.as_ref()) else {
         return not_found();
     };
     let rest =

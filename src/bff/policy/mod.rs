@@ -50,8 +50,10 @@ pub enum CsrfRule {
     /// Same-origin on unsafe methods, plus either `X-CSRF: 1` or, for a form post, the session's
     /// form token — which the handler compares, since only it reads the body (`POST /bff/logout`).
     HeaderOrFormToken,
-    /// Same-origin on unsafe methods; the handler compares the form token (server-rendered forms).
-    FormToken,
+    /// Frontend servers: unsafe methods (a server-rendered app's form posts) only with every
+    /// `Origin` exactly the BFF's and `Sec-Fetch-Site` `same-origin` (or absent; the SameSite
+    /// cookie keeps a cross-site post anonymous); safe methods — navigations — freely.
+    SameOrigin,
     /// None: navigations (login, callback, pages) and server-to-server calls (back-channel logout).
     None,
 }
@@ -137,10 +139,7 @@ pub async fn enforce(
     {
         let res = match refusal {
             Refusal::Error(e) => e.error_response(),
-            Refusal::Login(location) => HttpResponse::Found()
-                .insert_header((header::LOCATION, location))
-                .insert_header(crate::web::no_store())
-                .finish(),
+            Refusal::Login => login_redirect(req.request()),
         };
         return Ok(req.into_response(res));
     }
@@ -151,8 +150,8 @@ pub async fn enforce(
 enum Refusal {
     /// The contract's JSON error.
     Error(ApiError),
-    /// A page navigation that needs a session: to this login URL.
-    Login(String),
+    /// A page navigation that needs a session: to the login.
+    Login,
 }
 
 impl<E: Into<ApiError>> From<E> for Refusal {
@@ -165,13 +164,16 @@ impl<E: Into<ApiError>> From<E> for Refusal {
 /// (a proxied request's shape, the session, a frontend's match) goes into the extensions.
 fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<(), Refusal> {
     let (policy, origin) = (&resolved.policy, table.origin());
+    if !is_origin_or_absolute_form(req.uri()) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "the request target must be a path").into());
+    }
     let refused = (policy.refuse_tunnel_methods && is_tunnel_method(req.method()))
         || !table.takes(resolved.target, req.method());
     if refused {
         return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed").into());
     }
-    // A WebSocket upgrade cannot carry `X-CSRF`: on a route that relays WebSockets it needs the
-    // BFF's own `Origin` instead, and must be a well-formed handshake.
+    // A WebSocket upgrade cannot carry `X-CSRF`: on a route or frontend server that relays
+    // WebSockets it needs the BFF's own `Origin` instead, and must be a well-formed handshake.
     let websocket = table.relays_websockets(resolved.target) && upgrade::is_attempt(req);
     if websocket {
         csrf::require_own_origin(req, origin)?;
@@ -181,8 +183,13 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
     }
     match (resolved.target, &policy.proxied) {
         (Target::Route(route), Some(shape)) => {
-            let prefix = table.route_prefix(route).unwrap_or("");
-            let proxied = Proxied { websocket, ..check_proxied_shape(req, route, prefix, shape)? };
+            let below = strip_route(req.path(), table.route_prefix(route).unwrap_or("")).unwrap_or("");
+            let proxied = Proxied { websocket, ..check_proxied_shape(req, resolved.target, below, shape)? };
+            req.extensions_mut().insert(proxied);
+        }
+        (Target::Frontend(_), Some(shape)) => {
+            let proxied =
+                Proxied { websocket, ..check_proxied_shape(req, resolved.target, req.path(), shape)? };
             req.extensions_mut().insert(proxied);
         }
         (Target::Frontend(site), _) => {
@@ -198,9 +205,7 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
             req.extensions_mut().insert(ActiveSession(record));
             Ok(())
         }
-        None if policy.session == SessionRule::Login && is_navigation(req) => {
-            Err(Refusal::Login(login_url(req)))
-        }
+        None if policy.session == SessionRule::Login && is_navigation(req) => Err(Refusal::Login),
         None if policy.session == SessionRule::Optional => Ok(()),
         None => Err(unauthenticated().into()),
     }
@@ -218,9 +223,19 @@ fn check_csrf(req: &HttpRequest, rule: CsrfRule, origin: &str) -> Result<(), csr
             }
             Ok(())
         }
-        CsrfRule::FormToken => csrf::require_same_origin(req, origin),
-        CsrfRule::None => Ok(()),
+        CsrfRule::SameOrigin if crate::web::is_unsafe(req.method()) => {
+            csrf::require_same_origin_any_method(req, origin)
+        }
+        CsrfRule::SameOrigin | CsrfRule::None => Ok(()),
     }
+}
+
+/// 302 to `/bff/login?returnTo=<this request's path and query>`.
+pub fn login_redirect(req: &HttpRequest) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, login_url(req)))
+        .insert_header(crate::web::no_store())
+        .finish()
 }
 
 /// `/bff/login?returnTo=<this request's path and query>`.
@@ -233,19 +248,20 @@ fn login_url(req: &HttpRequest) -> String {
     format!("/bff/login?returnTo={encoded}")
 }
 
-/// A request for a proxied route as the policy checked it: which route, the path below its
-/// prefix in normal form, and the declared body length. The proxy handler takes it as an
+/// A request for a proxied route or frontend server as the policy checked it: which one, the
+/// path to send in normal form (below a route's prefix; a frontend server's whole path), and
+/// the declared body length. The proxy handler takes it as an
 /// extractor (404 when the request is for no route).
 #[derive(Debug)]
 pub struct Proxied {
-    /// Index into `bff.routes`.
-    pub route: usize,
+    /// The route or frontend.
+    pub target: Target,
     /// The path to send below the upstream's base path.
     pub path: UpstreamPath,
     /// The declared `Content-Length`, within `bff.max_body_bytes`.
     pub content_length: Option<usize>,
-    /// A well-formed WebSocket upgrade with the BFF's own `Origin`, on a route that relays
-    /// WebSockets: the handler opens a relay instead of an HTTP exchange.
+    /// A well-formed WebSocket upgrade with the BFF's own `Origin`, on a route or frontend
+    /// server that relays WebSockets: the handler opens a relay instead of an HTTP exchange.
     pub websocket: bool,
 }
 
@@ -259,21 +275,20 @@ impl FromRequest for Proxied {
     }
 }
 
-/// The path below `prefix` is in normal form; a `Content-Length` is a number within the limit.
+/// The path to send is in normal form; a `Content-Length` is a number within the limit.
 fn check_proxied_shape(
     req: &HttpRequest,
-    route: usize,
-    prefix: &str,
+    target: Target,
+    path: &str,
     shape: &ProxiedShape,
 ) -> Result<Proxied, ApiError> {
-    let rest = strip_route(req.path(), prefix).unwrap_or("");
-    let path = UpstreamPath::parse(rest)
+    let path = UpstreamPath::parse(path)
         .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the request path is not in normal form"))?;
     let content_length = declared_length(req)?;
     if content_length.is_some_and(|n| n > shape.max_body_bytes) {
         return Err(payload_too_large());
     }
-    Ok(Proxied { route, path, content_length, websocket: false })
+    Ok(Proxied { target, path, content_length, websocket: false })
 }
 
 /// The request's `Content-Length`, if it declares one; a malformed one is 400.
@@ -297,4 +312,10 @@ pub fn payload_too_large() -> ApiError {
 /// `TRACE`, `TRACK` and `CONNECT`, compared case-insensitively, as some servers do.
 fn is_tunnel_method(method: &actix_web::http::Method) -> bool {
     ["TRACE", "TRACK", "CONNECT"].iter().any(|m| method.as_str().eq_ignore_ascii_case(m))
+}
+
+/// A request target in origin form (`/path?q`) or absolute form (`http://host/path`, whose
+/// authority is ignored); not the authority form of `CONNECT` (`host:port`) nor `*`.
+fn is_origin_or_absolute_form(uri: &actix_web::http::Uri) -> bool {
+    uri.path().starts_with('/') && (uri.scheme().is_some() || uri.authority().is_none())
 }

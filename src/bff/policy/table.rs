@@ -5,7 +5,9 @@
 
 use super::{CsrfRule, ProxiedShape, RoutePolicy, SessionRule};
 use crate::bff::paths::strip_route;
-use crate::config::{BffConfig, FrontendConfig, FrontendLogin, RouteConfig, RouteCsrf, RouteSession};
+use crate::config::{
+    BffConfig, FrontendConfig, FrontendLogin, FrontendSource, RouteConfig, RouteCsrf, RouteSession,
+};
 use actix_web::http::Method;
 
 /// What a request is for.
@@ -108,20 +110,6 @@ pub struct PolicyTable {
     origin: String,
 }
 
-/// A page that shows the signed-in user when there is one.
-const PAGE: RoutePolicy = RoutePolicy {
-    session: SessionRule::Optional,
-    csrf: CsrfRule::None,
-    refuse_tunnel_methods: false,
-    proxied: None,
-};
-/// A server-rendered form post: same origin, the session's form token, a session.
-const FORM_POST: RoutePolicy = RoutePolicy {
-    session: SessionRule::Required,
-    csrf: CsrfRule::FormToken,
-    refuse_tunnel_methods: false,
-    proxied: None,
-};
 /// `POST /bff/logout`: works without a session (it then only expires the cookie).
 const LOGOUT: RoutePolicy = RoutePolicy {
     session: SessionRule::Optional,
@@ -149,26 +137,53 @@ fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Prefixed {
     }
 }
 
-/// The entry of a frontend: `GET` and `HEAD` only (no CSRF rule needed for reads of public
-/// files), the session read so that `login = "required"` can send a navigation to the login.
-fn frontend_entry(frontend: &FrontendConfig) -> Prefixed {
-    let session = match frontend.login {
-        FrontendLogin::Optional => SessionRule::Ignored,
-        FrontendLogin::Required => SessionRule::Login,
-    };
-    Prefixed {
-        prefix: frontend.path.as_str().to_owned(),
-        policy: RoutePolicy { session, csrf: CsrfRule::None, refuse_tunnel_methods: true, proxied: None },
-        methods: Some(vec![Method::GET, Method::HEAD]),
-        websocket: false,
+/// The entry of a frontend. Built files: `GET` and `HEAD` only (no CSRF rule needed for reads
+/// of public files), the session read only so that `login = "required"` can send a navigation
+/// to the login. A frontend server: any method but the tunnel ones, unsafe methods (form posts)
+/// same-origin only, the session read so that its token goes along, the request's shape
+/// checked as a route's.
+fn frontend_entry(frontend: &FrontendConfig, shape: ProxiedShape) -> Prefixed {
+    let prefix = frontend.path.as_str().to_owned();
+    match (&frontend.source, frontend.login) {
+        (FrontendSource::Dir(_), login) => Prefixed {
+            prefix,
+            policy: RoutePolicy {
+                session: if login == FrontendLogin::Required {
+                    SessionRule::Login
+                } else {
+                    SessionRule::Ignored
+                },
+                csrf: CsrfRule::None,
+                refuse_tunnel_methods: true,
+                proxied: None,
+            },
+            methods: Some(vec![Method::GET, Method::HEAD]),
+            websocket: false,
+        },
+        (FrontendSource::Upstream(_), login) => Prefixed {
+            prefix,
+            policy: RoutePolicy {
+                session: if login == FrontendLogin::Required {
+                    SessionRule::Login
+                } else {
+                    SessionRule::Optional
+                },
+                csrf: CsrfRule::SameOrigin,
+                refuse_tunnel_methods: true,
+                proxied: Some(shape),
+            },
+            methods: None,
+            // A dev server's hot reload runs over a WebSocket.
+            websocket: true,
+        },
     }
 }
 
-/// The BFF's own endpoints; the demo pages only while no frontend is configured.
-fn endpoints(with_demo_pages: bool) -> Vec<Endpoint> {
+/// The BFF's own endpoints.
+fn endpoints() -> Vec<Endpoint> {
     use PathPattern::{Below, Exact};
     let endpoint = |method: Method, path, policy| Endpoint { method, path, policy };
-    let mut endpoints = vec![
+    vec![
         endpoint(Method::GET, Exact("/healthz"), RoutePolicy::OPEN),
         endpoint(Method::GET, Exact("/readyz"), RoutePolicy::OPEN),
         endpoint(Method::GET, Exact("/metrics"), RoutePolicy::OPEN),
@@ -181,17 +196,7 @@ fn endpoints(with_demo_pages: bool) -> Vec<Endpoint> {
         // Server to server (the provider): no cookie, no CSRF rules; the signed logout
         // token is the credential.
         endpoint(Method::POST, Exact("/bff/backchannel-logout"), RoutePolicy::OPEN),
-    ];
-    if with_demo_pages {
-        endpoints.extend([
-            endpoint(Method::GET, Exact("/"), PAGE),
-            endpoint(Method::POST, Exact("/notes-form"), FORM_POST),
-            endpoint(Method::GET, Exact("/app"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Below("/app/"), RoutePolicy::OPEN),
-            endpoint(Method::GET, Exact("/app/"), RoutePolicy::OPEN),
-        ]);
-    }
-    endpoints
+    ]
 }
 
 impl PolicyTable {
@@ -200,9 +205,9 @@ impl PolicyTable {
     pub fn new(config: &BffConfig, public_origin: &str) -> Self {
         let shape = ProxiedShape { max_body_bytes: config.max_body_bytes };
         Self {
-            endpoints: endpoints(config.frontends.is_empty()),
+            endpoints: endpoints(),
             routes: ByPrefix::new(config.routes.iter().map(|r| route_entry(r, shape)).collect()),
-            frontends: ByPrefix::new(config.frontends.iter().map(frontend_entry).collect()),
+            frontends: ByPrefix::new(config.frontends.iter().map(|f| frontend_entry(f, shape)).collect()),
             origin: public_origin.to_owned(),
         }
     }
@@ -238,11 +243,12 @@ impl PolicyTable {
         entry.is_some_and(|e| e.methods.as_ref().is_none_or(|m| m.contains(method)))
     }
 
-    /// True when `target` is a route that relays WebSockets (`websocket = true`).
+    /// True when `target` relays WebSockets: a route with `websocket = true`, a frontend server.
     pub fn relays_websockets(&self, target: Target) -> bool {
         match target {
             Target::Route(i) => self.routes.entries.get(i).is_some_and(|r| r.websocket),
-            _ => false,
+            Target::Frontend(i) => self.frontends.entries.get(i).is_some_and(|f| f.websocket),
+            Target::Endpoint => false,
         }
     }
 

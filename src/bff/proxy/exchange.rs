@@ -90,6 +90,24 @@ pub struct Outgoing {
     pub over_limit: Arc<AtomicBool>,
 }
 
+impl Outgoing {
+    /// A copy to send again, when the body can be sent again (none or in memory).
+    pub fn replayable_copy(&self) -> Option<Outgoing> {
+        let body = match &self.body {
+            OutgoingBody::Empty => OutgoingBody::Empty,
+            OutgoingBody::Bytes(b) => OutgoingBody::Bytes(b.clone()),
+            OutgoingBody::Stream(_) => return None,
+        };
+        Some(Outgoing {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+            over_limit: self.over_limit.clone(),
+        })
+    }
+}
+
 /// The body of an [`Outgoing`] request.
 pub enum OutgoingBody {
     /// No body: replayable.

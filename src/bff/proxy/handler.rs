@@ -6,15 +6,20 @@ use super::exchange::{
     Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
 };
 use super::headers::{forward_headers, response_headers};
+use super::upstreams::{FORM_TOKEN_HEADER, Upstream, UpstreamKind};
+use crate::bff::frontend::is_navigation;
 use crate::bff::metrics::ProxyOutcome;
 use crate::bff::paths::UpstreamPath;
-use crate::bff::policy::{ActiveSession, Proxied, unauthenticated};
+use crate::bff::policy::{ActiveSession, Proxied, login_redirect, unauthenticated};
+use crate::bff::session::SessionRecord;
 use crate::bff::session::{TypedSession, hashed_id};
 use crate::bff::state::BffState;
+use crate::bff::tokens::TokenError;
 use crate::bff::websocket::{self, SessionWatch, UpstreamTarget};
 use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -39,9 +44,10 @@ pub fn exchange_for<'a>(state: &'a BffState, client: &'a WorkerClient) -> Exchan
     }
 }
 
-/// The default service: proxies a request the route policy matched to a configured route (it
-/// has checked methods, CSRF, the path, the declared length and the session by then), with the
-/// user's access token when the route's policy read a session; any other request is 404.
+/// The default service: proxies a request the route policy matched to a configured route or
+/// frontend server (it has checked methods, CSRF, the path, the declared length and the
+/// session by then), with the user's access token when the policy read a session; any other
+/// request is 404.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
@@ -51,43 +57,47 @@ pub async fn proxy(
     target: Proxied,
     active: Option<ActiveSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let Proxied { route: index, path, content_length, websocket } = target;
-    let route = state.config.routes.get(index).ok_or_else(not_found)?;
-    // A route whose policy reads no session never gets a token, whatever the request holds.
-    let active = active.filter(|_| route.session != RouteSession::None);
-    if active.is_none() && route.session == RouteSession::Required {
+    let upstream = state.upstreams.get(target.target).ok_or_else(not_found)?;
+    // An upstream whose policy reads no session never gets a token, whatever the request holds.
+    let active = active.filter(|_| upstream.session != RouteSession::None);
+    if active.is_none() && upstream.session == RouteSession::Required {
         return Err(unauthenticated());
     }
-
-    let url = upstream_url(route.upstream.url(), &path, req.uri().query());
-    if websocket {
-        return Box::pin(relay_websocket(&req, payload, &state, index, url, active, &session)).await;
+    if target.websocket {
+        let url = upstream_url(&upstream.base, &target.path, req.uri().query());
+        return Box::pin(relay_websocket(&req, payload, &state, upstream, url, active, &session)).await;
     }
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
-    let has_body = content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
-    let over_limit = Arc::new(AtomicBool::new(false));
-    let body = if has_body {
-        OutgoingBody::Stream(pump(payload, state.config.max_body_bytes, over_limit.clone()))
-    } else {
-        OutgoingBody::Empty
-    };
-    let headers = forward_headers(&req, &state.public.forwarded, state.request_headers.route(index));
-    let out = Outgoing { method, url, headers, body, over_limit };
+    let out = outgoing(&req, payload, &state, upstream, &target)?;
+    // A page of a frontend server whose session turns out to have ended (its grant revoked at
+    // the provider) is served as to a visitor without one; kept only for such navigations.
+    let as_visitor = (upstream.kind == UpstreamKind::Frontend && active.is_some() && is_navigation(&req))
+        .then(|| out.replayable_copy())
+        .flatten();
+    let out = with_form_token(out, upstream, active.as_deref());
     let exchange = exchange_for(&state, &client);
 
     let started = Instant::now();
     // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does
     // not carry the whole upstream exchange's state through those copies.
-    let result = match &active {
+    let mut result = match &active {
         Some(record) => Box::pin(send_with_token(&exchange, &record.handle, out)).await,
         None => Box::pin(send_anonymous(&exchange, out)).await,
     };
+    if let (Err(UpstreamError::Token(e)), Some(visitor)) = (&result, as_visitor)
+        && matches!(e, TokenError::SessionExpired | TokenError::NoSession)
+    {
+        end_session_if_needed(&session, e);
+        if upstream.session == RouteSession::Required {
+            return Ok(login_redirect(&req));
+        }
+        result = Box::pin(send_anonymous(&exchange, visitor)).await;
+    }
     let outcome = match &result {
         Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
         Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
         Err(_) => ProxyOutcome::Error,
     };
-    if let Some(metrics) = state.metrics.route(index) {
+    if let Some(metrics) = state.metrics.route(upstream.metrics) {
         metrics.observe(outcome, started.elapsed());
     }
     let res = result.map_err(|e| {
@@ -97,7 +107,39 @@ pub async fn proxy(
         ApiError::from(e)
     })?;
 
-    Ok(respond(res, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+    Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// The upstream request for `req`: URL, method, the headers that cross, the body streamed.
+fn outgoing(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &BffState,
+    upstream: &Upstream,
+    target: &Proxied,
+) -> Result<Outgoing, ApiError> {
+    let url = upstream_url(&upstream.base, &target.path, req.uri().query());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| bad_path())?;
+    let has_body =
+        target.content_length.is_some_and(|n| n > 0) || req.headers().contains_key("transfer-encoding");
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = if has_body {
+        OutgoingBody::Stream(pump(payload, state.config.max_body_bytes, over_limit.clone()))
+    } else {
+        OutgoingBody::Empty
+    };
+    let headers = forward_headers(req, &state.public.forwarded, &upstream.headers);
+    Ok(Outgoing { method, url, headers, body, over_limit })
+}
+
+/// A frontend server gets the session's form token, for the forms of its pages.
+fn with_form_token(mut out: Outgoing, upstream: &Upstream, active: Option<&SessionRecord>) -> Outgoing {
+    if let (UpstreamKind::Frontend, Some(record)) = (upstream.kind, active)
+        && let Ok(token) = reqwest::header::HeaderValue::from_str(record.csrf_token.expose())
+    {
+        out.headers.insert(FORM_TOKEN_HEADER, token);
+    }
+    out
 }
 
 /// A WebSocket upgrade the policy accepted on a route with `websocket = true`: the session's
@@ -107,7 +149,7 @@ async fn relay_websocket(
     req: &HttpRequest,
     payload: web::Payload,
     state: &BffState,
-    index: usize,
+    upstream: &Upstream,
     url: url::Url,
     active: Option<ActiveSession>,
     session: &TypedSession,
@@ -129,7 +171,7 @@ async fn relay_websocket(
         .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
         .collect();
-    let headers = forward_headers(req, &state.public.forwarded, state.request_headers.route(index));
+    let headers = forward_headers(req, &state.public.forwarded, &upstream.headers);
     let target = UpstreamTarget { url, token, protocols, headers };
     Ok(websocket::open(req, payload, target, watch, &state.websockets).await?)
 }
@@ -149,7 +191,7 @@ fn upstream_url(base: &url::Url, path: &UpstreamPath, query: Option<&str>) -> ur
 /// The browser's response: the upstream's status, the headers that may cross, `no-store`, and
 /// the body streamed chunk by chunk as it arrives (server-sent events, long downloads), ended
 /// when the upstream pauses longer than `idle`.
-fn respond(res: super::client::UpstreamResponse, idle: Duration) -> HttpResponse {
+fn respond(res: super::client::UpstreamResponse, csp: &HeaderValue, idle: Duration) -> HttpResponse {
     let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = HttpResponse::build(status);
     for (name, value) in response_headers(&res) {
@@ -162,10 +204,7 @@ fn respond(res: super::client::UpstreamResponse, idle: Duration) -> HttpResponse
     }
     builder.insert_header(crate::web::no_store());
     // Always the BFF's policy, beside any of the upstream's: a browser enforces every one.
-    builder.append_header((
-        actix_web::http::header::CONTENT_SECURITY_POLICY,
-        actix_web::http::header::HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY),
-    ));
+    builder.append_header((actix_web::http::header::CONTENT_SECURITY_POLICY, csp.clone()));
     builder.streaming(res.into_stream(idle))
 }
 

@@ -10,8 +10,6 @@
 //! arrive lower case from the HTTP parser; `X_Forwarded_For` stays `x_forwarded_for`, which no
 //! allowed name spells (configured names may not contain `_`).
 
-use crate::config::{ConfigError, RouteConfig};
-
 /// End-to-end request headers every route forwards, sorted (looked up by binary search).
 /// `accept-encoding` is among them: the upstream's encoded body and its `Content-Encoding`
 /// pass through unchanged, and the BFF never reads a body.
@@ -136,34 +134,6 @@ fn is_default(name: &str) -> bool {
     DEFAULT_FORWARDED.binary_search(&name).is_ok()
 }
 
-/// Every route's policy, in the order of `bff.routes`.
-#[derive(Debug, Clone, Default)]
-pub struct RoutePolicies(Vec<RequestHeaderPolicy>);
-
-impl RoutePolicies {
-    /// Builds each route's set; a name that cannot be forwarded refuses the start, naming the
-    /// route's key.
-    pub fn build(routes: &[RouteConfig]) -> Result<Self, ConfigError> {
-        routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                RequestHeaderPolicy::with_names(&r.forward_request_headers).map_err(|e| {
-                    ConfigError::new(format!("bff.routes.{i}.forward_request_headers"), e.to_string())
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Self)
-    }
-
-    /// The policy of route `index` (the defaults for an index out of range).
-    pub fn route(&self, index: usize) -> &RequestHeaderPolicy {
-        self.0.get(index).unwrap_or(&DEFAULT_POLICY)
-    }
-}
-
-static DEFAULT_POLICY: RequestHeaderPolicy = RequestHeaderPolicy::DEFAULT;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,17 +215,5 @@ mod tests {
                 HeaderNameError::Malformed(name.into())
             );
         }
-    }
-
-    #[test]
-    fn a_bad_route_name_refuses_the_start_naming_the_routes_key() {
-        let routes: Vec<RouteConfig> = serde_json::from_value(serde_json::json!([
-            { "path": "/api", "upstream": "http://localhost:1" },
-            { "path": "/b", "upstream": "http://localhost:2", "forward_request_headers": ["cookie"] },
-        ]))
-        .unwrap();
-        let err = RoutePolicies::build(&routes).unwrap_err();
-        assert_eq!(err.key, "bff.routes.1.forward_request_headers");
-        assert!(!err.to_string().contains('\n'));
     }
 }

@@ -91,17 +91,13 @@ impl SocketRegistry {
 
     /// Slides the idle expiry of the session `hashed` in the background (when configured).
     pub fn slide(&self, hashed: &str) {
-        let (registry, hashed) = (self.clone(), hashed.to_owned());
-        tokio::spawn(async move { registry.slide_now(&hashed).await });
-    }
-
-    /// Slides the idle expiry of the session `hashed` now (when configured).
-    pub async fn slide_now(&self, hashed: &str) {
         let Some(idle) = self.inner.slides else { return };
-        let key = BffSessionStore::key_of_hashed(hashed);
-        if let Err(e) = self.inner.sessions.slide_idle(&key, idle).await {
-            tracing::warn!(error = %e, "a WebSocket's session could not be slid");
-        }
+        let (inner, key) = (self.inner.clone(), BffSessionStore::key_of_hashed(hashed));
+        tokio::spawn(async move {
+            if let Err(e) = inner.sessions.slide_idle(&key, idle).await {
+                tracing::warn!(error = %e, "a WebSocket's session could not be slid");
+            }
+        });
     }
 
     /// How many sockets are registered (all sessions).

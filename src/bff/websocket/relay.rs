@@ -126,27 +126,28 @@ struct Watch {
     registration: Option<Registration>,
     session: Option<SessionWatch>,
     registry: SocketRegistry,
-    /// When a frame may next slide the session (`bff.websocket_slides_session`).
-    next_slide: Option<Instant>,
-    /// A frame went by since the last slide.
-    unslid: bool,
+    /// When a frame last slid the session (`bff.websocket_slides_session`).
+    last_slide: Instant,
 }
+
+/// Within this much of the session's deadline, frames slide it more often than once per slide
+/// interval, so that the write lands before the deadline (expiry is judged in whole seconds).
+const NEAR_DEADLINE_MS: i64 = 2000;
+/// How often frames slide the session near its deadline.
+const NEAR_DEADLINE_EVERY: Duration = Duration::from_millis(500);
 
 impl Watch {
     /// A frame went either way: slides the session's idle expiry when sockets do that, at most
     /// once per slide interval.
     fn activity(&mut self) {
-        let (Some(session), Some(at), Some(every)) =
-            (&self.session, self.next_slide, self.registry.slide_interval())
-        else {
+        let (Some(session), Some(every)) = (&self.session, self.registry.slide_interval()) else {
             return;
         };
-        let now = Instant::now();
-        self.unslid = true;
-        if now >= at {
+        let since = self.last_slide.elapsed();
+        let near = session.deadline.saturating_mul(1000) - crate::clock::now_millis() < NEAR_DEADLINE_MS;
+        if since >= every || (near && since >= NEAR_DEADLINE_EVERY) {
             self.registry.slide(&session.hashed);
-            self.next_slide = Some(now + every);
-            self.unslid = false;
+            self.last_slide = Instant::now();
         }
     }
 
@@ -165,11 +166,6 @@ impl Watch {
     /// store failure is no end: the session is read again a second later.
     async fn session_over(&mut self) -> bool {
         let Some(session) = &mut self.session else { return false };
-        // Frames since the last (throttled) slide count before the deadline is judged.
-        if self.unslid {
-            self.unslid = false;
-            self.registry.slide_now(&session.hashed).await;
-        }
         match self.registry.deadline(&session.hashed).await {
             Ok(None) => true,
             Ok(Some(deadline)) => {
@@ -214,8 +210,7 @@ pub async fn run(relay: Relay) {
     let Relay { mut browser_tx, mut browser_rx, upstream, limits, session, registry, metrics } = relay;
     let open = OpenSocket::count(&metrics);
     let registration = session.as_ref().map(|s| registry.register(&s.hashed));
-    let next_slide = registry.slide_interval().map(|every| Instant::now() + every);
-    let mut watch = Watch { registration, session, registry, next_slide, unslid: false };
+    let mut watch = Watch { registration, session, registry, last_slide: Instant::now() };
     let (mut up_tx, mut up_rx) = upstream.split();
     let mut idle_at = Instant::now() + limits.idle;
     let end = loop {

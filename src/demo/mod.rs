@@ -1,5 +1,8 @@
 //! `cloakroom demo`: the auth server, the resource server and the BFF in one process, wired
-//! together, with the demo user seeded.
+//! together, with the demo user seeded. The BFF serves the demo's two apps through the same
+//! `[[bff.frontends]]` settings a user writes: the single-page app's files (`static/`, unpacked
+//! from the binary into a private directory) at `/app`, and the resource server's
+//! server-rendered notes pages (a frontend server on `pages_listen`) at `/`.
 
 use crate::config::{AuthServerConfig, BffConfig, ConfigSource, ResourceServerConfig};
 use crate::startup::StartupError;
@@ -35,7 +38,7 @@ pub fn defaults() -> serde_json::Value {
             }],
             "users": [{ "username": DEMO_USER.0, "password": DEMO_USER.1 }],
         },
-        "resource_server": {},
+        "resource_server": { "pages_listen": "127.0.0.1:8083" },
     });
     // Each program gets its own namespace, so one Redis can serve all three.
     let redis_url = std::env::var("REDIS_URL").ok();
@@ -50,9 +53,39 @@ pub fn defaults() -> serde_json::Value {
     v
 }
 
+/// The demo's frontends: the single-page app's files from `static_dir` at `/app`, the notes
+/// pages served by `pages_url` at `/` (the test harness wires its stacks the same way).
+pub fn frontends(static_dir: &Path, pages_url: &str) -> serde_json::Value {
+    serde_json::json!([
+        { "path": "/app", "dir": static_dir.to_string_lossy() },
+        { "path": "/", "upstream": pages_url },
+    ])
+}
+
+/// The single-page app's files, compiled into the binary.
+const STATIC_FILES: [(&str, &str); 3] = [
+    ("index.html", include_str!("../../static/index.html")),
+    ("app.js", include_str!("../../static/app.js")),
+    ("app.css", include_str!("../../static/app.css")),
+];
+
+/// Writes the single-page app's files into a new private directory, so that the demo runs from
+/// anywhere (a container, another working directory) with only the binary.
+pub fn unpack_static_files() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("cloakroom-demo-{}", crypto::random_token(8)));
+    std::fs::create_dir(&dir)?;
+    for (name, content) in STATIC_FILES {
+        std::fs::write(dir.join(name), content)?;
+    }
+    Ok(dir)
+}
+
 /// Starts all three and serves until one of them stops.
 pub async fn run(config_file: Option<&Path>) -> Result<(), StartupError> {
-    let source = ConfigSource::load_with_defaults(defaults(), config_file)?;
+    let mut defaults = defaults();
+    let static_dir = unpack_static_files().map_err(|e| StartupError::Other(format!("static files: {e}")))?;
+    defaults["bff"]["frontends"] = frontends(&static_dir, "http://localhost:8083");
+    let source = ConfigSource::load_with_defaults(defaults, config_file)?;
     let as_cfg: AuthServerConfig = source.section("auth_server")?;
     let rs_cfg: ResourceServerConfig = source.section("resource_server")?;
     let bff_cfg: BffConfig = source.section("bff")?;
@@ -67,6 +100,9 @@ pub async fn run(config_file: Option<&Path>) -> Result<(), StartupError> {
     println!("  BFF, single-page app       {}/app/", bff_cfg.public_url);
     println!("  auth server                {}", as_cfg.issuer);
     println!("  resource server            http://{}", rs_cfg.listen.0);
+    if let Some(pages) = rs_cfg.pages_listen {
+        println!("  notes pages (behind BFF)   http://{}", pages.0);
+    }
     println!("  log in as                  {} / {}", DEMO_USER.0, DEMO_USER.1);
     println!();
 
@@ -74,5 +110,6 @@ pub async fn run(config_file: Option<&Path>) -> Result<(), StartupError> {
     // is cut off while it still finishes its in-flight requests.
     let (a, r, b) =
         tokio::join!(auth.run_until_stopped(), rs.run_until_stopped(), bff_app.run_until_stopped());
+    let _ = std::fs::remove_dir_all(&static_dir);
     a.and(r).and(b)
 }

@@ -1,0 +1,195 @@
+//! Where the proxy sends a request: every configured route and every frontend server
+//! (`[[bff.frontends]] upstream = …`), resolved once at start — the parsed base URL, whether the
+//! user's token goes along, which request headers cross, and the metrics series.
+
+use super::header_policy::RequestHeaderPolicy;
+use crate::bff::frontend::csp_of;
+use crate::bff::policy::Target;
+use crate::config::{BffConfig, ConfigError, FrontendLogin, RouteSession};
+use actix_web::http::header::HeaderValue;
+
+/// What kind of upstream it is, which decides the request path and one header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// An API route: the path below the route's prefix is sent.
+    Route,
+    /// A frontend server: the whole request path is sent (the app knows its own base path),
+    /// with the session's form token in `X-Cloakroom-Csrf-Token`, so that a server-rendered
+    /// page can put it in its forms (`POST /bff/logout` takes it instead of `X-CSRF`).
+    Frontend,
+}
+
+/// One upstream, resolved at start.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The parsed base URL; only path and query change per request.
+    pub base: url::Url,
+    /// Whether a request needs a session and carries the user's token.
+    pub session: RouteSession,
+    /// The request headers that cross.
+    pub headers: RequestHeaderPolicy,
+    /// Route or frontend server.
+    pub kind: UpstreamKind,
+    /// Index of its series in `BffMetrics`.
+    pub metrics: usize,
+    /// The `Content-Security-Policy` the BFF sets on every response, beside any of the
+    /// upstream's (a browser enforces each): the frontend's `csp`, else the strict default.
+    pub csp: HeaderValue,
+}
+
+fn default_csp() -> HeaderValue {
+    HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY)
+}
+
+/// Every route's and frontend server's upstream.
+#[derive(Debug, Default)]
+pub struct Upstreams {
+    /// Routes first, in `bff.routes` order, then the frontend servers.
+    list: Vec<Upstream>,
+    /// For each of `bff.frontends`, its entry in `list` when it is a frontend server.
+    frontends: Vec<Option<usize>>,
+}
+
+/// The header a frontend server finds the session's form token in.
+pub const FORM_TOKEN_HEADER: &str = "x-cloakroom-csrf-token";
+
+impl Upstreams {
+    /// Resolves `bff.routes` and the frontend servers of `bff.frontends`; a request header
+    /// that can never be forwarded refuses the start, naming the key.
+    pub fn build(config: &BffConfig) -> Result<Self, ConfigError> {
+        let policy = |names: &[String], key: String| {
+            RequestHeaderPolicy::with_names(names).map_err(|e| ConfigError::new(key, e.to_string()))
+        };
+        let mut list = Vec::with_capacity(config.routes.len() + config.frontends.len());
+        for (i, r) in config.routes.iter().enumerate() {
+            list.push(Upstream {
+                base: r.upstream.url().clone(),
+                session: r.session,
+                headers: policy(
+                    &r.forward_request_headers,
+                    format!("bff.routes.{i}.forward_request_headers"),
+                )?,
+                kind: UpstreamKind::Route,
+                metrics: list.len(),
+                csp: default_csp(),
+            });
+        }
+        let mut frontends = Vec::with_capacity(config.frontends.len());
+        for (i, f) in config.frontends.iter().enumerate() {
+            let Some(url) = f.upstream() else {
+                frontends.push(None);
+                continue;
+            };
+            let key = format!("bff.frontends.{i}.forward_request_headers");
+            let csp =
+                csp_of(f.csp.as_deref(), || format!("bff.frontends.{i}.csp"))?.unwrap_or_else(default_csp);
+            frontends.push(Some(list.len()));
+            list.push(Upstream {
+                base: url.url().clone(),
+                session: match f.login {
+                    FrontendLogin::Optional => RouteSession::Optional,
+                    FrontendLogin::Required => RouteSession::Required,
+                },
+                headers: policy(&f.forward_request_headers, key)?,
+                kind: UpstreamKind::Frontend,
+                metrics: list.len(),
+                csp,
+            });
+        }
+        Ok(Self { list, frontends })
+    }
+
+    /// The upstream of a request the policy matched to `target`.
+    pub fn get(&self, target: Target) -> Option<&Upstream> {
+        let index = match target {
+            Target::Route(i) => i,
+            Target::Frontend(i) => (*self.frontends.get(i)?)?,
+            Target::Endpoint => return None,
+        };
+        self.list.get(index)
+    }
+
+    /// The metrics label of each upstream, in series order: the route's or frontend's path.
+    pub fn labels(config: &BffConfig) -> Vec<&str> {
+        let routes = config.routes.iter().map(|r| r.path.as_str());
+        routes
+            .chain(config.frontends.iter().filter(|f| f.upstream().is_some()).map(|f| f.path.as_str()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<BffConfig, crate::config::ConfigError> {
+        crate::config::ConfigSource::from_toml_str(&format!(
+            r#"[bff]
+            [bff.oidc]
+            issuer = "https://id.example"
+            client_id = "c"
+            client_secret = "s"
+            {extra}"#
+        ))
+        .section("bff")
+    }
+
+    #[test]
+    fn a_header_that_can_never_cross_refuses_the_start_naming_the_routes_key() {
+        let config = config(
+            r#"[[bff.routes]]
+            path = "/api"
+            upstream = "http://localhost:1"
+            [[bff.routes]]
+            path = "/b"
+            upstream = "http://localhost:2"
+            forward_request_headers = ["cookie"]"#,
+        )
+        .expect("parses");
+        let err = Upstreams::build(&config).unwrap_err();
+        assert_eq!(err.key, "bff.routes.1.forward_request_headers");
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_header_that_can_never_cross_refuses_the_start_naming_the_frontends_key() {
+        let config = config(
+            r#"[[bff.frontends]]
+            upstream = "http://localhost:5173"
+            forward_request_headers = ["x-forwarded-host"]"#,
+        )
+        .expect("parses");
+        assert_eq!(Upstreams::build(&config).unwrap_err().key, "bff.frontends.0.forward_request_headers");
+    }
+
+    #[test]
+    fn routes_and_frontend_servers_resolve_to_their_own_upstreams_and_built_files_to_none() {
+        let config = config(
+            r#"[[bff.routes]]
+            path = "/api"
+            upstream = "http://localhost:1"
+            [[bff.frontends]]
+            path = "/app"
+            dir = "static"
+            [[bff.frontends]]
+            upstream = "http://localhost:5173"
+            login = "required""#,
+        )
+        .expect("parses");
+        let upstreams = Upstreams::build(&config).expect("builds");
+        let route = upstreams.get(Target::Route(0)).expect("the route");
+        assert_eq!(
+            (route.kind, route.session, route.metrics),
+            (UpstreamKind::Route, RouteSession::Required, 0)
+        );
+        assert!(upstreams.get(Target::Frontend(0)).is_none());
+        let site = upstreams.get(Target::Frontend(1)).expect("the frontend server");
+        assert_eq!(
+            (site.kind, site.session, site.metrics),
+            (UpstreamKind::Frontend, RouteSession::Required, 1)
+        );
+        assert_eq!(site.base.as_str(), "http://localhost:5173/");
+        assert_eq!(Upstreams::labels(&config), ["/api", "/"]);
+        assert!(upstreams.get(Target::Endpoint).is_none());
+    }
+}
