@@ -579,3 +579,28 @@ fn two_frontends_with_the_same_path_are_refused_naming_the_frontends() {
     assert_refused_naming(&run, "bff.frontends");
     assert!(run.stderr.contains("configured twice"), "{}", run.stderr);
 }
+
+#[test]
+fn a_route_websocket_setting_that_is_not_a_boolean_is_refused_naming_the_key() {
+    let _env = env_lock();
+    let cfg = with_routes(
+        "[[bff.routes]]\npath = \"/live\"\nupstream = \"http://127.0.0.1:9\"\nwebsocket = \"yes\"\n",
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.routes");
+    assert!(run.stderr.contains("websocket"), "{}", run.stderr);
+}
+
+#[test]
+fn a_websocket_limit_given_as_text_is_refused_naming_the_key() {
+    let _env = env_lock();
+    for key in ["websocket_max_message_bytes", "websocket_idle_timeout_secs"] {
+        let cfg = ConfigFile::new(&VALID_BFF.replace("[bff]\n", &format!("[bff]\n{key} = \"plenty\"\n")));
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, &format!("bff.{key}"));
+    }
+}

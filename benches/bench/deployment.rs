@@ -25,6 +25,8 @@ pub struct Spec {
     pub extra_routes: Vec<(String, String)>,
     /// Frontends of built files: `(path, dir)`.
     pub frontends: Vec<(String, String)>,
+    /// WebSocket routes (`websocket = true`): `(path, upstream URL)`.
+    pub websocket_routes: Vec<(String, String)>,
     /// A name for logs (`target/bench/logs/NAME-bff0.log` …).
     pub name: &'static str,
 }
@@ -111,6 +113,9 @@ impl Deployment {
             std::iter::once(("/api".to_string(), rs_url.clone()))
                 .chain(spec.extra_routes.iter().cloned())
                 .map(|(path, upstream)| format!("{{path={}, upstream={}}}", lit(&path), lit(&upstream)))
+                .chain(spec.websocket_routes.iter().map(|(path, upstream)| {
+                    format!("{{path={}, upstream={}, websocket=true}}", lit(path), lit(upstream))
+                }))
                 .collect(),
         );
         let frontends = list(

@@ -13,7 +13,7 @@ use super::proxy::{PeerHeader, Upstreams, WorkerClient};
 use super::session::{BffSessionStore, SessionEnder, SessionSettings};
 use super::state::{BffState, PublicUrlParts};
 use super::{account, backchannel, callback, login, metrics, near_cache, pages, policy, provider, proxy};
-use super::{client_keys, session, sessions, tokens};
+use super::{client_keys, session, sessions, tokens, websocket};
 use crate::config::BffConfig;
 use crate::startup::{StartupError, bind};
 use crate::store::Store;
@@ -111,6 +111,18 @@ impl Shared {
         let session_store = BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));
         let backchannel = Backchannel::new(ender.clone(), &metrics.registry).map_err(other)?;
+        let websockets = websocket::Sockets {
+            registry: websocket::SocketRegistry::new(
+                session_store.clone(),
+                config.websocket_slides_session.then_some(config.session.idle_timeout_secs),
+            ),
+            limits: websocket::Limits {
+                max_message_bytes: config.websocket_max_message_bytes,
+                idle: Duration::from_secs(config.websocket_idle_timeout_secs),
+            },
+            connect_timeout: Duration::from_secs(config.upstream_timeout_secs),
+            metrics: metrics.clone(),
+        };
         let public = PublicUrlParts::of(config.public_url.url());
         let policy = PolicyTable::new(&config, &public.origin);
         let settings = SessionSettings {
@@ -129,6 +141,7 @@ impl Shared {
             state: web::Data::new(BffState {
                 public,
                 upstreams,
+                websockets,
                 config,
                 store,
                 keys,

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the BFF.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// The BFF's metrics, registered in one registry served at `/metrics`.
 pub struct BffMetrics {
@@ -21,6 +23,11 @@ pub struct BffMetrics {
     /// `cloakroom_upstream_retries_total`: idempotent requests sent again on a fresh connection
     /// because the reused one turned out closed.
     pub upstream_retries: IntCounter,
+    /// `cloakroom_websocket_open`: relayed WebSockets open on this instance.
+    pub websocket_open: IntGauge,
+    /// `cloakroom_websocket_closes_total{reason}`: relayed WebSockets closed, by why
+    /// ([`WEBSOCKET_CLOSE_REASONS`]).
+    pub websocket_closes: IntCounterVec,
     /// The proxy's series of each configured route, in the configuration's order.
     routes: Vec<RouteMetrics>,
 }
@@ -35,6 +42,12 @@ pub enum ProxyOutcome {
     /// The upstream could not be reached, timed out, or the body was too large.
     Error,
 }
+
+/// The `reason` labels of `cloakroom_websocket_closes_total`: the browser or the upstream
+/// closed, the session ended (1008), the idle timeout (1001), a message over the limit (1009),
+/// a broken connection or protocol error.
+pub const WEBSOCKET_CLOSE_REASONS: [&str; 6] =
+    ["browser", "upstream", "session_ended", "idle", "too_large", "error"];
 
 const STATUS_CLASSES: [&str; 8] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "token_error", "error"];
 
@@ -98,6 +111,17 @@ impl BffMetrics {
             "cloakroom_upstream_retries_total",
             "Idempotent upstream requests sent again on a fresh connection after a closed one",
         )?;
+        let websocket_open =
+            IntGauge::new("cloakroom_websocket_open", "Relayed WebSockets open on this instance")?;
+        let websocket_closes = IntCounterVec::new(
+            Opts::new("cloakroom_websocket_closes_total", "Relayed WebSockets closed, by reason"),
+            &["reason"],
+        )?;
+        for reason in WEBSOCKET_CLOSE_REASONS {
+            websocket_closes.with_label_values(&[reason]);
+        }
+        registry.register(Box::new(websocket_open.clone()))?;
+        registry.register(Box::new(websocket_closes.clone()))?;
         registry.register(Box::new(upstream_retries.clone()))?;
         registry.register(Box::new(near_cache.clone()))?;
         registry.register(Box::new(refresh.clone()))?;
@@ -125,6 +149,8 @@ impl BffMetrics {
             proxy_latency,
             near_cache,
             upstream_retries,
+            websocket_open,
+            websocket_closes,
             routes,
         })
     }

@@ -31,5 +31,6 @@ pub mod session;
 mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod websocket;
 
 pub use app::Application;

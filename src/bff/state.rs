@@ -34,6 +34,8 @@ pub struct BffState {
     pub public: PublicUrlParts,
     /// Every route's and frontend server's upstream, resolved at start.
     pub upstreams: super::proxy::Upstreams,
+    /// What relayed WebSockets share: their registry by session, limits, metrics.
+    pub websockets: super::websocket::Sockets,
 }
 
 /// What requests need of `bff.public_url`, computed at start.

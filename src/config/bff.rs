@@ -59,6 +59,17 @@ pub struct BffConfig {
     /// Largest request body forwarded upstream.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Largest WebSocket message (a frame, or a fragmented message put together) relayed either
+    /// way on a `websocket = true` route; a larger one closes the socket with 1009.
+    #[serde(default = "default_websocket_max_message")]
+    pub websocket_max_message_bytes: usize,
+    /// A relayed WebSocket with no frame either way for this long is closed with 1001.
+    #[serde(default = "default_websocket_idle_timeout")]
+    pub websocket_idle_timeout_secs: u64,
+    /// Whether frames of a relayed WebSocket slide the session's idle timeout as requests do.
+    /// Off by default: a socket kept open by itself does not keep its user signed in.
+    #[serde(default)]
+    pub websocket_slides_session: bool,
     /// Most session and token records kept in this instance's near cache (0 turns it off).
     #[serde(default = "default_near_cache_entries")]
     pub near_cache_entries: usize,
@@ -277,6 +288,12 @@ pub struct RouteConfig {
     /// which no route takes.
     #[serde(default)]
     pub methods: Option<Vec<RouteMethod>>,
+    /// Relay WebSockets: a `GET` upgrade with the BFF's own `Origin` is connected upstream
+    /// (`ws://`/`wss://` of `upstream`) with the session's token as the route's `session` says,
+    /// and its frames relayed both ways. Off by default: an upgrade request to a route without
+    /// it is proxied as a plain request, its `Upgrade` and `Connection` headers dropped.
+    #[serde(default)]
+    pub websocket: bool,
 }
 
 /// `bff.routes[].session`.
@@ -380,6 +397,12 @@ fn default_upstream_pool_idle() -> u64 {
 }
 fn default_max_body() -> usize {
     1024 * 1024
+}
+fn default_websocket_max_message() -> usize {
+    1024 * 1024
+}
+fn default_websocket_idle_timeout() -> u64 {
+    300
 }
 fn default_near_cache_entries() -> usize {
     100_000

@@ -22,6 +22,7 @@ pub mod redis_sentinel;
 pub mod stall_proxy;
 pub mod verbs;
 pub mod vite;
+pub mod ws_upstream;
 
 pub use apps::{CLIENT_ID, OTHER_USER, Stack, StackConfig, USER};
 pub use browser::{Browser, Page};

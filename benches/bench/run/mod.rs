@@ -6,11 +6,15 @@
 //! 2. the latency a refresh adds ([`refresh`]) on a deployment with two BFF instances and
 //!    short-lived access tokens;
 //! 3. the report ([`report`]): printed, and written to `target/bench/results.md`.
+//!
+//! Phase 1 also measures the WebSocket row ([`websocket`]): an echo server reached directly
+//! and through a `websocket = true` route.
 
 mod memory;
 mod refresh;
 mod report;
 mod throughput;
+mod websocket;
 
 use crate::deployment::{Deployment, Spec};
 use crate::harness::{self, redis::RedisServer};
@@ -27,6 +31,8 @@ use throughput::{Path, PathResult, Plan, Role, Upstream};
 
 /// The BFF's route to the trivial upstream.
 const TRIVIAL_ROUTE: &str = "/trivial";
+/// The BFF's WebSocket route to the echo server.
+const WS_ROUTE: &str = "/ws";
 
 /// Options of `bench/run.sh` (all have defaults).
 #[derive(Debug, clap::Args)]
@@ -59,7 +65,7 @@ pub struct Options {
     #[arg(long, default_value_t = 5)]
     bursts: usize,
     /// The phases to run (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "throughput,memory,refresh")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "throughput,websocket,memory,refresh")]
     phases: Vec<Phase>,
 }
 
@@ -72,6 +78,8 @@ pub enum Phase {
     Memory,
     /// Requests waiting for a refresh.
     Refresh,
+    /// WebSocket echo, direct vs through cloakroom.
+    Websocket,
 }
 
 /// Runs the benchmark.
@@ -83,10 +91,11 @@ pub async fn main(opts: Options) -> Result<()> {
         rounds: opts.rounds,
     };
     let phases = &opts.phases;
-    let (mut throughput, mut memory, mut refresh) = (None, None, None);
-    if phases.contains(&Phase::Throughput) || phases.contains(&Phase::Memory) {
-        (throughput, memory) = throughput_and_memory(&opts, &plan).await?;
+    let (mut phase1, mut refresh) = (Phase1::default(), None);
+    if [Phase::Throughput, Phase::Memory, Phase::Websocket].iter().any(|p| phases.contains(p)) {
+        phase1 = throughput_and_memory(&opts, &plan).await?;
     }
+    let Phase1 { throughput, memory, websocket } = phase1;
     if phases.contains(&Phase::Refresh) {
         refresh = Some(refresh_waits(&opts).await?);
     }
@@ -96,6 +105,7 @@ pub async fn main(opts: Options) -> Result<()> {
         throughput: throughput.as_ref().map(|(p, r)| (p.as_slice(), r.as_slice())),
         refresh: refresh.as_ref(),
         memory: memory.as_ref(),
+        websocket: websocket.as_ref(),
     };
     let table = report::render(&results);
     println!("\n{table}");
@@ -109,11 +119,42 @@ pub async fn main(opts: Options) -> Result<()> {
 
 type Throughput = (Vec<Path>, Vec<PathResult>);
 
-/// Phase 1 (and 1b on the same Redis): one BFF, the resource server and the trivial upstream.
-async fn throughput_and_memory(
+/// What phase 1 measured (what was not asked for is `None`).
+#[derive(Default)]
+struct Phase1 {
+    throughput: Option<Throughput>,
+    memory: Option<MemoryResult>,
+    websocket: Option<websocket::WsResult>,
+}
+
+/// The WebSocket row: the echo server directly vs through the BFF at `bff_url`.
+async fn websocket_row(
     opts: &Options,
-    plan: &Plan,
-) -> Result<(Option<Throughput>, Option<MemoryResult>)> {
+    echo: &str,
+    bff_url: &str,
+    cookie: &str,
+) -> Result<websocket::WsResult> {
+    println!("phase 1c: WebSocket echo (direct, cloakroom)");
+    let direct = websocket::Target { url: echo.replacen("http://", "ws://", 1), headers: vec![] };
+    let through = websocket::Target {
+        url: format!("{}{WS_ROUTE}/echo", bff_url.replacen("http://", "ws://", 1)),
+        headers: vec![
+            ("cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
+            ("origin".into(), bff_url.into()),
+        ],
+    };
+    let plan = websocket::Plan {
+        sockets: opts.connections as usize,
+        warmup_secs: opts.warmup_secs,
+        secs: opts.secs,
+        rounds: opts.rounds,
+    };
+    websocket::measure(&direct, &through, plan).await
+}
+
+/// Phase 1 (and 1b, 1c on the same Redis): one BFF, the resource server, the trivial upstream
+/// and the WebSocket echo server.
+async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
     println!("phase 1: throughput (direct, plain proxy, cloakroom; two upstreams; a static file)");
     let redis = RedisServer::start();
     let probe = RedisProbe::connect(&redis.url()).await?;
@@ -121,6 +162,7 @@ async fn throughput_and_memory(
     trivial.start().await?;
     let dist = static_files::write_dist()?;
     let nginx = static_files::Nginx::start(&dist, harness::redis::free_port()).await?;
+    let echo = websocket::start_echo().await?;
     // The auth and resource servers keep their state in memory: the BFF's Redis counts only
     // what the BFF sends.
     let spec = Spec {
@@ -131,6 +173,7 @@ async fn throughput_and_memory(
         users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: vec![(TRIVIAL_ROUTE.to_string(), trivial.url())],
         frontends: vec![("/".to_string(), dist.display().to_string())],
+        websocket_routes: vec![(WS_ROUTE.to_string(), echo.clone())],
         name: "bench",
     };
     let dep = Deployment::start(&spec).await?;
@@ -183,6 +226,10 @@ async fn throughput_and_memory(
         let results = throughput::measure(&paths, plan, &probe).await?;
         throughput = Some((paths, results));
     }
+    let mut websocket = None;
+    if opts.phases.contains(&Phase::Websocket) {
+        websocket = Some(websocket_row(opts, &echo, &dep.bffs[0].url(), &cookie).await?);
+    }
     let mut memory = None;
     if opts.phases.contains(&Phase::Memory) {
         println!("phase 1b: Redis memory with {} sessions", opts.sessions);
@@ -191,7 +238,7 @@ async fn throughput_and_memory(
     dep.stop().await;
     trivial.kill().await;
     nginx.stop().await;
-    Ok((throughput, memory))
+    Ok(Phase1 { throughput, memory, websocket })
 }
 
 /// The static-asset row: nginx and cloakroom's frontend `dir` serving the same file.
@@ -231,6 +278,7 @@ async fn refresh_waits(opts: &Options) -> Result<RefreshResult> {
         users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: Vec::new(),
         frontends: Vec::new(),
+        websocket_routes: Vec::new(),
         name: "refresh",
     };
     let dep = Deployment::start(&spec).await?;

@@ -69,6 +69,8 @@ pub struct Results<'a> {
     pub refresh: Option<&'a RefreshResult>,
     /// Memory per session.
     pub memory: Option<&'a MemoryResult>,
+    /// WebSocket echo, direct vs cloakroom.
+    pub websocket: Option<&'a super::websocket::WsResult>,
 }
 
 fn thousands(n: f64) -> String {
@@ -259,6 +261,19 @@ pub fn render(r: &Results) -> String {
         throughput_table(&mut s, paths, results, &mut figures);
     } else {
         let _ = writeln!(s);
+    }
+    if let Some(ws) = r.websocket {
+        figures.push((
+            format!(
+                "WebSocket echo, {} sockets × one 32-byte text in flight: messages/s direct / through cloakroom",
+                ws.plan.sockets
+            ),
+            format!("{} / {}", thousands(ws.direct), thousands(ws.cloakroom)),
+        ));
+        figures.push((
+            "WebSocket echo: cloakroom / direct, messages/s".into(),
+            format!("**{:.2}×**", ws.cloakroom / ws.direct),
+        ));
     }
     if let Some(f) = r.refresh {
         refresh_figures(f, &mut figures);

@@ -118,6 +118,7 @@ pub async fn main(opts: Options) -> Result<()> {
         users: users.clone(),
         extra_routes: Vec::new(),
         frontends: Vec::new(),
+        websocket_routes: Vec::new(),
         name: "soak",
     };
     let mut dep = Deployment::start(&spec).await?;

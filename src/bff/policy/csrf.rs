@@ -19,6 +19,9 @@ pub enum CsrfError {
     /// The form token is missing or wrong.
     #[error("the form token is missing or wrong")]
     BadFormToken,
+    /// A WebSocket upgrade without the BFF's own `Origin` (cross-site WebSocket hijacking).
+    #[error("a WebSocket upgrade needs this site's own Origin")]
+    NotOwnOrigin,
     /// A simple content type on a JSON route.
     #[error("content type not accepted here; send application/json")]
     SimpleContentType,
@@ -77,6 +80,20 @@ pub fn require_same_origin_any_method(req: &HttpRequest, public_origin: &str) ->
         return Err(CsrfError::CrossSite);
     }
     Ok(())
+}
+
+/// For a WebSocket upgrade (which cannot carry `X-CSRF`, and which browsers send cross-site
+/// with the cookie: cross-site WebSocket hijacking): exactly one `Origin`, equal to
+/// `public_origin`, and no foreign `Sec-Fetch-Site`. A missing `Origin` is refused too: every
+/// browser sends one on a WebSocket handshake, so its absence means a client that is not one
+/// — or one whose request was tampered with.
+pub fn require_own_origin(req: &HttpRequest, public_origin: &str) -> Result<(), CsrfError> {
+    let mut origins = req.headers().get_all(header::ORIGIN);
+    match (origins.next(), origins.next()) {
+        (Some(o), None) if o.as_bytes() == public_origin.as_bytes() => {}
+        _ => return Err(CsrfError::NotOwnOrigin),
+    }
+    require_same_origin_any_method(req, public_origin).map_err(|_| CsrfError::NotOwnOrigin)
 }
 
 /// `csrf = "unsafe-methods"`: safe methods need only [`require_same_origin_any_method`] (so

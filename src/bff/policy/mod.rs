@@ -8,6 +8,7 @@
 
 pub mod csrf;
 mod table;
+pub mod upgrade;
 
 pub use table::{PolicyTable, Resolved, Target};
 
@@ -171,30 +172,24 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
     if refused {
         return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed").into());
     }
-    match policy.csrf {
-        CsrfRule::Header => csrf::check_api_call(req, origin)?,
-        CsrfRule::UnsafeMethods => csrf::check_unsafe_methods(req, origin)?,
-        CsrfRule::HeaderOrFormToken => {
-            csrf::require_same_origin(req, origin)?;
-            if !crate::web::is_form(req) {
-                csrf::require_header(req)?;
-            }
-        }
-        CsrfRule::SameOrigin => {
-            if crate::web::is_unsafe(req.method()) {
-                csrf::require_same_origin_any_method(req, origin)?;
-            }
-        }
-        CsrfRule::None => {}
+    // A WebSocket upgrade cannot carry `X-CSRF`: on a route or frontend server that relays
+    // WebSockets it needs the BFF's own `Origin` instead, and must be a well-formed handshake.
+    let websocket = table.relays_websockets(resolved.target) && upgrade::is_attempt(req);
+    if websocket {
+        csrf::require_own_origin(req, origin)?;
+        upgrade::check_handshake(req)?;
+    } else {
+        check_csrf(req, policy.csrf, origin)?;
     }
     match (resolved.target, &policy.proxied) {
         (Target::Route(route), Some(shape)) => {
             let below = strip_route(req.path(), table.route_prefix(route).unwrap_or("")).unwrap_or("");
-            let proxied = check_proxied_shape(req, resolved.target, below, shape)?;
+            let proxied = Proxied { websocket, ..check_proxied_shape(req, resolved.target, below, shape)? };
             req.extensions_mut().insert(proxied);
         }
         (Target::Frontend(_), Some(shape)) => {
-            let proxied = check_proxied_shape(req, resolved.target, req.path(), shape)?;
+            let proxied =
+                Proxied { websocket, ..check_proxied_shape(req, resolved.target, req.path(), shape)? };
             req.extensions_mut().insert(proxied);
         }
         (Target::Frontend(site), _) => {
@@ -213,6 +208,25 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
         None if policy.session == SessionRule::Login && is_navigation(req) => Err(Refusal::Login),
         None if policy.session == SessionRule::Optional => Ok(()),
         None => Err(unauthenticated().into()),
+    }
+}
+
+/// The policy's CSRF rule.
+fn check_csrf(req: &HttpRequest, rule: CsrfRule, origin: &str) -> Result<(), csrf::CsrfError> {
+    match rule {
+        CsrfRule::Header => csrf::check_api_call(req, origin),
+        CsrfRule::UnsafeMethods => csrf::check_unsafe_methods(req, origin),
+        CsrfRule::HeaderOrFormToken => {
+            csrf::require_same_origin(req, origin)?;
+            if !crate::web::is_form(req) {
+                csrf::require_header(req)?;
+            }
+            Ok(())
+        }
+        CsrfRule::SameOrigin if crate::web::is_unsafe(req.method()) => {
+            csrf::require_same_origin_any_method(req, origin)
+        }
+        CsrfRule::SameOrigin | CsrfRule::None => Ok(()),
     }
 }
 
@@ -246,6 +260,9 @@ pub struct Proxied {
     pub path: UpstreamPath,
     /// The declared `Content-Length`, within `bff.max_body_bytes`.
     pub content_length: Option<usize>,
+    /// A well-formed WebSocket upgrade with the BFF's own `Origin`, on a route or frontend
+    /// server that relays WebSockets: the handler opens a relay instead of an HTTP exchange.
+    pub websocket: bool,
 }
 
 impl FromRequest for Proxied {
@@ -271,7 +288,7 @@ fn check_proxied_shape(
     if content_length.is_some_and(|n| n > shape.max_body_bytes) {
         return Err(payload_too_large());
     }
-    Ok(Proxied { target, path, content_length })
+    Ok(Proxied { target, path, content_length, websocket: false })
 }
 
 /// The request's `Content-Length`, if it declares one; a malformed one is 400.

@@ -71,6 +71,8 @@ struct Prefixed {
     policy: RoutePolicy,
     /// The methods it takes; `None`: any (but the tunnel methods, per the policy).
     methods: Option<Vec<Method>>,
+    /// Whether a WebSocket upgrade is relayed (`websocket = true` on a route).
+    websocket: bool,
 }
 
 impl Prefixed {
@@ -131,6 +133,7 @@ fn route_entry(route: &RouteConfig, shape: ProxiedShape) -> Prefixed {
         prefix: route.path.as_str().to_owned(),
         policy: RoutePolicy { session, csrf, refuse_tunnel_methods: true, proxied: Some(shape) },
         methods: route.methods.as_ref().map(|m| m.iter().map(|m| m.0.clone()).collect()),
+        websocket: route.websocket,
     }
 }
 
@@ -155,6 +158,7 @@ fn frontend_entry(frontend: &FrontendConfig, shape: ProxiedShape) -> Prefixed {
                 proxied: None,
             },
             methods: Some(vec![Method::GET, Method::HEAD]),
+            websocket: false,
         },
         (FrontendSource::Upstream(_), login) => Prefixed {
             prefix,
@@ -169,6 +173,8 @@ fn frontend_entry(frontend: &FrontendConfig, shape: ProxiedShape) -> Prefixed {
                 proxied: Some(shape),
             },
             methods: None,
+            // A dev server's hot reload runs over a WebSocket.
+            websocket: true,
         },
     }
 }
@@ -237,6 +243,15 @@ impl PolicyTable {
             Target::Frontend(i) => self.frontends.entries.get(i),
         };
         entry.is_some_and(|e| e.methods.as_ref().is_none_or(|m| m.contains(method)))
+    }
+
+    /// True when `target` relays WebSockets: a route with `websocket = true`, a frontend server.
+    pub fn relays_websockets(&self, target: Target) -> bool {
+        match target {
+            Target::Route(i) => self.routes.entries.get(i).is_some_and(|r| r.websocket),
+            Target::Frontend(i) => self.frontends.entries.get(i).is_some_and(|f| f.websocket),
+            Target::Endpoint => false,
+        }
     }
 
     /// The public origin (`scheme://host[:port]`) the same-origin checks compare against.

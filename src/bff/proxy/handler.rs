@@ -12,9 +12,10 @@ use crate::bff::metrics::ProxyOutcome;
 use crate::bff::paths::UpstreamPath;
 use crate::bff::policy::{ActiveSession, Proxied, login_redirect, unauthenticated};
 use crate::bff::session::SessionRecord;
-use crate::bff::session::TypedSession;
+use crate::bff::session::{TypedSession, hashed_id};
 use crate::bff::state::BffState;
 use crate::bff::tokens::TokenError;
+use crate::bff::websocket::{self, SessionWatch, UpstreamTarget};
 use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::http::StatusCode;
@@ -63,6 +64,10 @@ pub async fn proxy(
     let active = active.filter(|_| upstream.session != RouteSession::None);
     if active.is_none() && upstream.session == RouteSession::Required {
         return Err(unauthenticated());
+    }
+    if target.websocket {
+        let url = upstream_url(&upstream.base, &target.path, req.uri().query());
+        return Box::pin(relay_websocket(&req, payload, &state, upstream, url, active, &session)).await;
     }
     let out = outgoing(&req, payload, &state, upstream, &target)?;
     // A page of a frontend server whose session turns out to have ended (its grant revoked at
@@ -137,6 +142,40 @@ fn with_form_token(mut out: Outgoing, upstream: &Upstream, active: Option<&Sessi
         out.headers.insert(FORM_TOKEN_HEADER, token);
     }
     out
+}
+
+/// A WebSocket upgrade the policy accepted on a route with `websocket = true`: the session's
+/// access token obtained as for any proxied request (refreshed when due), then
+/// [`websocket::open`] connects upstream and answers the browser.
+async fn relay_websocket(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &BffState,
+    upstream: &Upstream,
+    url: url::Url,
+    active: Option<ActiveSession>,
+    session: &TypedSession,
+) -> Result<HttpResponse, ApiError> {
+    let (token, watch) = match &active {
+        Some(record) => {
+            let token = state.tokens.valid_access_token(&record.handle).await.map_err(|e| {
+                end_session_if_needed(session, &e);
+                ApiError::from(e)
+            })?;
+            let hashed = hashed_id(req, &state.keys).ok_or_else(unauthenticated)?;
+            let deadline = record.idle_expires_at.min(record.expires_at);
+            (Some(token), Some(SessionWatch { hashed, deadline }))
+        }
+        None => (None, None),
+    };
+    let protocols = req
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+        .collect();
+    let headers = forward_headers(req, &state.public.forwarded, &upstream.headers);
+    let target = UpstreamTarget { url, token, protocols, headers };
+    Ok(websocket::open(req, payload, target, watch, &state.websockets).await?)
 }
 
 /// The upstream's parsed base URL with the path and query replaced: only those are parsed per

@@ -102,6 +102,26 @@ fn session_cookie_value(req: &ServiceRequest) -> Option<String> {
     })
 }
 
+/// The keyed hash of the session id in `req`'s cookie — the suffix of the session's store key,
+/// and what `session-ended` announces — when the cookie carries a validly signed id (the guard
+/// has re-signed one signed with an older key by then). For what must follow one session
+/// beyond its request (a relayed WebSocket); the id itself never leaves this function.
+pub fn hashed_id(req: &actix_web::HttpRequest, keys: &Keys) -> Option<String> {
+    use actix_web::cookie::{Cookie, CookieJar};
+    let value =
+        req.headers().get_all(header::COOKIE).map(HeaderValue::as_bytes).filter_map(header_text).find_map(
+            |s| {
+                pairs(s).find(|(name, _)| *name == SESSION_COOKIE).and_then(|(_, v)| {
+                    percent_encoding::percent_decode_str(v).decode_utf8().ok().map(|d| d.into_owned())
+                })
+            },
+        )?;
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::new(SESSION_COOKIE, value));
+    let id = jar.signed(&keys.cookie_key).get(SESSION_COOKIE)?;
+    super::store::is_well_formed_id(id.value()).then(|| keys.hash_id(id.value()))
+}
+
 /// `session_key` rotation: a cookie signed with an older key is re-signed with the current one
 /// in the request, so that actix-session (which knows one key) accepts it. Returns the new
 /// value, for the response to hand out.

@@ -22,7 +22,7 @@ mod typed;
 pub use client_info::ClientInfo;
 pub use cookie::SESSION_COOKIE;
 pub use end::{EndTarget, SessionEnder};
-pub use guard::session_guard;
+pub use guard::{hashed_id, session_guard};
 pub use index::{LiveSession, live_sessions, sessions_of};
 pub use record::{RECORD_KEY, SessionRecord};
 pub use store::{

@@ -171,6 +171,33 @@ impl BffSessionStore {
         Ok(Some(state))
     }
 
+    /// Slides the idle expiry of the session at `key` as a request would (to `idle_timeout_secs`
+    /// from now, never past its absolute expiry, written only when that moves it by a tenth of
+    /// the idle timeout or more), by compare-and-swap: a session deleted or changed meanwhile is
+    /// neither brought back nor overwritten. For activity that is not a request (a relayed
+    /// WebSocket with `bff.websocket_slides_session`). Returns whether it was written.
+    pub async fn slide_idle(&self, key: &str, idle_timeout_secs: u64) -> Result<bool, StoreError> {
+        let Some(sealed) = self.store.get(key).await? else { return Ok(false) };
+        let Some(mut state) = self.open_state(key, &sealed).await else { return Ok(false) };
+        let Some(record) = SessionRecord::from_state(&state) else { return Ok(false) };
+        let now = crate::clock::now();
+        let slid = (now + idle_timeout_secs as i64).min(record.expires_at);
+        let live = now < record.expires_at && now < record.idle_expires_at;
+        if !live || slid - record.idle_expires_at < (idle_timeout_secs / 10).max(1) as i64 {
+            return Ok(false);
+        }
+        let record = SessionRecord { idle_expires_at: slid, last_seen: now, ..record };
+        let Ok(json) = serde_json::to_string(&record) else { return Ok(false) };
+        state.insert(super::record::RECORD_KEY.to_owned(), json);
+        let Ok(new) = self.seal(key, &state) else { return Ok(false) };
+        let ttl = Self::ttl_for(&state, &CookieDuration::seconds(1));
+        let written = self.store.compare_and_swap(key, &sealed, &new, ttl).await?;
+        if written {
+            self.cache.announce(&[key]).await;
+        }
+        Ok(written)
+    }
+
     /// Deletes a session by its store key, with its token record and index entries; every
     /// instance's near cache forgets both records, and the end is announced on
     /// [`SESSION_ENDED_CHANNEL`]. Every way a session ends comes through here.
