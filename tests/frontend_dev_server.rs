@@ -48,7 +48,12 @@ async fn an_edited_stylesheet_reaches_the_open_page_over_the_bffs_websocket_with
     let mut chrome = Chrome::start("vite-dev-hmr").await;
     chrome.goto(&stack.bff("/")).await;
     chrome.wait_until("the app ran", "document.getElementById('user').textContent === 'not signed in'").await;
-    chrome.wait_until("Vite's client connected", "document.querySelector('script[src=\"/@vite/client\"]') !== null").await;
+    chrome
+        .wait_until(
+            "Vite's client connected",
+            "document.querySelector('script[src=\"/@vite/client\"]') !== null",
+        )
+        .await;
     chrome.step("dev-server-page").await;
     wait_for_a_relayed_socket(&stack).await;
     chrome.js("window.__beforeTheEdit = true; return true").await;
@@ -80,7 +85,10 @@ async fn the_dev_servers_app_sees_the_signed_in_user_on_the_bffs_origin() {
     chrome.wait_for_url(&stack.bff("/")).await;
 
     chrome
-        .wait_until("the signed-in user", "document.getElementById('user').textContent.startsWith('signed in as ')")
+        .wait_until(
+            "the signed-in user",
+            "document.getElementById('user').textContent.startsWith('signed in as ')",
+        )
         .await;
     chrome.step("dev-server-signed-in").await;
     chrome.close().await;

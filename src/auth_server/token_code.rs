@@ -27,26 +27,7 @@ pub async fn exchange(
     let stored =
         codes::find(state, code).await?.ok_or(OAuthError::InvalidGrant("unknown or expired code"))?;
     let record = &stored.record;
-    // The client first: a code that leaked to another client must not let that client revoke
-    // the owner's grant by replaying it. Only the code's own client replaying it is a replay.
-    if record.client_id != client_id {
-        tracing::warn!(client_id, "authorization code presented by another client");
-        return Err(OAuthError::InvalidGrant("the code was issued to another client"));
-    }
-    if let Some(gid) = &record.redeemed_by {
-        tracing::warn!(client_id, "authorization code replayed: revoking its grant");
-        grants::revoke(state, gid).await?;
-        return Err(OAuthError::InvalidGrant("the code was already used"));
-    }
-    if crate::clock::now() > record.expires_at {
-        return Err(OAuthError::InvalidGrant("unknown or expired code"));
-    }
-    if record.redirect_uri != redirect_uri {
-        return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request"));
-    }
-    if !constant_time_eq(sha256_b64(verifier.as_bytes()).as_bytes(), record.code_challenge.as_bytes()) {
-        return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge"));
-    }
+    check_code(state, record, client_id, redirect_uri, verifier).await?;
 
     // The grant exists before the code says it was redeemed for it, so a replay arriving in
     // between can always find and revoke it.
@@ -77,4 +58,36 @@ pub async fn exchange(
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z a-z 0-9 - . _ ~]`.
 fn valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// The code's client, single use, expiry, redirect URI and PKCE verifier. A replay by the
+/// code's own client revokes the grant the code was redeemed for.
+async fn check_code(
+    state: &AppState,
+    record: &codes::CodeRecord,
+    client_id: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Result<(), OAuthError> {
+    // The client first: a code that leaked to another client must not let that client revoke
+    // the owner's grant by replaying it. Only the code's own client replaying it is a replay.
+    if record.client_id != client_id {
+        tracing::warn!(client_id, "authorization code presented by another client");
+        return Err(OAuthError::InvalidGrant("the code was issued to another client"));
+    }
+    if let Some(gid) = &record.redeemed_by {
+        tracing::warn!(client_id, "authorization code replayed: revoking its grant");
+        grants::revoke(state, gid).await?;
+        return Err(OAuthError::InvalidGrant("the code was already used"));
+    }
+    if crate::clock::now() > record.expires_at {
+        return Err(OAuthError::InvalidGrant("unknown or expired code"));
+    }
+    if record.redirect_uri != redirect_uri {
+        return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request"));
+    }
+    if !constant_time_eq(sha256_b64(verifier.as_bytes()).as_bytes(), record.code_challenge.as_bytes()) {
+        return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge"));
+    }
+    Ok(())
 }

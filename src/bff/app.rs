@@ -86,9 +86,7 @@ impl Shared {
         let keys = keys_of(&config)?;
         // For the provider (logins, refreshes): off the hot path, shared by the workers.
         let http = provider_http_client(config.upstream_pool_idle_secs).map_err(other)?;
-        let par_required = config.oidc.par == crate::config::ParMode::Required;
-        let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone(), par_required);
-        provider.load_in_background();
+        let provider = provider_of(&config, &http);
         let creds = client_keys::client_credentials(&config.oidc)?;
         let metrics = Arc::new(metrics::BffMetrics::new(&Upstreams::labels(&config)).map_err(other)?);
         let cache = near_cache::NearCache::new(
@@ -97,13 +95,14 @@ impl Shared {
             Duration::from_secs(config.session.absolute_timeout_secs),
             &metrics.near_cache,
         );
+        let timing = tokens::RefreshTiming::from_config(&config);
         let tokens = tokens::TokenCare::new(
             store.clone(),
             keys.clone(),
             http.clone(),
             provider.clone(),
             creds.clone(),
-            tokens::RefreshTiming::from_config(&config),
+            timing,
             metrics.clone(),
         )
         .with_near_cache(cache.clone())
@@ -111,24 +110,10 @@ impl Shared {
         let session_store = BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));
         let backchannel = Backchannel::new(ender.clone(), &metrics.registry).map_err(other)?;
-        let websockets = websocket::Sockets {
-            registry: websocket::SocketRegistry::new(
-                session_store.clone(),
-                config.websocket_slides_session.then_some(config.session.idle_timeout_secs),
-            ),
-            limits: websocket::Limits {
-                max_message_bytes: config.websocket_max_message_bytes,
-                idle: Duration::from_secs(config.websocket_idle_timeout_secs),
-            },
-            connect_timeout: Duration::from_secs(config.upstream_timeout_secs),
-            metrics: metrics.clone(),
-        };
+        let websockets = websockets(&config, &session_store, &metrics);
         let public = PublicUrlParts::of(config.public_url.url());
         let policy = PolicyTable::new(&config, &public.origin);
-        let settings = SessionSettings {
-            idle_timeout_secs: config.session.idle_timeout_secs,
-            binding: config.session.client_binding,
-        };
+        let settings = SessionSettings::of(&config);
         Ok(Self {
             registry: web::Data::new(metrics.registry.clone()),
             keys: web::Data::new(keys.clone()),
@@ -152,6 +137,34 @@ impl Shared {
                 metrics,
             }),
         })
+    }
+}
+
+/// The provider's metadata and keys, loading in the background from now on.
+fn provider_of(config: &BffConfig, http: &reqwest::Client) -> provider::Provider {
+    let par_required = config.oidc.par == crate::config::ParMode::Required;
+    let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone(), par_required);
+    provider.load_in_background();
+    provider
+}
+
+/// The relayed WebSockets' registry (closing them when their session ends), limits and metrics.
+fn websockets(
+    config: &BffConfig,
+    sessions: &BffSessionStore,
+    metrics: &Arc<metrics::BffMetrics>,
+) -> websocket::Sockets {
+    websocket::Sockets {
+        registry: websocket::SocketRegistry::new(
+            sessions.clone(),
+            config.websocket_slides_session.then_some(config.session.idle_timeout_secs),
+        ),
+        limits: websocket::Limits {
+            max_message_bytes: config.websocket_max_message_bytes,
+            idle: Duration::from_secs(config.websocket_idle_timeout_secs),
+        },
+        connect_timeout: Duration::from_secs(config.upstream_timeout_secs),
+        metrics: metrics.clone(),
     }
 }
 

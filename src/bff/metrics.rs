@@ -77,70 +77,116 @@ impl RouteMetrics {
     }
 }
 
-impl BffMetrics {
-    /// Creates and registers the metrics, with the proxy's series for `routes` (labels).
-    pub fn new(routes: &[&str]) -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let refresh = IntCounterVec::new(
+/// `metric`, registered in `registry`.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// The refresh counter (every outcome's series present from the start) and the wait histogram.
+fn refresh_metrics(registry: &Registry) -> Result<(IntCounterVec, Histogram), prometheus::Error> {
+    let refresh = registered(
+        registry,
+        IntCounterVec::new(
             Opts::new("cloakroom_token_refresh_total", "Token refreshes by outcome"),
             &["outcome"],
-        )?;
-        let refresh_wait = Histogram::with_opts(
+        )?,
+    )?;
+    let refresh_wait = registered(
+        registry,
+        Histogram::with_opts(
             HistogramOpts::new(
                 "cloakroom_token_refresh_wait_seconds",
                 "Time requests needing a token refresh waited for it",
             )
             .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-        )?;
-        let proxy_requests = IntCounterVec::new(
+        )?,
+    )?;
+    for outcome in ["success", "session_expired", "unavailable", "store_error", "wait_timeout"] {
+        refresh.with_label_values(&[outcome]);
+    }
+    Ok((refresh, refresh_wait))
+}
+
+/// The proxy's request counter and latency histogram, by route.
+fn proxy_metrics(registry: &Registry) -> Result<(IntCounterVec, HistogramVec), prometheus::Error> {
+    let proxy_requests = registered(
+        registry,
+        IntCounterVec::new(
             Opts::new("cloakroom_proxy_requests_total", "Proxied requests by route and status class"),
             &["route", "status_class"],
-        )?;
-        let proxy_latency = HistogramVec::new(
+        )?,
+    )?;
+    let proxy_latency = registered(
+        registry,
+        HistogramVec::new(
             HistogramOpts::new("cloakroom_proxy_request_duration_seconds", "Proxied request latency"),
             &["route"],
-        )?;
-        let near_cache = IntCounterVec::new(
-            Opts::new(
-                "cloakroom_near_cache_lookups_total",
-                "Near-cache lookups of session and token records",
-            ),
-            &["outcome"],
-        )?;
-        let upstream_retries = IntCounter::new(
-            "cloakroom_upstream_retries_total",
-            "Idempotent upstream requests sent again on a fresh connection after a closed one",
-        )?;
-        let websocket_open =
-            IntGauge::new("cloakroom_websocket_open", "Relayed WebSockets open on this instance")?;
-        let websocket_closes = IntCounterVec::new(
+        )?,
+    )?;
+    Ok((proxy_requests, proxy_latency))
+}
+
+/// The open-socket gauge and the close counter (every reason's series present from the start).
+fn websocket_metrics(registry: &Registry) -> Result<(IntGauge, IntCounterVec), prometheus::Error> {
+    let open = registered(
+        registry,
+        IntGauge::new("cloakroom_websocket_open", "Relayed WebSockets open on this instance")?,
+    )?;
+    let closes = registered(
+        registry,
+        IntCounterVec::new(
             Opts::new("cloakroom_websocket_closes_total", "Relayed WebSockets closed, by reason"),
             &["reason"],
-        )?;
-        for reason in WEBSOCKET_CLOSE_REASONS {
-            websocket_closes.with_label_values(&[reason]);
-        }
-        registry.register(Box::new(websocket_open.clone()))?;
-        registry.register(Box::new(websocket_closes.clone()))?;
-        registry.register(Box::new(upstream_retries.clone()))?;
-        registry.register(Box::new(near_cache.clone()))?;
-        registry.register(Box::new(refresh.clone()))?;
-        registry.register(Box::new(refresh_wait.clone()))?;
-        registry.register(Box::new(proxy_requests.clone()))?;
-        registry.register(Box::new(proxy_latency.clone()))?;
-        for outcome in ["success", "session_expired", "unavailable", "store_error", "wait_timeout"] {
-            refresh.with_label_values(&[outcome]);
-        }
-        let routes = routes
+        )?,
+    )?;
+    for reason in WEBSOCKET_CLOSE_REASONS {
+        closes.with_label_values(&[reason]);
+    }
+    Ok((open, closes))
+}
+
+impl RouteMetrics {
+    /// Each route's series, resolved once so that a proxied request looks up no labels.
+    fn for_routes(routes: &[&str], requests: &IntCounterVec, latency: &HistogramVec) -> Vec<RouteMetrics> {
+        routes
             .iter()
             .map(|route| RouteMetrics {
-                by_class: STATUS_CLASSES
-                    .iter()
-                    .map(|c| proxy_requests.with_label_values(&[route, c]))
-                    .collect(),
-                latency: proxy_latency.with_label_values(&[route]),
+                by_class: STATUS_CLASSES.iter().map(|c| requests.with_label_values(&[route, c])).collect(),
+                latency: latency.with_label_values(&[route]),
             })
-            .collect();
+            .collect()
+    }
+}
+
+impl BffMetrics {
+    /// Creates and registers the metrics, with the proxy's series for `routes` (labels).
+    pub fn new(routes: &[&str]) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let (refresh, refresh_wait) = refresh_metrics(&registry)?;
+        let (proxy_requests, proxy_latency) = proxy_metrics(&registry)?;
+        let near_cache = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "cloakroom_near_cache_lookups_total",
+                    "Near-cache lookups of session and token records",
+                ),
+                &["outcome"],
+            )?,
+        )?;
+        let upstream_retries = registered(
+            &registry,
+            IntCounter::new(
+                "cloakroom_upstream_retries_total",
+                "Idempotent upstream requests sent again on a fresh connection after a closed one",
+            )?,
+        )?;
+        let (websocket_open, websocket_closes) = websocket_metrics(&registry)?;
+        let routes = RouteMetrics::for_routes(routes, &proxy_requests, &proxy_latency);
         Ok(Self {
             registry,
             refresh,

@@ -3,9 +3,9 @@
 //! `client_id` and the `request_uri` the provider answered.
 
 use super::client::{ClientCredentials, TokenEndpointError, error_from, trace_context};
-use tracing::Instrument;
 use super::discovery::ProviderMetadata;
 use serde::Deserialize;
+use tracing::Instrument;
 
 /// The provider's answer to a pushed request (RFC 9126 §2.2).
 #[derive(Debug, Deserialize)]

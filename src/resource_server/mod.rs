@@ -127,7 +127,11 @@ impl Application {
 }
 
 /// The access-token verifier: the issuer's keys by discovery, cached, counted.
-fn verifier(config: &ResourceServerConfig, http: reqwest::Client, metrics: &metrics::Metrics) -> AccessTokenVerifier {
+fn verifier(
+    config: &ResourceServerConfig,
+    http: reqwest::Client,
+    metrics: &metrics::Metrics,
+) -> AccessTokenVerifier {
     let jwks =
         JwksCache::for_issuer(http, config.issuer.clone(), Duration::from_secs(config.jwks_min_refetch_secs))
             .with_fetch_counter(metrics.jwks_fetches.clone());

@@ -113,7 +113,8 @@ impl DevServer {
         }
         std::os::unix::fs::symlink(fixture.join("node_modules"), dir.path().join("node_modules"))
             .expect("link node_modules");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let child = Command::new("node")
             .current_dir(dir.path())
             .args(["node_modules/vite/bin/vite.js", "--host", "127.0.0.1", "--strictPort", "--port"])

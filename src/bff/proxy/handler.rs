@@ -1,7 +1,7 @@
 //! The proxy's request handler: what the route policy left to check, the upstream request built
 //! from the route's base URL, the exchange, and the response streamed back.
 
-use super::client::{UpstreamBody, WorkerClient, stream_body};
+use super::client::{UpstreamBody, UpstreamResponse, WorkerClient, stream_body};
 use super::exchange::{
     Exchange, Outgoing, OutgoingBody, UpstreamError, end_session_if_needed, send_anonymous, send_with_token,
 };
@@ -94,14 +94,7 @@ pub async fn proxy(
         }
         result = Box::pin(send_anonymous(&exchange, visitor)).await;
     }
-    let outcome = match &result {
-        Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
-        Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
-        Err(_) => ProxyOutcome::Error,
-    };
-    if let Some(metrics) = state.metrics.route(upstream.metrics) {
-        metrics.observe(outcome, started.elapsed());
-    }
+    observe(&state, upstream, &result, started);
     let res = result.map_err(|e| {
         if let UpstreamError::Token(t) = &e {
             end_session_if_needed(&session, t);
@@ -110,6 +103,23 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// Counts the exchange in the upstream's series.
+fn observe(
+    state: &BffState,
+    upstream: &Upstream,
+    result: &Result<UpstreamResponse, UpstreamError>,
+    started: Instant,
+) {
+    let outcome = match result {
+        Ok(res) => ProxyOutcome::Status(res.status().as_u16()),
+        Err(UpstreamError::Token(_)) => ProxyOutcome::TokenError,
+        Err(_) => ProxyOutcome::Error,
+    };
+    if let Some(metrics) = state.metrics.route(upstream.metrics) {
+        metrics.observe(outcome, started.elapsed());
+    }
 }
 
 /// The upstream request for `req`: URL, method, the headers that cross, the body streamed.

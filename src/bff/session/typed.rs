@@ -21,6 +21,13 @@ pub struct SessionSettings {
     pub binding: ClientBinding,
 }
 
+impl SessionSettings {
+    /// The settings of `config`.
+    pub fn of(config: &crate::config::BffConfig) -> Self {
+        Self { idle_timeout_secs: config.session.idle_timeout_secs, binding: config.session.client_binding }
+    }
+}
+
 /// Why the session could not be read or written (serialisation only: store failures surface
 /// from the middleware as 503).
 #[derive(Debug, thiserror::Error)]
