@@ -38,12 +38,7 @@ async fn bffs_at_oidc_provider(access_token_ttl_secs: u64) -> (OidcProvider, Str
         )
         .set("bff.routes", json!([{ "path": "/api", "upstream": rs_url }]))
         .set("bff.refresh_skew_secs", json!(1));
-    let rs = cloakroom::resource_server::Application::build_with_listener(cfg.rs_config(), rs_listener)
-        .await
-        .unwrap();
-    tokio::spawn(rs.run_until_stopped());
-    let bff = cloakroom::bff::Application::build_with_listener(cfg.bff_config(), bff_listener).await.unwrap();
-    tokio::spawn(bff.run_until_stopped());
+    common::apps::start_resource_server_and_bff(&cfg, rs_listener, bff_listener).await;
     let (second_listener, second_url) = listener();
     let second =
         cloakroom::bff::Application::build_with_listener(cfg.bff_config(), second_listener).await.unwrap();

@@ -47,12 +47,7 @@ async fn bff_with_key_at_oidc_provider() -> (OidcProvider, String) {
         .set("bff.oidc", oidc)
         .set("bff.routes", json!([{ "path": "/api", "upstream": rs_url }]))
         .set("bff.refresh_skew_secs", json!(1));
-    let rs = cloakroom::resource_server::Application::build_with_listener(cfg.rs_config(), rs_listener)
-        .await
-        .unwrap();
-    tokio::spawn(rs.run_until_stopped());
-    let bff = cloakroom::bff::Application::build_with_listener(cfg.bff_config(), bff_listener).await.unwrap();
-    tokio::spawn(bff.run_until_stopped());
+    common::apps::start_resource_server_and_bff(&cfg, rs_listener, bff_listener).await;
     wait_ready(&bff_url).await;
     (op, bff_url)
 }

@@ -28,10 +28,6 @@ async fn slow_upstream() -> String {
     url
 }
 
-fn toml_str(v: &serde_json::Value) -> String {
-    serde_json::to_string(v.as_str().expect("a string")).unwrap()
-}
-
 #[tokio::test]
 async fn on_sigterm_the_bff_refuses_new_connections_finishes_the_request_in_flight_and_exits_0() {
     let cfg = StackConfig::new();
@@ -40,19 +36,7 @@ async fn on_sigterm_the_bff_refuses_new_connections_finishes_the_request_in_flig
     let stack = start_auth_and_resource_server(cfg).await;
     let slow = slow_upstream().await;
     let addr = stack.bff_url.trim_start_matches("http://").to_string();
-    let config = format!(
-        "[bff]\nlisten = \"{addr}\"\npublic_url = {}\nsession_key = {}\nredis_url = {}\nredis_namespace = {}\n\
-         shutdown_timeout_secs = 5\n\n[bff.oidc]\nissuer = {}\nclient_id = {}\nclient_secret = {}\n\n\
-         [[bff.routes]]\npath = \"/api\"\nupstream = {}\n\n[[bff.routes]]\npath = \"/slow\"\nupstream = \"{slow}\"\n",
-        toml_str(&doc["public_url"]),
-        toml_str(&doc["session_key"]),
-        toml_str(&doc["redis_url"]),
-        toml_str(&doc["redis_namespace"]),
-        toml_str(&doc["oidc"]["issuer"]),
-        toml_str(&doc["oidc"]["client_id"]),
-        toml_str(&doc["oidc"]["client_secret"]),
-        toml_str(&doc["routes"][0]["upstream"]),
-    );
+    let config = common::binary::bff_config_file(&doc, "shutdown_timeout_secs = 5", &[("/slow", &slow)]);
     let mut bff = Program::start(&["bff"], &[], Some(&config));
     wait_healthy(&stack.bff("/readyz")).await;
     let browser = stack.login_as(USER).await;

@@ -30,27 +30,11 @@ struct Traced {
     bff: Program,
 }
 
-fn toml_str(v: &serde_json::Value) -> String {
-    serde_json::to_string(v.as_str().expect("a string")).expect("json string")
-}
-
 /// The BFF's configuration file: the stack's `[bff]` section, routes `/api` and `/echo`, and
 /// `telemetry` (TOML lines of `[bff.telemetry]`, or none).
 fn bff_toml(doc: &serde_json::Value, echo: &str, skew: u64, telemetry: Option<&str>) -> String {
-    let addr = doc["public_url"].as_str().expect("url").trim_start_matches("http://").to_string();
-    let mut config = format!(
-        "[bff]\nlisten = \"{addr}\"\npublic_url = {}\nsession_key = {}\nredis_url = {}\nredis_namespace = {}\n\
-         refresh_skew_secs = {skew}\n\n[bff.oidc]\nissuer = {}\nclient_id = {}\nclient_secret = {}\n\n\
-         [[bff.routes]]\npath = \"/api\"\nupstream = {}\n\n[[bff.routes]]\npath = \"/echo\"\nupstream = \"{echo}\"\n",
-        toml_str(&doc["public_url"]),
-        toml_str(&doc["session_key"]),
-        toml_str(&doc["redis_url"]),
-        toml_str(&doc["redis_namespace"]),
-        toml_str(&doc["oidc"]["issuer"]),
-        toml_str(&doc["oidc"]["client_id"]),
-        toml_str(&doc["oidc"]["client_secret"]),
-        toml_str(&doc["routes"][0]["upstream"]),
-    );
+    let mut config =
+        common::binary::bff_config_file(doc, &format!("refresh_skew_secs = {skew}"), &[("/echo", echo)]);
     if let Some(lines) = telemetry {
         config.push_str(&format!("\n[bff.telemetry]\n{lines}\n"));
     }

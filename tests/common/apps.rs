@@ -257,6 +257,18 @@ pub async fn start_auth_and_resource_server(cfg: StackConfig) -> Stack {
     Stack { auth_url, rs_url, bff_url, doc, signing_key, key_file }
 }
 
+/// Starts `cfg`'s resource server on `rs` and its BFF on `bff`, with the provider `cfg` names
+/// (a third-party one in the interop tests).
+pub async fn start_resource_server_and_bff(cfg: &StackConfig, rs: TcpListener, bff: TcpListener) {
+    let app = cloakroom::resource_server::Application::build_with_listener(cfg.rs_config(), rs)
+        .await
+        .expect("resource server starts");
+    tokio::spawn(app.run_until_stopped());
+    let app =
+        cloakroom::bff::Application::build_with_listener(cfg.bff_config(), bff).await.expect("bff starts");
+    tokio::spawn(app.run_until_stopped());
+}
+
 /// Starts the resource server with its notes pages.
 async fn start_resource_server(cfg: ResourceServerConfig, api: TcpListener, pages: TcpListener) {
     let rs = cloakroom::resource_server::Application::build_with_listeners(cfg, api, Some(pages))

@@ -119,3 +119,29 @@ pub async fn wait_healthy(url: &str) {
     }
     panic!("{url} never answered 200");
 }
+
+/// A TOML configuration file for the `cloakroom bff` binary from a stack's `[bff]` section
+/// (`doc["bff"]`): its listen address (the public URL's), keys, store, provider and first route,
+/// then `extra` (more `[bff]` keys, one per line), then the routes `(path, upstream)`.
+pub fn bff_config_file(doc: &serde_json::Value, extra: &str, routes: &[(&str, &str)]) -> String {
+    let s =
+        |v: &serde_json::Value| serde_json::to_string(v.as_str().expect("a string")).expect("a JSON string");
+    let addr = doc["public_url"].as_str().expect("url").trim_start_matches("http://").to_string();
+    let mut file = format!(
+        "[bff]\nlisten = \"{addr}\"\npublic_url = {}\nsession_key = {}\nredis_url = {}\nredis_namespace = {}\n\
+         {extra}\n\n[bff.oidc]\nissuer = {}\nclient_id = {}\nclient_secret = {}\n\n\
+         [[bff.routes]]\npath = \"/api\"\nupstream = {}\n",
+        s(&doc["public_url"]),
+        s(&doc["session_key"]),
+        s(&doc["redis_url"]),
+        s(&doc["redis_namespace"]),
+        s(&doc["oidc"]["issuer"]),
+        s(&doc["oidc"]["client_id"]),
+        s(&doc["oidc"]["client_secret"]),
+        s(&doc["routes"][0]["upstream"]),
+    );
+    for (path, upstream) in routes {
+        file.push_str(&format!("\n[[bff.routes]]\npath = \"{path}\"\nupstream = \"{upstream}\"\n"));
+    }
+    file
+}
