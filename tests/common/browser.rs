@@ -107,8 +107,12 @@ impl Default for Browser {
 impl Browser {
     /// A browser with an empty jar.
     pub fn new() -> Self {
+        // Idle connections are dropped before the servers' keep-alive (actix: 5 s) closes them:
+        // a browser retries a request that met a connection closing under it, reqwest does not,
+        // and a test that waits a few seconds between two requests would meet that race.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(std::time::Duration::from_secs(3))
             .build()
             .expect("http client");
         Self { http, jar: Arc::default(), history: Arc::default() }
