@@ -18,18 +18,20 @@ pub async fn start_logged_in(cfg: StackConfig) -> (Stack, Browser) {
     (stack, browser)
 }
 
-/// On a stack started from `cfg` (with 2 s access tokens) and a second BFF instance: after the
-/// access token expired, 20 concurrent calls spread over both instances share ONE refresh, and
-/// a logout on one instance ends the session on the other.
+/// On a stack started from `cfg` (with 4 s access tokens, refreshed 1 s before they expire) and
+/// a second BFF instance: after the access token expired, 20 concurrent calls spread over both
+/// instances share ONE refresh, and a logout on one instance ends the session on the other.
+/// The refreshed token stays fresh for 3 s, so the calls cannot meet the next expiry even on a
+/// loaded machine (the provider's `exp` is in whole seconds).
 pub async fn one_refresh_per_expiry_across_two_instances(cfg: StackConfig) {
-    let cfg = cfg.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1));
+    let cfg = cfg.set("auth_server.access_token_ttl_secs", json!(4)).set("bff.refresh_skew_secs", json!(1));
     let stack = Stack::start_ready(cfg).await;
     let second = start_second_bff(&stack, |_| {}).await;
     let browser = stack.login_as(USER).await;
     let first = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(first.status, 200, "{}", first.body);
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let pages = call_spread(&browser, &[&stack.bff_url, &second], 20, "/api/whoami").await;
 
     for p in &pages {
