@@ -26,6 +26,7 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
         "id_token_signing_alg_values_supported": ["ES256"],
         "userinfo_signing_alg_values_supported": ["none"],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": crate::jwt::dpop::DpopAlg::ALL.map(|a| a.name()),
         "pushed_authorization_request_endpoint": state.url("/par"),
         "require_pushed_authorization_requests": false,
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

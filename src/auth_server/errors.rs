@@ -32,6 +32,9 @@ pub enum OAuthError {
     /// The bearer token is missing or invalid (userinfo).
     #[error("invalid_token: {0}")]
     InvalidToken(&'static str),
+    /// The DPoP proof is missing, invalid, replayed or from another key (RFC 9449 §5).
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(&'static str),
     /// The store could not be used.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -50,6 +53,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope => "invalid_scope",
             OAuthError::InvalidToken(_) => "invalid_token",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::Store(_) => "store_unavailable",
             OAuthError::Internal(_) => "server_error",
         }
@@ -72,6 +76,7 @@ impl OAuthError {
             }
             OAuthError::InvalidToken(d) => ApiError::new(ErrorCode::InvalidToken, *d)
                 .with_www_authenticate("Bearer error=\"invalid_token\""),
+            OAuthError::InvalidDpopProof(d) => ApiError::new(ErrorCode::InvalidDpopProof, *d),
             OAuthError::Store(e) => ApiError::store_unavailable(e),
             OAuthError::Internal(e) => ApiError::internal(e),
         }

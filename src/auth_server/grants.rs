@@ -32,6 +32,10 @@ pub struct Grant {
     pub refresh_hash: Option<String>,
     /// Last issue of a refresh token (idle expiry counts from here).
     pub last_used: i64,
+    /// The thumbprint of the DPoP key the family is bound to (RFC 9449 §5): every token of it
+    /// carries `cnf.jkt`, and a refresh needs a proof signed by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// A refresh token as issued. `Debug` never shows it.
@@ -67,6 +71,8 @@ pub struct NewGrant<'a> {
     pub auth_time: i64,
     /// Whether to issue a refresh token (`offline_access`).
     pub with_refresh: bool,
+    /// The DPoP key the tokens are bound to, when the code was redeemed with a proof.
+    pub jkt: Option<&'a str>,
 }
 
 fn ttl_until(expires_at: i64) -> Duration {
@@ -96,6 +102,7 @@ pub async fn create(
         expires_at: now + lifetime as i64,
         refresh_hash: token.as_ref().map(|t| sha256_b64(t.0.as_bytes())),
         last_used: now,
+        jkt: new.jkt.map(str::to_string),
     };
     let ttl = ttl_until(grant.expires_at);
     if let Some(hash) = &grant.refresh_hash {

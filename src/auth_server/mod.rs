@@ -12,6 +12,7 @@ mod clients;
 mod codes;
 mod delivery;
 mod discovery;
+mod dpop;
 mod errors;
 mod grants;
 mod login;

@@ -47,9 +47,14 @@ async fn handle(
         Ok(c) => c,
         Err(e) => return (grant_type, Err(e)),
     };
+    let proof = match super::dpop::token_endpoint_proof(req, state).await {
+        Ok(p) => p,
+        Err(e) => return (grant_type, Err(e)),
+    };
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let result = match grant_type {
-        "authorization_code" => super::token_code::exchange(state, &client.client_id, &params).await,
-        "refresh_token" => super::token_refresh::exchange(state, &client.client_id, &params).await,
+        "authorization_code" => super::token_code::exchange(state, &client.client_id, &params, jkt).await,
+        "refresh_token" => super::token_refresh::exchange(state, &client.client_id, &params, jkt).await,
         _ => Err(OAuthError::UnsupportedGrantType),
     };
     (grant_type, result)

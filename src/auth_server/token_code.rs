@@ -10,11 +10,12 @@ use super::state::AppState;
 use crate::crypto::{constant_time_eq, sha256_b64};
 use actix_web::HttpResponse;
 
-/// Exchanges a code for tokens.
+/// Exchanges a code for tokens; with `jkt` (a DPoP proof came with it) they are bound to it.
 pub async fn exchange(
     state: &AppState,
     client_id: &str,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<HttpResponse, OAuthError> {
     let code = params.get("code").ok_or(OAuthError::InvalidRequest("code is missing"))?;
     let redirect_uri =
@@ -41,6 +42,7 @@ pub async fn exchange(
             scope: &record.scope,
             auth_time: record.auth_time,
             with_refresh: record.scope.iter().any(|s| s == "offline_access"),
+            jkt,
         },
     )
     .await?;

@@ -8,11 +8,13 @@ use super::params::{Params, split_scope};
 use super::state::AppState;
 use actix_web::HttpResponse;
 
-/// Exchanges a refresh token for a new token pair.
+/// Exchanges a refresh token for a new token pair. A family bound to a DPoP key needs a proof
+/// of that key (`jkt`); an unbound family stays unbound (a proof changes nothing).
 pub async fn exchange(
     state: &AppState,
     client_id: &str,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<HttpResponse, OAuthError> {
     let token = params.get("refresh_token").ok_or(OAuthError::InvalidRequest("refresh_token is missing"))?;
     let unknown = OAuthError::InvalidGrant("unknown, expired or revoked refresh token");
@@ -22,6 +24,16 @@ pub async fn exchange(
     if grant.client_id != client_id {
         tracing::warn!(client_id, "refresh token presented by another client");
         return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
+    }
+    // Before the reuse check: without the bound key, a stolen token (current or rotated)
+    // neither refreshes nor revokes the family.
+    match (grant.jkt.as_deref(), jkt) {
+        (Some(_), None) => return Err(OAuthError::InvalidDpopProof("the refresh token needs a DPoP proof")),
+        (Some(bound), Some(given)) if bound != given => {
+            tracing::warn!(client_id, "DPoP-bound refresh token presented with another key");
+            return Err(OAuthError::InvalidGrant("the refresh token is bound to another DPoP key"));
+        }
+        _ => {}
     }
     if grant.refresh_hash.as_deref() != Some(hash.as_str()) {
         return Err(reuse_detected(state, grant).await);

@@ -24,8 +24,8 @@ pub fn respond(
     };
     let internal = |e: crate::jwt::SigningError| OAuthError::Internal(e.to_string());
     let mut body = serde_json::json!({
-        "access_token": tokens::access_token(state, &who, scope).map_err(internal)?,
-        "token_type": "Bearer",
+        "access_token": tokens::access_token(state, &who, scope, grant.jkt.as_deref()).map_err(internal)?,
+        "token_type": if grant.jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": state.config.access_token_ttl_secs,
         "scope": scope.join(" "),
     });

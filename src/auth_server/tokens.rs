@@ -45,10 +45,25 @@ pub struct AccessClaims {
     pub client_id: String,
     /// Time of authentication.
     pub auth_time: i64,
+    /// The DPoP key the token is bound to (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
-/// A signed access token.
-pub fn access_token(state: &AppState, who: &Subject<'_>, scope: &[String]) -> Result<String, SigningError> {
+/// `cnf` of a DPoP-bound token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint of the key.
+    pub jkt: String,
+}
+
+/// A signed access token, bound to the DPoP key `jkt` when given.
+pub fn access_token(
+    state: &AppState,
+    who: &Subject<'_>,
+    scope: &[String],
+    jkt: Option<&str>,
+) -> Result<String, SigningError> {
     let now = crate::clock::now();
     let claims = AccessClaims {
         iss: state.issuer.clone(),
@@ -62,6 +77,7 @@ pub fn access_token(state: &AppState, who: &Subject<'_>, scope: &[String]) -> Re
         sid: who.sid.to_string(),
         client_id: who.client_id.to_string(),
         auth_time: who.auth_time,
+        cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_string() }),
     };
     state.signing.sign("at+jwt", &claims)
 }

@@ -143,7 +143,8 @@ impl Shared {
 /// The provider's metadata and keys, loading in the background from now on.
 fn provider_of(config: &BffConfig, http: &reqwest::Client) -> provider::Provider {
     let par_required = config.oidc.par == crate::config::ParMode::Required;
-    let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone(), par_required);
+    let provider = provider::Provider::new(http.clone(), config.oidc.issuer.clone(), par_required)
+        .requiring_dpop(config.oidc.dpop == crate::config::DpopMode::On);
     provider.load_in_background();
     provider
 }

@@ -8,6 +8,7 @@ use super::session::{SessionRecord, TypedSession};
 use super::state::BffState;
 use super::tokens::TokenRecord;
 use crate::config::Secret;
+use crate::jwt::dpop::DpopKey;
 use crate::oidc::{ProviderMetadata, TokenEndpointError, TokenResponse, client};
 use crate::store::StoreError;
 use crate::web::ApiError;
@@ -119,6 +120,7 @@ async fn redeem(
     meta: &ProviderMetadata,
     code: &str,
     attempt: &LoginAttempt,
+    dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, CallbackError> {
     client::exchange_code(
         &state.http,
@@ -127,11 +129,15 @@ async fn redeem(
         code,
         &state.redirect_uri(),
         attempt.verifier.expose(),
+        dpop,
     )
     .await
     .map_err(|e| match e {
         TokenEndpointError::Rejected { .. } => CallbackError::Code,
-        TokenEndpointError::Unavailable(_) | TokenEndpointError::ClientAuth(_) => CallbackError::Unavailable,
+        // A provider that does not bind the tokens it was asked to bind is as good as absent.
+        TokenEndpointError::Unavailable(_)
+        | TokenEndpointError::ClientAuth(_)
+        | TokenEndpointError::NotDpopBound(_) => CallbackError::Unavailable,
     })
 }
 
@@ -185,7 +191,10 @@ async fn finish(
         _ => {}
     }
     let code = params.get("code").filter(|c| !c.is_empty()).ok_or(CallbackError::Code)?;
-    let tokens = redeem(state, &meta, code, attempt).await?;
+    // The session's DPoP key (`bff.oidc.dpop`), made before the code is redeemed with it.
+    let alg = state.provider.dpop_alg().await.map_err(|_| CallbackError::Unavailable)?;
+    let dpop = alg.map(DpopKey::generate);
+    let tokens = redeem(state, &meta, code, attempt, dpop.as_ref()).await?;
     let id_token = tokens.id_token.as_ref().ok_or(CallbackError::IdToken)?;
     let claims = validate_id_token(
         state.provider.verifier(),
@@ -203,8 +212,9 @@ async fn finish(
     })?;
     let record = new_record(state, session, &claims, tokens.refresh_expires_in);
     let expires_at = record.expires_at;
-    let token_record =
+    let mut token_record =
         TokenRecord::from_response(&tokens, expires_at, None, state.config.logout_id_token_hint);
+    token_record.dpop_key = dpop;
     state.tokens.store_new(&record.handle, &token_record).await?;
     session.start(&record).map_err(|e| CallbackError::Store(StoreError::Unavailable(e.to_string())))?;
     Ok(attempt.return_to.clone())

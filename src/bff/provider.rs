@@ -2,6 +2,7 @@
 //! loaded), and the verifier of its ID tokens over the shared `jwt::JwksCache`.
 
 use crate::config::PublicUrl;
+use crate::jwt::dpop::DpopAlg;
 use crate::jwt::{JwksCache, Verifier};
 use crate::oidc::client_auth::PROVIDER_TIMEOUT;
 use crate::oidc::{DiscoveryError, ProviderMetadata, discover};
@@ -23,6 +24,11 @@ pub enum ProviderError {
         "configuration key `bff.oidc.par` is \"required\" but the provider's metadata has no pushed_authorization_request_endpoint"
     )]
     NoPar,
+    /// `bff.oidc.dpop = "on"` and the provider accepts neither EdDSA nor ES256 proofs.
+    #[error(
+        "configuration key `bff.oidc.dpop` is \"on\" but the provider's metadata lists neither EdDSA nor ES256 in dpop_signing_alg_values_supported"
+    )]
+    NoDpop,
 }
 
 /// Cached provider metadata and JWKS; cheap to clone.
@@ -37,6 +43,7 @@ struct Inner {
     metadata: RwLock<Option<Arc<ProviderMetadata>>>,
     verifier: Verifier,
     par_required: bool,
+    dpop: bool,
 }
 
 /// An unknown `kid` triggers a JWKS refetch at most this often.
@@ -49,7 +56,31 @@ impl Provider {
         let jwks = JwksCache::for_issuer(http.clone(), issuer.clone(), JWKS_REFETCH_INTERVAL);
         let verifier = Verifier::new(jwks, crate::bff::id_token::LEEWAY_SECS);
         let metadata = RwLock::new(None);
-        Self { inner: Arc::new(Inner { http, issuer, metadata, verifier, par_required }) }
+        Self { inner: Arc::new(Inner { http, issuer, metadata, verifier, par_required, dpop: false }) }
+    }
+
+    /// With `dpop`, metadata that accepts no DPoP algorithm of ours is refused (`/readyz`
+    /// stays 503, the log names `bff.oidc.dpop`).
+    pub fn requiring_dpop(self, dpop: bool) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            http: shared.http.clone(),
+            issuer: shared.issuer.clone(),
+            metadata: RwLock::new(None),
+            verifier: shared.verifier.clone(),
+            par_required: shared.par_required,
+            dpop,
+        });
+        Self { inner: Arc::new(Inner { dpop, ..inner }) }
+    }
+
+    /// The algorithm of new sessions' DPoP keys: the faster one the provider accepts; `None`
+    /// when DPoP is off.
+    pub async fn dpop_alg(&self) -> Result<Option<DpopAlg>, ProviderError> {
+        if !self.inner.dpop {
+            return Ok(None);
+        }
+        let meta = self.metadata().await?;
+        DpopAlg::choose(&meta.dpop_signing_alg_values_supported).map(Some).ok_or(ProviderError::NoDpop)
     }
 
     /// True once the metadata has been loaded.
@@ -77,6 +108,9 @@ impl Provider {
         }
         if self.inner.par_required && meta.pushed_authorization_request_endpoint.is_none() {
             return Err(ProviderError::NoPar);
+        }
+        if self.inner.dpop && DpopAlg::choose(&meta.dpop_signing_alg_values_supported).is_none() {
+            return Err(ProviderError::NoDpop);
         }
         let meta = Arc::new(meta);
         *slot = Some(meta.clone());

@@ -1,6 +1,6 @@
 //! `[bff.oidc]`: the OpenID provider and this client's registration there — how it
-//! authenticates (`client_auth`, `client_secret`, `client_key_file`) and whether it pushes its
-//! authorization requests (`par`).
+//! authenticates (`client_auth`, `client_secret`, `client_key_file`), whether it pushes its
+//! authorization requests (`par`) and whether its tokens are DPoP-bound (`dpop`).
 
 use super::types::{PublicUrl, Secret};
 use serde::Deserialize;
@@ -27,6 +27,9 @@ pub struct OidcClientConfig {
     /// Pushed authorization requests (RFC 9126).
     #[serde(default)]
     pub par: ParMode,
+    /// DPoP-bound tokens (RFC 9449).
+    #[serde(default)]
+    pub dpop: DpopMode,
     /// Scopes requested at login.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -56,6 +59,18 @@ pub enum ParMode {
     Required,
     /// Never push: the parameters travel in the browser's redirect.
     Off,
+}
+
+/// `bff.oidc.dpop`. Global, not per route: a session holds one token set, and a token bound
+/// to a key is refused when sent as a bearer token, so every route gets what the session has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    /// Bearer tokens (default).
+    #[default]
+    Off,
+    /// A DPoP key per session; tokens bound to it, a proof on every token and upstream call.
+    On,
 }
 
 /// One key file or a list of them (the first signs; all are published).

@@ -13,7 +13,7 @@ pub use bff::{
     BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, OidcClientConfig, RouteConfig,
     RouteCsrf, RouteMethod, RouteSession, SessionConfig,
 };
-pub use bff_oidc::{ClientAuthMethod, KeyFiles, ParMode};
+pub use bff_oidc::{ClientAuthMethod, DpopMode, KeyFiles, ParMode};
 pub use resource_server::ResourceServerConfig;
 pub use telemetry::TelemetryConfig;
 pub use types::{FrontendPath, ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};

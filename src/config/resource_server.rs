@@ -34,6 +34,14 @@ pub struct ResourceServerConfig {
     /// `[[bff.frontends]] upstream`); unset: no pages.
     #[serde(default)]
     pub pages_listen: Option<ListenAddr>,
+    /// The URL clients reach this server at: a DPoP proof's `htu` must be it plus the request's
+    /// path. Unset: `http://` plus the request's `Host` header (for local and test setups).
+    #[serde(default)]
+    pub public_url: Option<PublicUrl>,
+    /// Require DPoP proofs to carry a nonce this server issued (RFC 9449 §9): a proof without
+    /// the current one is answered 401 `use_dpop_nonce` with a fresh `DPoP-Nonce`.
+    #[serde(default)]
+    pub dpop_nonce: bool,
     /// Where notes are kept.
     #[serde(flatten)]
     pub store: StoreConfig,

@@ -50,6 +50,18 @@ pub struct AccessClaims {
     /// The provider session.
     #[serde(default)]
     pub sid: Option<String>,
+    /// The key the token is bound to (RFC 7800, RFC 9449 §6): such a token is usable only with
+    /// a DPoP proof of that key.
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` (RFC 7800): the key a token is bound to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint of the DPoP key (RFC 9449 §6.1).
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 /// The claims of an OpenID Connect back-channel logout token (Back-Channel Logout 1.0 §2.4).
@@ -77,6 +89,11 @@ pub struct LogoutClaims {
 }
 
 impl AccessClaims {
+    /// The thumbprint of the DPoP key the token is bound to, if it is bound.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
+
     /// True when the token carries scope `s`.
     pub fn has_scope(&self, s: &str) -> bool {
         self.scope.as_deref().unwrap_or("").split(' ').any(|x| !x.is_empty() && x == s)

@@ -2,11 +2,12 @@
 //! one place, [`verify`] — how every token cloakroom receives is validated.
 
 pub mod claims;
+pub mod dpop;
 pub mod jwks;
 pub mod signing;
 pub mod verify;
 
-pub use claims::{AccessClaims, Audience, LogoutClaims};
+pub use claims::{AccessClaims, Audience, Confirmation, LogoutClaims};
 pub use jwks::{JwksCache, VerifyingKey};
 pub use signing::{SigningError, SigningKey};
 pub use verify::{BACKCHANNEL_LOGOUT_EVENT, InvalidReason, TokenType, Verifier};

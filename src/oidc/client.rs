@@ -5,6 +5,7 @@
 pub use super::client_auth::{ClientAuth, ClientCredentials, ClientKeys, PROVIDER_TIMEOUT};
 use super::discovery::ProviderMetadata;
 use crate::config::Secret;
+use crate::jwt::dpop::{DPOP_HEADER, DpopKey, NONCE_HEADER, NonceCache, nonce::origin_of};
 use serde::Deserialize;
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -14,7 +15,7 @@ use tracing::field::Empty;
 pub struct TokenResponse {
     /// The access token.
     pub access_token: Secret,
-    /// Usually `Bearer`.
+    /// `Bearer`, or `DPoP` for tokens bound to the DPoP key of the request.
     #[serde(default)]
     pub token_type: String,
     /// Lifetime of the access token in seconds.
@@ -52,6 +53,10 @@ pub enum TokenEndpointError {
     /// This client could not authenticate the request (its assertion could not be signed).
     #[error(transparent)]
     ClientAuth(#[from] super::client_auth::ClientAuthError),
+    /// The request carried a DPoP proof but the provider answered with a `token_type` other
+    /// than `DPoP`: it consumed the grant without binding the tokens, which are not used.
+    #[error("the provider answered token_type {0} to a DPoP-bound request")]
+    NotDpopBound(String),
 }
 
 impl TokenEndpointError {
@@ -66,7 +71,8 @@ struct OAuthErrorBody {
     error: String,
 }
 
-/// Exchanges an authorization code (with its PKCE verifier) for tokens.
+/// Exchanges an authorization code (with its PKCE verifier) for tokens, bound to `dpop` when
+/// given (RFC 9449 §5).
 pub async fn exchange_code(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
@@ -74,6 +80,7 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: &str,
     code_verifier: &str,
+    dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, TokenEndpointError> {
     let form = [
         ("grant_type", "authorization_code"),
@@ -81,18 +88,19 @@ pub async fn exchange_code(
         ("redirect_uri", redirect_uri),
         ("code_verifier", code_verifier),
     ];
-    token_call(http, meta, creds, &form).await
+    token_call(http, meta, creds, &form, dpop).await
 }
 
-/// Redeems a refresh token (RFC 6749 §6).
+/// Redeems a refresh token (RFC 6749 §6), with a proof of `dpop` when the tokens are bound to it.
 pub async fn refresh(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
     creds: &ClientCredentials,
     refresh_token: &str,
+    dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, TokenEndpointError> {
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-    token_call(http, meta, creds, &form).await
+    token_call(http, meta, creds, &form, dpop).await
 }
 
 /// Revokes a token (RFC 7009) at the provider's `revocation_endpoint`. 200 is success
@@ -131,11 +139,14 @@ pub(super) fn trace_context(span: &tracing::Span) -> reqwest::header::HeaderMap 
     headers
 }
 
+/// One token request; with `dpop`, a fresh proof (with the endpoint's latest nonce) and one
+/// retry when the provider asks for a nonce (`use_dpop_nonce`, RFC 9449 §8).
 async fn token_call(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
     creds: &ClientCredentials,
     form: &[(&str, &str)],
+    dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, TokenEndpointError> {
     // The grant type is the only detail of the request in its span: never the form's code,
     // verifier or refresh token, never a header.
@@ -146,24 +157,61 @@ async fn token_call(
         oauth.grant_type = grant_type,
         http.response.status_code = Empty,
     );
-    let res = creds
-        .post(http, &meta.token_endpoint, &meta.issuer, form)?
-        .headers(trace_context(&span))
+    let mut res = token_request(http, meta, creds, form, dpop, &span).await?;
+    if !res.status().is_success() {
+        let error = error_from(res).await;
+        if dpop.is_none()
+            || !matches!(&error, TokenEndpointError::Rejected { error, .. } if error == "use_dpop_nonce")
+        {
+            return Err(error);
+        }
+        res = token_request(http, meta, creds, form, dpop, &span).await?;
+        if !res.status().is_success() {
+            return Err(error_from(res).await);
+        }
+    }
+    let tokens: TokenResponse = res.json().await.map_err(|e| {
+        TokenEndpointError::Unavailable(format!("unreadable token response: {}", e.without_url()))
+    })?;
+    let expected = if dpop.is_some() { "dpop" } else { "bearer" };
+    if dpop.is_some() && !tokens.token_type.eq_ignore_ascii_case(expected) {
+        tracing::warn!(token_type = %tokens.token_type, "the provider did not bind the tokens to the DPoP key");
+        return Err(TokenEndpointError::NotDpopBound(tokens.token_type));
+    }
+    if !tokens.token_type.is_empty() && !tokens.token_type.eq_ignore_ascii_case(expected) {
+        return Err(TokenEndpointError::Unavailable(format!("unsupported token_type {}", tokens.token_type)));
+    }
+    Ok(tokens)
+}
+
+/// Sends one token request (with a fresh DPoP proof when `dpop`) and keeps the nonce the
+/// answer carries.
+async fn token_request(
+    http: &reqwest::Client,
+    meta: &ProviderMetadata,
+    creds: &ClientCredentials,
+    form: &[(&str, &str)],
+    dpop: Option<&DpopKey>,
+    span: &tracing::Span,
+) -> Result<reqwest::Response, TokenEndpointError> {
+    let mut req = creds.post(http, &meta.token_endpoint, &meta.issuer, form)?.headers(trace_context(span));
+    let origin = dpop.map(|_| origin_of(&meta.token_endpoint));
+    if let (Some(key), Some(origin)) = (dpop, &origin) {
+        let nonce = NonceCache::global().get(origin);
+        req = req.header(DPOP_HEADER, key.proof("POST", &meta.token_endpoint, None, nonce.as_deref()));
+    }
+    let res = req
         .send()
         .instrument(span.clone())
         .await
         .map_err(|e| TokenEndpointError::Unavailable(e.without_url().to_string()))?;
     span.record("http.response.status_code", res.status().as_u16());
-    if !res.status().is_success() {
-        return Err(error_from(res).await);
+    if let Some(origin) = &origin
+        && let Some(nonce) = res.headers().get(NONCE_HEADER).and_then(|v| v.to_str().ok())
+    {
+        NonceCache::global().put(origin, nonce);
     }
-    let tokens: TokenResponse = res.json().await.map_err(|e| {
-        TokenEndpointError::Unavailable(format!("unreadable token response: {}", e.without_url()))
-    })?;
-    if !tokens.token_type.is_empty() && !tokens.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(TokenEndpointError::Unavailable(format!("unsupported token_type {}", tokens.token_type)));
-    }
-    Ok(tokens)
+    Ok(res)
 }
 
 /// The error of a refused call: an OAuth error code, or unavailable.

@@ -41,6 +41,9 @@ pub struct ProviderMetadata {
     /// RFC 9126 §5: the provider accepts authorization requests only through that endpoint.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.1: the algorithms the provider accepts DPoP proofs signed with.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// OIDC Back-Channel Logout 1.0.
     #[serde(default)]
     pub backchannel_logout_supported: bool,

@@ -26,10 +26,14 @@
 //! # }
 //! ```
 //!
-//! Missing, malformed or invalid tokens: 401 `invalid_token` with
+//! A token bound to a DPoP key (`cnf.jkt`) must come as `Authorization: DPoP` with a proof
+//! ([`super::dpop`]); as Bearer it is 401 with `WWW-Authenticate: DPoP error="invalid_token"`,
+//! a bad proof 401 with `DPoP error="invalid_dpop_proof"` (or `use_dpop_nonce` and a
+//! `DPoP-Nonce`). Missing, malformed or invalid tokens: 401 `invalid_token` with
 //! `WWW-Authenticate: Bearer error="invalid_token"`; the issuer's keys not loadable yet: 503
 //! `temporarily_unavailable` (a fault on our side, not the client's token).
 
+use super::dpop::{self, DpopPolicy};
 use crate::jwt::{AccessClaims, JwtError, TokenType, Verifier};
 use crate::web::ApiError;
 use crate::web::ErrorCode;
@@ -47,12 +51,20 @@ pub struct AccessTokenVerifier {
     pub audience: String,
     /// Counts outcomes (`ok`, `missing`, `invalid`, `keys_unavailable`) when set.
     pub outcomes: Option<prometheus::IntCounterVec>,
+    /// How DPoP proofs are checked; without it a DPoP-bound token is refused.
+    pub dpop: Option<DpopPolicy>,
 }
 
 impl AccessTokenVerifier {
     /// Access tokens of `verifier`'s issuer for `audience`.
     pub fn new(verifier: Verifier, audience: impl Into<String>) -> Self {
-        Self { verifier, audience: audience.into(), outcomes: None }
+        Self { verifier, audience: audience.into(), outcomes: None, dpop: None }
+    }
+
+    /// Accepts DPoP-bound tokens with proofs checked by `policy`.
+    pub fn with_dpop(mut self, policy: DpopPolicy) -> Self {
+        self.dpop = Some(policy);
+        self
     }
 
     /// Counts every check in `counter`, labelled `outcome`.
@@ -89,8 +101,15 @@ fn invalid_token(description: &str) -> ApiError {
         .with_www_authenticate(r#"Bearer error="invalid_token""#)
 }
 
-/// The token of the request's single `Authorization: Bearer` header.
-fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+/// How the request presented its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The scheme and token of the request's single `Authorization: Bearer|DPoP` header.
+fn presented(req: &HttpRequest) -> Result<(Scheme, String), ApiError> {
     let mut headers = req.headers().get_all(AUTHORIZATION);
     let value = headers.next().ok_or_else(|| invalid_token("no bearer token"))?;
     if headers.next().is_some() {
@@ -101,10 +120,38 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
         value.split_once(' ').ok_or_else(|| invalid_token("malformed Authorization header"))?;
     let token = token.trim();
     let b64url = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.chars().all(b64url) {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return Err(invalid_token("malformed Authorization header"));
+    };
+    if token.is_empty() || !token.chars().all(b64url) {
         return Err(invalid_token("malformed Authorization header"));
     }
-    Ok(token.to_string())
+    Ok((scheme, token.to_string()))
+}
+
+/// A bound token needs the DPoP scheme and a proof of its key; an unbound one needs Bearer.
+async fn check_binding(
+    verifier: &AccessTokenVerifier,
+    req: &HttpRequest,
+    scheme: Scheme,
+    token: &str,
+    claims: &AccessClaims,
+) -> Result<(), ApiError> {
+    match (scheme, claims.dpop_jkt()) {
+        (Scheme::Bearer, None) => Ok(()),
+        (Scheme::Bearer, Some(_)) => {
+            Err(dpop::challenge("invalid_token", "a DPoP-bound token must be sent with a DPoP proof"))
+        }
+        (Scheme::Dpop, None) => Err(invalid_token("the access token is not DPoP-bound")),
+        (Scheme::Dpop, Some(jkt)) => match &verifier.dpop {
+            Some(policy) => policy.check(req, token, jkt).await,
+            None => Err(dpop::challenge("invalid_token", "this server does not accept DPoP-bound tokens")),
+        },
+    }
 }
 
 impl FromRequest for BearerToken {
@@ -113,17 +160,22 @@ impl FromRequest for BearerToken {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<AccessTokenVerifier>>().cloned();
-        let token = bearer(req);
+        let presented = presented(req);
+        let req = req.clone();
         Box::pin(async move {
             let verifier =
                 verifier.ok_or_else(|| ApiError::internal(&"AccessTokenVerifier missing from app data"))?;
-            let token = token.inspect_err(|_| verifier.count("missing"))?;
+            let (scheme, token) = presented.inspect_err(|_| verifier.count("missing"))?;
             match verifier
                 .verifier
                 .verify::<AccessClaims>(&token, &verifier.audience, TokenType::Access)
                 .await
             {
                 Ok(claims) => {
+                    if let Err(e) = check_binding(&verifier, &req, scheme, &token, &claims).await {
+                        verifier.count("invalid");
+                        return Err(e);
+                    }
                     verifier.count("ok");
                     Ok(BearerToken(claims))
                 }

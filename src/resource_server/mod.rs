@@ -4,11 +4,13 @@
 //! [`BearerToken`] is an actix extractor any service can use.
 
 mod auth;
+mod dpop;
 mod metrics;
 mod notes;
 mod pages;
 
 pub use auth::{AccessTokenVerifier, BearerToken};
+pub use dpop::DpopPolicy;
 pub use notes::Note;
 
 use crate::config::ResourceServerConfig;
@@ -65,7 +67,8 @@ impl Application {
             .map_err(other)?;
         let registry = prometheus::Registry::new();
         let metrics = metrics::Metrics::register(&registry).map_err(other)?;
-        let verifier = web::Data::new(verifier(&config, http.clone(), &metrics));
+        let dpop = DpopPolicy::new(store.get_ref().clone(), config.public_url.clone(), config.dpop_nonce);
+        let verifier = web::Data::new(verifier(&config, http.clone(), &metrics).with_dpop(dpop));
         let shutdown_timeout = config.shutdown_timeout_secs;
         let trace_trust = crate::telemetry::TraceTrust(config.telemetry.trust_incoming_traceparent);
         let metrics_endpoint = crate::web::MetricsEndpoint::start(

@@ -13,12 +13,19 @@ pub struct ApiError {
     description: String,
     retry_after: Option<u64>,
     www_authenticate: Option<String>,
+    dpop_nonce: Option<String>,
 }
 
 impl ApiError {
     /// An error with its code (which fixes the status) and a description shown to the client.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), retry_after: None, www_authenticate: None }
+        Self {
+            code,
+            description: description.into(),
+            retry_after: None,
+            www_authenticate: None,
+            dpop_nonce: None,
+        }
     }
 
     /// 500 with a generic text; `cause` goes to the log only.
@@ -42,6 +49,12 @@ impl ApiError {
     /// Adds a `WWW-Authenticate` header.
     pub fn with_www_authenticate(mut self, value: impl Into<String>) -> Self {
         self.www_authenticate = Some(value.into());
+        self
+    }
+
+    /// Adds `DPoP-Nonce: nonce`: the nonce the client's next DPoP proof must carry.
+    pub fn with_dpop_nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.dpop_nonce = Some(nonce.into());
         self
     }
 
@@ -70,6 +83,9 @@ impl ResponseError for ApiError {
         }
         if let Some(v) = &self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, v.clone()));
+        }
+        if let Some(nonce) = &self.dpop_nonce {
+            res.insert_header(("DPoP-Nonce", nonce.clone()));
         }
         res.json(serde_json::json!({ "error": self.code.as_str(), "error_description": self.description }))
     }

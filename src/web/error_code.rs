@@ -53,6 +53,14 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     /// 409: the reference notes API's per-user limit.
     TooManyNotes,
+    /// 400: at a token endpoint, a DPoP proof that is missing, malformed, replayed, or not for
+    /// this request or key (RFC 9449 §5). A resource server says it as 401 `invalid_token` with
+    /// `WWW-Authenticate: DPoP error="invalid_dpop_proof"` (§7.1).
+    InvalidDpopProof,
+    /// 400: at a token endpoint, the DPoP proof must carry the nonce the `DPoP-Nonce` header
+    /// gives (RFC 9449 §8). A resource server says it as 401 `invalid_token` with
+    /// `WWW-Authenticate: DPoP error="use_dpop_nonce"` (§9).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -82,15 +90,20 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::TooManyNotes => "too_many_notes",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
     /// The status this code is always sent with.
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::InvalidRequest | Self::InvalidGrant | Self::InvalidScope | Self::UnsupportedGrantType => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidRequest
+            | Self::InvalidGrant
+            | Self::InvalidScope
+            | Self::UnsupportedGrantType
+            | Self::InvalidDpopProof
+            | Self::UseDpopNonce => StatusCode::BAD_REQUEST,
             Self::Unauthenticated | Self::SessionExpired | Self::InvalidToken | Self::InvalidClient => {
                 StatusCode::UNAUTHORIZED
             }

@@ -1,14 +1,16 @@
-//! One upstream exchange: the session's access token added per attempt, the deadline, the single
-//! retry on a fresh connection when a reused one turns out closed (idempotent requests only),
-//! and the single refresh-and-retry after an upstream 401 `invalid_token` (replayable bodies
-//! only).
+//! One upstream exchange: the session's access token added per attempt (as `Bearer`, or as
+//! `DPoP` with a fresh proof per attempt when the session's tokens are bound), the deadline, the
+//! single retry on a fresh connection when a reused one turns out closed (idempotent requests
+//! only), the single retry with the upstream's nonce after a 401 `use_dpop_nonce`, and the
+//! single refresh-and-retry after an upstream 401 `invalid_token` (replayable bodies only).
 
 use super::client::{
     UpstreamBody, UpstreamHttp, UpstreamResponse, WorkerClient, describe, empty_body, full_body, is_timeout,
 };
 use crate::bff::session::TypedSession;
-use crate::bff::tokens::{TokenCare, TokenError};
+use crate::bff::tokens::{TokenCare, TokenError, UpstreamToken};
 use crate::config::Secret;
+use crate::jwt::dpop::{DPOP_HEADER, NONCE_HEADER, NonceCache};
 use crate::web::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,12 +70,12 @@ pub fn end_session_if_needed(session: &TypedSession, e: &TokenError) {
     }
 }
 
-/// True for `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
-fn is_invalid_token(res: &UpstreamResponse) -> bool {
+/// True for `401` with `WWW-Authenticate: Bearer|DPoP …error="<error>"`.
+fn is_challenge(res: &UpstreamResponse, error: &str) -> bool {
     res.status() == reqwest::StatusCode::UNAUTHORIZED
         && res.headers().get_all(reqwest::header::WWW_AUTHENTICATE).iter().any(|v| {
             let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
-            v.starts_with("bearer") && v.contains("invalid_token")
+            (v.starts_with("bearer") || v.starts_with("dpop")) && v.contains(error)
         })
 }
 
@@ -119,8 +121,9 @@ pub enum OutgoingBody {
     Stream(UpstreamBody),
 }
 
-/// Sends `out` with the session's access token (refreshed when due); on an upstream 401
-/// `invalid_token` with a replayable body, refreshes once and retries once.
+/// Sends `out` with the session's access token (refreshed when due); with a replayable body,
+/// on an upstream 401 `use_dpop_nonce` retries once with the nonce it gave, and on a 401
+/// `invalid_token` refreshes once and retries once.
 pub async fn send_with_token(
     ex: &Exchange<'_>,
     handle: &Secret,
@@ -133,14 +136,19 @@ pub async fn send_with_token(
         OutgoingBody::Stream(_) => None,
     };
     let body = std::mem::replace(&mut out.body, OutgoingBody::Empty);
-    let res = send_once(ex, &out, body, Some(&token)).await?;
+    let mut res = send_once(ex, &out, body, Some(&token)).await?;
     let Some(replay) = replay else { return Ok(res) };
-    if !is_invalid_token(&res) {
+    let again = || replay.clone().map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
+    if token.dpop.is_some() && is_challenge(&res, "use_dpop_nonce") {
+        // The answer's nonce is cached by now: the new proof carries it.
+        res = send_once(ex, &out, again(), Some(&token)).await?;
+    }
+    if !is_challenge(&res, "invalid_token") {
         return Ok(res);
     }
-    let token = ex.tokens.refresh_after_rejection(handle, &token).await?;
-    let body = replay.map(OutgoingBody::Bytes).unwrap_or(OutgoingBody::Empty);
-    send_once(ex, &out, body, Some(&token)).await
+    let fresh = ex.tokens.refresh_after_rejection(handle, &token.token).await?;
+    let token = UpstreamToken { token: fresh, dpop: token.dpop };
+    send_once(ex, &out, again(), Some(&token)).await
 }
 
 /// Sends `out` without any token: a route whose policy reads no session (`session = "none"`),
@@ -158,7 +166,7 @@ async fn send_once(
     ex: &Exchange<'_>,
     out: &Outgoing,
     body: OutgoingBody,
-    token: Option<&Secret>,
+    token: Option<&UpstreamToken>,
 ) -> Result<UpstreamResponse, UpstreamError> {
     // The upstream call's span: method, the upstream's host and the answer's status. Never the
     // URL (its path and query are the browser's), never a header.
@@ -183,7 +191,7 @@ async fn send_once_within_deadline(
     ex: &Exchange<'_>,
     out: &Outgoing,
     body: OutgoingBody,
-    token: Option<&Secret>,
+    token: Option<&UpstreamToken>,
 ) -> Result<UpstreamResponse, UpstreamError> {
     let deadline = tokio::time::Instant::now() + ex.timeout;
     let replay = match &body {
@@ -225,10 +233,11 @@ impl Attempt {
     }
 }
 
-/// `Bearer <token>`, marked sensitive (never logged by the HTTP stack).
-fn bearer(token: &Secret) -> Result<http::HeaderValue, Attempt> {
-    let mut value = String::with_capacity(7 + token.expose().len());
-    value.push_str("Bearer ");
+/// `<scheme> <token>`, marked sensitive (never logged by the HTTP stack).
+fn authorization(scheme: &str, token: &Secret) -> Result<http::HeaderValue, Attempt> {
+    let mut value = String::with_capacity(scheme.len() + 1 + token.expose().len());
+    value.push_str(scheme);
+    value.push(' ');
     value.push_str(token.expose());
     let mut bearer = http::HeaderValue::try_from(value).map_err(|_| {
         Attempt::Final(UpstreamError::Unavailable("the access token is not a header value".into()))
@@ -237,11 +246,38 @@ fn bearer(token: &Secret) -> Result<http::HeaderValue, Attempt> {
     Ok(bearer)
 }
 
+/// Adds the token (and the DPoP proof, returning the origin whose nonces it uses).
+fn add_credentials(
+    headers: &mut http::HeaderMap,
+    out: &Outgoing,
+    token: Option<&UpstreamToken>,
+) -> Result<Option<String>, Attempt> {
+    match token {
+        Some(UpstreamToken { token, dpop: None }) => {
+            headers.insert(http::header::AUTHORIZATION, authorization("Bearer", token)?);
+            Ok(None)
+        }
+        Some(UpstreamToken { token, dpop: Some(key) }) => {
+            let origin = out.url.origin().ascii_serialization();
+            let nonce = NonceCache::global().get(&origin);
+            let proof =
+                key.proof(out.method.as_str(), out.url.as_str(), Some(token.expose()), nonce.as_deref());
+            let proof = http::HeaderValue::try_from(proof).map_err(|_| {
+                Attempt::Final(UpstreamError::Unavailable("the DPoP proof is not a header value".into()))
+            })?;
+            headers.insert(http::header::AUTHORIZATION, authorization("DPoP", token)?);
+            headers.insert(DPOP_HEADER, proof);
+            Ok(Some(origin))
+        }
+        None => Ok(None),
+    }
+}
+
 async fn attempt(
     client: &UpstreamHttp,
     out: &Outgoing,
     body: OutgoingBody,
-    token: Option<&Secret>,
+    token: Option<&UpstreamToken>,
     deadline: tokio::time::Instant,
 ) -> Result<UpstreamResponse, Attempt> {
     let body = match body {
@@ -255,14 +291,19 @@ async fn attempt(
     *request.method_mut() = out.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = out.headers.clone();
-    if let Some(token) = token {
-        request.headers_mut().insert(http::header::AUTHORIZATION, bearer(token)?);
-    }
+    let nonce_origin = add_credentials(request.headers_mut(), out, token)?;
     // Traces on: this call's context as `traceparent` (the browser's never came through).
     crate::telemetry::inject_current(request.headers_mut());
     match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => Err(Attempt::Final(UpstreamError::Timeout)),
-        Ok(Ok(res)) => Ok(UpstreamResponse::new(res)),
+        Ok(Ok(res)) => {
+            if let Some(origin) = nonce_origin
+                && let Some(nonce) = res.headers().get(NONCE_HEADER).and_then(|v| v.to_str().ok())
+            {
+                NonceCache::global().put(&origin, nonce);
+            }
+            Ok(UpstreamResponse::new(res))
+        }
         Ok(Err(_)) if out.over_limit.load(Ordering::SeqCst) => Err(Attempt::Final(UpstreamError::TooLarge)),
         Ok(Err(e)) if is_timeout(&e) => Err(Attempt::Final(UpstreamError::Timeout)),
         // The client resolves with the response head, so every error is one before a complete

@@ -58,6 +58,16 @@ impl From<TokenError> for crate::web::ApiError {
     }
 }
 
+/// What an upstream call sends: the access token, and the DPoP key to sign its proof with
+/// when the session's tokens are bound (`bff.oidc.dpop`; `None` costs nothing).
+#[derive(Debug, Clone)]
+pub struct UpstreamToken {
+    /// The access token.
+    pub token: Secret,
+    /// The session's DPoP key.
+    pub dpop: Option<crate::jwt::dpop::DpopKey>,
+}
+
 /// Reads, stores and refreshes session tokens.
 #[derive(Clone)]
 pub struct TokenCare {
@@ -171,21 +181,26 @@ impl TokenCare {
         self.cache.announce(&[key]).await;
     }
 
-    /// An access token that is not about to expire, refreshing first when due. In steady
-    /// state the record comes from the near cache; a stale copy there can only hold an older
-    /// access token (an upstream 401 then refreshes from the store), never a refresh token
-    /// that is used: refreshes read the store.
-    pub async fn valid_access_token(&self, handle: &Secret) -> Result<Secret, TokenError> {
+    /// An access token that is not about to expire, refreshing first when due, with the
+    /// session's DPoP key when its tokens are bound. In steady state the record comes from the
+    /// near cache; a stale copy there can only hold an older access token (an upstream 401
+    /// then refreshes from the store), never a refresh token that is used: refreshes read the
+    /// store. The key never changes during a session, so any copy's is right.
+    pub async fn valid_access_token(&self, handle: &Secret) -> Result<UpstreamToken, TokenError> {
         let cached = self.read_cached(handle).await?.ok_or(TokenError::NoSession)?;
         let record = &cached.1;
+        let dpop = record.dpop_key.clone();
         let now = crate::clock::now();
         if !record.refresh_due(now, self.skew_secs) {
-            return Ok(record.access_token.clone());
+            return Ok(UpstreamToken { token: record.access_token.clone(), dpop });
         }
         let skew = self.skew_secs;
         // Boxed: the refresh's state (lock, provider call, store writes) is large, and every
         // proxied request's future would otherwise carry — and copy — it.
-        Box::pin(self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew))).await
+        let token =
+            Box::pin(self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew)))
+                .await?;
+        Ok(UpstreamToken { token, dpop })
     }
 
     /// After an upstream refused `rejected` as `invalid_token`: refresh unless another request

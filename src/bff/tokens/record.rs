@@ -5,6 +5,7 @@
 use crate::bff::keys::Keys;
 use crate::bff::near_cache::{NearCache, Ticket};
 use crate::config::Secret;
+use crate::jwt::dpop::DpopKey;
 use crate::oidc::TokenResponse;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,10 @@ pub struct TokenRecord {
     pub id_token: Option<Secret>,
     /// The session's absolute expiry: the record's TTL.
     pub session_expires_at: i64,
+    /// The session's DPoP key (`bff.oidc.dpop = "on"`): the tokens are bound to it, and every
+    /// token and upstream call carries a proof it signed. Made at login, kept for the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<DpopKey>,
 }
 
 /// Access token lifetime assumed when the provider does not say.
@@ -67,6 +72,7 @@ impl TokenRecord {
                 .or_else(|| previous.and_then(|p| p.id_token.clone()))
                 .filter(|_| keep_id_token),
             session_expires_at,
+            dpop_key: previous.and_then(|p| p.dpop_key.clone()),
         }
     }
 
@@ -129,6 +135,7 @@ mod tests {
             refresh_expires_at: None,
             id_token: None,
             session_expires_at: expires + 1000,
+            dpop_key: None,
         }
     }
 

@@ -18,7 +18,8 @@ use super::lock::{Notice, Wake};
 use super::undo::Undo;
 use super::{TokenCare, TokenError, TokenRecord};
 use crate::config::Secret;
-use crate::oidc::{TokenResponse, client};
+use crate::jwt::dpop::DpopKey;
+use crate::oidc::{TokenEndpointError, TokenResponse, client};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +62,10 @@ enum ProviderCall {
     GrantDead,
     /// The provider could not be reached, or failed, in time: the session is kept.
     Unavailable,
+    /// The provider consumed the refresh token but did not bind the new tokens to the
+    /// session's DPoP key (`token_type` not `DPoP`): they are not used, the session is kept
+    /// until its access token expires, and the consumed token is never put back.
+    NotBound,
 }
 
 impl TokenCare {
@@ -196,15 +201,18 @@ impl TokenCare {
             Ok(taken) => taken,
             Err(result) => return result,
         };
-        let response = match self.call_provider(&refresh_token).await {
+        let response = match self.call_provider(&refresh_token, record.dpop_key.as_ref()).await {
             Ok(response) => response,
             Err(ProviderCall::GrantDead) => {
                 self.count("session_expired");
                 self.delete(key).await;
                 return (Err(TokenError::SessionExpired), Notice::Ended);
             }
-            Err(ProviderCall::Unavailable) => {
-                self.put_back(key, &taken, &raw, &record).await;
+            Err(call @ (ProviderCall::Unavailable | ProviderCall::NotBound)) => {
+                // Not bound: the provider consumed the token, which must never be sent again.
+                if matches!(call, ProviderCall::Unavailable) {
+                    self.put_back(key, &taken, &raw, &record).await;
+                }
                 self.count("unavailable");
                 let result = if still_valid {
                     Ok(record.access_token.clone())
@@ -219,17 +227,25 @@ impl TokenCare {
 
     /// One refresh-token grant at the provider, within what is left of the lock's life.
     #[tracing::instrument(name = "refresh provider call", level = "debug", skip_all)]
-    async fn call_provider(&self, refresh_token: &Secret) -> Result<TokenResponse, ProviderCall> {
+    async fn call_provider(
+        &self,
+        refresh_token: &Secret,
+        dpop: Option<&DpopKey>,
+    ) -> Result<TokenResponse, ProviderCall> {
         let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
         let call = async {
             let meta = self.provider.metadata().await.map_err(|_| None)?;
-            client::refresh(&self.http, &meta, &self.creds, refresh_token.expose()).await.map_err(Some)
+            client::refresh(&self.http, &meta, &self.creds, refresh_token.expose(), dpop).await.map_err(Some)
         };
         match tokio::time::timeout(budget, call).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(Some(e))) if e.is_grant_dead() => {
                 tracing::info!(error = %e, "refresh refused; ending the session");
                 Err(ProviderCall::GrantDead)
+            }
+            Ok(Err(Some(e @ TokenEndpointError::NotDpopBound(_)))) => {
+                tracing::error!(error = %e, "refresh not bound to the session's DPoP key; not used");
+                Err(ProviderCall::NotBound)
             }
             Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "refresh failed; keeping the session");

@@ -1,7 +1,7 @@
 //! WebSocket routes (`websocket = true` on a `[[bff.routes]]` entry): the route's policy has
 //! checked the upgrade by then (the BFF's own `Origin`, a well-formed handshake, the session as
 //! the route's `session` says). [`open`] connects to the upstream first — with `Authorization:
-//! Bearer <access token>` when the socket has a session, the browser's offered subprotocols and
+//! Bearer <access token>` (or `DPoP` with a proof) when the socket has a session, the browser's offered subprotocols and
 //! the route's allowed headers, never the browser's cookies — and answers the browser's 101 only
 //! once the upstream accepted, with the subprotocol the upstream chose. The frames are then
 //! relayed ([`relay`]) until a side closes, the socket idles, a message is over the limit or
@@ -19,7 +19,8 @@ pub use registry::SocketRegistry;
 pub use relay::{Limits, SessionWatch};
 
 use crate::bff::metrics::BffMetrics;
-use crate::config::Secret;
+use crate::bff::tokens::UpstreamToken;
+use crate::jwt::dpop::NonceCache;
 use crate::web::{ApiError, ErrorCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::Arc;
@@ -44,8 +45,8 @@ pub struct Sockets {
 pub struct UpstreamTarget {
     /// The upstream URL (`http`/`https`, turned into `ws`/`wss`).
     pub url: url::Url,
-    /// The session's access token; `None`: an anonymous socket.
-    pub token: Option<Secret>,
+    /// The session's access token (and DPoP key); `None`: an anonymous socket.
+    pub token: Option<UpstreamToken>,
     /// The browser's `Sec-WebSocket-Protocol` values, forwarded as they came.
     pub protocols: Vec<http::HeaderValue>,
     /// The request headers the route forwards (`X-Forwarded-*` included); any
@@ -118,6 +119,7 @@ async fn connect(
     sockets: &Sockets,
 ) -> Result<(relay::UpstreamSocket, Option<String>), WebSocketError> {
     let refused = |e: &dyn std::fmt::Display| WebSocketError::Refused(e.to_string());
+    let proof = target.token.as_ref().and_then(|t| dpop_proof(t, &target.url));
     let mut url = target.url;
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
     url.set_scheme(scheme).map_err(|()| WebSocketError::Refused("not an http(s) upstream".into()))?;
@@ -132,10 +134,16 @@ async fn connect(
         headers.append(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     if let Some(token) = &target.token {
-        let mut bearer = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+        let scheme = if proof.is_some() { "DPoP" } else { "Bearer" };
+        let mut bearer = http::HeaderValue::try_from(format!("{scheme} {}", token.token.expose()))
             .map_err(|_| WebSocketError::Refused("the access token is not a header value".into()))?;
         bearer.set_sensitive(true);
         headers.insert(http::header::AUTHORIZATION, bearer);
+    }
+    if let Some(proof) = proof {
+        let proof = http::HeaderValue::try_from(proof)
+            .map_err(|_| WebSocketError::Refused("the DPoP proof is not a header value".into()))?;
+        headers.insert(crate::jwt::dpop::DPOP_HEADER, proof);
     }
     let max = sockets.limits.max_message_bytes;
     let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
@@ -150,6 +158,14 @@ async fn connect(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     Ok((socket, protocol))
+}
+
+/// The handshake's DPoP proof when the session's tokens are bound: it names the HTTP request
+/// the handshake is (GET of the http(s) URL), with the origin's latest nonce.
+fn dpop_proof(token: &UpstreamToken, url: &url::Url) -> Option<String> {
+    let key = token.dpop.as_ref()?;
+    let nonce = NonceCache::global().get(&url.origin().ascii_serialization());
+    Some(key.proof("GET", url.as_str(), Some(token.token.expose()), nonce.as_deref()))
 }
 
 /// What went wrong, without anything of the request (a refused handshake's error holds the
