@@ -211,5 +211,6 @@ pub async fn whoami(token: BearerToken) -> HttpResponse {
     let c = token.0;
     HttpResponse::Ok().insert_header(crate::web::no_store()).json(serde_json::json!({
         "sub": c.sub, "scope": c.scope, "jti": c.jti, "exp": c.exp, "iss": c.iss, "aud": c.aud,
+        "cnf_jkt": c.dpop_jkt(),
     }))
 }

@@ -7,6 +7,7 @@ pub mod attack;
 pub mod binary;
 pub mod browser;
 pub mod chrome;
+pub mod dpop;
 pub mod echo_upstream;
 pub mod failover;
 pub mod forge;
