@@ -51,6 +51,11 @@ pub fn token_proof(stack: &Stack, key: &DpopKey) -> String {
 /// Logs the user in straight at the auth server and redeems the code with a proof of `key`:
 /// the token endpoint's answer.
 pub async fn bound_tokens(stack: &Stack, key: &DpopKey) -> Answer {
+    bound_tokens_with(stack, token_proof(stack, key)).await
+}
+
+/// Like [`bound_tokens`], with the token endpoint proof given.
+pub async fn bound_tokens_with(stack: &Stack, proof: String) -> Answer {
     let issued = obtain_code(&Browser::new(), stack, "openid offline_access notes").await;
     let redirect = redirect_uri(stack);
     let form = [
@@ -59,7 +64,7 @@ pub async fn bound_tokens(stack: &Stack, key: &DpopKey) -> Answer {
         ("redirect_uri", redirect.as_str()),
         ("code_verifier", issued.verifier.as_str()),
     ];
-    token_call(stack, &form, Some(token_proof(stack, key))).await
+    token_call(stack, &form, Some(proof)).await
 }
 
 /// `GET` of the resource server's `path` with `authorization` and an optional `DPoP` proof.
@@ -75,4 +80,31 @@ pub async fn rs_get(stack: &Stack, path: &str, authorization: &str, proof: Optio
 /// A proof of `key` for `GET` of the resource server's `path` with `token`.
 pub fn rs_proof(stack: &Stack, key: &DpopKey, path: &str, token: &str) -> String {
     key.proof("GET", &format!("{}{path}", stack.rs_url), Some(token), None)
+}
+
+/// A proof with any `claims`, signed by the P-256 `key` with its public JWK in the header: what
+/// a forger with a key of their own can make (old `iat`, any `htu`…).
+pub fn forged_proof(key: &cloakroom::jwt::SigningKey, header: Value, claims: Value) -> String {
+    let jwk = key.public_jwk();
+    let mut head = json!({"typ": "dpop+jwt", "alg": "ES256",
+        "jwk": {"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]}});
+    for (k, v) in header.as_object().expect("header object") {
+        head[k] = v.clone();
+    }
+    let signing_input = format!("{}.{}", super::forge::b64(&head), super::forge::b64(&claims));
+    let encoding = jsonwebtoken::EncodingKey::from_ec_pem(key.to_pem().as_bytes()).expect("key");
+    let sig = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &encoding, jsonwebtoken::Algorithm::ES256)
+        .expect("sign");
+    format!("{signing_input}.{sig}")
+}
+
+/// Claims of a proof for `GET` of the resource server's `path` with `token`.
+pub fn rs_claims(stack: &Stack, path: &str, token: &str) -> Value {
+    json!({
+        "jti": cloakroom::crypto::random_token(12),
+        "htm": "GET",
+        "htu": format!("{}{path}", stack.rs_url),
+        "iat": cloakroom::clock::now(),
+        "ath": cloakroom::jwt::dpop::access_token_hash(token),
+    })
 }
