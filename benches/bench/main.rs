@@ -1,15 +1,17 @@
-//! cloakroom's benchmark and soak, one program with two modes:
+//! cloakroom's benchmark and soak, one program with three modes:
 //!
 //! - `run` (`bench/run.sh`): direct vs a plain hyper proxy vs cloakroom side by side, Redis
 //!   commands and CPU per request, the latency a refresh adds, Redis memory per session;
 //! - `soak` (`bench/soak.sh`): three BFF instances under logins, API calls, refreshes and
-//!   logouts while Redis and the auth server are restarted.
+//!   logouts while Redis and the auth server are restarted;
+//! - `dpop-sign` (`bench/dpop.sh`): the signing cost of one DPoP proof per algorithm.
 //!
 //! Every program runs as its own `target/release/cloakroom` process on a private Redis and
 //! free loopback ports. A `[[bench]]` target with `harness = false`: `cargo test` never builds
 //! it, `cargo bench --bench bench -- MODE` runs it with the release profile.
 
 mod deployment;
+mod dpop_sign;
 mod harness;
 mod login;
 mod plain_proxy;
@@ -38,6 +40,8 @@ enum Mode {
     Run(run::Options),
     /// The soak (issue 8).
     Soak(soak::Options),
+    /// The cost of one DPoP proof per algorithm (issue 18).
+    DpopSign(dpop_sign::Options),
     /// The trivial upstream (started by `run` as a process of its own).
     #[command(hide = true)]
     Upstream {
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         match cli.mode {
             Mode::Run(opts) => run::main(opts).await,
             Mode::Soak(opts) => soak::main(opts).await,
+            Mode::DpopSign(opts) => dpop_sign::main(opts),
             Mode::Upstream { port } => trivial_upstream::serve(port).await,
         }
     })

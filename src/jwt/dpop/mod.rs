@@ -8,7 +8,7 @@
 //!   the caller's (it needs a store);
 //! - [`NonceCache`] ([`nonce`]): the nonces servers asked for (`use_dpop_nonce`), per origin.
 //!
-//! Two algorithms: EdDSA (Ed25519, preferred: about twice as fast to sign as ES256, see README
+//! Two algorithms: EdDSA (Ed25519, preferred: about eight times faster to sign than ES256, see README
 //! "DPoP") and ES256 (P-256), the one every DPoP server supports.
 
 pub mod check;
