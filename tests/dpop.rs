@@ -77,3 +77,50 @@ async fn the_resource_servers_nonce_demand_names_use_dpop_nonce_and_gives_one() 
     assert!(first.challenge.starts_with("DPoP") && first.challenge.contains("use_dpop_nonce"), "{first:?}");
     assert_eq!(second.status, 200, "{second:?}");
 }
+
+/// A stub provider whose discovery document lists no DPoP algorithm (the fault: no real part
+/// here is configured without DPoP support while offering everything else).
+fn stub_provider_without_dpop() -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let issuer = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+    let doc = json!({
+        "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        "code_challenge_methods_supported": ["S256"],
+    });
+    let server = HttpServer::new(move || {
+        let doc = doc.clone();
+        App::new().route(
+            "/.well-known/openid-configuration",
+            web::get().to(move || {
+                let doc = doc.clone();
+                async move { HttpResponse::Ok().json(doc) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+    issuer
+}
+
+#[tokio::test]
+async fn dpop_on_with_a_stub_provider_without_dpop_algorithms_is_never_ready_and_says_why_in_one_line() {
+    let issuer = stub_provider_without_dpop();
+    let url = cloakroom::config::PublicUrl::parse(&issuer).expect("url");
+    let provider = |dpop| {
+        cloakroom::bff::provider::Provider::new(reqwest::Client::new(), url.clone(), false)
+            .requiring_dpop(dpop)
+    };
+
+    let on = provider(true).metadata().await;
+    let off = provider(false).metadata().await;
+
+    let line = on.expect_err("refused").to_string();
+    assert!(line.contains("bff.oidc.dpop") && line.contains("dpop_signing_alg_values_supported"), "{line}");
+    assert!(!line.contains('\n'));
+    assert!(off.is_ok(), "without dpop the provider is fine");
+}

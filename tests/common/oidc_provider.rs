@@ -67,6 +67,8 @@ pub struct ProviderOptions {
     /// Pushed authorization requests are always offered; `true` requires them
     /// (`require_pushed_authorization_requests` in the metadata).
     pub require_par: bool,
+    /// `features.dpop.enabled` (RFC 9449): DPoP proofs accepted, tokens bound when one comes.
+    pub dpop: bool,
 }
 
 impl ProviderOptions {
@@ -90,6 +92,7 @@ impl ProviderOptions {
             token_endpoint_auth_method: "client_secret_basic".into(),
             client_jwks: None,
             require_par: false,
+            dpop: false,
         }
     }
 
@@ -109,6 +112,7 @@ impl ProviderOptions {
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
             "client_jwks": self.client_jwks,
             "require_par": self.require_par,
+            "dpop": self.dpop,
         })
     }
 }

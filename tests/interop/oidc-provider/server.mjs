@@ -40,6 +40,8 @@ const config = {
   clientJwks: raw.client_jwks ?? null,
   // Pushed authorization requests (RFC 9126): offered by default; required when true.
   requirePar: raw.require_par ?? false,
+  // DPoP (RFC 9449): proofs accepted and tokens bound to their key when true.
+  dpop: raw.dpop ?? false,
   users: raw.users ?? [{ username: 'alice', password: 'alice-password', sub: 'alice' }],
 };
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
@@ -156,6 +158,7 @@ function buildProvider(issuer) {
       revocation: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar },
       userinfo: { enabled: true },
+      dPoP: { enabled: config.dpop },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
