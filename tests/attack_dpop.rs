@@ -8,7 +8,7 @@
 //!
 //! | case | test |
 //! |---|---|
-//! | no proof, as Bearer | [`a_stolen_bound_token_without_a_proof_or_as_bearer_is_refused`] |
+//! | no proof, as Bearer (resource server and userinfo) | [`a_stolen_bound_token_without_a_proof_or_as_bearer_is_refused`] |
 //! | another URL, another method | [`a_proof_for_another_url_or_method_is_refused`] |
 //! | replayed `jti` | [`a_replayed_proof_is_refused_the_second_time`] |
 //! | another key, `alg: none`, HS256 | [`a_proof_signed_by_another_key_or_unsigned_is_refused`] |
@@ -53,10 +53,17 @@ async fn a_stolen_bound_token_without_a_proof_or_as_bearer_is_refused() {
     let no_proof = rs_get(&stack, "/whoami", &format!("DPoP {token}"), None).await;
     let as_bearer = rs_get(&stack, "/whoami", &format!("Bearer {token}"), None).await;
     let as_bearer_with_proof = rs_get(&stack, "/whoami", &format!("Bearer {token}"), Some(&genuine)).await;
+    let at_userinfo = reqwest::Client::new()
+        .get(format!("{}/userinfo", stack.auth_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("userinfo reachable");
 
     assert_refused(&no_proof, "invalid_dpop_proof");
     assert_refused(&as_bearer, r#"error="invalid_token""#);
     assert_refused(&as_bearer_with_proof, r#"error="invalid_token""#);
+    assert_eq!(at_userinfo.status(), 401, "the auth server's userinfo takes no bound token as Bearer");
     let fine = rs_get(&stack, "/whoami", &format!("DPoP {token}"), Some(&genuine)).await;
     assert_eq!(fine.status, 200, "the owner's call still works: {fine:?}");
 }

@@ -124,3 +124,33 @@ async fn dpop_on_with_a_stub_provider_without_dpop_algorithms_is_never_ready_and
     assert!(!line.contains('\n'));
     assert!(off.is_ok(), "without dpop the provider is fine");
 }
+
+#[tokio::test]
+async fn a_tap_rewriting_the_token_type_to_bearer_at_a_dpop_login_leaves_no_session_and_a_503_page() {
+    let attack = common::attack::AttackStack::start_with_tap(on).await;
+    attack.tap().rewrite_token_type("Bearer");
+
+    let page = common::oidc_flow::bff_login(&common::Browser::new(), &attack.stack, USER, "/app/").await;
+
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert_eq!(attack.session_count(), 0);
+}
+
+#[tokio::test]
+async fn a_refresh_a_tap_rewrites_to_bearer_under_dpop_is_not_used_and_its_refresh_token_never_sent_again() {
+    let attack = common::attack::AttackStack::start_with_tap(|cfg| {
+        on(cfg).set("auth_server.access_token_ttl_secs", json!(3)).set("bff.refresh_skew_secs", json!(1))
+    })
+    .await;
+    let browser = attack.login().await;
+    let before = attack.tap().token_requests();
+    attack.tap().rewrite_token_type("Bearer");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+
+    let refused = attack.stack.api_get(&browser, "/api/whoami").await;
+    let next = attack.stack.api_get(&browser, "/api/whoami").await;
+
+    common::attack::assert_error(&refused, 503, "auth_server_unavailable");
+    common::attack::assert_error(&next, 401, "session_expired");
+    assert_eq!(attack.tap().token_requests() - before, 1, "the consumed refresh token was sent once");
+}

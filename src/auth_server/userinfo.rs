@@ -1,4 +1,6 @@
-//! `GET/POST /userinfo` (OIDC Core §5.3) with a Bearer access token this server issued.
+//! `GET/POST /userinfo` (OIDC Core §5.3) with a Bearer access token this server issued. A
+//! DPoP-bound token (`cnf.jkt`) is refused here: this endpoint takes no proofs, and a bound
+//! token must never work as a bearer token.
 
 use super::errors::OAuthError;
 use super::state::AppState;
@@ -20,6 +22,9 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         .ok_or(OAuthError::InvalidToken("a Bearer access token is required"))?;
     let claims = verify_access_token(&state, token)
         .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
+    if claims.cnf.is_some() {
+        return Err(OAuthError::InvalidToken("a DPoP-bound access token is not accepted here"));
+    }
     let scope: Vec<&str> = claims.scope.split(' ').collect();
     if !scope.contains(&"openid") {
         return Ok(ApiError::new(ErrorCode::InsufficientScope, "the openid scope is required")

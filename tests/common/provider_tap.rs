@@ -16,6 +16,7 @@ pub type Tamper = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 struct Shared {
     secrets: Vec<(String, String)>,
     tamper: Option<Tamper>,
+    token_type: Option<String>,
     token_requests: usize,
     traceparents: Vec<(String, String)>,
 }
@@ -52,6 +53,12 @@ impl ProviderTap {
         .run();
         tokio::spawn(server);
         ProviderTap { url, shared }
+    }
+
+    /// From now on, every token response says `token_type: <t>` whatever the provider said
+    /// (a provider that ignores a DPoP proof and answers `Bearer`).
+    pub fn rewrite_token_type(&self, t: &str) {
+        self.shared.lock().unwrap().token_type = Some(t.to_string());
     }
 
     /// From now on, every ID token in a token response goes through `tamper`.
@@ -125,6 +132,12 @@ async fn forward(
                 if let Some(v) = json[*k].as_str() {
                     s.secrets.push(((*k).to_string(), v.to_string()));
                 }
+            }
+            if let Some(t) = &s.token_type
+                && json.get("token_type").is_some()
+            {
+                json["token_type"] = t.clone().into();
+                bytes = serde_json::to_vec(&json).expect("json");
             }
             s.tamper.clone()
         };

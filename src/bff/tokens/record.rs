@@ -140,6 +140,20 @@ mod tests {
     }
 
     #[test]
+    fn a_dpop_key_adds_at_most_64_bytes_to_the_record_and_none_when_dpop_is_off() {
+        let plain = record(1000, 1300);
+        let with_key = TokenRecord {
+            dpop_key: Some(DpopKey::generate(crate::jwt::dpop::DpopAlg::EdDsa)),
+            ..plain.clone()
+        };
+        let (a, b) = (serde_json::to_vec(&plain).unwrap(), serde_json::to_vec(&with_key).unwrap());
+        assert!(!String::from_utf8_lossy(&a).contains("dpop"));
+        assert!(b.len() - a.len() <= 64, "{} bytes", b.len() - a.len());
+        let back: TokenRecord = serde_json::from_slice(&b).unwrap();
+        assert_eq!(back.dpop_key, with_key.dpop_key);
+    }
+
+    #[test]
     fn a_refresh_is_due_within_the_skew_but_never_earlier_than_half_the_lifetime() {
         let r = record(1000, 1300);
         assert!(!r.refresh_due(1200, 30));
