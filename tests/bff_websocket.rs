@@ -474,3 +474,32 @@ async fn a_frontend_servers_websocket_hot_reload_is_relayed_with_the_same_checks
     assert!(ws.last("authorization")[0].starts_with("Bearer "), "the user's token goes along");
     assert!(ws.last("cookie").is_empty());
 }
+
+#[tokio::test]
+async fn with_dpop_on_the_websocket_handshake_carries_the_bound_token_and_a_proof_for_its_get() {
+    let s = WsStack::start(common::dpop::on).await;
+    let (_browser, cookie) = s.signed_in().await;
+
+    let mut ws = s.open("/ws/chat?room=1", &cookie).await;
+    send_text(&mut ws, "hello").await;
+    assert_eq!(next_message(&mut ws).await, Message::text("hello"));
+
+    let authorization = s.ws.last("authorization");
+    let proof = s.ws.last("dpop");
+    assert!(authorization.len() == 1 && authorization[0].starts_with("DPoP ey"), "{authorization:?}");
+    assert_eq!(proof.len(), 1, "one proof");
+    let token = authorization[0].trim_start_matches("DPoP ");
+    let htu = common::forge::parts(&proof[0]).1["htu"].as_str().expect("htu").to_string();
+    assert!(htu.starts_with(&s.ws.url) && !htu.contains('?'), "the handshake's URL without query: {htu}");
+    let check = cloakroom::jwt::dpop::ProofCheck {
+        htm: "GET",
+        htu: &htu,
+        access_token: Some(token),
+        nonces: &[],
+        max_age_secs: 60,
+    };
+    assert!(
+        cloakroom::jwt::dpop::verify_proof(&proof[0], &check).is_ok(),
+        "a valid proof of the session's key"
+    );
+}
