@@ -7,7 +7,7 @@ use super::client::{
     UpstreamBody, UpstreamHttp, UpstreamResponse, WorkerClient, describe, empty_body, full_body, is_timeout,
 };
 use crate::bff::session::TypedSession;
-use crate::bff::tokens::{TokenCare, TokenError};
+use crate::bff::tokens::{TokenCare, TokenError, TokenHandle};
 use crate::config::Secret;
 use crate::web::{ApiError, ErrorCode};
 use std::sync::Arc;
@@ -123,7 +123,7 @@ pub enum OutgoingBody {
 /// `invalid_token` with a replayable body, refreshes once and retries once.
 pub async fn send_with_token(
     ex: &Exchange<'_>,
-    handle: &Secret,
+    handle: &TokenHandle,
     mut out: Outgoing,
 ) -> Result<UpstreamResponse, UpstreamError> {
     let token = ex.tokens.valid_access_token(handle).await?;
