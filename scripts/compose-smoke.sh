@@ -115,9 +115,12 @@ body_has() { # text description
     grep -qF -- "$1" "$work/body" || { echo "--- body:" >&2; head -c 2000 "$work/body" >&2; echo >&2; fail "$2"; }
 }
 # The notes page at / shows alice's notes: the BFF's frontend server reached the resource
-# server's pages listener with her token, and the pages reached the issuer's userinfo.
+# server's pages listener with her token. (Her name comes from the provider's userinfo, checked
+# once after login: right after a restart of the auth server, which signs with a new key, its
+# userinfo refuses a token the resource server still accepts, and the page shows her subject.)
 notes_page_ok() {
-    [ "$(page "$bff/" | cut -d' ' -f1)" = 200 ] && grep -qF 'Signed in as <strong>alice</strong>' "$work/body"
+    [ "$(page "$bff/" | cut -d' ' -f1)" = 200 ] && grep -qF 'Signed in as <strong>' "$work/body" \
+        && grep -qF "<li>$note</li>" "$work/body"
 }
 
 started=$SECONDS
