@@ -7,10 +7,10 @@
 # X-CSRF: 1, adds a note through the notes pages' form and reads both notes on the page, restarts
 # each container in turn (redis, auth-server, resource-server, bff) and shows the same session
 # working again after each (API and page), logs out (BFF, then the provider's sign-out form),
-# checks that the session is gone, and brings the stack down (volumes included), also on failure.
-#
-# Then, when Debian's chromium and chromium-driver are installed, the same walk in headless
-# Chromium (scripts/compose-browser.py); without them that step is skipped with a line saying so.
+# checks that the session is gone, then runs the same walk in headless Chromium
+# (scripts/compose-browser.py) when Debian's chromium and chromium-driver are installed (without
+# them, or with COMPOSE_SMOKE_BROWSER=0, that step is skipped with a line saying so), and brings
+# the stack down (volumes included), also on failure.
 #
 # Needs a Docker engine, docker-compose (1.29, or the `docker compose` plugin), curl, python3, and
 # the base images the Dockerfile names (pulled from a registry, or made offline by
