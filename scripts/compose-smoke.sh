@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Proves docker-compose.yml end to end, the way a browser uses it: builds the image, brings the
-# stack up, logs in as alice through the real login form (curl with a cookie jar, following each
-# redirect: /bff/login → the auth server's form → POST credentials → /bff/callback), calls the API
-# through the BFF with X-CSRF: 1, restarts each container in turn (redis, auth-server,
-# resource-server, bff) and shows the same session working again after each, logs out (BFF, then
-# the provider's sign-out form), checks that the session is gone, and brings the stack down
-# (volumes included), also on failure.
+# stack up, checks the BFF's two frontends (the single-page app's files from the image at /app/,
+# the resource server's notes pages through the BFF's frontend server at /), logs in as alice
+# through the real login form (curl with a cookie jar, following each redirect: /bff/login → the
+# auth server's form → POST credentials → /bff/callback), calls the API through the BFF with
+# X-CSRF: 1, adds a note through the notes pages' form and reads both notes on the page, restarts
+# each container in turn (redis, auth-server, resource-server, bff) and shows the same session
+# working again after each (API and page), logs out (BFF, then the provider's sign-out form),
+# checks that the session is gone, then runs the same walk in headless Chromium
+# (scripts/compose-browser.py) when Debian's chromium and chromium-driver are installed (without
+# them, or with COMPOSE_SMOKE_BROWSER=0, that step is skipped with a line saying so), and brings
+# the stack down (volumes included), also on failure.
 #
-# Needs a Docker engine, docker-compose (1.29, or the `docker compose` plugin), curl, and the
-# base images the Dockerfile names (pulled from a registry, or made offline by
+# Needs a Docker engine, docker-compose (1.29, or the `docker compose` plugin), curl, python3, and
+# the base images the Dockerfile names (pulled from a registry, or made offline by
 # scripts/base-images.sh). Runs on free ports under its own project name, so it neither touches
 # nor collides with a stack (or a `cloakroom demo`) already running. Exit 0 when every step passed.
 # COMPOSE_SMOKE_LOGS=FILE keeps the logs of every service in FILE.
@@ -66,7 +71,21 @@ trap 'exit 130' INT TERM
 
 # curl against the stack: cookie jar in and out, bounded time, status code on the last line.
 # *.localhost resolves to the loopback address in curl itself.
-http() { curl -sS --max-time 15 -b "$jar" -c "$jar" -o "$work/body" -w '%{http_code} %{redirect_url}\n' "$@"; }
+http() {
+    curl -sS --max-time 15 -b "$jar" -c "$jar" -D "$work/headers" -o "$work/body" \
+        -w '%{http_code} %{redirect_url}\n' "$@"
+}
+# The auth server's cookies are `__Host-` and `Secure` (the pending sign-in request is bound to
+# the browser by one). Browsers keep Secure cookies of http://*.localhost, but curl before 8.x
+# keeps them only for `localhost` itself, so they are carried by hand: the Cookie header of the
+# `__Host-` cookies the last response set.
+issuer_cookies=""
+keep_issuer_cookies() {
+    local set
+    set="$(sed -n 's/^[Ss]et-[Cc]ookie: *\(__Host-cloakroom-op[^=;]*=[^;]*\).*/\1/p' "$work/headers" | tr -d '\r' | paste -sd';' - | sed 's/;/; /g')"
+    [ -z "$set" ] || issuer_cookies="${issuer_cookies:+$issuer_cookies; }$set"
+}
+issuer_http() { http -H "Cookie: $issuer_cookies" "$@"; }
 expect() { # expected-status description; reads "status redirect" from stdin
     local status redirect
     read -r status redirect
@@ -90,6 +109,19 @@ healthy() { # service
     [ -n "$id" ] && [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]
 }
 api_ok() { [ "$(api "$bff/api/notes" | cut -d' ' -f1)" = 200 ]; }
+# A page navigation, as a browser sends it.
+page() { http -H 'Accept: text/html' -H 'Sec-Fetch-Mode: navigate' -H 'Sec-Fetch-Site: same-origin' "$@"; }
+body_has() { # text description
+    grep -qF -- "$1" "$work/body" || { echo "--- body:" >&2; head -c 2000 "$work/body" >&2; echo >&2; fail "$2"; }
+}
+# The notes page at / shows alice's notes: the BFF's frontend server reached the resource
+# server's pages listener with her token. (Her name comes from the provider's userinfo, checked
+# once after login: right after a restart of the auth server, which signs with a new key, its
+# userinfo refuses a token the resource server still accepts, and the page shows her subject.)
+notes_page_ok() {
+    [ "$(page "$bff/" | cut -d' ' -f1)" = 200 ] && grep -qF 'Signed in as <strong>' "$work/body" \
+        && grep -qF "<li>$note</li>" "$work/body"
+}
 
 started=$SECONDS
 log "build (project $project, BFF $bff, issuer $issuer)"
@@ -101,16 +133,30 @@ for s in redis auth-server resource-server bff; do wait_for 120 "$s to be health
 wait_for 60 "the BFF to be ready" curl -sf --max-time 5 "$bff/readyz"
 log "stack up and healthy after $((SECONDS - built))s"
 
+log "frontends, signed out: the single-page app's files at /app/, the notes pages at /"
+page "$bff/app/" | expect 200 "GET /app/ (the frontend dir)" >/dev/null
+cmp -s "$work/body" static/index.html || fail "GET /app/ is not static/index.html"
+http "$bff/app/app.js" | expect 200 "GET /app/app.js" >/dev/null
+cmp -s "$work/body" static/app.js || fail "GET /app/app.js is not static/app.js"
+page "$bff/app/notes/some-client-route" | expect 200 "GET a client-side route under /app/" >/dev/null
+cmp -s "$work/body" static/index.html || fail "a client-side route under /app/ is not index.html"
+page "$bff/" | expect 200 "GET / (the notes pages' frontend server)" >/dev/null
+body_has 'You are not signed in.' "GET / signed out is not the notes pages' anonymous page"
+body_has 'href="/bff/login?returnTo=/"' "GET / signed out has no login link"
+
 log "login: $bff/bff/login → auth server form → POST /login → /bff/callback"
 authorize="$(http "$bff/bff/login?returnTo=/app/" | expect 302 "GET /bff/login")"
 case "$authorize" in "$issuer/authorize?"*) ;; *) fail "/bff/login redirected to '$authorize', not to $issuer/authorize";; esac
 http "$authorize" | expect 200 "GET the login form" >/dev/null
+keep_issuer_cookies
+[ -n "$issuer_cookies" ] || fail "the authorize page set no __Host-cloakroom-op-req cookie"
 grep -q 'action="/login"' "$work/body" || fail "the authorize page has no login form"
 request="$(field request)"
 [ -n "$request" ] || fail "the login form has no request field"
-callback="$(http -H "Origin: $issuer" --data-urlencode "request=$request" \
+callback="$(issuer_http -H "Origin: $issuer" --data-urlencode "request=$request" \
     --data-urlencode "username=alice" --data-urlencode "password=alice-password" \
     "$issuer/login" | expect 302 "POST /login")"
+keep_issuer_cookies
 case "$callback" in "$bff/bff/callback?"*) ;; *) fail "the login redirected to '$callback', not to the BFF's callback";; esac
 landing="$(http "$callback" | expect 302 "GET /bff/callback")"
 [ "$landing" = "$bff/app/" ] || fail "the callback redirected to '$landing', not to returnTo"
@@ -124,6 +170,24 @@ api -H 'Content-Type: application/json' --data "{\"text\":\"$note\"}" "$bff/api/
 api "$bff/api/notes" | expect 200 "GET /api/notes" >/dev/null
 grep -q "$note" "$work/body" || fail "the new note is not listed"
 
+log "notes pages at / for alice: her notes, then a note through the page's form"
+page "$bff/" | expect 200 "GET / signed in" >/dev/null
+body_has 'Signed in as <strong>alice</strong>' "GET / signed in does not name alice (userinfo through the issuer)"
+body_has "<li>$note</li>" "GET / signed in does not list the note added through /api"
+csrf_token="$(field csrf_token)"
+[ -n "$csrf_token" ] || fail "the notes page has no csrf_token (the BFF's X-Cloakroom-Csrf-Token)"
+form_note="compose smoke form $$ $(date -u +%s)"
+back="$(http -H "Origin: $bff" -H 'Sec-Fetch-Site: same-origin' -H 'Sec-Fetch-Mode: navigate' \
+    --data-urlencode "csrf_token=$csrf_token" --data-urlencode "text=$form_note" \
+    "$bff/notes-form" | expect 303 "POST /notes-form")"
+[ "$back" = "$bff/" ] || fail "POST /notes-form redirected to '$back', not to /"
+http -H "Origin: $bff" -H 'Sec-Fetch-Site: same-origin' --data-urlencode "csrf_token=wrong" \
+    --data-urlencode "text=refused" "$bff/notes-form" | expect 403 "POST /notes-form with a wrong form token" >/dev/null
+page "$bff/" | expect 200 "GET / after the form" >/dev/null
+body_has "<li>$form_note</li>" "the note added through the page's form is not on the page"
+api "$bff/api/notes" | expect 200 "GET /api/notes after the form" >/dev/null
+grep -qF "$form_note" "$work/body" || fail "the note added through the page's form is not in /api/notes"
+
 for service in redis auth-server resource-server bff; do
     log "restart $service; the same session must work again"
     compose restart "$service" >/dev/null
@@ -133,20 +197,34 @@ for service in redis auth-server resource-server bff; do
     # the token the reloaded resource server refuses.
     wait_for 60 "GET /api/notes to succeed after restarting $service" api_ok
     grep -q "$note" "$work/body" || fail "the note is gone after restarting $service"
+    wait_for 60 "the notes page at / to show alice after restarting $service" notes_page_ok
 done
 
 log "logout: POST /bff/logout → the provider's sign-out form → back to the BFF"
 api -X POST "$bff/bff/logout" | expect 200 "POST /bff/logout" >/dev/null
 logout_url="$(sed -n 's/.*"logout_url":"\([^"]*\)".*/\1/p' "$work/body")"
 case "$logout_url" in "$issuer/"*) ;; *) fail "logout_url '$logout_url' is not at the issuer";; esac
-http "$logout_url" | expect 200 "GET the sign-out page" >/dev/null
+issuer_http "$logout_url" | expect 200 "GET the sign-out page" >/dev/null
 confirm=()
 while IFS= read -r name; do
     confirm+=(--data-urlencode "$name=$(field "$name")")
 done < <(sed -n 's/.*type="hidden" name="\([^"]*\)".*/\1/p' "$work/body")
 [ "${#confirm[@]}" -gt 0 ] || fail "the sign-out page has no form"
-back="$(http -H "Origin: $issuer" "${confirm[@]}" "$issuer/logout" | expect 302 "POST /logout")"
+back="$(issuer_http -H "Origin: $issuer" "${confirm[@]}" "$issuer/logout" | expect 302 "POST /logout")"
 case "$back" in "$bff/"*) ;; *) fail "the provider's sign-out redirected to '$back', not back to the BFF";; esac
 api "$bff/bff/user" | expect 401 "GET /bff/user after logout" >/dev/null
+page "$bff/" | expect 200 "GET / after logout" >/dev/null
+body_has 'You are not signed in.' "GET / after logout still shows a signed-in page"
 
-log "PASSED: build $((built - started))s, up to down $((SECONDS - built))s"
+# The same walk in a real browser, when Debian's chromium and chromium-driver are installed.
+if [ "${COMPOSE_SMOKE_BROWSER:-1}" != 0 ] && [ -x "${CHROMEDRIVER:-/usr/bin/chromedriver}" ] \
+    && [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    log "headless Chromium: scripts/compose-browser.py"
+    scripts/compose-browser.py "$bff" "$issuer" || fail "the Chromium walk failed"
+    browser="passed"
+else
+    log "headless Chromium: SKIPPED (no /usr/bin/chromium + /usr/bin/chromedriver, or COMPOSE_SMOKE_BROWSER=0)"
+    browser="skipped"
+fi
+
+log "PASSED: build $((built - started))s, up to down $((SECONDS - built))s, Chromium walk $browser"

@@ -6,7 +6,7 @@ use super::login::{LOGIN_COOKIE_PREFIX, LoginAttempt, attempt_key, login_cookie,
 use super::pages::error_page;
 use super::session::{SessionRecord, TypedSession};
 use super::state::BffState;
-use super::tokens::TokenRecord;
+use super::tokens::{TokenHandle, TokenRecord};
 use crate::config::Secret;
 use crate::jwt::dpop::DpopKey;
 use crate::oidc::{ProviderMetadata, TokenEndpointError, TokenResponse, client};
@@ -156,7 +156,7 @@ fn new_record(
         expires_at = expires_at.min(now + refresh_secs as i64);
     }
     SessionRecord {
-        handle: Secret::new(crate::crypto::random_token(32)),
+        handle: TokenHandle::random(),
         sub: claims.sub.clone(),
         sid: claims.sid.clone(),
         claims: claims.profile(),

@@ -95,13 +95,6 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// The remainder of `raw_path` under `prefix`, when `raw_path` is `prefix` or `prefix/…`
-/// (so `/api` does not match `/apiary`).
-pub fn strip_route<'a>(raw_path: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = raw_path.strip_prefix(prefix)?;
-    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,12 +156,5 @@ mod tests {
         for ok in ["", "/", "/notes", "/notes/7", "/notes/", "/a%20b", "/notes;v=1", "/...;x"] {
             assert!(UpstreamPath::parse(ok).is_ok(), "{ok}");
         }
-    }
-
-    #[test]
-    fn a_route_prefix_matches_whole_segments_only() {
-        assert_eq!(strip_route("/api/notes", "/api"), Some("/notes"));
-        assert_eq!(strip_route("/api", "/api"), Some(""));
-        assert_eq!(strip_route("/apiary", "/api"), None);
     }
 }

@@ -130,6 +130,11 @@ pub fn is_navigation(req: &HttpRequest) -> bool {
     }
 }
 
+/// Files smaller than this are read on the worker thread instead of actix-files' blocking pool:
+/// a built app's files are small and in the page cache, where a read takes microseconds and the
+/// hand-off to the pool and back costs more than the read (bench/run.sh, the static asset row).
+const SYNC_READ_BELOW_BYTES: u64 = 64 * 1024;
+
 /// `file` (or its precompressed variant) as the response, with the frontend's cache policy,
 /// `Vary` and CSP.
 fn respond_with_file(req: &HttpRequest, site: &Site, file: &Path) -> HttpResponse {
@@ -144,7 +149,8 @@ fn respond_with_file(req: &HttpRequest, site: &Site, file: &Path) -> HttpRespons
         None => NamedFile::open(file),
     };
     let Ok(named) = opened else { return not_found() };
-    let mut res = named.disable_content_disposition().into_response(req);
+    let mut res =
+        named.disable_content_disposition().read_mode_threshold(SYNC_READ_BELOW_BYTES).into_response(req);
     let headers = res.headers_mut();
     let cache =
         if file.starts_with(&site.immutable) { "public, max-age=31536000, immutable" } else { "no-cache" };

@@ -13,7 +13,7 @@ pub mod upgrade;
 pub use table::{PolicyTable, Resolved, Target};
 
 use crate::bff::frontend::{FrontendRequest, is_navigation};
-use crate::bff::paths::{UpstreamPath, strip_route};
+use crate::bff::paths::UpstreamPath;
 use crate::bff::session::{SessionRecord, TypedSession};
 use crate::web::{ApiError, ErrorCode};
 use actix_web::body::{BoxBody, MessageBody};
@@ -182,14 +182,9 @@ fn check(req: &HttpRequest, resolved: &Resolved, table: &PolicyTable) -> Result<
         check_csrf(req, policy.csrf, origin)?;
     }
     match (resolved.target, &policy.proxied) {
-        (Target::Route(route), Some(shape)) => {
-            let below = strip_route(req.path(), table.route_prefix(route).unwrap_or("")).unwrap_or("");
+        (Target::Route(_) | Target::Frontend(_), Some(shape)) => {
+            let below = req.path().get(resolved.below..).unwrap_or("");
             let proxied = Proxied { websocket, ..check_proxied_shape(req, resolved.target, below, shape)? };
-            req.extensions_mut().insert(proxied);
-        }
-        (Target::Frontend(_), Some(shape)) => {
-            let proxied =
-                Proxied { websocket, ..check_proxied_shape(req, resolved.target, req.path(), shape)? };
             req.extensions_mut().insert(proxied);
         }
         (Target::Frontend(site), _) => {

@@ -4,7 +4,6 @@
 //! `bff::app` registers; a request that resolves to nothing gets no checks and meets the 404.
 
 use super::{CsrfRule, ProxiedShape, RoutePolicy, SessionRule};
-use crate::bff::paths::strip_route;
 use crate::config::{
     BffConfig, FrontendConfig, FrontendLogin, FrontendSource, RouteConfig, RouteCsrf, RouteSession,
 };
@@ -28,6 +27,9 @@ pub struct Resolved {
     pub policy: RoutePolicy,
     /// What the request is for.
     pub target: Target,
+    /// Where the path an upstream sees starts: after a route's prefix (`/api/notes` → `/notes`);
+    /// 0 for a frontend (the whole path) and for an endpoint.
+    pub below: usize,
 }
 
 impl Resolved {
@@ -76,8 +78,13 @@ struct Prefixed {
 }
 
 impl Prefixed {
+    /// True when `path` is the prefix or below it, by whole segments (`/api` takes `/api` and
+    /// `/api/x`, not `/apiary`).
     fn matches(&self, path: &str) -> bool {
-        self.prefix == "/" || strip_route(path, &self.prefix).is_some()
+        self.prefix == "/"
+            || path
+                .strip_prefix(self.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -217,21 +224,24 @@ impl PolicyTable {
     /// The policy for a request, or `None` when nothing serves it.
     pub fn resolve(&self, method: &Method, path: &str) -> Option<Resolved> {
         if let Some(e) = self.endpoints.iter().find(|e| e.method == *method && e.path.matches(path)) {
-            return Some(Resolved { policy: e.policy, target: Target::Endpoint });
+            return Some(Resolved { policy: e.policy, target: Target::Endpoint, below: 0 });
         }
         if let Some((i, route)) = self.routes.find(path) {
-            return Some(Resolved { policy: route.policy, target: Target::Route(i) });
+            return Some(Resolved {
+                policy: route.policy,
+                target: Target::Route(i),
+                below: route.prefix.len(),
+            });
         }
         // A path below `/bff` that no endpoint serves is never a frontend's.
         if path == "/bff" || path.starts_with("/bff/") {
             return None;
         }
-        self.frontends.find(path).map(|(i, f)| Resolved { policy: f.policy, target: Target::Frontend(i) })
-    }
-
-    /// The path prefix of route `index`.
-    pub fn route_prefix(&self, index: usize) -> Option<&str> {
-        self.routes.entries.get(index).map(|r| r.prefix.as_str())
+        self.frontends.find(path).map(|(i, f)| Resolved {
+            policy: f.policy,
+            target: Target::Frontend(i),
+            below: 0,
+        })
     }
 
     /// True when the route or frontend of `target` takes `method` (endpoints are matched by
@@ -288,6 +298,7 @@ mod tests {
         for path in ["/api", "/api/", "/api/notes/1"] {
             let r = t.resolve(&Method::PATCH, path).expect(path);
             assert_eq!(r.target, Target::Route(0), "{path}");
+            assert_eq!(&path[r.below..], path.strip_prefix("/api").unwrap(), "{path}");
             assert_eq!(
                 (r.policy.session, r.policy.csrf),
                 (SessionRule::Required, CsrfRule::Header),

@@ -8,7 +8,7 @@ use super::client::{
     UpstreamBody, UpstreamHttp, UpstreamResponse, WorkerClient, describe, empty_body, full_body, is_timeout,
 };
 use crate::bff::session::TypedSession;
-use crate::bff::tokens::{TokenCare, TokenError, UpstreamToken};
+use crate::bff::tokens::{TokenCare, TokenError, TokenHandle, UpstreamToken};
 use crate::config::Secret;
 use crate::jwt::dpop::{DPOP_HEADER, NONCE_HEADER, NonceCache};
 use crate::web::{ApiError, ErrorCode};
@@ -126,7 +126,7 @@ pub enum OutgoingBody {
 /// `invalid_token` refreshes once and retries once.
 pub async fn send_with_token(
     ex: &Exchange<'_>,
-    handle: &Secret,
+    handle: &TokenHandle,
     mut out: Outgoing,
 ) -> Result<UpstreamResponse, UpstreamError> {
     let token = ex.tokens.valid_access_token(handle).await?;

@@ -2,6 +2,7 @@
 //! state. A leaf: the store, the typed view and the session-ending service all read it.
 
 use super::client_info::ClientInfo;
+use crate::bff::tokens::TokenHandle;
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ pub const RECORD_KEY: &str = "rec";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// Random reference to this session's token record (never shown to the browser).
-    pub handle: Secret,
+    pub handle: TokenHandle,
     /// Subject at the provider.
     pub sub: String,
     /// The provider's session id (`sid` of the ID token), for back-channel logout.

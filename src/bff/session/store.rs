@@ -8,7 +8,7 @@ use super::record::SessionRecord;
 use super::scope::{note_store_failure, remember_loaded};
 use crate::bff::keys::Keys;
 use crate::bff::near_cache::NearCache;
-use crate::bff::tokens::{CachedTokens, cache_tokens, tokens_key};
+use crate::bff::tokens::{CachedTokens, cache_tokens};
 use crate::store::{Store, StoreError};
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -157,11 +157,7 @@ impl BffSessionStore {
         let Some(state) = self.open_state(key, &sealed).await else { return Ok(None) };
         if let Some(record) = SessionRecord::from_state(&state).map(Arc::new) {
             if linked.is_none() {
-                self.cache.set_link(
-                    key,
-                    tokens_key(&self.keys, record.handle.expose()),
-                    Some(record.expires_at),
-                );
+                self.cache.set_link(key, record.handle.key(&self.keys).to_owned(), Some(record.expires_at));
             }
             let expires_at = record.idle_expires_at.min(record.expires_at);
             remember_loaded(record.clone());
@@ -204,7 +200,7 @@ impl BffSessionStore {
     pub async fn delete_by_key(&self, key: &str) -> Result<(), StoreError> {
         let state = self.read_state(key).await?;
         let record = state.as_ref().and_then(SessionRecord::from_state);
-        let tokens = record.as_ref().map(|r| tokens_key(&self.keys, r.handle.expose()));
+        let tokens = record.as_ref().map(|r| r.handle.key(&self.keys).to_owned());
         let deleted = async {
             self.store.del(key).await?;
             if let Some(tokens) = &tokens {
@@ -257,7 +253,7 @@ impl SessionStore for BffSessionStore {
             return Err(SaveError::Other(anyhow::anyhow!("session id collision")));
         }
         if let Some(record) = SessionRecord::from_state(&state) {
-            let tokens = tokens_key(&self.keys, record.handle.expose());
+            let tokens = record.handle.key(&self.keys).to_owned();
             self.cache.announce_link(&key, tokens, record.expires_at).await;
             let index = async {
                 self.store.index_add(&sub_index_key(&record.sub), &hashed, record.expires_at).await?;

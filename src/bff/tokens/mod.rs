@@ -20,7 +20,7 @@ use crate::oidc::ClientCredentials;
 use crate::store::{Store, StoreError};
 use crate::web::ErrorCode;
 use lock::RefreshLock;
-pub use record::{CachedTokens, TokenRecord, cache_tokens, open_tokens, tokens_key};
+pub use record::{CachedTokens, TokenHandle, TokenRecord, cache_tokens, open_tokens};
 use refresh::LockMap;
 pub use refresh::RefreshTiming;
 use std::sync::Arc;
@@ -124,29 +124,29 @@ impl TokenCare {
         self
     }
 
-    fn key(&self, handle: &Secret) -> String {
-        tokens_key(&self.keys, handle.expose())
+    fn key<'h>(&self, handle: &'h TokenHandle) -> &'h str {
+        handle.key(&self.keys)
     }
 
     /// Stores the tokens of a new session.
-    pub async fn store_new(&self, handle: &Secret, record: &TokenRecord) -> Result<(), StoreError> {
+    pub async fn store_new(&self, handle: &TokenHandle, record: &TokenRecord) -> Result<(), StoreError> {
         let key = self.key(handle);
         let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(record).unwrap_or_default());
-        self.store.set(&key, &sealed, record.ttl()).await
+        self.store.set(key, &sealed, record.ttl()).await
     }
 
     /// The session's tokens with the raw stored bytes (for compare-and-swap).
-    pub async fn read(&self, handle: &Secret) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
+    pub async fn read(&self, handle: &TokenHandle) -> Result<Option<(Vec<u8>, TokenRecord)>, StoreError> {
         let key = self.key(handle);
-        let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+        let Some(raw) = self.store.get(key).await? else { return Ok(None) };
         let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &raw) else {
             return Ok(None);
         };
         let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
         if old_key {
-            super::sealed::reseal(&self.store, &self.keys, &key, &raw, &plain).await;
+            super::sealed::reseal(&self.store, &self.keys, key, &raw, &plain).await;
             // The caller compares against what is stored now: read it again.
-            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
+            let Some(raw) = self.store.get(key).await? else { return Ok(None) };
             let record = self
                 .keys
                 .sealer
@@ -159,16 +159,16 @@ impl TokenCare {
     }
 
     /// The session's tokens from the near cache, else from the store (and then cached).
-    async fn read_cached(&self, handle: &Secret) -> Result<Option<Arc<CachedTokens>>, StoreError> {
+    async fn read_cached(&self, handle: &TokenHandle) -> Result<Option<Arc<CachedTokens>>, StoreError> {
         let key = self.key(handle);
-        if let Some(cached) = self.cache.get::<CachedTokens>(&key) {
+        if let Some(cached) = self.cache.get::<CachedTokens>(key) {
             return Ok(Some(cached));
         }
         // Boxed: store futures are large, and the hit above is the common case.
         Box::pin(async {
-            let ticket = self.cache.begin(&key);
-            let Some(raw) = self.store.get(&key).await? else { return Ok(None) };
-            Ok(cache_tokens(&self.store, &self.cache, &self.keys, &key, ticket, raw).await)
+            let ticket = self.cache.begin(key);
+            let Some(raw) = self.store.get(key).await? else { return Ok(None) };
+            Ok(cache_tokens(&self.store, &self.cache, &self.keys, key, ticket, raw).await)
         })
         .await
     }
@@ -186,7 +186,7 @@ impl TokenCare {
     /// near cache; a stale copy there can only hold an older access token (an upstream 401
     /// then refreshes from the store), never a refresh token that is used: refreshes read the
     /// store. The key never changes during a session, so any copy's is right.
-    pub async fn valid_access_token(&self, handle: &Secret) -> Result<UpstreamToken, TokenError> {
+    pub async fn valid_access_token(&self, handle: &TokenHandle) -> Result<UpstreamToken, TokenError> {
         let cached = self.read_cached(handle).await?.ok_or(TokenError::NoSession)?;
         let record = &cached.1;
         let dpop = record.dpop_key.clone();
@@ -207,7 +207,7 @@ impl TokenCare {
     /// already replaced that token.
     pub async fn refresh_after_rejection(
         &self,
-        handle: &Secret,
+        handle: &TokenHandle,
         rejected: &Secret,
     ) -> Result<Secret, TokenError> {
         let rejected = rejected.clone();

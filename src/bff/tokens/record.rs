@@ -9,8 +9,43 @@ use crate::jwt::dpop::DpopKey;
 use crate::oidc::TokenResponse;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// A session's reference to its token record: a random handle (kept in the session record,
+/// never shown to the browser) and the store key derived from it. The key is a keyed hash,
+/// computed once per parsed session record: a session record in the near cache answers every
+/// later request's lookup without hashing again.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenHandle {
+    handle: Secret,
+    #[serde(skip)]
+    key: OnceLock<String>,
+}
+
+impl TokenHandle {
+    /// A new random handle.
+    pub fn random() -> Self {
+        Self { handle: Secret::new(crate::crypto::random_token(32)), key: OnceLock::new() }
+    }
+
+    /// The store key of the token record (`tokens:{hashed handle}`).
+    pub fn key(&self, keys: &Keys) -> &str {
+        self.key.get_or_init(|| tokens_key(keys, self.handle.expose()))
+    }
+
+    /// The handle itself (for the refresh lock's key).
+    pub fn expose(&self) -> &str {
+        self.handle.expose()
+    }
+}
+
+impl std::fmt::Debug for TokenHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHandle([redacted])")
+    }
+}
 
 /// A session's tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,7 +133,7 @@ pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<(TokenRecord, b
 }
 
 /// Store key of the token record of the session with `handle`.
-pub fn tokens_key(keys: &Keys, handle: &str) -> String {
+fn tokens_key(keys: &Keys, handle: &str) -> String {
     keys.hashed_key("tokens:", handle)
 }
 

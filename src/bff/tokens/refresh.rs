@@ -16,7 +16,7 @@
 
 use super::lock::{Notice, Wake};
 use super::undo::Undo;
-use super::{TokenCare, TokenError, TokenRecord};
+use super::{TokenCare, TokenError, TokenHandle, TokenRecord};
 use crate::config::Secret;
 use crate::jwt::dpop::DpopKey;
 use crate::oidc::{TokenEndpointError, TokenResponse, client};
@@ -75,7 +75,7 @@ impl TokenCare {
     #[tracing::instrument(name = "token refresh", level = "debug", skip_all, fields(outcome))]
     pub(super) async fn refresh_locked(
         &self,
-        handle: &Secret,
+        handle: &TokenHandle,
         current_usable: bool,
         needed: impl Fn(&TokenRecord) -> bool,
     ) -> Result<Secret, TokenError> {
@@ -83,12 +83,12 @@ impl TokenCare {
         let key = self.key(handle);
         let lock = {
             let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key.clone()).or_default().clone()
+            map.entry(key.to_owned()).or_default().clone()
         };
         let result = {
             let mut last_failure = lock.lock().await;
             let recent_failure = last_failure.is_some_and(|t| t >= started);
-            let result = self.refresh_once(handle, &key, current_usable, recent_failure, &needed).await;
+            let result = self.refresh_once(handle, key, current_usable, recent_failure, &needed).await;
             if matches!(result, Err(TokenError::AuthServerUnavailable)) {
                 *last_failure = Some(Instant::now());
             }
@@ -97,7 +97,7 @@ impl TokenCare {
         {
             let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             if Arc::strong_count(&lock) <= 2 {
-                map.remove(&key);
+                map.remove(key);
             }
         }
         self.metrics.refresh_wait.observe(started.elapsed().as_secs_f64());
@@ -109,7 +109,7 @@ impl TokenCare {
     /// store lock and refreshes, else waits for the holder (never refreshing without the lock).
     async fn refresh_once(
         &self,
-        handle: &Secret,
+        handle: &TokenHandle,
         key: &str,
         current_usable: bool,
         recent_failure: bool,
@@ -170,7 +170,7 @@ impl TokenCare {
     /// lock was taken) and refreshes if still needed. Returns what to tell the waiters.
     async fn refresh_holding_lock(
         &self,
-        handle: &Secret,
+        handle: &TokenHandle,
         key: &str,
         current_usable: bool,
         needed: &impl Fn(&TokenRecord) -> bool,

@@ -1,8 +1,7 @@
 //! Revoking a session's refresh token at the provider (RFC 7009) when the session ends by the
 //! user's or an operator's wish. The provider's own logouts (back-channel) need none.
 
-use super::{TokenCare, TokenRecord};
-use crate::config::Secret;
+use super::{TokenCare, TokenHandle, TokenRecord};
 use crate::oidc::client;
 use crate::store::StoreError;
 use std::time::Duration;
@@ -11,7 +10,7 @@ impl TokenCare {
     /// Revokes the session's refresh token where the provider offers revocation; a failed
     /// attempt is retried in the background (4 times, growing pauses). Returns the tokens read,
     /// for the logout URL's `id_token_hint`.
-    pub async fn revoke_at_provider(&self, handle: &Secret) -> Result<Option<TokenRecord>, StoreError> {
+    pub async fn revoke_at_provider(&self, handle: &TokenHandle) -> Result<Option<TokenRecord>, StoreError> {
         let tokens = self.read(handle).await?.map(|(_, t)| t);
         let refresh = tokens.as_ref().and_then(|t| t.refresh_token.clone());
         let meta = match (&refresh, self.provider.metadata().await.ok()) {
