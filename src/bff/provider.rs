@@ -53,24 +53,21 @@ impl Provider {
     /// A cache for `issuer`; nothing is fetched yet. With `par_required`, metadata without a
     /// pushed-request endpoint is refused (and `/readyz` stays 503).
     pub fn new(http: reqwest::Client, issuer: PublicUrl, par_required: bool) -> Self {
-        let jwks = JwksCache::for_issuer(http.clone(), issuer.clone(), JWKS_REFETCH_INTERVAL);
-        let verifier = Verifier::new(jwks, crate::bff::id_token::LEEWAY_SECS);
-        let metadata = RwLock::new(None);
-        Self { inner: Arc::new(Inner { http, issuer, metadata, verifier, par_required, dpop: false }) }
+        Self::build(http, issuer, par_required, false)
     }
 
     /// With `dpop`, metadata that accepts no DPoP algorithm of ours is refused (`/readyz`
-    /// stays 503, the log names `bff.oidc.dpop`).
+    /// stays 503, the log names `bff.oidc.dpop`). Called before anything is fetched.
     pub fn requiring_dpop(self, dpop: bool) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            http: shared.http.clone(),
-            issuer: shared.issuer.clone(),
-            metadata: RwLock::new(None),
-            verifier: shared.verifier.clone(),
-            par_required: shared.par_required,
-            dpop,
-        });
-        Self { inner: Arc::new(Inner { dpop, ..inner }) }
+        let inner = &self.inner;
+        Self::build(inner.http.clone(), inner.issuer.clone(), inner.par_required, dpop)
+    }
+
+    fn build(http: reqwest::Client, issuer: PublicUrl, par_required: bool, dpop: bool) -> Self {
+        let jwks = JwksCache::for_issuer(http.clone(), issuer.clone(), JWKS_REFETCH_INTERVAL);
+        let verifier = Verifier::new(jwks, crate::bff::id_token::LEEWAY_SECS);
+        let metadata = RwLock::new(None);
+        Self { inner: Arc::new(Inner { http, issuer, metadata, verifier, par_required, dpop }) }
     }
 
     /// The algorithm of new sessions' DPoP keys: the faster one the provider accepts; `None`
