@@ -9,6 +9,7 @@ use super::pages::{self, LoginPage, MessagePage, SignupPage};
 use super::params::Params;
 use super::pending;
 use super::rate_limit::{LoginLimiter, signup_blocked};
+use super::second_factor;
 use super::state::AppState;
 use super::users::{self, Password, UserError, Username};
 use actix_web::http::StatusCode;
@@ -92,6 +93,13 @@ pub async fn login(
     }
     let Some(user) = user else { return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE)) };
     limiter.record_success(&state).await?;
+    if second_factor::asks_for_mfa(&auth.acr_values) && user.totp_secret.is_some() {
+        // A password login session now; the code form raises it and completes the request.
+        let (_, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
+        let mut res = second_factor::page(StatusCode::OK, request_id, &user.username, None);
+        res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+        return Ok(res);
+    }
     // The request is completed once: a second submission of the same form finds nothing.
     let Some(auth) = pending::take(&state, request_id, &req).await? else { return Err(expired) };
     let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;

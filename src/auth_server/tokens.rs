@@ -16,6 +16,10 @@ pub struct Subject<'a> {
     pub sid: &'a str,
     /// Time of authentication.
     pub auth_time: i64,
+    /// Authentication context class (empty: none recorded).
+    pub acr: &'a str,
+    /// Authentication methods.
+    pub amr: &'a [String],
     /// The client.
     pub client_id: &'a str,
 }
@@ -45,6 +49,12 @@ pub struct AccessClaims {
     pub client_id: String,
     /// Time of authentication.
     pub auth_time: i64,
+    /// Authentication context class (RFC 9470 §5: resource servers decide on it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub acr: String,
+    /// Authentication methods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// A signed access token.
@@ -62,6 +72,8 @@ pub fn access_token(state: &AppState, who: &Subject<'_>, scope: &[String]) -> Re
         sid: who.sid.to_string(),
         client_id: who.client_id.to_string(),
         auth_time: who.auth_time,
+        acr: who.acr.to_string(),
+        amr: who.amr.to_vec(),
     };
     state.signing.sign("at+jwt", &claims)
 }
@@ -84,6 +96,12 @@ pub fn id_token(
         "auth_time": who.auth_time,
         "sid": who.sid,
     });
+    if !who.acr.is_empty() {
+        claims["acr"] = who.acr.into();
+    }
+    if !who.amr.is_empty() {
+        claims["amr"] = who.amr.into();
+    }
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
     }

@@ -10,8 +10,8 @@ mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
 pub use bff::{
-    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, OidcClientConfig, RouteConfig,
-    RouteCsrf, RouteMethod, RouteSession, SessionConfig,
+    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, LoginParameter,
+    OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession, SessionConfig,
 };
 pub use bff_oidc::{ClientAuthMethod, KeyFiles, ParMode};
 pub use resource_server::ResourceServerConfig;

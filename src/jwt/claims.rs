@@ -50,6 +50,12 @@ pub struct AccessClaims {
     /// The provider session.
     #[serde(default)]
     pub sid: Option<String>,
+    /// How the user authenticated (authentication context class).
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// When the user authenticated.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
 }
 
 /// The claims of an OpenID Connect back-channel logout token (Back-Channel Logout 1.0 §2.4).

@@ -13,12 +13,19 @@ pub struct ApiError {
     description: String,
     retry_after: Option<u64>,
     www_authenticate: Option<String>,
+    login_url: Option<String>,
 }
 
 impl ApiError {
     /// An error with its code (which fixes the status) and a description shown to the client.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), retry_after: None, www_authenticate: None }
+        Self {
+            code,
+            description: description.into(),
+            retry_after: None,
+            www_authenticate: None,
+            login_url: None,
+        }
     }
 
     /// 500 with a generic text; `cause` goes to the log only.
@@ -42,6 +49,12 @@ impl ApiError {
     /// Adds a `WWW-Authenticate` header.
     pub fn with_www_authenticate(mut self, value: impl Into<String>) -> Self {
         self.www_authenticate = Some(value.into());
+        self
+    }
+
+    /// Adds `"login_url"` to the body: where the browser goes to sign in as the error asks.
+    pub fn with_login_url(mut self, url: impl Into<String>) -> Self {
+        self.login_url = Some(url.into());
         self
     }
 
@@ -71,6 +84,11 @@ impl ResponseError for ApiError {
         if let Some(v) = &self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, v.clone()));
         }
-        res.json(serde_json::json!({ "error": self.code.as_str(), "error_description": self.description }))
+        let mut body =
+            serde_json::json!({ "error": self.code.as_str(), "error_description": self.description });
+        if let Some(url) = &self.login_url {
+            body["login_url"] = url.as_str().into();
+        }
+        res.json(body)
     }
 }

@@ -53,6 +53,13 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     /// 409: the reference notes API's per-user limit.
     TooManyNotes,
+    /// 400: `/bff/login` got a parameter that is not allowed, repeated or malformed.
+    InvalidLoginParameter,
+    /// 401: the token's authentication is too weak or too old for this resource (RFC 9470).
+    InsufficientUserAuthentication,
+    /// 401: the session's authentication is too weak or too old for this call (RFC 9470); the
+    /// answer names the `login_url` that asks for what is needed.
+    StepUpRequired,
 }
 
 impl ErrorCode {
@@ -82,18 +89,26 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::TooManyNotes => "too_many_notes",
+            Self::InvalidLoginParameter => "invalid_login_parameter",
+            Self::StepUpRequired => "step_up_required",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 
     /// The status this code is always sent with.
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::InvalidRequest | Self::InvalidGrant | Self::InvalidScope | Self::UnsupportedGrantType => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::Unauthenticated | Self::SessionExpired | Self::InvalidToken | Self::InvalidClient => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::InvalidRequest
+            | Self::InvalidGrant
+            | Self::InvalidScope
+            | Self::UnsupportedGrantType
+            | Self::InvalidLoginParameter => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated
+            | Self::SessionExpired
+            | Self::InvalidToken
+            | Self::InvalidClient
+            | Self::StepUpRequired
+            | Self::InsufficientUserAuthentication => StatusCode::UNAUTHORIZED,
             Self::Csrf | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -5,6 +5,7 @@
 use super::header_policy::RequestHeaderPolicy;
 use crate::bff::frontend::csp_of;
 use crate::bff::policy::Target;
+use crate::bff::step_up::AuthRequirement;
 use crate::config::{BffConfig, ConfigError, FrontendLogin, RouteSession};
 use actix_web::http::header::HeaderValue;
 
@@ -37,6 +38,8 @@ pub struct Upstream {
     /// The `Content-Security-Policy` the BFF sets on every response, beside any of the
     /// upstream's (a browser enforces each): the frontend's `csp`, else the strict default.
     pub csp: HeaderValue,
+    /// What the session's authentication must satisfy (`acr_values`, `max_age`), if anything.
+    pub requirement: Option<AuthRequirement>,
 }
 
 fn default_csp() -> HeaderValue {
@@ -75,6 +78,7 @@ impl Upstreams {
                 metrics: list.len(),
                 label: r.path.as_str().into(),
                 csp: default_csp(),
+                requirement: requirement(config, i)?,
             });
         }
         let mut frontends = Vec::with_capacity(config.frontends.len());
@@ -98,6 +102,7 @@ impl Upstreams {
                 metrics: list.len(),
                 label: f.path.as_str().into(),
                 csp,
+                requirement: None,
             });
         }
         Ok(Self { list, frontends })
@@ -120,6 +125,22 @@ impl Upstreams {
             .chain(config.frontends.iter().filter(|f| f.upstream().is_some()).map(|f| f.path.as_str()))
             .collect()
     }
+}
+
+/// Route `i`'s authentication requirement: well-formed values the step-up login may ask for,
+/// on a route that reads the session.
+fn requirement(config: &BffConfig, i: usize) -> Result<Option<AuthRequirement>, ConfigError> {
+    let r = &config.routes[i];
+    let key = if r.acr_values.is_empty() { "max_age" } else { "acr_values" };
+    let req = AuthRequirement::of_route(&r.acr_values, r.max_age, &config.login_parameters)
+        .map_err(|e| ConfigError::new(format!("bff.routes.{i}.{key}"), e.to_string()))?;
+    if req.is_some() && r.session == RouteSession::None {
+        return Err(ConfigError::new(
+            format!("bff.routes.{i}.{key}"),
+            "needs a session (`session` is \"none\")",
+        ));
+    }
+    Ok(req)
 }
 
 #[cfg(test)]
