@@ -38,6 +38,26 @@ async fn allowed_parameters_reach_the_provider_through_the_pushed_request() {
 }
 
 #[tokio::test]
+async fn without_pushed_requests_the_allowed_parameters_travel_in_the_redirect() {
+    let cfg = StackConfig::new().set("bff.login_parameters", json!(ALL)).set("bff.oidc.par", json!("off"));
+    let stack = Stack::start_ready(cfg).await;
+    let browser = Browser::new();
+
+    let start = browser
+        .get(&format!("{}/bff/login?returnTo=%2F&login_hint=bob&prompt=login&max_age=60", stack.bff_url))
+        .await;
+
+    let location = start.location().expect("a redirect to the provider");
+    let url = url::Url::parse(&location).unwrap();
+    let get = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    assert_eq!(get("login_hint").as_deref(), Some("bob"));
+    assert_eq!(get("prompt").as_deref(), Some("login consent"), "consent kept for offline_access");
+    assert_eq!(get("max_age").as_deref(), Some("60"));
+    let form = browser.follow(start).await;
+    assert!(form.body.contains("value=\"bob\""), "{}", form.body);
+}
+
+#[tokio::test]
 async fn a_parameter_not_allowed_repeated_or_malformed_is_refused_with_its_code() {
     let stack = Stack::start_ready(StackConfig::new()).await;
     let browser = Browser::new();

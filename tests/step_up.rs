@@ -41,6 +41,9 @@ async fn an_upstream_asking_for_a_second_factor_gets_it_after_the_users_step_up(
     assert_eq!(done.status, 302, "{}", done.body);
     assert_eq!(done.location(), Some(format!("{}/", stack.bff_url)));
     assert_ne!(browser.session_cookie(), old_cookie, "a new session replaced the old one");
+    let stale = Browser::new();
+    stale.set_cookie(cloakroom::bff::session::SESSION_COOKIE, &old_cookie.unwrap());
+    assert_error_code(&call(&stale, &stack.bff_url, "/bff/user").await, 401, "unauthenticated");
     assert_eq!(user["acr"], ACR_MFA);
     assert_eq!(user["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(notes.status, 200, "{}", notes.body);

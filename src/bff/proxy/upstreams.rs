@@ -177,6 +177,20 @@ mod tests {
     }
 
     #[test]
+    fn a_route_requirement_the_login_cannot_ask_for_refuses_the_start_naming_the_key() {
+        let route = |extra: &str| {
+            crate::config::ConfigSource::from_toml_str(&format!(
+                "[bff]\nlogin_parameters = [\"prompt\"]\n[bff.oidc]\nissuer = \"https://id.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[bff.routes]]\npath = \"/api\"\nupstream = \"http://localhost:1\"\n{extra}"
+            ))
+            .section::<BffConfig>("bff")
+            .map(|c| Upstreams::build(&c).map(|_| ()).map_err(|e| e.key))
+        };
+        assert_eq!(route("acr_values = [\"mfa\"]").unwrap(), Err("bff.routes.0.acr_values".into()));
+        assert_eq!(route("max_age = 60").unwrap(), Err("bff.routes.0.max_age".into()));
+        assert_eq!(route("").unwrap(), Ok(()));
+    }
+
+    #[test]
     fn a_header_that_can_never_cross_refuses_the_start_naming_the_frontends_key() {
         let config = config(
             r#"[[bff.frontends]]
