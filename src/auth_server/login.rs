@@ -94,11 +94,7 @@ pub async fn login(
     let Some(user) = user else { return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE)) };
     limiter.record_success(&state).await?;
     if second_factor::asks_for_mfa(&auth.acr_values) && user.totp_secret.is_some() {
-        // A password login session now; the code form raises it and completes the request.
-        let (_, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
-        let mut res = second_factor::page(StatusCode::OK, request_id, &user.username, None);
-        res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
-        return Ok(res);
+        return code_form_after_password(&state, request_id, &user).await;
     }
     // The request is completed once: a second submission of the same form finds nothing.
     let Some(auth) = pending::take(&state, request_id, &req).await? else { return Err(expired) };
@@ -106,6 +102,19 @@ pub async fn login(
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(client_id = %auth.client_id, "login succeeded");
     let mut res = complete(&state, &auth, &session).await?;
+    res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// A password login session for `user`, and the code form: the code raises the session and
+/// completes the pending request `request_id`.
+async fn code_form_after_password(
+    state: &AppState,
+    request_id: &str,
+    user: &users::UserRecord,
+) -> Result<HttpResponse, PageError> {
+    let (_, cookie) = login_session::create(state, &user.sub, &user.username).await?;
+    let mut res = second_factor::page(StatusCode::OK, request_id, &user.username, None);
     res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(res)
 }

@@ -3,6 +3,7 @@
 
 mod auth_server;
 mod bff;
+mod bff_login;
 mod bff_oidc;
 mod resource_server;
 mod telemetry;

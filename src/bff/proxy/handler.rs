@@ -66,10 +66,8 @@ pub async fn proxy(
     if active.is_none() && upstream.session == RouteSession::Required {
         return Err(unauthenticated());
     }
-    if let (Some(record), Some(req_auth)) = (&active, &upstream.requirement)
-        && !req_auth.is_met(record.acr.as_deref(), record.auth_time, crate::clock::now())
-    {
-        return Err(req_auth.clone().into_error(&return_to_of(&req, state.public_origin())));
+    if let Some(step_up) = route_step_up(upstream, active.as_deref()) {
+        return Err(step_up.into_error(&return_to_of(&req, state.public_origin())));
     }
     if target.websocket {
         let url = upstream_url(&upstream.base, &target.path, req.uri().query());
@@ -114,6 +112,13 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// The route's authentication requirement, when the session does not meet it.
+fn route_step_up(upstream: &Upstream, active: Option<&SessionRecord>) -> Option<AuthRequirement> {
+    let (record, required) = (active?, upstream.requirement.as_ref()?);
+    let met = required.is_met(record.acr.as_deref(), record.auth_time, crate::clock::now());
+    (!met).then(|| required.clone())
 }
 
 /// The step-up an upstream's 401 asks for (RFC 9470), when it is well-formed and its login
