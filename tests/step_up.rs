@@ -142,3 +142,44 @@ async fn a_step_up_the_login_parameters_do_not_allow_is_the_upstreams_plain_401(
     assert_eq!(page.status, 401);
     assert!(page.json().get("login_url").is_none(), "{}", page.body);
 }
+
+#[tokio::test]
+async fn a_second_factor_code_serves_once() {
+    let cfg = with_totp_user(StackConfig::new()).set("resource_server.required_acr", json!(ACR_MFA));
+    let stack = Stack::start_ready(cfg).await;
+    let browser = Browser::new();
+    bff_login(&browser, &stack, USER, "/").await;
+    let login_url =
+        call(&browser, &stack.bff_url, "/api/notes").await.json()["login_url"].as_str().unwrap().to_string();
+    let code = current_code();
+    let start = browser.get(&format!("{}{login_url}", stack.bff_url)).await;
+    let form = browser.follow(start).await;
+    let first = submit_code(&browser, &form, &code).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+
+    // A fresh sign-in asking for the second factor again, answered with the same code.
+    let again = format!("{}/bff/login?returnTo=%2F&max_age=0&acr_values={ACR_MFA}", stack.bff_url);
+    let password_form = browser.follow(browser.get(&again).await).await;
+    let code_form = common::oidc_flow::submit_login(&browser, &password_form, USER).await;
+    let replayed = submit_code(&browser, &code_form, &code).await;
+
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    assert!(replayed.body.contains("not valid"), "{}", replayed.body);
+}
+
+#[tokio::test]
+async fn a_step_up_with_prompt_none_is_refused_by_the_provider_and_keeps_the_old_session() {
+    let stack = Stack::start_ready(with_totp_user(StackConfig::new())).await;
+    let browser = Browser::new();
+    bff_login(&browser, &stack, USER, "/").await;
+
+    let start = browser
+        .get(&format!("{}/bff/login?returnTo=%2F&prompt=none&acr_values={ACR_MFA}", stack.bff_url))
+        .await;
+    let callback = browser.follow_until(start, &format!("{}/bff/callback", stack.bff_url)).await;
+    let done = browser.get(&callback).await;
+
+    assert!(callback.contains("error=interaction_required"), "{callback}");
+    assert_eq!(done.status, 400, "{}", done.body);
+    assert_eq!(call(&browser, &stack.bff_url, "/bff/user").await.json()["acr"], "urn:cloakroom:pwd");
+}
