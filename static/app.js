@@ -8,10 +8,24 @@ async function api(path, options = {}) {
   const headers = Object.assign({ 'X-CSRF': '1' }, options.headers || {});
   const res = await fetch(path, Object.assign({}, options, { headers, credentials: 'same-origin' }));
   if (res.status === 401) {
+    const body = await res.clone().json().catch(() => ({}));
+    if (body.error === 'step_up_required' && String(body.login_url).startsWith('/bff/login?')) {
+      showStepUp(body.login_url);
+      throw new Error('step_up_required');
+    }
     showSignedOut();
     throw new Error('unauthenticated');
   }
   return res;
+}
+
+// RFC 9470 step-up: the session stays; the user is offered the login the BFF named.
+function showStepUp(loginUrl) {
+  const link = document.createElement('a');
+  link.href = loginUrl;
+  link.id = 'step-up';
+  link.textContent = 'Confirm it is you';
+  $('status').replaceChildren('This needs a stronger sign-in. ', link);
 }
 
 function showSignedOut() {

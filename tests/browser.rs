@@ -330,3 +330,41 @@ async fn pages_on_other_origins_cannot_use_the_session_with_fetch_or_form_posts(
     }
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn the_spa_steps_up_with_the_second_factor_when_the_api_asks_and_the_call_then_succeeds() {
+    use common::step_up::{ACR_MFA, current_code, with_totp_user};
+    let cfg = with_totp_user(StackConfig::new()).set("resource_server.required_acr", json!(ACR_MFA));
+    let stack = localhost_stack(cfg).await;
+    let mut chrome = Chrome::start("step-up").await;
+    spa_login(&mut chrome, &stack).await;
+
+    let (status, refused) = bff_fetch(&chrome, "/api/notes").await;
+    assert_eq!((status, refused["error"].as_str()), (401, Some("step_up_required")), "{refused}");
+    let login_url = refused["login_url"].as_str().expect("login_url").to_string();
+    assert!(login_url.ends_with("returnTo=%2Fapp%2F"), "back to the calling page: {login_url}");
+    chrome.wait_until("the step-up link", "!!document.getElementById('step-up')").await;
+    chrome.step("spa-step-up-offered").await;
+    let href = chrome.js("return document.getElementById('step-up').getAttribute('href')").await;
+    assert_eq!(href.as_str(), Some(login_url.as_str()));
+    chrome.click("#step-up").await;
+    chrome.wait_for_url(&stack.auth_url).await;
+    chrome.wait_until("the code form", "!!document.querySelector('input[name=code]')").await;
+    chrome.step("auth-server-code-form").await;
+    chrome.type_into("input[name=code]", &current_code()).await;
+    chrome.click("form button[type=submit]").await;
+    chrome.wait_for_url(&stack.bff("/app/")).await;
+    chrome
+        .wait_until(
+            "the notes loaded",
+            "!document.getElementById('signed-in').hidden && !document.getElementById('step-up')",
+        )
+        .await;
+    chrome.step("spa-after-step-up").await;
+
+    let (_, user) = bff_fetch(&chrome, "/bff/user").await;
+    let (status, notes) = bff_fetch(&chrome, "/api/notes").await;
+    assert_eq!(user["acr"], ACR_MFA, "{user}");
+    assert_eq!(status, 200, "{notes}");
+    chrome.close().await;
+}

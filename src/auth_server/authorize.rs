@@ -9,7 +9,9 @@ use super::params::{Params, split_scope};
 use super::pending::{self, AuthRequest};
 use super::pushed;
 use super::rate_limit::authorize_blocked;
+use super::second_factor;
 use super::state::{AppState, SUPPORTED_SCOPES};
+use super::users::{self, Username};
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -50,12 +52,45 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         Err(refusal) => return refuse(refusal),
     };
     let session = login_session::current(&state, &req).await?;
+    let reauthenticate =
+        prompts.contains(&"login") || session.as_ref().is_some_and(|s| too_old(s, auth.max_age));
     match session {
-        Some(s) if !prompts.contains(&"login") => return complete(&state, &auth, &s).await,
-        None if prompts.contains(&"none") => return refuse(("login_required", "the user is not signed in")),
+        Some(s) if !reauthenticate => {
+            if !needs_second_factor(&state, &auth, &s).await? {
+                return complete(&state, &auth, &s).await;
+            }
+            if prompts.contains(&"none") {
+                return refuse(("interaction_required", "a second factor is needed"));
+            }
+            return pending_page(&state, &req, &auth, |id| {
+                second_factor::page(StatusCode::OK, id, &s.username, None)
+            })
+            .await;
+        }
+        _ if prompts.contains(&"none") => return refuse(("login_required", "the user is not signed in")),
         _ => {}
     }
     login_page(&state, &req, &auth).await
+}
+
+/// Whether the login session is older than `max_age` allows (OIDC Core §3.1.2.1); `max_age=0`
+/// asks for a fresh authentication every time.
+fn too_old(session: &LoginSession, max_age: Option<u64>) -> bool {
+    max_age.is_some_and(|m| m == 0 || crate::clock::now() - session.auth_time > m.min(i64::MAX as u64) as i64)
+}
+
+/// Whether this request asks for the second factor and the signed-in user, who has one, has not
+/// given it in this login session.
+async fn needs_second_factor(
+    state: &AppState,
+    auth: &AuthRequest,
+    s: &LoginSession,
+) -> Result<bool, PageError> {
+    if !second_factor::asks_for_mfa(&auth.acr_values) || s.acr == second_factor::ACR_MFA {
+        return Ok(false);
+    }
+    let Some(name) = Username::parse(&s.username) else { return Ok(false) };
+    Ok(users::find(state, &name).await?.is_some_and(|u| u.totp_secret.is_some()))
 }
 
 /// The parameters pushed under `request_uri` (RFC 9126 §4): the request may carry nothing
@@ -112,6 +147,10 @@ pub fn validate<'a>(
     if client_state.is_some_and(|s| s.len() > MAX_STATE) || nonce.is_some_and(|n| n.len() > MAX_NONCE) {
         return Err(("invalid_request", "state or nonce is too long"));
     }
+    let Some((acr_values, max_age)) = authentication_asked(params) else {
+        return Err(("invalid_request", "acr_values or max_age is malformed"));
+    };
+    let login_hint = params.get("login_hint").filter(|h| h.len() <= 256).map(str::to_string);
     let prompts: Vec<&str> =
         params.get("prompt").unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
     if prompts.iter().any(|p| !matches!(*p, "none" | "login" | "consent"))
@@ -126,29 +165,64 @@ pub fn validate<'a>(
         state: client_state.map(str::to_string),
         nonce: nonce.map(str::to_string),
         code_challenge: challenge.to_string(),
+        acr_values,
+        max_age,
+        login_hint,
         binding_hash: None,
     };
     Ok((auth, prompts))
 }
 
-/// Keeps `auth` as a pending request bound to this browser and shows the login form.
+/// `acr_values` (space-separated, at most 8 values of at most 128 bytes) and `max_age` (a
+/// non-negative integer); `None` when either is malformed.
+fn authentication_asked(params: &Params) -> Option<(Vec<String>, Option<u64>)> {
+    let acr_values = split_scope(params.get("acr_values").unwrap_or(""));
+    if acr_values.len() > 8 || acr_values.iter().any(|a| a.len() > 128) {
+        return None;
+    }
+    let max_age = match params.get("max_age") {
+        Some(m) if !m.is_empty() && m.len() <= 10 && m.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(m.parse().ok()?)
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    Some((acr_values, max_age))
+}
+
+/// Keeps `auth` as a pending request bound to this browser and shows the login form (the
+/// username prefilled from `login_hint`).
 async fn login_page(
     state: &AppState,
     req: &HttpRequest,
     auth: &AuthRequest,
 ) -> Result<HttpResponse, PageError> {
+    pending_page(state, req, auth, |request_id| {
+        pages::render(
+            StatusCode::OK,
+            &LoginPage {
+                request_id,
+                client_id: &auth.client_id,
+                username: auth.login_hint.as_deref().unwrap_or(""),
+                error: None,
+                allow_signup: state.config.allow_signup,
+            },
+        )
+    })
+    .await
+}
+
+/// Keeps `auth` as a pending request bound to this browser and shows the page `render` makes
+/// for its id.
+async fn pending_page(
+    state: &AppState,
+    req: &HttpRequest,
+    auth: &AuthRequest,
+    render: impl FnOnce(&str) -> HttpResponse,
+) -> Result<HttpResponse, PageError> {
     let binding = pending::Binding::of(req);
     let request_id = pending::save(state, auth, &binding).await?;
-    let mut res = pages::render(
-        StatusCode::OK,
-        &LoginPage {
-            request_id: &request_id,
-            client_id: &auth.client_id,
-            username: "",
-            error: None,
-            allow_signup: state.config.allow_signup,
-        },
-    );
+    let mut res = render(&request_id);
     if let Some(cookie) = binding.cookie() {
         res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
     }

@@ -34,6 +34,12 @@ pub struct CodeRecord {
     pub sid: String,
     /// Time of authentication.
     pub auth_time: i64,
+    /// The `acr` reported for this authorization.
+    #[serde(default)]
+    pub acr: String,
+    /// The methods of the authentication.
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// Unix time after which the code is refused.
     pub expires_at: i64,
     /// The grant this code was redeemed for, once it was.
@@ -67,6 +73,8 @@ pub async fn issue(
         username: session.username.clone(),
         sid: session.sid.clone(),
         auth_time: session.auth_time,
+        acr: super::second_factor::reported_acr(&req.acr_values, &session.acr),
+        amr: session.amr.clone(),
         expires_at: crate::clock::now() + state.config.code_ttl_secs as i64,
         redeemed_by: None,
     };

@@ -26,6 +26,12 @@ pub struct Grant {
     pub scope: Vec<String>,
     /// Time of the original authentication.
     pub auth_time: i64,
+    /// Its `acr` (tokens of the family keep it: a refresh is no new authentication).
+    #[serde(default)]
+    pub acr: String,
+    /// Its `amr`.
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// Absolute end of the family (Unix seconds).
     pub expires_at: i64,
     /// Hash of the current refresh token; `None` when no refresh token was issued.
@@ -69,6 +75,10 @@ pub struct NewGrant<'a> {
     pub scope: &'a [String],
     /// Time of authentication.
     pub auth_time: i64,
+    /// Its `acr`.
+    pub acr: &'a str,
+    /// Its `amr`.
+    pub amr: &'a [String],
     /// Whether to issue a refresh token (`offline_access`).
     pub with_refresh: bool,
     /// The DPoP key the tokens are bound to, when the code was redeemed with a proof.
@@ -99,6 +109,8 @@ pub async fn create(
         sid: new.sid.to_string(),
         scope: new.scope.to_vec(),
         auth_time: new.auth_time,
+        acr: new.acr.to_string(),
+        amr: new.amr.to_vec(),
         expires_at: now + lifetime as i64,
         refresh_hash: token.as_ref().map(|t| sha256_b64(t.0.as_bytes())),
         last_used: now,

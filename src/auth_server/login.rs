@@ -9,6 +9,7 @@ use super::pages::{self, LoginPage, MessagePage, SignupPage};
 use super::params::Params;
 use super::pending;
 use super::rate_limit::{LoginLimiter, signup_blocked};
+use super::second_factor;
 use super::state::AppState;
 use super::users::{self, Password, UserError, Username};
 use actix_web::http::StatusCode;
@@ -92,12 +93,28 @@ pub async fn login(
     }
     let Some(user) = user else { return Ok(relogin(StatusCode::UNAUTHORIZED, GENERIC_FAILURE)) };
     limiter.record_success(&state).await?;
+    if second_factor::asks_for_mfa(&auth.acr_values) && user.totp_secret.is_some() {
+        return code_form_after_password(&state, request_id, &user).await;
+    }
     // The request is completed once: a second submission of the same form finds nothing.
     let Some(auth) = pending::take(&state, request_id, &req).await? else { return Err(expired) };
     let (session, cookie) = login_session::create(&state, &user.sub, &user.username).await?;
     state.metrics.logins.with_label_values(&["ok"]).inc();
     tracing::info!(client_id = %auth.client_id, "login succeeded");
     let mut res = complete(&state, &auth, &session).await?;
+    res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// A password login session for `user`, and the code form: the code raises the session and
+/// completes the pending request `request_id`.
+async fn code_form_after_password(
+    state: &AppState,
+    request_id: &str,
+    user: &users::UserRecord,
+) -> Result<HttpResponse, PageError> {
+    let (_, cookie) = login_session::create(state, &user.sub, &user.username).await?;
+    let mut res = second_factor::page(StatusCode::OK, request_id, &user.username, None);
     res.add_cookie(&cookie).map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(res)
 }

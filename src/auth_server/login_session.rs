@@ -23,6 +23,16 @@ pub struct LoginSession {
     pub sid: String,
     /// When the user authenticated (Unix seconds).
     pub auth_time: i64,
+    /// How (`urn:cloakroom:pwd` or `urn:cloakroom:mfa`).
+    #[serde(default = "default_acr")]
+    pub acr: String,
+    /// With which methods (RFC 8176).
+    #[serde(default = "super::second_factor::amr_pwd")]
+    pub amr: Vec<String>,
+}
+
+fn default_acr() -> String {
+    super::second_factor::ACR_PWD.to_string()
 }
 
 /// A cookie value. `Debug` never shows it.
@@ -48,6 +58,8 @@ pub async fn create(
         username: username.to_string(),
         sid: random_token(16),
         auth_time: now,
+        acr: default_acr(),
+        amr: super::second_factor::amr_pwd(),
     };
     let ttl = Duration::from_secs(state.config.login_session_ttl_secs);
     let bytes = serde_json::to_vec(&session).unwrap_or_default();
@@ -69,6 +81,30 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Login
         return Ok(None);
     };
     Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// Raises the login session the request's cookie names to `urn:cloakroom:mfa` after a second
+/// factor: same cookie and `sid`, a new `auth_time`. `None` when it is gone.
+pub async fn strengthen(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &LoginSession,
+) -> Result<Option<LoginSession>, StoreError> {
+    let Some(c) = req.cookie(COOKIE) else { return Ok(None) };
+    let key = keys::login(&sha256_b64(c.value().as_bytes()));
+    let stronger = LoginSession {
+        auth_time: crate::clock::now(),
+        acr: super::second_factor::ACR_MFA.to_string(),
+        amr: super::second_factor::amr_mfa(),
+        ..session.clone()
+    };
+    let bytes = serde_json::to_vec(&stronger).unwrap_or_default();
+    let ttl = Duration::from_secs(state.config.login_session_ttl_secs);
+    if state.store.get(&key).await?.is_none() {
+        return Ok(None);
+    }
+    state.store.set(&key, &bytes, ttl).await?;
+    Ok(Some(stronger))
 }
 
 /// Ends the login session with this `sid` (wherever its browser is); true when it was alive.

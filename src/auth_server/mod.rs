@@ -17,6 +17,7 @@ mod errors;
 mod grants;
 mod login;
 mod login_session;
+mod login_totp;
 mod logout;
 mod metrics;
 mod pages;
@@ -27,6 +28,7 @@ mod pending;
 mod pushed;
 mod rate_limit;
 mod revoke;
+mod second_factor;
 mod state;
 mod token;
 mod token_code;
@@ -120,6 +122,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jwks", web::get().to(discovery::jwks))
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/login", web::post().to(login::login))
+        .route("/login/totp", web::post().to(login_totp::login_totp))
         .route("/signup", web::get().to(login::signup_form))
         .route("/signup", web::post().to(login::signup))
         .route("/token", web::post().to(token::token))

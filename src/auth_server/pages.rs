@@ -21,6 +21,18 @@ pub struct LoginPage<'a> {
     pub allow_signup: bool,
 }
 
+/// The second-factor form (a TOTP code), after the password or for a step-up.
+#[derive(Template)]
+#[template(path = "auth_totp.html")]
+pub struct TotpPage<'a> {
+    /// Id of the pending authorization request (hidden input).
+    pub request_id: &'a str,
+    /// Who is signing in.
+    pub username: &'a str,
+    /// An error line.
+    pub error: Option<&'a str>,
+}
+
 /// The sign-up form.
 #[derive(Template)]
 #[template(path = "auth_signup.html")]

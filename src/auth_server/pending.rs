@@ -26,6 +26,15 @@ pub struct AuthRequest {
     pub nonce: Option<String>,
     /// The PKCE S256 challenge.
     pub code_challenge: String,
+    /// `acr_values` asked for, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
+    /// `max_age` asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// `login_hint`: prefills the username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
     /// SHA-256 of the browser binding value (the [`BINDING_COOKIE`]); set when saved.
     #[serde(default)]
     pub binding_hash: Option<String>,

@@ -41,6 +41,8 @@ pub async fn exchange(
             sid: &record.sid,
             scope: &record.scope,
             auth_time: record.auth_time,
+            acr: &record.acr,
+            amr: &record.amr,
             with_refresh: record.scope.iter().any(|s| s == "offline_access"),
             jkt,
         },

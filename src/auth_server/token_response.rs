@@ -20,6 +20,8 @@ pub fn respond(
         username: &grant.username,
         sid: &grant.sid,
         auth_time: grant.auth_time,
+        acr: &grant.acr,
+        amr: &grant.amr,
         client_id: &grant.client_id,
     };
     let internal = |e: crate::jwt::SigningError| OAuthError::Internal(e.to_string());

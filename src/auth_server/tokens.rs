@@ -16,6 +16,10 @@ pub struct Subject<'a> {
     pub sid: &'a str,
     /// Time of authentication.
     pub auth_time: i64,
+    /// Authentication context class (empty: none recorded).
+    pub acr: &'a str,
+    /// Authentication methods.
+    pub amr: &'a [String],
     /// The client.
     pub client_id: &'a str,
 }
@@ -48,6 +52,12 @@ pub struct AccessClaims {
     /// The DPoP key the token is bound to (RFC 9449 §6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Authentication context class (RFC 9470 §5: resource servers decide on it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub acr: String,
+    /// Authentication methods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// `cnf` of a DPoP-bound token.
@@ -78,6 +88,8 @@ pub fn access_token(
         client_id: who.client_id.to_string(),
         auth_time: who.auth_time,
         cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_string() }),
+        acr: who.acr.to_string(),
+        amr: who.amr.to_vec(),
     };
     state.signing.sign("at+jwt", &claims)
 }
@@ -100,6 +112,12 @@ pub fn id_token(
         "auth_time": who.auth_time,
         "sid": who.sid,
     });
+    if !who.acr.is_empty() {
+        claims["acr"] = who.acr.into();
+    }
+    if !who.amr.is_empty() {
+        claims["amr"] = who.amr.into();
+    }
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
     }

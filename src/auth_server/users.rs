@@ -23,6 +23,9 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Creation time (Unix seconds).
     pub created_at: i64,
+    /// Base32 TOTP secret (the second factor), for seeded users that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -105,6 +108,7 @@ pub async fn create(
         username: username.as_str().to_string(),
         password_hash: hash_password(password).await?,
         created_at: crate::clock::now(),
+        totp_secret: None,
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| UserError::Internal(e.to_string()))?;
     if !state.store.set_nx(&keys::user(username.as_str()), &bytes, USER_TTL).await? {
@@ -138,6 +142,7 @@ pub async fn seed(state: &AppState) -> Result<(), StartupError> {
             username: name.as_str().to_string(),
             password_hash: hash_password(password).await.map_err(|e| internal(e.into()))?,
             created_at: crate::clock::now(),
+            totp_secret: seed.totp_secret.as_ref().map(|s| s.expose().to_string()),
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| StartupError::Other(e.to_string()))?;
         state.store.set(&keys::user(name.as_str()), &bytes, USER_TTL).await?;
@@ -163,6 +168,14 @@ fn parse_seeds(seeds: &[UserSeed]) -> Result<Vec<(Username, Password)>, StartupE
         })?;
         let password = Password::parse(seed.password.expose())
             .ok_or_else(|| key_error(format!("the password of `{}` must be 1-1024 bytes", seed.username)))?;
+        if let Some(secret) = &seed.totp_secret
+            && super::second_factor::totp(secret.expose()).is_none()
+        {
+            return Err(key_error(format!(
+                "the totp_secret of `{}` must be base32 of at least 128 bits",
+                seed.username
+            )));
+        }
         if out.iter().any(|(n, _)| n == &name) {
             return Err(key_error(format!("`{}` is listed twice (names ignore case)", name.as_str())));
         }
@@ -203,7 +216,11 @@ mod tests {
 
     #[test]
     fn two_seeds_that_are_one_account_refuse_the_start() {
-        let seed = |n: &str| UserSeed { username: n.into(), password: crate::config::Secret::new("pw") };
+        let seed = |n: &str| UserSeed {
+            username: n.into(),
+            password: crate::config::Secret::new("pw"),
+            totp_secret: None,
+        };
         let err = parse_seeds(&[seed("bob"), seed("BOB")]).expect_err("refused");
         assert!(err.to_string().contains("auth_server.users"), "{err}");
         assert_eq!(parse_seeds(&[seed("bob"), seed("alice")]).map(|v| v.len()).ok(), Some(2));

@@ -10,11 +10,15 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-/// `GET /bff/user` (policy: session, `X-CSRF: 1`).
+/// `GET /bff/user` (policy: session, `X-CSRF: 1`): who is signed in, and how (`acr`, `amr`,
+/// `auth_time` from the ID token; `null` when it had none).
 pub async fn user(record: ActiveSession) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().insert_header(crate::web::no_store()).json(serde_json::json!({
         "sub": record.sub,
         "claims": record.claims,
+        "acr": record.acr,
+        "amr": record.amr,
+        "auth_time": record.auth_time,
         "session": { "expires_at": record.expires_at, "idle_expires_at": record.idle_expires_at },
     })))
 }

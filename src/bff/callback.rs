@@ -1,7 +1,7 @@
 //! `GET /bff/callback`: finishes the code flow. Any failure is a 400 page with no session and no
 //! session cookie; success starts a session under a fresh id and redirects to `returnTo`.
 
-use super::id_token::{IdTokenClaims, IdTokenError, validate_id_token};
+use super::id_token::{IdTokenClaims, IdTokenError, LEEWAY_SECS, validate_id_token};
 use super::login::{LOGIN_COOKIE_PREFIX, LoginAttempt, attempt_key, login_cookie, login_cookies};
 use super::pages::error_page;
 use super::session::{SessionRecord, TypedSession};
@@ -34,6 +34,12 @@ pub enum CallbackError {
     /// The ID token is missing or invalid.
     #[error("the ID token is invalid")]
     IdToken,
+    /// `max_age` was asked for and the ID token's `auth_time` is missing or too old.
+    #[error("the auth server did not confirm a recent enough sign-in; please sign in again")]
+    AuthTooOld,
+    /// `acr_values` were asked for and the ID token's `acr` is none of them.
+    #[error("the auth server did not authenticate you as strongly as required; please sign in again")]
+    AcrNotMet,
     /// The provider could not be reached.
     #[error("the auth server is unavailable")]
     Unavailable,
@@ -167,7 +173,40 @@ fn new_record(
         public_id: crate::crypto::random_token(16),
         last_seen: now,
         client: session.client().clone(),
+        acr: claims.acr.clone(),
+        amr: claims.amr.clone(),
+        auth_time: claims.auth_time,
     }
+}
+
+/// Most `amr` values kept, and the longest one: the record stays small whatever the provider
+/// puts into its tokens.
+const MAX_AMR: (usize, usize) = (10, 64);
+
+/// What the login asked of the authentication (`max_age`, `acr_values`, OIDC Core §3.1.2.1,
+/// §3.1.3.7), checked on the ID token's claims; also the claims' size.
+fn check_authentication(claims: &IdTokenClaims, attempt: &LoginAttempt) -> Result<(), CallbackError> {
+    let acr_ok = claims.acr.as_deref().is_none_or(crate::bff::login_params::is_acr_value);
+    let amr_ok = claims.amr.as_ref().is_none_or(|amr| {
+        amr.len() <= MAX_AMR.0 && amr.iter().all(|m| !m.is_empty() && m.len() <= MAX_AMR.1)
+    });
+    if !acr_ok || !amr_ok {
+        return Err(CallbackError::IdToken);
+    }
+    if let Some(max_age) = attempt.max_age {
+        // Authenticated no earlier than `max_age` before the login started, give or take the
+        // clocks' difference.
+        let earliest = attempt.started_at - max_age.min(i64::MAX as u64 / 2) as i64 - LEEWAY_SECS as i64;
+        if claims.auth_time.is_none_or(|t| t < earliest) {
+            return Err(CallbackError::AuthTooOld);
+        }
+    }
+    if !attempt.acr_values.is_empty()
+        && !claims.acr.as_ref().is_some_and(|acr| attempt.acr_values.contains(acr))
+    {
+        return Err(CallbackError::AcrNotMet);
+    }
+    Ok(())
 }
 
 async fn finish(
@@ -210,6 +249,7 @@ async fn finish(
             CallbackError::IdToken
         }
     })?;
+    check_authentication(&claims, attempt)?;
     let record = new_record(state, session, &claims, tokens.refresh_expires_in);
     let expires_at = record.expires_at;
     let mut token_record =

@@ -35,6 +35,15 @@ pub struct IdTokenClaims {
     pub iat: i64,
     /// Expiry.
     pub exp: i64,
+    /// Authentication context class reference.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// Authentication methods references.
+    #[serde(default)]
+    pub amr: Option<Vec<String>>,
+    /// When the user authenticated.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
     #[serde(default)]
     nonce: Option<String>,
     #[serde(default)]

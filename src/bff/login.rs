@@ -8,7 +8,7 @@
 //! authorization requests (`bff.oidc.par`, RFC 9126) the parameters go to the provider over
 //! the back channel and the browser carries only `client_id` and `request_uri`.
 
-use super::paths::ReturnTo;
+use super::login_params::{LoginParamError, LoginQuery};
 use super::state::BffState;
 use crate::config::{ParMode, Secret};
 use crate::oidc::{Pkce, ProviderMetadata, par};
@@ -39,14 +39,23 @@ pub struct LoginAttempt {
     pub binding_hash: String,
     /// Suffix of the login cookie's name.
     pub cookie_id: String,
+    /// When the attempt started (Unix seconds): `max_age` counts back from here.
+    #[serde(default)]
+    pub started_at: i64,
+    /// The `acr_values` asked for: the ID token's `acr` must be one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
+    /// The `max_age` asked for: the ID token's `auth_time` must be recent enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
 }
 
 /// Why a login could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// `returnTo` is not a local path.
-    #[error("returnTo must be a local path")]
-    BadReturnTo,
+    /// `returnTo` or a login parameter was refused.
+    #[error(transparent)]
+    Query(#[from] LoginParamError),
     /// This client address started too many login attempts; retry after the seconds given.
     #[error("too many login attempts from this address; try again later")]
     TooManyAttempts(u64),
@@ -61,7 +70,10 @@ pub enum LoginError {
 impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {
-            LoginError::BadReturnTo => ApiError::new(ErrorCode::InvalidRequest, e.to_string()),
+            LoginError::Query(LoginParamError::BadReturnTo) => {
+                ApiError::new(ErrorCode::InvalidRequest, e.to_string())
+            }
+            LoginError::Query(q) => ApiError::new(ErrorCode::InvalidLoginParameter, q.to_string()),
             LoginError::TooManyAttempts(retry_after) => {
                 ApiError::new(ErrorCode::TooManyRequests, e.to_string()).with_retry_after(retry_after)
             }
@@ -111,7 +123,8 @@ pub fn login_cookies(req: &HttpRequest) -> Vec<(String, i64, String)> {
 
 /// `GET /bff/login?returnTo=/local/path`.
 pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpResponse, ApiError> {
-    let return_to = parse_return_to(req.query_string())?;
+    let query =
+        LoginQuery::parse(req.query_string(), &state.config.login_parameters).map_err(LoginError::from)?;
     let limit = crate::web::RateLimit::new(
         state.config.login_rate_limit_per_ip,
         state.config.login_rate_limit_window_secs,
@@ -141,11 +154,12 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
         ("code_challenge", pkce.challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    // OIDC Core §11: a request for `offline_access` (a refresh token) MUST carry prompt=consent;
-    // strict providers (node-oidc-provider) issue no refresh token without it.
-    if state.config.oidc.scopes.iter().any(|s| s == "offline_access") {
-        params.push(("prompt", "consent"));
+    let prompt = prompt_for(&state.config.oidc.scopes, &query.prompt);
+    if let Some(p) = &prompt {
+        params.push(("prompt", p.as_str()));
     }
+    let extra = query.provider_params();
+    params.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
     let url = authorization_url(&state, &meta, &params).await?;
 
     let binding = crate::crypto::random_token(32);
@@ -153,9 +167,12 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     let attempt = LoginAttempt {
         verifier: pkce.verifier.clone(),
         nonce: Secret::new(nonce.clone()),
-        return_to: return_to.as_str().to_string(),
+        return_to: query.return_to.clone(),
         binding_hash: crate::crypto::sha256_b64(binding.as_bytes()),
         cookie_id: cookie_id.clone(),
+        started_at: crate::clock::now(),
+        acr_values: query.acr_values.clone(),
+        max_age: query.max_age,
     };
     let key = attempt_key(&oauth_state);
     let plain = serde_json::to_vec(&attempt).map_err(|e| ApiError::internal(&e))?;
@@ -223,15 +240,15 @@ async fn authorization_url(
     Ok(url.to_string())
 }
 
-fn parse_return_to(query: &str) -> Result<ReturnTo, LoginError> {
-    let values: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == "returnTo")
-        .map(|(_, v)| v.into_owned())
-        .collect();
-    match values.as_slice() {
-        [] => ReturnTo::parse(None),
-        [one] => ReturnTo::parse(Some(one)),
-        _ => return Err(LoginError::BadReturnTo),
+/// The `prompt` sent: the page's values, plus `consent` when `offline_access` is asked for —
+/// OIDC Core §11: such a request MUST carry `prompt=consent`, and strict providers
+/// (node-oidc-provider) issue no refresh token without it — except beside `none`, which must
+/// stand alone.
+fn prompt_for(scopes: &[String], asked: &[String]) -> Option<String> {
+    let mut prompt: Vec<&str> = asked.iter().map(String::as_str).collect();
+    let offline = scopes.iter().any(|s| s == "offline_access");
+    if offline && !prompt.contains(&"consent") && !prompt.contains(&"none") {
+        prompt.push("consent");
     }
-    .map_err(|_| LoginError::BadReturnTo)
+    (!prompt.is_empty()).then(|| prompt.join(" "))
 }

@@ -19,6 +19,7 @@ pub mod frontend;
 pub mod id_token;
 pub mod keys;
 mod login;
+pub mod login_params;
 pub mod metrics;
 pub mod near_cache;
 mod pages;
@@ -30,6 +31,7 @@ mod sealed;
 pub mod session;
 mod sessions;
 pub mod state;
+pub mod step_up;
 pub mod tokens;
 pub mod websocket;
 

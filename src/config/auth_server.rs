@@ -128,6 +128,10 @@ pub struct UserSeed {
     pub username: String,
     /// Password (hashed with argon2id before it is stored).
     pub password: Secret,
+    /// The user's TOTP secret (RFC 6238: base32, at least 128 bits; SHA-1, 6 digits, 30 s),
+    /// the second factor of `urn:cloakroom:mfa` logins. Unset: the user has no second factor.
+    #[serde(default)]
+    pub totp_secret: Option<Secret>,
 }
 
 fn default_listen() -> ListenAddr {

@@ -3,6 +3,7 @@
 use super::types::{FrontendPath, ListenAddr, PublicUrl, RoutePath, SessionKeys, StoreConfig};
 use serde::Deserialize;
 
+pub use super::bff_login::LoginParameter;
 pub use super::bff_oidc::OidcClientConfig;
 
 /// Configuration of the BFF session broker.
@@ -89,6 +90,13 @@ pub struct BffConfig {
     /// Window of the login-attempt counter.
     #[serde(default = "default_login_rate_window")]
     pub login_rate_limit_window_secs: u64,
+    /// The authorization-request parameters `/bff/login` takes from its query and passes to
+    /// the provider; any other parameter is 400 `invalid_login_parameter`.
+    #[serde(
+        default = "super::bff_login::default_login_parameters",
+        deserialize_with = "super::bff_login::login_parameters"
+    )]
+    pub login_parameters: Vec<LoginParameter>,
     /// The OpenID provider and this client's registration there.
     pub oidc: OidcClientConfig,
     /// Session lifetimes.
@@ -294,6 +302,14 @@ pub struct RouteConfig {
     /// it is proxied as a plain request, its `Upgrade` and `Connection` headers dropped.
     #[serde(default)]
     pub websocket: bool,
+    /// Authentication context classes (`acr`) a session must have for this route, any one of
+    /// them; a weaker session gets 401 `step_up_required` without the upstream being called.
+    #[serde(default)]
+    pub acr_values: Vec<String>,
+    /// Longest time since the user last authenticated (`auth_time`) for this route; an older
+    /// authentication gets 401 `step_up_required` likewise.
+    #[serde(default)]
+    pub max_age: Option<u64>,
 }
 
 /// `bff.routes[].session`.

@@ -3,6 +3,7 @@
 
 mod auth_server;
 mod bff;
+mod bff_login;
 mod bff_oidc;
 mod resource_server;
 mod telemetry;
@@ -10,8 +11,8 @@ mod types;
 
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
 pub use bff::{
-    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, OidcClientConfig, RouteConfig,
-    RouteCsrf, RouteMethod, RouteSession, SessionConfig,
+    BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, LoginParameter,
+    OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession, SessionConfig,
 };
 pub use bff_oidc::{ClientAuthMethod, DpopMode, KeyFiles, ParMode};
 pub use resource_server::ResourceServerConfig;

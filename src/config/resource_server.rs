@@ -42,6 +42,14 @@ pub struct ResourceServerConfig {
     /// the current one is answered 401 `use_dpop_nonce` with a fresh `DPoP-Nonce`.
     #[serde(default)]
     pub dpop_nonce: bool,
+    /// The `acr` every token must carry (RFC 9470); a token without it gets 401
+    /// `insufficient_user_authentication` naming it in `WWW-Authenticate`. Unset: any.
+    #[serde(default)]
+    pub required_acr: Option<String>,
+    /// The longest time since the user authenticated (`auth_time`) a token may carry; an older
+    /// one gets the same 401 with `max_age`. Unset: any.
+    #[serde(default)]
+    pub max_auth_age_secs: Option<u64>,
     /// Where notes are kept.
     #[serde(flatten)]
     pub store: StoreConfig,

@@ -12,6 +12,9 @@ use std::path::Path;
 
 /// The demo user.
 pub const DEMO_USER: (&str, &str) = ("alice", "alice-password");
+/// The demo user's TOTP secret (base32), the second factor of `urn:cloakroom:mfa` logins: add
+/// it to an authenticator app, or compute codes with `oathtool --totp -b <secret>`.
+pub const DEMO_TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 /// Defaults that wire the three programs together on their default ports. Any key from the
 /// configuration file or the environment overrides them.
@@ -36,7 +39,7 @@ pub fn defaults() -> serde_json::Value {
                 "post_logout_redirect_uris": ["http://localhost:8080/", "http://localhost:8080/app/"],
                 "backchannel_logout_uri": "http://localhost:8080/bff/backchannel-logout",
             }],
-            "users": [{ "username": DEMO_USER.0, "password": DEMO_USER.1 }],
+            "users": [{ "username": DEMO_USER.0, "password": DEMO_USER.1, "totp_secret": DEMO_TOTP_SECRET }],
         },
         "resource_server": { "pages_listen": "127.0.0.1:8083" },
     });
@@ -104,6 +107,7 @@ pub async fn run(config_file: Option<&Path>) -> Result<(), StartupError> {
         println!("  notes pages (behind BFF)   http://{}", pages.0);
     }
     println!("  log in as                  {} / {}", DEMO_USER.0, DEMO_USER.1);
+    println!("  second factor (TOTP)       secret {DEMO_TOTP_SECRET} (SHA-1, 6 digits, 30 s)");
     println!();
 
     // Each server stops on SIGTERM (gracefully) or SIGINT; wait for all three so that none

@@ -50,6 +50,12 @@ pub struct AccessClaims {
     /// The provider session.
     #[serde(default)]
     pub sid: Option<String>,
+    /// How the user authenticated (authentication context class).
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// When the user authenticated.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
     /// The key the token is bound to (RFC 7800, RFC 9449 §6): such a token is usable only with
     /// a DPoP proof of that key.
     #[serde(default)]

@@ -53,12 +53,23 @@ pub struct AccessTokenVerifier {
     pub outcomes: Option<prometheus::IntCounterVec>,
     /// How DPoP proofs are checked; without it a DPoP-bound token is refused.
     pub dpop: Option<DpopPolicy>,
+    /// The `acr` a token must carry, if any.
+    pub required_acr: Option<String>,
+    /// The longest time since `auth_time`, if any.
+    pub max_auth_age: Option<u64>,
 }
 
 impl AccessTokenVerifier {
     /// Access tokens of `verifier`'s issuer for `audience`.
     pub fn new(verifier: Verifier, audience: impl Into<String>) -> Self {
-        Self { verifier, audience: audience.into(), outcomes: None, dpop: None }
+        Self {
+            verifier,
+            audience: audience.into(),
+            outcomes: None,
+            dpop: None,
+            required_acr: None,
+            max_auth_age: None,
+        }
     }
 
     /// Accepts DPoP-bound tokens with proofs checked by `policy`.
@@ -71,6 +82,40 @@ impl AccessTokenVerifier {
     pub fn with_outcome_counter(mut self, counter: prometheus::IntCounterVec) -> Self {
         self.outcomes = Some(counter);
         self
+    }
+
+    /// Requires `acr` and an authentication no older than `max_age` seconds of every token;
+    /// a weaker or older one is answered as RFC 9470 says.
+    pub fn with_required_authentication(mut self, acr: Option<String>, max_age: Option<u64>) -> Self {
+        self.required_acr = acr;
+        self.max_auth_age = max_age;
+        self
+    }
+
+    /// 401 `insufficient_user_authentication` (RFC 9470 §3) when `claims` fall short.
+    fn check_authentication(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let acr_ok = self.required_acr.as_ref().is_none_or(|r| claims.acr.as_ref() == Some(r));
+        let now = crate::clock::now();
+        let age_ok = self
+            .max_auth_age
+            .is_none_or(|m| claims.auth_time.is_some_and(|t| now.saturating_sub(t) <= m as i64));
+        if acr_ok && age_ok {
+            return Ok(());
+        }
+        let mut challenge = String::from(r#"Bearer error="insufficient_user_authentication""#);
+        challenge.push_str(r#", error_description="A stronger or more recent authentication is required""#);
+        if let Some(acr) = &self.required_acr {
+            let quoted = acr.replace('\\', "\\\\").replace('"', "\\\"");
+            challenge.push_str(&format!(r#", acr_values="{quoted}""#));
+        }
+        if let Some(m) = self.max_auth_age {
+            challenge.push_str(&format!(", max_age={m}"));
+        }
+        Err(ApiError::new(
+            ErrorCode::InsufficientUserAuthentication,
+            "a stronger or more recent authentication is required",
+        )
+        .with_www_authenticate(challenge))
     }
 
     fn count(&self, outcome: &str) {
@@ -177,6 +222,7 @@ impl FromRequest for BearerToken {
                         return Err(e);
                     }
                     verifier.count("ok");
+                    verifier.check_authentication(&claims)?;
                     Ok(BearerToken(claims))
                 }
                 Err(JwtError::KeysUnavailable) => {

@@ -140,6 +140,7 @@ fn verifier(
             .with_fetch_counter(metrics.jwks_fetches.clone());
     AccessTokenVerifier::new(Verifier::new(jwks, config.leeway_secs), config.audience.clone())
         .with_outcome_counter(metrics.token_checks.clone())
+        .with_required_authentication(config.required_acr.clone(), config.max_auth_age_secs)
 }
 
 /// The notes demo's pages server ([`pages`]) on `listener`.

@@ -14,6 +14,7 @@ pub struct ApiError {
     retry_after: Option<u64>,
     www_authenticate: Option<String>,
     dpop_nonce: Option<String>,
+    login_url: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +26,7 @@ impl ApiError {
             retry_after: None,
             www_authenticate: None,
             dpop_nonce: None,
+            login_url: None,
         }
     }
 
@@ -58,6 +60,12 @@ impl ApiError {
         self
     }
 
+    /// Adds `"login_url"` to the body: where the browser goes to sign in as the error asks.
+    pub fn with_login_url(mut self, url: impl Into<String>) -> Self {
+        self.login_url = Some(url.into());
+        self
+    }
+
     /// The machine-readable code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -87,6 +95,11 @@ impl ResponseError for ApiError {
         if let Some(nonce) = &self.dpop_nonce {
             res.insert_header(("DPoP-Nonce", nonce.clone()));
         }
-        res.json(serde_json::json!({ "error": self.code.as_str(), "error_description": self.description }))
+        let mut body =
+            serde_json::json!({ "error": self.code.as_str(), "error_description": self.description });
+        if let Some(url) = &self.login_url {
+            body["login_url"] = url.as_str().into();
+        }
+        res.json(body)
     }
 }

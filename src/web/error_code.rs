@@ -61,6 +61,13 @@ pub enum ErrorCode {
     /// gives (RFC 9449 §8). A resource server says it as 401 `invalid_token` with
     /// `WWW-Authenticate: DPoP error="use_dpop_nonce"` (§9).
     UseDpopNonce,
+    /// 400: `/bff/login` got a parameter that is not allowed, repeated or malformed.
+    InvalidLoginParameter,
+    /// 401: the token's authentication is too weak or too old for this resource (RFC 9470).
+    InsufficientUserAuthentication,
+    /// 401: the session's authentication is too weak or too old for this call (RFC 9470); the
+    /// answer names the `login_url` that asks for what is needed.
+    StepUpRequired,
 }
 
 impl ErrorCode {
@@ -92,6 +99,9 @@ impl ErrorCode {
             Self::TooManyNotes => "too_many_notes",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidLoginParameter => "invalid_login_parameter",
+            Self::StepUpRequired => "step_up_required",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 
@@ -103,10 +113,14 @@ impl ErrorCode {
             | Self::InvalidScope
             | Self::UnsupportedGrantType
             | Self::InvalidDpopProof
-            | Self::UseDpopNonce => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::SessionExpired | Self::InvalidToken | Self::InvalidClient => {
-                StatusCode::UNAUTHORIZED
-            }
+            | Self::UseDpopNonce
+            | Self::InvalidLoginParameter => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated
+            | Self::SessionExpired
+            | Self::InvalidToken
+            | Self::InvalidClient
+            | Self::StepUpRequired
+            | Self::InsufficientUserAuthentication => StatusCode::UNAUTHORIZED,
             Self::Csrf | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -21,6 +21,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod stall_proxy;
+pub mod step_up;
 pub mod verbs;
 pub mod vite;
 pub mod ws_upstream;

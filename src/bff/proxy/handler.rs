@@ -14,6 +14,7 @@ use crate::bff::policy::{ActiveSession, Proxied, login_redirect, unauthenticated
 use crate::bff::session::SessionRecord;
 use crate::bff::session::{TypedSession, hashed_id};
 use crate::bff::state::BffState;
+use crate::bff::step_up::{AuthRequirement, return_to_of};
 use crate::bff::tokens::TokenError;
 use crate::bff::websocket::{self, SessionWatch, UpstreamTarget};
 use crate::config::RouteSession;
@@ -65,6 +66,9 @@ pub async fn proxy(
     if active.is_none() && upstream.session == RouteSession::Required {
         return Err(unauthenticated());
     }
+    if let Some(step_up) = route_step_up(upstream, active.as_deref()) {
+        return Err(step_up.into_error(&return_to_of(&req, state.public_origin())));
+    }
     if target.websocket {
         let url = upstream_url(&upstream.base, &target.path, req.uri().query());
         return Box::pin(relay_websocket(&req, payload, &state, upstream, url, active, &session)).await;
@@ -95,6 +99,11 @@ pub async fn proxy(
         result = Box::pin(send_anonymous(&exchange, visitor)).await;
     }
     observe(&state, upstream, &result, started);
+    if let (Ok(res), Some(_)) = (&result, &active)
+        && let Some(step_up) = step_up_asked(&state, res)
+    {
+        return Err(step_up.into_error(&return_to_of(&req, state.public_origin())));
+    }
     let res = result.map_err(|e| {
         if let UpstreamError::Token(t) = &e {
             end_session_if_needed(&session, t);
@@ -103,6 +112,31 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// The route's authentication requirement, when the session does not meet it.
+fn route_step_up(upstream: &Upstream, active: Option<&SessionRecord>) -> Option<AuthRequirement> {
+    let (record, required) = (active?, upstream.requirement.as_ref()?);
+    let met = required.is_met(record.acr.as_deref(), record.auth_time, crate::clock::now());
+    (!met).then(|| required.clone())
+}
+
+/// The step-up an upstream's 401 asks for (RFC 9470), when it is well-formed and its login
+/// parameters are allowed; otherwise the upstream's 401 goes to the browser as it is.
+fn step_up_asked(state: &BffState, res: &UpstreamResponse) -> Option<AuthRequirement> {
+    if res.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    let values = res.headers().get_all(reqwest::header::WWW_AUTHENTICATE).iter().map(|v| v.as_bytes());
+    let asked = AuthRequirement::from_challenges(values)?;
+    if let Some(missing) = asked.unallowed(&state.config.login_parameters) {
+        tracing::info!(
+            parameter = missing,
+            "an upstream asked for a step-up the login parameters do not allow"
+        );
+        return None;
+    }
+    Some(asked)
 }
 
 /// Counts the exchange in the upstream's series.

@@ -5,6 +5,7 @@
 use super::header_policy::RequestHeaderPolicy;
 use crate::bff::frontend::csp_of;
 use crate::bff::policy::Target;
+use crate::bff::step_up::AuthRequirement;
 use crate::config::{BffConfig, ConfigError, FrontendLogin, RouteSession};
 use actix_web::http::header::HeaderValue;
 
@@ -37,6 +38,8 @@ pub struct Upstream {
     /// The `Content-Security-Policy` the BFF sets on every response, beside any of the
     /// upstream's (a browser enforces each): the frontend's `csp`, else the strict default.
     pub csp: HeaderValue,
+    /// What the session's authentication must satisfy (`acr_values`, `max_age`), if anything.
+    pub requirement: Option<AuthRequirement>,
 }
 
 fn default_csp() -> HeaderValue {
@@ -75,6 +78,7 @@ impl Upstreams {
                 metrics: list.len(),
                 label: r.path.as_str().into(),
                 csp: default_csp(),
+                requirement: requirement(config, i)?,
             });
         }
         let mut frontends = Vec::with_capacity(config.frontends.len());
@@ -98,6 +102,7 @@ impl Upstreams {
                 metrics: list.len(),
                 label: f.path.as_str().into(),
                 csp,
+                requirement: None,
             });
         }
         Ok(Self { list, frontends })
@@ -120,6 +125,22 @@ impl Upstreams {
             .chain(config.frontends.iter().filter(|f| f.upstream().is_some()).map(|f| f.path.as_str()))
             .collect()
     }
+}
+
+/// Route `i`'s authentication requirement: well-formed values the step-up login may ask for,
+/// on a route that reads the session.
+fn requirement(config: &BffConfig, i: usize) -> Result<Option<AuthRequirement>, ConfigError> {
+    let r = &config.routes[i];
+    let key = if r.acr_values.is_empty() { "max_age" } else { "acr_values" };
+    let req = AuthRequirement::of_route(&r.acr_values, r.max_age, &config.login_parameters)
+        .map_err(|e| ConfigError::new(format!("bff.routes.{i}.{key}"), e.to_string()))?;
+    if req.is_some() && r.session == RouteSession::None {
+        return Err(ConfigError::new(
+            format!("bff.routes.{i}.{key}"),
+            "needs a session (`session` is \"none\")",
+        ));
+    }
+    Ok(req)
 }
 
 #[cfg(test)]
@@ -153,6 +174,20 @@ mod tests {
         let err = Upstreams::build(&config).unwrap_err();
         assert_eq!(err.key, "bff.routes.1.forward_request_headers");
         assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_route_requirement_the_login_cannot_ask_for_refuses_the_start_naming_the_key() {
+        let route = |extra: &str| {
+            crate::config::ConfigSource::from_toml_str(&format!(
+                "[bff]\nlogin_parameters = [\"prompt\"]\n[bff.oidc]\nissuer = \"https://id.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[bff.routes]]\npath = \"/api\"\nupstream = \"http://localhost:1\"\n{extra}"
+            ))
+            .section::<BffConfig>("bff")
+            .map(|c| Upstreams::build(&c).map(|_| ()).map_err(|e| e.key))
+        };
+        assert_eq!(route("acr_values = [\"mfa\"]").unwrap(), Err("bff.routes.0.acr_values".into()));
+        assert_eq!(route("max_age = 60").unwrap(), Err("bff.routes.0.max_age".into()));
+        assert_eq!(route("").unwrap(), Ok(()));
     }
 
     #[test]

@@ -41,6 +41,16 @@ pub struct SessionRecord {
     /// The coarse client that logged in (user-agent family, network range).
     #[serde(default)]
     pub client: ClientInfo,
+    /// The ID token's `acr` (authentication context class), when it had one. This and the
+    /// next two are left out of the stored record when absent, to keep it small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// The ID token's `amr` (authentication methods, RFC 8176), when it had them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// The ID token's `auth_time` (when the user authenticated, Unix seconds), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl SessionRecord {

@@ -138,7 +138,10 @@ function buildProvider(issuer) {
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     findAccount,
     scopes: ['openid', 'profile', 'offline_access', 'notes'],
-    claims: { openid: ['sub'], profile: ['preferred_username', 'name'] },
+    // acr, amr and auth_time as the default claims have them (this list replaces the default).
+    claims: { acr: null, amr: null, auth_time: null, openid: ['sub'], profile: ['preferred_username', 'name'] },
+    // The one authentication context this provider's password form gives.
+    acrValues: ['urn:cloakroom:pwd'],
     conformIdTokenClaims: config.conformIdTokenClaims,
     responseTypes: ['code'],
     pkce: { required: () => true },
@@ -334,7 +337,7 @@ async function interaction(provider, req, res, uid, action) {
     }
     stats.logins += 1;
     log('login.success', { sub: user.sub });
-    return provider.interactionFinished(req, res, { login: { accountId: user.sub } }, { mergeWithLastSubmission: false });
+    return provider.interactionFinished(req, res, { login: { accountId: user.sub, acr: 'urn:cloakroom:pwd', amr: ['pwd'] } }, { mergeWithLastSubmission: false });
   }
   return send(res, 405, 'text/plain', 'method not allowed');
 }
