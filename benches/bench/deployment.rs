@@ -27,6 +27,9 @@ pub struct Spec {
     pub frontends: Vec<(String, String)>,
     /// WebSocket routes (`websocket = true`): `(path, upstream URL)`.
     pub websocket_routes: Vec<(String, String)>,
+    /// The BFF instance (by index) that runs with `bff.oidc.dpop = "on"` (DPoP-bound tokens, a
+    /// proof per upstream call); the others send Bearer tokens.
+    pub dpop_instance: Option<usize>,
     /// A name for logs (`target/bench/logs/NAME-bff0.log` …).
     pub name: &'static str,
 }
@@ -129,7 +132,7 @@ impl Deployment {
             .zip(&bff_urls)
             .enumerate()
             .map(|(i, (port, url))| {
-                let env = vec![
+                let mut env = vec![
                     var("bff", "listen", format!("127.0.0.1:{port}")),
                     var("bff", "public_url", url.clone()),
                     var("bff", "session_key", lit(&session_key)),
@@ -144,6 +147,9 @@ impl Deployment {
                     // load balancer: the per-address login limit is sized for that.
                     var("bff", "login_rate_limit_per_ip", "1000000".to_string()),
                 ];
+                if spec.dpop_instance == Some(i) {
+                    env.push(var("bff", "oidc__dpop", "on"));
+                }
                 Proc::new(&format!("{}-bff{i}", spec.name), "bff", *port, "/readyz", env)
             })
             .collect();

@@ -167,13 +167,15 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
     // what the BFF sends.
     let spec = Spec {
         access_token_ttl_secs: 3600,
-        bff_instances: 1,
+        // The second instance runs with DPoP on, for the DPoP row; it is idle otherwise.
+        bff_instances: 2,
         bff_redis: redis.url(),
         backend_redis: None,
         users: vec![(USER.0.to_string(), USER.1.to_string())],
         extra_routes: vec![(TRIVIAL_ROUTE.to_string(), trivial.url())],
         frontends: vec![("/".to_string(), dist.display().to_string())],
         websocket_routes: vec![(WS_ROUTE.to_string(), echo.clone())],
+        dpop_instance: Some(DPOP_INSTANCE),
         name: "bench",
     };
     let dep = Deployment::start(&spec).await?;
@@ -186,11 +188,15 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
         let token = login::access_token(&dep, USER).await?;
         let bff = &dep.bffs[0];
         let mut paths = Vec::new();
+        let mut rs_proxy = None;
         for (upstream, url, route) in [
             (Upstream::ResourceServer, dep.rs.url(), "/api"),
             (Upstream::Trivial, trivial.url(), TRIVIAL_ROUTE),
         ] {
             let proxy = crate::plain_proxy::start(&url, &token).await?;
+            if upstream == Upstream::ResourceServer {
+                rs_proxy = Some(proxy);
+            }
             paths.push(Path {
                 upstream,
                 role: Role::Direct,
@@ -222,6 +228,10 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
                 uses_redis: true,
             });
         }
+        if let Some(proxy) = rs_proxy {
+            let dpop_cookie = login::session_cookie(&dep, DPOP_INSTANCE, USER).await?;
+            paths.extend(dpop_paths(&proxy.to_string(), &dep.bffs[DPOP_INSTANCE], &dpop_cookie));
+        }
         paths.extend(static_paths(&nginx, bff));
         let results = throughput::measure(&paths, plan, &probe).await?;
         throughput = Some((paths, results));
@@ -239,6 +249,37 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
     trivial.kill().await;
     nginx.stop().await;
     Ok(Phase1 { throughput, memory, websocket })
+}
+
+/// The BFF instance of phase 1 that runs with `bff.oidc.dpop = "on"`.
+const DPOP_INSTANCE: usize = 1;
+
+/// The DPoP row: the plain proxy adding a Bearer token, and cloakroom sending a DPoP-bound
+/// token with a fresh proof per call, both to the resource server.
+fn dpop_paths(plain_proxy: &str, bff: &Proc, cookie: &str) -> [Path; 2] {
+    [
+        Path {
+            upstream: Upstream::ResourceServerDpop,
+            role: Role::Baseline,
+            label: "plain hyper proxy (adds Bearer)",
+            url: format!("http://{plain_proxy}/whoami"),
+            headers: vec![],
+            proxy_pids: vec![std::process::id()],
+            uses_redis: false,
+        },
+        Path {
+            upstream: Upstream::ResourceServerDpop,
+            role: Role::Cloakroom,
+            label: "cloakroom, DPoP (cookie + X-CSRF)",
+            url: format!("{}/api/whoami", bff.url()),
+            headers: vec![
+                ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
+                ("X-CSRF".into(), "1".into()),
+            ],
+            proxy_pids: bff.pid().into_iter().collect(),
+            uses_redis: true,
+        },
+    ]
 }
 
 /// The static-asset row: nginx and cloakroom's frontend `dir` serving the same file.
@@ -279,6 +320,7 @@ async fn refresh_waits(opts: &Options) -> Result<RefreshResult> {
         extra_routes: Vec::new(),
         frontends: Vec::new(),
         websocket_routes: Vec::new(),
+        dpop_instance: None,
         name: "refresh",
     };
     let dep = Deployment::start(&spec).await?;

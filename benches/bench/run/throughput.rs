@@ -14,6 +14,9 @@ pub enum Upstream {
     ResourceServer,
     /// A trivial hyper server with a fixed answer: the cost of the hop alone.
     Trivial,
+    /// The reference resource server with DPoP-bound tokens: cloakroom signs a proof per
+    /// call, the resource server checks it (and its `jti`) besides the token.
+    ResourceServerDpop,
     /// A fingerprinted file of a built app, served from a directory (no upstream).
     StaticFile,
 }
@@ -24,6 +27,9 @@ impl Upstream {
         match self {
             Upstream::ResourceServer => "resource server `GET /whoami` (verifies the JWT)",
             Upstream::Trivial => "trivial hyper upstream (fixed answer)",
+            Upstream::ResourceServerDpop => {
+                "resource server `GET /whoami`, cloakroom with `bff.oidc.dpop = \"on\"` (a proof per call)"
+            }
             Upstream::StaticFile => "a built app's fingerprinted 8 kB script, from a directory",
         }
     }
@@ -33,6 +39,7 @@ impl Upstream {
         match self {
             Upstream::ResourceServer => "resource server",
             Upstream::Trivial => "trivial upstream",
+            Upstream::ResourceServerDpop => "resource server, DPoP",
             Upstream::StaticFile => "static asset",
         }
     }

@@ -119,6 +119,7 @@ pub async fn main(opts: Options) -> Result<()> {
         extra_routes: Vec::new(),
         frontends: Vec::new(),
         websocket_routes: Vec::new(),
+        dpop_instance: None,
         name: "soak",
     };
     let mut dep = Deployment::start(&spec).await?;
