@@ -160,6 +160,7 @@ pub async fn login(req: HttpRequest, state: web::Data<BffState>) -> Result<HttpR
     }
     let extra = query.provider_params();
     params.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    params.extend(state.upstreams.login_resources().iter().map(|r| ("resource", r.as_str())));
     let url = authorization_url(&state, &meta, &params).await?;
 
     let binding = crate::crypto::random_token(32);

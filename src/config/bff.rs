@@ -1,5 +1,6 @@
 //! The `[bff]` section.
 
+use super::resource::{ResourceIndicator, ScopeToken};
 use super::types::{FrontendPath, ListenAddr, PublicUrl, RoutePath, SessionKeys, StoreConfig};
 use serde::Deserialize;
 
@@ -310,6 +311,32 @@ pub struct RouteConfig {
     /// authentication gets 401 `step_up_required` likewise.
     #[serde(default)]
     pub max_age: Option<u64>,
+    /// The RFC 8707 resource indicator of this route's API: its access token is obtained for
+    /// that resource alone (a token request with `resource=`), kept apart from every other
+    /// route's, and never sent anywhere else.
+    #[serde(default)]
+    pub resource: Option<ResourceIndicator>,
+    /// The scopes this route's access token carries, narrower than the login's (a token request
+    /// with `scope=`); each must be one of `bff.oidc.scopes` for user tokens.
+    #[serde(default)]
+    pub scopes: Option<Vec<ScopeToken>>,
+    /// Whose token the upstream gets: the signed-in user's (default) or the application's own,
+    /// from a client-credentials grant (`"client"`).
+    #[serde(default)]
+    pub token: RouteToken,
+}
+
+/// `bff.routes[].token`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteToken {
+    /// The session's access token (for the route's `resource`/`scopes`, if any).
+    #[default]
+    User,
+    /// This client's own token from a client-credentials grant (RFC 6749 §4.4), cached per
+    /// resource and scopes and shared by every session and instance: the route acts as the
+    /// application, not as the user.
+    Client,
 }
 
 /// `bff.routes[].session`.

@@ -5,6 +5,7 @@ mod auth_server;
 mod bff;
 mod bff_login;
 mod bff_oidc;
+mod resource;
 mod resource_server;
 mod telemetry;
 mod types;
@@ -12,9 +13,10 @@ mod types;
 pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
 pub use bff::{
     BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, LoginParameter,
-    OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession, SessionConfig,
+    OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession, RouteToken, SessionConfig,
 };
 pub use bff_oidc::{ClientAuthMethod, DpopMode, KeyFiles, ParMode};
+pub use resource::{ResourceIndicator, ScopeToken};
 pub use resource_server::ResourceServerConfig;
 pub use telemetry::TelemetryConfig;
 pub use types::{FrontendPath, ListenAddr, PublicUrl, RedisUrl, RoutePath, Secret, SessionKeys, StoreConfig};

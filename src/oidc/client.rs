@@ -64,6 +64,14 @@ impl TokenEndpointError {
     pub fn is_grant_dead(&self) -> bool {
         matches!(self, Self::Rejected { error, .. } if error == "invalid_grant" || error == "invalid_client")
     }
+
+    /// True when the provider refused the token's audience or scopes (RFC 8707 `invalid_target`,
+    /// `invalid_scope`) or this client the grant type (`unauthorized_client`): the grant itself
+    /// lives on, and asking again gives the same answer.
+    pub fn is_audience_refused(&self) -> bool {
+        matches!(self, Self::Rejected { error, .. }
+            if ["invalid_target", "invalid_scope", "unauthorized_client"].contains(&error.as_str()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -91,15 +99,32 @@ pub async fn exchange_code(
     token_call(http, meta, creds, &form, dpop).await
 }
 
-/// Redeems a refresh token (RFC 6749 §6), with a proof of `dpop` when the tokens are bound to it.
+/// Redeems a refresh token (RFC 6749 §6) with `extra` parameters (a route's `resource` and
+/// `scope`: RFC 8707 §2.2, RFC 6749 §6), with a proof of `dpop` when the tokens are bound to it.
 pub async fn refresh(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
     creds: &ClientCredentials,
     refresh_token: &str,
+    extra: &[(&str, &str)],
     dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, TokenEndpointError> {
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    form.extend_from_slice(extra);
+    token_call(http, meta, creds, &form, dpop).await
+}
+
+/// A client-credentials grant (RFC 6749 §4.4) with `extra` (`resource`, `scope`): the
+/// application's own token, bound to `dpop` when given.
+pub async fn client_credentials(
+    http: &reqwest::Client,
+    meta: &ProviderMetadata,
+    creds: &ClientCredentials,
+    extra: &[(&str, &str)],
+    dpop: Option<&DpopKey>,
+) -> Result<TokenResponse, TokenEndpointError> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
     token_call(http, meta, creds, &form, dpop).await
 }
 

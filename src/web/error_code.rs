@@ -68,6 +68,9 @@ pub enum ErrorCode {
     /// 401: the session's authentication is too weak or too old for this call (RFC 9470); the
     /// answer names the `login_url` that asks for what is needed.
     StepUpRequired,
+    /// 403: the provider would not issue a token for this route's resource or scopes (or the
+    /// application's own token); the session is kept.
+    TokenRefused,
 }
 
 impl ErrorCode {
@@ -101,6 +104,7 @@ impl ErrorCode {
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidLoginParameter => "invalid_login_parameter",
             Self::StepUpRequired => "step_up_required",
+            Self::TokenRefused => "token_refused",
             Self::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
@@ -121,7 +125,7 @@ impl ErrorCode {
             | Self::InvalidClient
             | Self::StepUpRequired
             | Self::InsufficientUserAuthentication => StatusCode::UNAUTHORIZED,
-            Self::Csrf | Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::InsufficientScope | Self::TokenRefused => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict | Self::TooManyNotes => StatusCode::CONFLICT,

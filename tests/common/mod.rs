@@ -2,6 +2,7 @@
 //! browser-like client. Each test binary uses what it needs.
 #![allow(dead_code, unused_imports)]
 
+pub mod apis;
 pub mod apps;
 pub mod attack;
 pub mod binary;

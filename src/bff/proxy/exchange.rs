@@ -8,7 +8,7 @@ use super::client::{
     UpstreamBody, UpstreamHttp, UpstreamResponse, WorkerClient, describe, empty_body, full_body, is_timeout,
 };
 use crate::bff::session::TypedSession;
-use crate::bff::tokens::{TokenCare, TokenError, TokenHandle, UpstreamToken};
+use crate::bff::tokens::{Credential, TokenCare, TokenError, UpstreamToken};
 use crate::config::Secret;
 use crate::jwt::dpop::{DPOP_HEADER, NONCE_HEADER, NonceCache};
 use crate::web::{ApiError, ErrorCode};
@@ -121,15 +121,15 @@ pub enum OutgoingBody {
     Stream(UpstreamBody),
 }
 
-/// Sends `out` with the session's access token (refreshed when due); with a replayable body,
-/// on an upstream 401 `use_dpop_nonce` retries once with the nonce it gave, and on a 401
-/// `invalid_token` refreshes once and retries once.
+/// Sends `out` with the access token `credential` names (refreshed when due); with a
+/// replayable body, on an upstream 401 `use_dpop_nonce` retries once with the nonce it gave,
+/// and on a 401 `invalid_token` renews the token once and retries once.
 pub async fn send_with_token(
     ex: &Exchange<'_>,
-    handle: &TokenHandle,
+    credential: Credential<'_>,
     mut out: Outgoing,
 ) -> Result<UpstreamResponse, UpstreamError> {
-    let token = ex.tokens.valid_access_token(handle).await?;
+    let token = ex.tokens.token_for(credential).await?;
     let replay = match &out.body {
         OutgoingBody::Empty => Some(None),
         OutgoingBody::Bytes(b) => Some(Some(b.clone())),
@@ -146,8 +146,7 @@ pub async fn send_with_token(
     if !is_challenge(&res, "invalid_token") {
         return Ok(res);
     }
-    let fresh = ex.tokens.refresh_after_rejection(handle, &token.token).await?;
-    let token = UpstreamToken { token: fresh, dpop: token.dpop };
+    let token = ex.tokens.renew_after_rejection(credential, &token).await?;
     send_once(ex, &out, again(), Some(&token)).await
 }
 

@@ -15,7 +15,7 @@ use crate::bff::session::SessionRecord;
 use crate::bff::session::{TypedSession, hashed_id};
 use crate::bff::state::BffState;
 use crate::bff::step_up::{AuthRequirement, return_to_of};
-use crate::bff::tokens::TokenError;
+use crate::bff::tokens::{Credential, TokenError, TokenSource};
 use crate::bff::websocket::{self, SessionWatch, UpstreamTarget};
 use crate::config::RouteSession;
 use crate::web::{ApiError, ErrorCode};
@@ -85,8 +85,8 @@ pub async fn proxy(
     let started = Instant::now();
     // Boxed: this handler's future is moved (and boxed) by the framework; kept small, it does
     // not carry the whole upstream exchange's state through those copies.
-    let mut result = match &active {
-        Some(record) => Box::pin(send_with_token(&exchange, &record.handle, out)).await,
+    let mut result = match credential(upstream, active.as_deref()) {
+        Some(credential) => Box::pin(send_with_token(&exchange, credential, out)).await,
         None => Box::pin(send_anonymous(&exchange, out)).await,
     };
     if let (Err(UpstreamError::Token(e)), Some(visitor)) = (&result, as_visitor)
@@ -112,6 +112,18 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// The token a request to `upstream` carries: the application's on a client route, else the
+/// session's (for the route's audience) when there is one, else none.
+fn credential<'a>(upstream: &'a Upstream, active: Option<&'a SessionRecord>) -> Option<Credential<'a>> {
+    match (&upstream.token, active) {
+        (TokenSource::Client(audience), _) => Some(Credential::Client(audience)),
+        (TokenSource::User(audience), Some(record)) => {
+            Some(Credential::Session(&record.handle, audience.as_deref()))
+        }
+        (TokenSource::User(_), None) => None,
+    }
 }
 
 /// The route's authentication requirement, when the session does not meet it.
@@ -200,17 +212,20 @@ async fn relay_websocket(
     active: Option<ActiveSession>,
     session: &TypedSession,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, watch) = match &active {
+    let token = match credential(upstream, active.as_deref()) {
+        Some(credential) => Some(state.tokens.token_for(credential).await.map_err(|e| {
+            end_session_if_needed(session, &e);
+            ApiError::from(e)
+        })?),
+        None => None,
+    };
+    let watch = match &active {
         Some(record) => {
-            let token = state.tokens.valid_access_token(&record.handle).await.map_err(|e| {
-                end_session_if_needed(session, &e);
-                ApiError::from(e)
-            })?;
             let hashed = hashed_id(req, &state.keys).ok_or_else(unauthenticated)?;
             let deadline = record.idle_expires_at.min(record.expires_at);
-            (Some(token), Some(SessionWatch { hashed, deadline }))
+            Some(SessionWatch { hashed, deadline })
         }
-        None => (None, None),
+        None => None,
     };
     let protocols = req
         .headers()

@@ -6,6 +6,7 @@ use super::header_policy::RequestHeaderPolicy;
 use crate::bff::frontend::csp_of;
 use crate::bff::policy::Target;
 use crate::bff::step_up::AuthRequirement;
+use crate::bff::tokens::TokenSource;
 use crate::config::{BffConfig, ConfigError, FrontendLogin, RouteSession};
 use actix_web::http::header::HeaderValue;
 
@@ -40,6 +41,8 @@ pub struct Upstream {
     pub csp: HeaderValue,
     /// What the session's authentication must satisfy (`acr_values`, `max_age`), if anything.
     pub requirement: Option<AuthRequirement>,
+    /// Whose token it gets, for which audience.
+    pub token: TokenSource,
 }
 
 fn default_csp() -> HeaderValue {
@@ -53,6 +56,8 @@ pub struct Upstreams {
     list: Vec<Upstream>,
     /// For each of `bff.frontends`, its entry in `list` when it is a frontend server.
     frontends: Vec<Option<usize>>,
+    /// The resources of the user-token routes, which the login asks for.
+    login_resources: Vec<String>,
 }
 
 /// The header a frontend server finds the session's form token in.
@@ -79,6 +84,7 @@ impl Upstreams {
                 label: r.path.as_str().into(),
                 csp: default_csp(),
                 requirement: requirement(config, i)?,
+                token: TokenSource::of_route(config, i)?,
             });
         }
         let mut frontends = Vec::with_capacity(config.frontends.len());
@@ -103,9 +109,16 @@ impl Upstreams {
                 label: f.path.as_str().into(),
                 csp,
                 requirement: None,
+                token: TokenSource::User(None),
             });
         }
-        Ok(Self { list, frontends })
+        Ok(Self { list, frontends, login_resources: crate::bff::tokens::login_resources(config) })
+    }
+
+    /// The `resource` parameters of the authorization request (RFC 8707 §2.1): every
+    /// user-token route's resource, once, so that the grant covers them.
+    pub fn login_resources(&self) -> &[String] {
+        &self.login_resources
     }
 
     /// The upstream of a request the policy matched to `target`.

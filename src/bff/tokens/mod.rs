@@ -5,6 +5,8 @@
 //! This module reads and writes the record (through the near cache on the hot path); when the
 //! access token is due, the `refresh` submodule renews it, once per session across requests and instances.
 
+mod audience;
+mod client;
 mod lock;
 mod record;
 mod refresh;
@@ -19,8 +21,9 @@ use crate::config::Secret;
 use crate::oidc::ClientCredentials;
 use crate::store::{Store, StoreError};
 use crate::web::ErrorCode;
+pub use audience::{Audience, TokenSource, login_resources};
 use lock::RefreshLock;
-pub use record::{CachedTokens, TokenHandle, TokenRecord, cache_tokens, open_tokens};
+pub use record::{AudienceToken, CachedTokens, TokenHandle, TokenRecord, cache_tokens, open_tokens};
 use refresh::LockMap;
 pub use refresh::RefreshTiming;
 use std::sync::Arc;
@@ -37,6 +40,10 @@ pub enum TokenError {
     /// The provider could not be reached while a refresh was due; the session is kept.
     #[error("the auth server is unavailable")]
     AuthServerUnavailable,
+    /// The provider would not issue a token for the route's resource or scopes, or the
+    /// application's own token (the session is kept).
+    #[error("the provider refused a token for this audience")]
+    AudienceRefused,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -53,6 +60,10 @@ impl From<TokenError> for crate::web::ApiError {
                 Self::new(ErrorCode::AuthServerUnavailable, "the auth server is unavailable; try again")
                     .with_retry_after(2)
             }
+            TokenError::AudienceRefused => Self::new(
+                ErrorCode::TokenRefused,
+                "the auth server does not issue a token for this route; see the BFF's log",
+            ),
             TokenError::Store(e) => Self::store_unavailable(&e),
         }
     }
@@ -68,7 +79,16 @@ pub struct UpstreamToken {
     pub dpop: Option<crate::jwt::dpop::DpopKey>,
 }
 
-/// Reads, stores and refreshes session tokens.
+/// Which token an upstream call carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// The session's token for an audience (the login's for `None`).
+    Session(&'a TokenHandle, Option<&'a Audience>),
+    /// The application's own token for an audience.
+    Client(&'a Audience),
+}
+
+/// Reads, stores and refreshes session tokens, and the application's own.
 #[derive(Clone)]
 pub struct TokenCare {
     store: Store,
@@ -82,6 +102,7 @@ pub struct TokenCare {
     metrics: Arc<BffMetrics>,
     cache: NearCache,
     keep_id_token: bool,
+    client_memo: Arc<client::ClientMemo>,
 }
 
 impl TokenCare {
@@ -109,6 +130,7 @@ impl TokenCare {
             metrics,
             cache,
             keep_id_token: false,
+            client_memo: Arc::default(),
         }
     }
 
@@ -186,20 +208,28 @@ impl TokenCare {
     /// near cache; a stale copy there can only hold an older access token (an upstream 401
     /// then refreshes from the store), never a refresh token that is used: refreshes read the
     /// store. The key never changes during a session, so any copy's is right.
-    pub async fn valid_access_token(&self, handle: &TokenHandle) -> Result<UpstreamToken, TokenError> {
+    ///
+    /// `audience` is a route's own (`resource`/`scopes`), or `None` for the login's token; a
+    /// missing audience token is obtained like a due one.
+    pub async fn valid_access_token(
+        &self,
+        handle: &TokenHandle,
+        audience: Option<&Audience>,
+    ) -> Result<UpstreamToken, TokenError> {
         let cached = self.read_cached(handle).await?.ok_or(TokenError::NoSession)?;
         let record = &cached.1;
         let dpop = record.dpop_key.clone();
         let now = crate::clock::now();
-        if !record.refresh_due(now, self.skew_secs) {
-            return Ok(UpstreamToken { token: record.access_token.clone(), dpop });
+        if let Some(access) = record.access(audience)
+            && !access.due(now, self.skew_secs)
+        {
+            return Ok(UpstreamToken { token: access.token.clone(), dpop });
         }
         let skew = self.skew_secs;
         // Boxed: the refresh's state (lock, provider call, store writes) is large, and every
         // proxied request's future would otherwise carry — and copy — it.
-        let token =
-            Box::pin(self.refresh_locked(handle, true, move |r| r.refresh_due(crate::clock::now(), skew)))
-                .await?;
+        let due = move |r: &TokenRecord| r.due_for(audience, crate::clock::now(), skew);
+        let token = Box::pin(self.refresh_locked(handle, audience, true, due)).await?;
         Ok(UpstreamToken { token, dpop })
     }
 
@@ -208,9 +238,37 @@ impl TokenCare {
     pub async fn refresh_after_rejection(
         &self,
         handle: &TokenHandle,
+        audience: Option<&Audience>,
         rejected: &Secret,
     ) -> Result<Secret, TokenError> {
         let rejected = rejected.clone();
-        Box::pin(self.refresh_locked(handle, false, move |r| r.access_token == rejected)).await
+        let needed = move |r: &TokenRecord| r.access(audience).is_none_or(|a| *a.token == rejected);
+        Box::pin(self.refresh_locked(handle, audience, false, needed)).await
+    }
+
+    /// The token `credential` names, obtained or refreshed when due.
+    pub async fn token_for(&self, credential: Credential<'_>) -> Result<UpstreamToken, TokenError> {
+        match credential {
+            Credential::Session(handle, audience) => self.valid_access_token(handle, audience).await,
+            Credential::Client(audience) => self.client_token(audience).await,
+        }
+    }
+
+    /// After an upstream refused `rejected` (`invalid_token`): a new token for `credential`
+    /// unless another request already replaced it.
+    pub async fn renew_after_rejection(
+        &self,
+        credential: Credential<'_>,
+        rejected: &UpstreamToken,
+    ) -> Result<UpstreamToken, TokenError> {
+        match credential {
+            Credential::Session(handle, audience) => {
+                let token = self.refresh_after_rejection(handle, audience, &rejected.token).await?;
+                Ok(UpstreamToken { token, dpop: rejected.dpop.clone() })
+            }
+            Credential::Client(audience) => {
+                self.client_token_after_rejection(audience, &rejected.token).await
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! due for a refresh, and how it is opened and kept in the near cache. The session store reads
 //! token records too (one round trip for both on a near-cache miss), so this sits below both.
 
+use super::audience::Audience;
 use crate::bff::keys::Keys;
 use crate::bff::near_cache::{NearCache, Ticket};
 use crate::config::Secret;
@@ -72,6 +73,47 @@ pub struct TokenRecord {
     /// token and upstream call carries a proof it signed. Made at login, kept for the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<DpopKey>,
+    /// Access tokens for routes' own audiences (`resource`/`scopes`), each obtained from the
+    /// refresh token above; short field names, since every session carries them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "aud")]
+    pub audiences: Vec<AudienceToken>,
+}
+
+/// An access token for one audience of a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AudienceToken {
+    /// The audience's id ([`Audience::id`]).
+    #[serde(rename = "i")]
+    pub id: String,
+    /// The access token.
+    #[serde(rename = "t")]
+    pub access_token: Secret,
+    /// When it expires (Unix seconds).
+    #[serde(rename = "e")]
+    pub expires_at: i64,
+    /// When it was obtained.
+    #[serde(rename = "n")]
+    pub issued_at: i64,
+}
+
+/// One access token of a record, with its times.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    /// The token.
+    pub token: &'a Secret,
+    /// When it expires.
+    pub expires_at: i64,
+    /// When it was obtained.
+    pub issued_at: i64,
+}
+
+impl Access<'_> {
+    /// True when it expires within `min(skew, lifetime / 2)`.
+    pub fn due(&self, now: i64, skew_secs: u64) -> bool {
+        let lifetime = (self.expires_at - self.issued_at).max(0);
+        let margin = (skew_secs as i64).min(lifetime / 2);
+        self.expires_at - now <= margin
+    }
 }
 
 /// Access token lifetime assumed when the provider does not say.
@@ -108,14 +150,60 @@ impl TokenRecord {
                 .filter(|_| keep_id_token),
             session_expires_at,
             dpop_key: previous.and_then(|p| p.dpop_key.clone()),
+            audiences: previous.map(|p| p.audiences.clone()).unwrap_or_default(),
         }
     }
 
-    /// True when the access token expires within `min(skew, lifetime / 2)`.
+    /// This record after a token response for `audience`: the audience's access token
+    /// replaced, the login's kept, the refresh token rotated when the response rotated it.
+    pub fn with_audience_response(
+        &self,
+        audience: &Audience,
+        res: &TokenResponse,
+        keep_id_token: bool,
+    ) -> Self {
+        let mut new = Self::from_response(res, self.session_expires_at, Some(self), keep_id_token);
+        new.access_token = self.access_token.clone();
+        new.access_expires_at = self.access_expires_at;
+        new.access_issued_at = self.access_issued_at;
+        let entry = AudienceToken {
+            id: audience.id.clone(),
+            access_token: res.access_token.clone(),
+            expires_at: crate::clock::now() + res.expires_in.unwrap_or(DEFAULT_EXPIRES_IN) as i64,
+            issued_at: crate::clock::now(),
+        };
+        match new.audiences.iter_mut().find(|t| t.id == audience.id) {
+            Some(t) => *t = entry,
+            None => new.audiences.push(entry),
+        }
+        new
+    }
+
+    /// The access token for `audience` (the login's for `None`), if the record holds one.
+    pub fn access(&self, audience: Option<&Audience>) -> Option<Access<'_>> {
+        match audience {
+            None => Some(Access {
+                token: &self.access_token,
+                expires_at: self.access_expires_at,
+                issued_at: self.access_issued_at,
+            }),
+            Some(a) => self.audiences.iter().find(|t| t.id == a.id).map(|t| Access {
+                token: &t.access_token,
+                expires_at: t.expires_at,
+                issued_at: t.issued_at,
+            }),
+        }
+    }
+
+    /// True when the access token for `audience` is missing or expires within
+    /// `min(skew, lifetime / 2)`.
+    pub fn due_for(&self, audience: Option<&Audience>, now: i64, skew_secs: u64) -> bool {
+        self.access(audience).is_none_or(|a| a.due(now, skew_secs))
+    }
+
+    /// True when the login's access token expires within `min(skew, lifetime / 2)`.
     pub fn refresh_due(&self, now: i64, skew_secs: u64) -> bool {
-        let lifetime = (self.access_expires_at - self.access_issued_at).max(0);
-        let margin = (skew_secs as i64).min(lifetime / 2);
-        self.access_expires_at - now <= margin
+        self.due_for(None, now, skew_secs)
     }
 
     pub(super) fn ttl(&self) -> Duration {
@@ -171,6 +259,7 @@ mod tests {
             id_token: None,
             session_expires_at: expires + 1000,
             dpop_key: None,
+            audiences: Vec::new(),
         }
     }
 

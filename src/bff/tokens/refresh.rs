@@ -14,6 +14,7 @@
 //! `session_expired`) — never a reused refresh token. When the provider cannot be reached the
 //! token is put back.
 
+use super::audience::Audience;
 use super::lock::{Notice, Wake};
 use super::undo::Undo;
 use super::{TokenCare, TokenError, TokenHandle, TokenRecord};
@@ -62,6 +63,9 @@ enum ProviderCall {
     GrantDead,
     /// The provider could not be reached, or failed, in time: the session is kept.
     Unavailable,
+    /// The provider refused a token for this audience (`invalid_target`, `invalid_scope`):
+    /// nothing was consumed, the session is kept, the route cannot be called.
+    Refused,
     /// The provider consumed the refresh token but did not bind the new tokens to the
     /// session's DPoP key (`token_type` not `DPoP`): they are not used, the session is kept
     /// until its access token expires, and the consumed token is never put back.
@@ -71,35 +75,31 @@ enum ProviderCall {
 impl TokenCare {
     /// Single-flight refresh: in this process first (one request per session goes on), then
     /// across instances ([`RefreshLock`](super::lock::RefreshLock)). `needed` is
-    /// evaluated on records read after each wait and again after the store lock is held.
+    /// evaluated on records read after each wait and again after the store lock is held. One
+    /// lock per session whatever the `audience`: every audience's token comes from the same
+    /// refresh token, whose rotation must never race itself.
     #[tracing::instrument(name = "token refresh", level = "debug", skip_all, fields(outcome))]
     pub(super) async fn refresh_locked(
         &self,
         handle: &TokenHandle,
+        audience: Option<&Audience>,
         current_usable: bool,
         needed: impl Fn(&TokenRecord) -> bool,
     ) -> Result<Secret, TokenError> {
         let started = Instant::now();
         let key = self.key(handle);
-        let lock = {
-            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key.to_owned()).or_default().clone()
-        };
+        let lock = self.process_lock(key);
         let result = {
             let mut last_failure = lock.lock().await;
             let recent_failure = last_failure.is_some_and(|t| t >= started);
-            let result = self.refresh_once(handle, key, current_usable, recent_failure, &needed).await;
+            let flight = Flight { handle, key, audience, current_usable };
+            let result = self.refresh_once(&flight, recent_failure, &needed).await;
             if matches!(result, Err(TokenError::AuthServerUnavailable)) {
                 *last_failure = Some(Instant::now());
             }
             result
         };
-        {
-            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            if Arc::strong_count(&lock) <= 2 {
-                map.remove(key);
-            }
-        }
+        self.release_process_lock(key, &lock);
         self.metrics.refresh_wait.observe(started.elapsed().as_secs_f64());
         tracing::Span::current().record("outcome", refresh_outcome(&result));
         result
@@ -109,13 +109,11 @@ impl TokenCare {
     /// store lock and refreshes, else waits for the holder (never refreshing without the lock).
     async fn refresh_once(
         &self,
-        handle: &TokenHandle,
-        key: &str,
-        current_usable: bool,
+        flight: &Flight<'_>,
         recent_failure: bool,
         needed: &impl Fn(&TokenRecord) -> bool,
     ) -> Result<Secret, TokenError> {
-        let hashed = self.keys.hash_id(handle.expose());
+        let hashed = self.keys.hash_id(flight.handle.expose());
         let deadline = tokio::time::Instant::now() + self.lock.wait;
         let mut rx = self.lock.subscribe();
         let mut last_notice = recent_failure.then_some(Notice::Unavailable);
@@ -126,8 +124,7 @@ impl TokenCare {
                 && let Some(held) = self.lock.try_acquire(&hashed).await?
             {
                 let mut undo = None;
-                let (result, notice) =
-                    self.refresh_holding_lock(handle, key, current_usable, needed, &mut undo).await;
+                let (result, notice) = self.refresh_holding_lock(flight, needed, &mut undo).await;
                 // Waiters hear of it right after; this request does not wait for the release
                 // (nor for the undo of a failed write-ahead, which must come before it).
                 let lock = self.lock.clone();
@@ -139,20 +136,24 @@ impl TokenCare {
                 });
                 return result;
             }
-            let (_, record) = self.read(handle).await?.ok_or(TokenError::NoSession)?;
-            if !needed(&record) {
-                return Ok(record.access_token);
+            let (_, record) = self.read(flight.handle).await?.ok_or(TokenError::NoSession)?;
+            let current = flight.current(&record);
+            if !needed(&record)
+                && let Some(token) = current.clone()
+            {
+                return Ok(token);
             }
-            let still_valid = current_usable && record.access_expires_at > crate::clock::now();
+            let still_valid = flight.still_valid(&record, crate::clock::now());
             match last_notice {
-                Some(Notice::Unavailable) if still_valid => return Ok(record.access_token),
-                Some(Notice::Unavailable) => return Err(TokenError::AuthServerUnavailable),
+                Some(Notice::Unavailable) => {
+                    return current.filter(|_| still_valid).ok_or(TokenError::AuthServerUnavailable);
+                }
                 Some(Notice::Ended) => return Err(TokenError::SessionExpired),
                 Some(Notice::Done) | None => {}
             }
-            if still_valid {
+            if let Some(token) = current.filter(|_| still_valid) {
                 // Another instance is refreshing; the current token is still good meanwhile.
-                return Ok(record.access_token);
+                return Ok(token);
             }
             match self.lock.wait(&hashed, &mut rx, deadline).await? {
                 Wake::Notice(n) => last_notice = Some(n),
@@ -166,30 +167,50 @@ impl TokenCare {
         }
     }
 
+    /// This process's lock for the tokens stored under `key`.
+    pub(super) fn process_lock(&self, key: &str) -> SessionLock {
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Forgets `lock` when no other request holds or waits for it.
+    pub(super) fn release_process_lock(&self, key: &str, lock: &SessionLock) {
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(lock) <= 2 {
+            map.remove(key);
+        }
+    }
+
     /// Holding the store lock: re-reads the record (it may have been refreshed just before the
     /// lock was taken) and refreshes if still needed. Returns what to tell the waiters.
     async fn refresh_holding_lock(
         &self,
-        handle: &TokenHandle,
-        key: &str,
-        current_usable: bool,
+        flight: &Flight<'_>,
         needed: &impl Fn(&TokenRecord) -> bool,
         undo: &mut Option<Undo>,
     ) -> (Result<Secret, TokenError>, Notice) {
-        let (raw, record) = match self.read(handle).await {
+        let key = flight.key;
+        let (raw, record) = match self.read(flight.handle).await {
             Ok(Some(r)) => r,
             Ok(None) => return (Err(TokenError::NoSession), Notice::Done),
             Err(e) => return (Err(e.into()), Notice::Done),
         };
-        if !needed(&record) {
-            return (Ok(record.access_token), Notice::Done);
+        let current = flight.current(&record);
+        if !needed(&record)
+            && let Some(token) = current.clone()
+        {
+            return (Ok(token), Notice::Done);
         }
         let now = crate::clock::now();
-        let still_valid = current_usable && record.access_expires_at > now;
+        let still_valid = flight.still_valid(&record, now);
         let refresh_dead = record.refresh_expires_at.is_some_and(|t| t <= now);
         let Some(refresh_token) = record.refresh_token.clone().filter(|_| !refresh_dead) else {
-            if still_valid {
-                return (Ok(record.access_token), Notice::Done);
+            if let Some(token) = current.filter(|_| still_valid) {
+                return (Ok(token), Notice::Done);
+            }
+            if flight.audience.is_some() && record.access_expires_at > now {
+                // The session lives on with its login token; this audience cannot be had.
+                return (Err(TokenError::AudienceRefused), Notice::Done);
             }
             self.count("session_expired");
             self.delete(key).await;
@@ -201,28 +222,30 @@ impl TokenCare {
             Ok(taken) => taken,
             Err(result) => return result,
         };
-        let response = match self.call_provider(&refresh_token, record.dpop_key.as_ref()).await {
-            Ok(response) => response,
-            Err(ProviderCall::GrantDead) => {
-                self.count("session_expired");
-                self.delete(key).await;
-                return (Err(TokenError::SessionExpired), Notice::Ended);
-            }
-            Err(call @ (ProviderCall::Unavailable | ProviderCall::NotBound)) => {
-                // Not bound: the provider consumed the token, which must never be sent again.
-                if matches!(call, ProviderCall::Unavailable) {
-                    self.put_back(key, &taken, &raw, &record).await;
+        let response =
+            match self.call_provider(&refresh_token, record.dpop_key.as_ref(), flight.audience).await {
+                Ok(response) => response,
+                Err(ProviderCall::GrantDead) => {
+                    self.count("session_expired");
+                    self.delete(key).await;
+                    return (Err(TokenError::SessionExpired), Notice::Ended);
                 }
-                self.count("unavailable");
-                let result = if still_valid {
-                    Ok(record.access_token.clone())
-                } else {
-                    Err(TokenError::AuthServerUnavailable)
-                };
-                return (result, Notice::Unavailable);
-            }
-        };
-        self.store_refreshed(key, &taken, &record, &response, &refresh_token).await
+                Err(ProviderCall::Refused) => {
+                    self.put_back(key, &taken, &raw, &record).await;
+                    self.count("refused");
+                    return (Err(TokenError::AudienceRefused), Notice::Done);
+                }
+                Err(call @ (ProviderCall::Unavailable | ProviderCall::NotBound)) => {
+                    // Not bound: the provider consumed the token, which must never be sent again.
+                    if matches!(call, ProviderCall::Unavailable) {
+                        self.put_back(key, &taken, &raw, &record).await;
+                    }
+                    self.count("unavailable");
+                    let result = current.filter(|_| still_valid).ok_or(TokenError::AuthServerUnavailable);
+                    return (result, Notice::Unavailable);
+                }
+            };
+        self.store_refreshed(flight, &taken, &record, &response, &refresh_token).await
     }
 
     /// One refresh-token grant at the provider, within what is left of the lock's life.
@@ -231,17 +254,25 @@ impl TokenCare {
         &self,
         refresh_token: &Secret,
         dpop: Option<&DpopKey>,
+        audience: Option<&Audience>,
     ) -> Result<TokenResponse, ProviderCall> {
         let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
+        let extra = audience.map(Audience::form).unwrap_or_default();
         let call = async {
             let meta = self.provider.metadata().await.map_err(|_| None)?;
-            client::refresh(&self.http, &meta, &self.creds, refresh_token.expose(), dpop).await.map_err(Some)
+            client::refresh(&self.http, &meta, &self.creds, refresh_token.expose(), &extra, dpop)
+                .await
+                .map_err(Some)
         };
         match tokio::time::timeout(budget, call).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(Some(e))) if e.is_grant_dead() => {
                 tracing::info!(error = %e, "refresh refused; ending the session");
                 Err(ProviderCall::GrantDead)
+            }
+            Ok(Err(Some(e))) if e.is_audience_refused() => {
+                tracing::warn!(error = %e, "the provider refused a token for a route's resource or scopes");
+                Err(ProviderCall::Refused)
             }
             Ok(Err(Some(e @ TokenEndpointError::NotDpopBound(_)))) => {
                 tracing::error!(error = %e, "refresh not bound to the session's DPoP key; not used");
@@ -263,15 +294,23 @@ impl TokenCare {
     /// Stores the refreshed tokens over the write-ahead copy (`taken`) by compare-and-swap.
     async fn store_refreshed(
         &self,
-        key: &str,
+        flight: &Flight<'_>,
         taken: &[u8],
         record: &TokenRecord,
         response: &TokenResponse,
         refresh_token: &Secret,
     ) -> (Result<Secret, TokenError>, Notice) {
+        let key = flight.key;
         let rotated = response.refresh_token.as_ref().is_some_and(|new| new != refresh_token);
-        let mut new =
-            TokenRecord::from_response(response, record.session_expires_at, Some(record), self.keep_id_token);
+        let mut new = match flight.audience {
+            None => TokenRecord::from_response(
+                response,
+                record.session_expires_at,
+                Some(record),
+                self.keep_id_token,
+            ),
+            Some(a) => record.with_audience_response(a, response, self.keep_id_token),
+        };
         if let Some(t) = new.refresh_expires_at {
             new.session_expires_at = new.session_expires_at.min(t);
         }
@@ -282,11 +321,11 @@ impl TokenCare {
                 // send once (an upstream 401 refreshes from the store): no need to wait.
                 self.cache.announce_in_background(&[key]);
                 self.count("success");
-                (Ok(new.access_token), Notice::Done)
+                (Ok(response.access_token.clone()), Notice::Done)
             }
             Ok(false) if !rotated => {
                 self.count("success");
-                (Ok(new.access_token), Notice::Done)
+                (Ok(response.access_token.clone()), Notice::Done)
             }
             Ok(false) => {
                 // Someone replaced or deleted the record meanwhile; our rotated pair cannot be
@@ -344,8 +383,29 @@ impl TokenCare {
         }
     }
 
-    fn count(&self, outcome: &str) {
+    pub(super) fn count(&self, outcome: &str) {
         self.metrics.refresh.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// One refresh in flight: whose tokens, under which store key, for which audience, and whether
+/// the current token may still be used while the provider is unreachable.
+pub(super) struct Flight<'a> {
+    handle: &'a TokenHandle,
+    key: &'a str,
+    audience: Option<&'a Audience>,
+    current_usable: bool,
+}
+
+impl Flight<'_> {
+    /// The record's token for this flight's audience.
+    fn current(&self, record: &TokenRecord) -> Option<Secret> {
+        record.access(self.audience).map(|a| a.token.clone())
+    }
+
+    /// True when that token may be used while someone else refreshes or the provider is away.
+    fn still_valid(&self, record: &TokenRecord, now: i64) -> bool {
+        self.current_usable && record.access(self.audience).is_some_and(|a| a.expires_at > now)
     }
 }
 
