@@ -61,14 +61,7 @@ pub async fn proxy(
     let upstream = state.upstreams.get(target.target).ok_or_else(not_found)?;
     // The request span's `http.route`: the configured prefix, never the path with its ids.
     actix_web::HttpMessage::extensions_mut(&req).insert(crate::web::HttpRoute(upstream.label.clone()));
-    // An upstream whose policy reads no session never gets a token, whatever the request holds.
-    let active = active.filter(|_| upstream.session != RouteSession::None);
-    if active.is_none() && upstream.session == RouteSession::Required {
-        return Err(unauthenticated());
-    }
-    if let Some(step_up) = route_step_up(upstream, active.as_deref()) {
-        return Err(step_up.into_error(&return_to_of(&req, state.public_origin())));
-    }
+    let active = admitted_session(&req, &state, upstream, active)?;
     if target.websocket {
         let url = upstream_url(&upstream.base, &target.path, req.uri().query());
         return Box::pin(relay_websocket(&req, payload, &state, upstream, url, active, &session)).await;
@@ -112,6 +105,25 @@ pub async fn proxy(
     })?;
 
     Ok(respond(res, &upstream.csp, Duration::from_secs(state.config.upstream_idle_timeout_secs)))
+}
+
+/// The session a request to `upstream` goes on with: none where the route reads none (so no
+/// user token, whatever the request holds); refused when the route requires one that is
+/// missing, or one stronger than the session's authentication.
+fn admitted_session(
+    req: &HttpRequest,
+    state: &BffState,
+    upstream: &Upstream,
+    active: Option<ActiveSession>,
+) -> Result<Option<ActiveSession>, ApiError> {
+    let active = active.filter(|_| upstream.session != RouteSession::None);
+    if active.is_none() && upstream.session == RouteSession::Required {
+        return Err(unauthenticated());
+    }
+    if let Some(step_up) = route_step_up(upstream, active.as_deref()) {
+        return Err(step_up.into_error(&return_to_of(req, state.public_origin())));
+    }
+    Ok(active)
 }
 
 /// The token a request to `upstream` carries: the application's on a client route, else the

@@ -205,16 +205,8 @@ impl TokenCare {
         let still_valid = flight.still_valid(&record, now);
         let refresh_dead = record.refresh_expires_at.is_some_and(|t| t <= now);
         let Some(refresh_token) = record.refresh_token.clone().filter(|_| !refresh_dead) else {
-            if let Some(token) = current.filter(|_| still_valid) {
-                return (Ok(token), Notice::Done);
-            }
-            if flight.audience.is_some() && record.access_expires_at > now {
-                // The session lives on with its login token; this audience cannot be had.
-                return (Err(TokenError::AudienceRefused), Notice::Done);
-            }
-            self.count("session_expired");
-            self.delete(key).await;
-            return (Err(TokenError::SessionExpired), Notice::Ended);
+            let usable = current.filter(|_| still_valid);
+            return self.without_refresh_token(flight, &record, usable, now).await;
         };
 
         // Write-ahead: the refresh token leaves the store before it is used.
@@ -246,6 +238,26 @@ impl TokenCare {
                 }
             };
         self.store_refreshed(flight, &taken, &record, &response, &refresh_token).await
+    }
+
+    /// No usable refresh token is left: the current token while it lasts; for a route's own
+    /// audience, a refusal while the session lives on with its login token; else the end.
+    async fn without_refresh_token(
+        &self,
+        flight: &Flight<'_>,
+        record: &TokenRecord,
+        usable: Option<Secret>,
+        now: i64,
+    ) -> (Result<Secret, TokenError>, Notice) {
+        if let Some(token) = usable {
+            return (Ok(token), Notice::Done);
+        }
+        if flight.audience.is_some() && record.access_expires_at > now {
+            return (Err(TokenError::AudienceRefused), Notice::Done);
+        }
+        self.count("session_expired");
+        self.delete(flight.key).await;
+        (Err(TokenError::SessionExpired), Notice::Ended)
     }
 
     /// One refresh-token grant at the provider, within what is left of the lock's life.
