@@ -604,3 +604,43 @@ fn a_websocket_limit_given_as_text_is_refused_naming_the_key() {
         assert_refused_naming(&run, &format!("bff.{key}"));
     }
 }
+
+#[test]
+fn a_route_resource_that_is_not_an_absolute_uri_or_has_a_fragment_is_refused_naming_the_routes() {
+    let _env = env_lock();
+    for resource in ["notes", "https://api.example/#part", ""] {
+        let cfg = with_routes(&format!(
+            "[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nresource = \"{resource}\"\n"
+        ));
+
+        let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+        assert_refused_naming(&run, "bff.routes");
+        assert!(run.stderr.contains("resource") || run.stderr.contains("URI"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn route_scopes_the_login_does_not_ask_for_are_refused_naming_the_routes_scopes() {
+    let _env = env_lock();
+    let cfg = with_routes(
+        "[[bff.routes]]\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nscopes = [\"admin\"]\n",
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.routes.0.scopes");
+    assert!(run.stderr.contains("`admin`"), "{}", run.stderr);
+}
+
+#[test]
+fn a_user_token_audience_on_a_route_without_a_session_is_refused_naming_its_resource() {
+    let _env = env_lock();
+    let cfg = with_routes(
+        "[[bff.routes]]\npath = \"/pub\"\nupstream = \"http://127.0.0.1:9\"\nsession = \"none\"\nresource = \"https://api.example\"\n",
+    );
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.routes.0.resource");
+}
