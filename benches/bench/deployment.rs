@@ -30,9 +30,21 @@ pub struct Spec {
     /// The BFF instance (by index) that runs with `bff.oidc.dpop = "on"` (DPoP-bound tokens, a
     /// proof per upstream call); the others send Bearer tokens.
     pub dpop_instance: Option<usize>,
+    /// Two routes with their own audience (RFC 8707 `resource`), which the client may ask
+    /// for: [`AUDIENCE_ROUTE`] to the resource server (resource = its audience, so it accepts
+    /// the token) and [`OTHER_AUDIENCE_ROUTE`] to the first extra route's upstream (another
+    /// resource). A session then holds the login's token and one per audience.
+    pub audience_routes: bool,
     /// A name for logs (`target/bench/logs/NAME-bff0.log` …).
     pub name: &'static str,
 }
+
+/// The route with its own audience, to the resource server.
+pub const AUDIENCE_ROUTE: &str = "/aud-rs";
+/// The route with another audience, to the first extra route's upstream.
+pub const OTHER_AUDIENCE_ROUTE: &str = "/aud-other";
+/// The other audience's resource indicator.
+const OTHER_RESOURCE: &str = "https://other-api.bench.invalid";
 
 /// The running processes.
 pub struct Deployment {
@@ -76,13 +88,16 @@ impl Deployment {
         std::fs::write(&key_file, cloakroom::jwt::SigningKey::generate()?.to_pem())?;
 
         let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        let resources =
+            if spec.audience_routes { list(vec![lit(&rs_url), lit(OTHER_RESOURCE)]) } else { list(vec![]) };
         let client = format!(
-            "[{{client_id={}, client_secret={}, redirect_uris={}, post_logout_redirect_uris={}, backchannel_logout_uri={}}}]",
+            "[{{client_id={}, client_secret={}, redirect_uris={}, post_logout_redirect_uris={}, backchannel_logout_uri={}, resources={}}}]",
             lit(CLIENT_ID),
             lit(&secret),
             list(bff_urls.iter().map(|u| lit(&format!("{u}/bff/callback"))).collect()),
             list(bff_urls.iter().map(|u| lit(&format!("{u}/"))).collect()),
             lit(&format!("{}/bff/backchannel-logout", bff_urls[0])),
+            resources,
         );
         let users = list(
             spec.users.iter().map(|(u, p)| format!("{{username={}, password={}}}", lit(u), lit(p))).collect(),
@@ -119,6 +134,7 @@ impl Deployment {
                 .chain(spec.websocket_routes.iter().map(|(path, upstream)| {
                     format!("{{path={}, upstream={}, websocket=true}}", lit(path), lit(upstream))
                 }))
+                .chain(audience_routes(spec, &rs_url))
                 .collect(),
         );
         let frontends = list(
@@ -182,6 +198,19 @@ impl Deployment {
         self.rs.kill().await;
         self.auth.kill().await;
     }
+}
+
+/// The `[[bff.routes]]` of [`Spec::audience_routes`], as inline tables.
+fn audience_routes(spec: &Spec, rs_url: &str) -> Vec<String> {
+    let Some((_, other)) = spec.extra_routes.first().filter(|_| spec.audience_routes) else {
+        return Vec::new();
+    };
+    [(AUDIENCE_ROUTE, rs_url, rs_url), (OTHER_AUDIENCE_ROUTE, other.as_str(), OTHER_RESOURCE)]
+        .iter()
+        .map(|(path, upstream, resource)| {
+            format!("{{path={}, upstream={}, resource={}}}", lit(path), lit(upstream), lit(resource))
+        })
+        .collect()
 }
 
 impl Drop for Deployment {

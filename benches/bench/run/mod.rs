@@ -16,7 +16,7 @@ mod report;
 mod throughput;
 mod websocket;
 
-use crate::deployment::{Deployment, Spec};
+use crate::deployment::{AUDIENCE_ROUTE, Deployment, OTHER_AUDIENCE_ROUTE, Spec};
 use crate::harness::{self, redis::RedisServer};
 use crate::login::{self, USER};
 use crate::procs::{self, Proc};
@@ -176,11 +176,15 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
         frontends: vec![("/".to_string(), dist.display().to_string())],
         websocket_routes: vec![(WS_ROUTE.to_string(), echo.clone())],
         dpop_instance: Some(DPOP_INSTANCE),
+        audience_routes: true,
         name: "bench",
     };
     let dep = Deployment::start(&spec).await?;
     let keys_before = memory::keys(&probe, &dep.bff_namespace).await?;
     let cookie = login::session_cookie(&dep, 0, USER).await?;
+    // The session then holds three tokens: the login's and one per route audience, as the
+    // memory phase counts it.
+    warm_audience_routes(&dep.bffs[0].url(), &cookie).await?;
     let session_keys: Vec<String> =
         memory::keys(&probe, &dep.bff_namespace).await?.difference(&keys_before).cloned().collect();
     let mut throughput = None;
@@ -228,6 +232,9 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
                 uses_redis: true,
             });
         }
+        if let Some(proxy) = &rs_proxy {
+            paths.extend(audience_paths(&proxy.to_string(), bff, &cookie));
+        }
         if let Some(proxy) = rs_proxy {
             let dpop_cookie = login::session_cookie(&dep, DPOP_INSTANCE, USER).await?;
             paths.extend(dpop_paths(&proxy.to_string(), &dep.bffs[DPOP_INSTANCE], &dpop_cookie));
@@ -249,6 +256,49 @@ async fn throughput_and_memory(opts: &Options, plan: &Plan) -> Result<Phase1> {
     trivial.kill().await;
     nginx.stop().await;
     Ok(Phase1 { throughput, memory, websocket })
+}
+
+/// Calls both audience routes once through the BFF at `bff`, so that their tokens are had.
+async fn warm_audience_routes(bff: &str, cookie: &str) -> Result<()> {
+    let http = reqwest::Client::new();
+    for route in [AUDIENCE_ROUTE, OTHER_AUDIENCE_ROUTE] {
+        let res = http
+            .get(format!("{bff}{route}/whoami"))
+            .header("Cookie", format!("{SESSION_COOKIE}={cookie}"))
+            .header("X-CSRF", "1")
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == 200, "{route}/whoami answered {}", res.status());
+    }
+    Ok(())
+}
+
+/// The audience row: the plain proxy adding a Bearer token, and cloakroom sending the token of
+/// a route's own audience (`resource`), with two audience tokens in the session.
+fn audience_paths(plain_proxy: &str, bff: &Proc, cookie: &str) -> [Path; 2] {
+    [
+        Path {
+            upstream: Upstream::ResourceServerAudience,
+            role: Role::Baseline,
+            label: "plain hyper proxy (adds Bearer)",
+            url: format!("http://{plain_proxy}/whoami"),
+            headers: vec![],
+            proxy_pids: vec![std::process::id()],
+            uses_redis: false,
+        },
+        Path {
+            upstream: Upstream::ResourceServerAudience,
+            role: Role::Cloakroom,
+            label: "cloakroom, route `resource` (cookie + X-CSRF)",
+            url: format!("{}{AUDIENCE_ROUTE}/whoami", bff.url()),
+            headers: vec![
+                ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
+                ("X-CSRF".into(), "1".into()),
+            ],
+            proxy_pids: bff.pid().into_iter().collect(),
+            uses_redis: true,
+        },
+    ]
 }
 
 /// The BFF instance of phase 1 that runs with `bff.oidc.dpop = "on"`.
@@ -321,6 +371,7 @@ async fn refresh_waits(opts: &Options) -> Result<RefreshResult> {
         frontends: Vec::new(),
         websocket_routes: Vec::new(),
         dpop_instance: None,
+        audience_routes: false,
         name: "refresh",
     };
     let dep = Deployment::start(&spec).await?;

@@ -17,6 +17,9 @@ pub enum Upstream {
     /// The reference resource server with DPoP-bound tokens: cloakroom signs a proof per
     /// call, the resource server checks it (and its `jti`) besides the token.
     ResourceServerDpop,
+    /// The reference resource server through a route with its own audience (`resource`): the
+    /// session holds the login's token and two audience tokens.
+    ResourceServerAudience,
     /// A fingerprinted file of a built app, served from a directory (no upstream).
     StaticFile,
 }
@@ -30,6 +33,9 @@ impl Upstream {
             Upstream::ResourceServerDpop => {
                 "resource server `GET /whoami`, cloakroom with `bff.oidc.dpop = \"on\"` (a proof per call)"
             }
+            Upstream::ResourceServerAudience => {
+                "resource server `GET /whoami` through a route with its own `resource` (two audience tokens in the session)"
+            }
             Upstream::StaticFile => "a built app's fingerprinted 8 kB script, from a directory",
         }
     }
@@ -40,6 +46,7 @@ impl Upstream {
             Upstream::ResourceServer => "resource server",
             Upstream::Trivial => "trivial upstream",
             Upstream::ResourceServerDpop => "resource server, DPoP",
+            Upstream::ResourceServerAudience => "resource server, route audience",
             Upstream::StaticFile => "static asset",
         }
     }

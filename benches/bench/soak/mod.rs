@@ -120,6 +120,7 @@ pub async fn main(opts: Options) -> Result<()> {
         frontends: Vec::new(),
         websocket_routes: Vec::new(),
         dpop_instance: None,
+        audience_routes: false,
         name: "soak",
     };
     let mut dep = Deployment::start(&spec).await?;
