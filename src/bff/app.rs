@@ -106,6 +106,7 @@ impl Shared {
             metrics.clone(),
         )
         .with_near_cache(cache.clone())
+        .with_login_resource(config.oidc.resource.as_ref())
         .keeping_id_token(config.logout_id_token_hint);
         let session_store = BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));

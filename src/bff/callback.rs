@@ -120,6 +120,11 @@ fn is_bound(req: &HttpRequest, attempt: &LoginAttempt) -> bool {
     })
 }
 
+/// The code exchange's `resource` (`bff.oidc.resource`), if any.
+fn login_resource_form(state: &BffState) -> Vec<(&'static str, &str)> {
+    state.config.oidc.resource.iter().map(|r| ("resource", r.as_str())).collect()
+}
+
 /// The code grant with the attempt's PKCE verifier.
 async fn redeem(
     state: &BffState,
@@ -128,17 +133,14 @@ async fn redeem(
     attempt: &LoginAttempt,
     dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, CallbackError> {
-    client::exchange_code(
-        &state.http,
-        meta,
-        &state.creds,
+    let (redirect_uri, extra) = (state.redirect_uri(), login_resource_form(state));
+    let grant = client::CodeGrant {
         code,
-        &state.redirect_uri(),
-        attempt.verifier.expose(),
-        dpop,
-    )
-    .await
-    .map_err(|e| match e {
+        redirect_uri: &redirect_uri,
+        code_verifier: attempt.verifier.expose(),
+        extra: &extra,
+    };
+    client::exchange_code(&state.http, meta, &state.creds, &grant, dpop).await.map_err(|e| match e {
         TokenEndpointError::Rejected { .. } => CallbackError::Code,
         // A provider that does not bind the tokens it was asked to bind is as good as absent.
         TokenEndpointError::Unavailable(_)

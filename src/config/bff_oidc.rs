@@ -2,6 +2,7 @@
 //! authenticates (`client_auth`, `client_secret`, `client_key_file`), whether it pushes its
 //! authorization requests (`par`) and whether its tokens are DPoP-bound (`dpop`).
 
+use super::resource::ResourceIndicator;
 use super::types::{PublicUrl, Secret};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -33,6 +34,11 @@ pub struct OidcClientConfig {
     /// Scopes requested at login.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
+    /// The RFC 8707 resource of the login's own access token (the one routes without their
+    /// own `resource` get): sent with the authorization request, the code exchange and its
+    /// refreshes. Unset: the provider's default audience.
+    #[serde(default)]
+    pub resource: Option<ResourceIndicator>,
 }
 
 /// `bff.oidc.client_auth`.

@@ -79,23 +79,35 @@ struct OAuthErrorBody {
     error: String,
 }
 
-/// Exchanges an authorization code (with its PKCE verifier) for tokens, bound to `dpop` when
-/// given (RFC 9449 §5).
+/// What an authorization code grant sends besides the client's credentials.
+#[derive(Debug)]
+pub struct CodeGrant<'a> {
+    /// The code the callback received.
+    pub code: &'a str,
+    /// The redirect URI of the authorization request.
+    pub redirect_uri: &'a str,
+    /// The PKCE verifier.
+    pub code_verifier: &'a str,
+    /// More parameters (the login's `resource`).
+    pub extra: &'a [(&'a str, &'a str)],
+}
+
+/// Exchanges an authorization code (with its PKCE verifier and `extra` parameters: the login's
+/// `resource`, RFC 8707 §2.2) for tokens, bound to `dpop` when given (RFC 9449 §5).
 pub async fn exchange_code(
     http: &reqwest::Client,
     meta: &ProviderMetadata,
     creds: &ClientCredentials,
-    code: &str,
-    redirect_uri: &str,
-    code_verifier: &str,
+    grant: &CodeGrant<'_>,
     dpop: Option<&DpopKey>,
 ) -> Result<TokenResponse, TokenEndpointError> {
-    let form = [
+    let mut form = vec![
         ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", code_verifier),
+        ("code", grant.code),
+        ("redirect_uri", grant.redirect_uri),
+        ("code_verifier", grant.code_verifier),
     ];
+    form.extend_from_slice(grant.extra);
     token_call(http, meta, creds, &form, dpop).await
 }
 

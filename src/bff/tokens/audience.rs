@@ -2,7 +2,7 @@
 //! login's audience (the default), the session's token for a route's `resource`/`scopes`, or
 //! the application's own client-credentials token. Resolved once at start from `[[bff.routes]]`.
 
-use crate::config::{BffConfig, ConfigError, RouteConfig, RouteSession, RouteToken};
+use crate::config::{BffConfig, ConfigError, ResourceIndicator, RouteConfig, RouteSession, RouteToken};
 use base64::Engine;
 use sha2::Digest;
 use std::sync::Arc;
@@ -40,6 +40,12 @@ impl Audience {
         ));
         let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..6]);
         Some(Self { id, resource, scope })
+    }
+
+    /// The audience of the login's own token, `resource` alone (its id is never used: the
+    /// login's token has fields of its own in the record).
+    pub fn of_resource(resource: &ResourceIndicator) -> Self {
+        Self { id: String::new(), resource: Some(resource.as_str().to_owned()), scope: None }
     }
 
     /// The application's audience for a client route without resource or scopes.
@@ -100,7 +106,11 @@ impl TokenSource {
                         ),
                     ));
                 }
-                Ok(Self::User(audience.map(Arc::new)))
+                // The login's own resource needs no token of its own.
+                let login_own = route.scopes.is_none()
+                    && route.resource.is_some()
+                    && route.resource == config.oidc.resource;
+                Ok(Self::User(audience.filter(|_| !login_own).map(Arc::new)))
             }
             RouteToken::Client => {
                 if let Some(s) =
@@ -117,8 +127,9 @@ impl TokenSource {
     }
 }
 
-/// The resources the login asks for (RFC 8707 §2.1): every user-token route's, once each, so
-/// that the grant covers them and a refresh may ask for any (some providers insist).
+/// The resources the login asks for (RFC 8707 §2.1): the login token's own
+/// (`bff.oidc.resource`) first, then every user-token route's, once each, so that the grant
+/// covers them and a refresh may ask for any (some providers insist).
 pub fn login_resources(config: &BffConfig) -> Vec<String> {
     let mut resources: Vec<String> = config
         .routes
@@ -128,6 +139,10 @@ pub fn login_resources(config: &BffConfig) -> Vec<String> {
         .collect();
     resources.sort_unstable();
     resources.dedup();
+    if let Some(own) = &config.oidc.resource {
+        resources.retain(|r| r != own.as_str());
+        resources.insert(0, own.as_str().to_owned());
+    }
     resources
 }
 
@@ -178,6 +193,18 @@ mod tests {
         assert_eq!(ids[0].scope.as_deref(), Some("notes:read notes:write"));
         assert_eq!(ids[0].form(), [("resource", "https://a.example"), ("scope", "notes:read notes:write")]);
         assert_eq!(login_resources(&c), ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn the_logins_own_resource_is_asked_first_and_a_route_naming_it_alone_shares_the_logins_token() {
+        let c = config(&format!(
+            "resource = \"https://own.example\"\n{}{}",
+            route("resource = \"https://own.example\""),
+            route_at("/b", "resource = \"https://b.example\"")
+        ));
+        assert_eq!(login_resources(&c), ["https://own.example", "https://b.example"]);
+        assert!(matches!(TokenSource::of_route(&c, 0), Ok(TokenSource::User(None))));
+        assert!(matches!(TokenSource::of_route(&c, 1), Ok(TokenSource::User(Some(_)))));
     }
 
     #[test]

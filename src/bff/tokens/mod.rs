@@ -103,6 +103,8 @@ pub struct TokenCare {
     cache: NearCache,
     keep_id_token: bool,
     client_memo: Arc<client::ClientMemo>,
+    /// The login token's `resource` (`bff.oidc.resource`), sent with its refreshes.
+    login_resource: Option<Arc<Audience>>,
 }
 
 impl TokenCare {
@@ -131,12 +133,19 @@ impl TokenCare {
             cache,
             keep_id_token: false,
             client_memo: Arc::default(),
+            login_resource: None,
         }
     }
 
     /// Keeps the ID token in refreshed records (`bff.logout_id_token_hint`).
     pub fn keeping_id_token(mut self, keep: bool) -> Self {
         self.keep_id_token = keep;
+        self
+    }
+
+    /// Refreshes the login's token for `resource` (`bff.oidc.resource`).
+    pub fn with_login_resource(mut self, resource: Option<&crate::config::ResourceIndicator>) -> Self {
+        self.login_resource = resource.map(|r| Arc::new(Audience::of_resource(r)));
         self
     }
 

@@ -269,7 +269,7 @@ impl TokenCare {
         audience: Option<&Audience>,
     ) -> Result<TokenResponse, ProviderCall> {
         let budget = self.lock.ttl.saturating_sub(LOCK_MARGIN);
-        let extra = audience.map(Audience::form).unwrap_or_default();
+        let extra = audience.or(self.login_resource.as_deref()).map(Audience::form).unwrap_or_default();
         let call = async {
             let meta = self.provider.metadata().await.map_err(|_| None)?;
             client::refresh(&self.http, &meta, &self.creds, refresh_token.expose(), &extra, dpop)
