@@ -23,6 +23,10 @@ const config = {
   postLogoutRedirectUris: raw.post_logout_redirect_uris ?? [],
   backchannelLogoutUri: raw.backchannel_logout_uri ?? null,
   resource: raw.resource ?? 'http://127.0.0.1:1/',
+  // More resource indicators (RFC 8707) this client may ask tokens for, each its own audience.
+  extraResources: raw.extra_resources ?? [],
+  // The client credentials grant (RFC 6749 §4.4) for this client.
+  clientCredentials: raw.client_credentials ?? false,
   accessTokenTtl: raw.access_token_ttl ?? Number(process.env.ACCESS_TTL ?? 300),
   refreshTokenTtl: raw.refresh_token_ttl ?? 24 * 60 * 60,
   idTokenTtl: raw.id_token_ttl ?? 60 * 60,
@@ -51,6 +55,7 @@ const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
 const stats = {
   authorization_codes_redeemed: 0,
   refreshes: 0,
+  client_credentials: 0,
   refresh_tokens_issued: 0,
   refresh_tokens_consumed: 0,
   refresh_token_reuse: 0,
@@ -118,7 +123,7 @@ function buildProvider(issuer) {
     client_secret: config.clientSecret,
     redirect_uris: config.redirectUris,
     post_logout_redirect_uris: config.postLogoutRedirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', ...(config.clientCredentials ? ['client_credentials'] : [])],
     response_types: ['code'],
     token_endpoint_auth_method: config.tokenEndpointAuthMethod,
   };
@@ -161,6 +166,7 @@ function buildProvider(issuer) {
       revocation: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar },
       userinfo: { enabled: true },
+      clientCredentials: { enabled: config.clientCredentials },
       dPoP: { enabled: config.dpop },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
@@ -181,10 +187,12 @@ function buildProvider(issuer) {
         defaultResource: async () => config.resource,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resourceIndicator) => {
-          if (resourceIndicator !== config.resource) throw new errors.InvalidTarget();
+          if (resourceIndicator !== config.resource && !config.extraResources.includes(resourceIndicator)) {
+            throw new errors.InvalidTarget();
+          }
           return {
             scope: 'notes',
-            audience: config.resource,
+            audience: resourceIndicator,
             accessTokenFormat: 'jwt',
             accessTokenTTL: config.accessTokenTtl,
             jwt: { sign: { alg: config.accessTokenAlg } },
@@ -211,6 +219,7 @@ function buildProvider(issuer) {
     const grantType = ctx.oidc.params.grant_type;
     if (grantType === 'refresh_token') stats.refreshes += 1;
     if (grantType === 'authorization_code') stats.authorization_codes_redeemed += 1;
+    if (grantType === 'client_credentials') stats.client_credentials += 1;
     log('grant.success', { grant_type: grantType });
   });
   provider.on('grant.error', (ctx, err) => {
