@@ -349,17 +349,22 @@ impl OidcProvider {
     pub async fn code_flow_tokens(&self, browser: &Browser, user: (&str, &str), scope: &str) -> Value {
         let (verifier, challenge) = pkce_pair();
         let code = self.authorize(browser, user, scope, &challenge).await;
-        let redirect_uri = self.options.redirect_uris[0].clone();
-        let (status, body) = self
-            .token_request(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &redirect_uri),
-                ("code_verifier", &verifier),
-            ])
-            .await;
+        let (status, body) = self.redeem(&code, &verifier).await;
         assert_eq!(status, 200, "token response: {body}");
         body
+    }
+
+    /// Redeems an authorization `code` with its PKCE `verifier` at the token endpoint, as the
+    /// registered client (its first redirect URI): the status and JSON answer.
+    pub async fn redeem(&self, code: &str, verifier: &str) -> (u16, Value) {
+        let redirect_uri = self.options.redirect_uris[0].clone();
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .await
     }
 
     /// Runs the front-channel part of the code flow (login form, automatic consent) and
