@@ -69,6 +69,10 @@ pub struct ProviderOptions {
     pub require_par: bool,
     /// `features.dpop.enabled` (RFC 9449): DPoP proofs accepted, tokens bound when one comes.
     pub dpop: bool,
+    /// With [`Self::dpop`]: every proof must carry a nonce of the provider
+    /// (`features.dPoP.nonceSecret` + `requireNonce`); one without, or with an unknown one, is
+    /// answered `use_dpop_nonce` with a fresh `DPoP-Nonce`.
+    pub dpop_require_nonce: bool,
 }
 
 impl ProviderOptions {
@@ -93,6 +97,7 @@ impl ProviderOptions {
             client_jwks: None,
             require_par: false,
             dpop: false,
+            dpop_require_nonce: false,
         }
     }
 
@@ -113,6 +118,7 @@ impl ProviderOptions {
             "client_jwks": self.client_jwks,
             "require_par": self.require_par,
             "dpop": self.dpop,
+            "dpop_require_nonce": self.dpop_require_nonce,
         })
     }
 }
@@ -132,6 +138,8 @@ pub struct ProviderStats {
     pub refresh_token_reuse: u64,
     /// `invalid_grant` answers to refresh_token grants (reuse, revoked, unknown, expired).
     pub refresh_invalid_grant: u64,
+    /// Token requests answered `use_dpop_nonce` (a proof without the provider's current nonce).
+    pub dpop_nonce_challenges: u64,
     /// Grants revoked (reuse detection, revocation endpoint, logout).
     pub grants_revoked: u64,
     /// Successful RFC 7009 revocation requests.
