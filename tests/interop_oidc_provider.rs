@@ -122,14 +122,7 @@ async fn tokens_without_prompt_consent(op: &OidcProvider) -> Value {
     let callback = browser.follow_until(after, &redirect_uri).await;
     let code =
         url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let (status, tokens) = op
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect_uri),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, tokens) = op.redeem(&code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     tokens
 }
@@ -243,16 +236,8 @@ async fn a_code_redeemed_with_the_wrong_verifier_is_refused() {
     let (_, challenge) = pkce_pair();
     let (other_verifier, _) = pkce_pair();
     let code = op.authorize(&Browser::new(), PROVIDER_USER, SCOPE, &challenge).await;
-    let redirect_uri = op.options().redirect_uris[0].clone();
 
-    let (status, body) = op
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect_uri),
-            ("code_verifier", &other_verifier),
-        ])
-        .await;
+    let (status, body) = op.redeem(&code, &other_verifier).await;
 
     assert_eq!((status, str_of(&body, "error")), (400, "invalid_grant"));
     assert_eq!(op.stats().await.authorization_codes_redeemed, 0);

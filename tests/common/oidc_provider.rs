@@ -69,6 +69,10 @@ pub struct ProviderOptions {
     pub require_par: bool,
     /// `features.dpop.enabled` (RFC 9449): DPoP proofs accepted, tokens bound when one comes.
     pub dpop: bool,
+    /// With [`Self::dpop`]: every proof must carry a nonce of the provider
+    /// (`features.dPoP.nonceSecret` + `requireNonce`); one without, or with an unknown one, is
+    /// answered `use_dpop_nonce` with a fresh `DPoP-Nonce`.
+    pub dpop_require_nonce: bool,
 }
 
 impl ProviderOptions {
@@ -93,6 +97,7 @@ impl ProviderOptions {
             client_jwks: None,
             require_par: false,
             dpop: false,
+            dpop_require_nonce: false,
         }
     }
 
@@ -113,6 +118,7 @@ impl ProviderOptions {
             "client_jwks": self.client_jwks,
             "require_par": self.require_par,
             "dpop": self.dpop,
+            "dpop_require_nonce": self.dpop_require_nonce,
         })
     }
 }
@@ -124,6 +130,8 @@ pub struct ProviderStats {
     pub authorization_codes_redeemed: u64,
     /// Successful refresh_token grants.
     pub refreshes: u64,
+    /// Successful client_credentials grants.
+    pub client_credentials: u64,
     /// Refresh tokens issued (at code exchange and at every rotation).
     pub refresh_tokens_issued: u64,
     /// Refresh tokens consumed by rotation.
@@ -132,6 +140,8 @@ pub struct ProviderStats {
     pub refresh_token_reuse: u64,
     /// `invalid_grant` answers to refresh_token grants (reuse, revoked, unknown, expired).
     pub refresh_invalid_grant: u64,
+    /// Token requests answered `use_dpop_nonce` (a proof without the provider's current nonce).
+    pub dpop_nonce_challenges: u64,
     /// Grants revoked (reuse detection, revocation endpoint, logout).
     pub grants_revoked: u64,
     /// Successful RFC 7009 revocation requests.
@@ -349,17 +359,22 @@ impl OidcProvider {
     pub async fn code_flow_tokens(&self, browser: &Browser, user: (&str, &str), scope: &str) -> Value {
         let (verifier, challenge) = pkce_pair();
         let code = self.authorize(browser, user, scope, &challenge).await;
-        let redirect_uri = self.options.redirect_uris[0].clone();
-        let (status, body) = self
-            .token_request(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &redirect_uri),
-                ("code_verifier", &verifier),
-            ])
-            .await;
+        let (status, body) = self.redeem(&code, &verifier).await;
         assert_eq!(status, 200, "token response: {body}");
         body
+    }
+
+    /// Redeems an authorization `code` with its PKCE `verifier` at the token endpoint, as the
+    /// registered client (its first redirect URI): the status and JSON answer.
+    pub async fn redeem(&self, code: &str, verifier: &str) -> (u16, Value) {
+        let redirect_uri = self.options.redirect_uris[0].clone();
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .await
     }
 
     /// Runs the front-channel part of the code flow (login form, automatic consent) and

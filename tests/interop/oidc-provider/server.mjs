@@ -46,6 +46,10 @@ const config = {
   requirePar: raw.require_par ?? false,
   // DPoP (RFC 9449): proofs accepted and tokens bound to their key when true.
   dpop: raw.dpop ?? false,
+  // With dpop: every DPoP proof must carry a nonce of this provider (features.dPoP.nonceSecret
+  // + requireNonce); a proof without one, or with an unknown one, is answered `use_dpop_nonce`
+  // with a fresh nonce in the DPoP-Nonce header.
+  dpopRequireNonce: raw.dpop_require_nonce ?? false,
   users: raw.users ?? [{ username: 'alice', password: 'alice-password', sub: 'alice' }],
 };
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
@@ -60,6 +64,7 @@ const stats = {
   refresh_tokens_consumed: 0,
   refresh_token_reuse: 0,
   refresh_invalid_grant: 0,
+  dpop_nonce_challenges: 0,
   grants_revoked: 0,
   revocations: 0,
   end_sessions: 0,
@@ -167,7 +172,9 @@ function buildProvider(issuer) {
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: config.requirePar },
       userinfo: { enabled: true },
       clientCredentials: { enabled: config.clientCredentials },
-      dPoP: { enabled: config.dpop },
+      dPoP: config.dpopRequireNonce
+        ? { enabled: config.dpop, nonceSecret: randomBytes(32), requireNonce: () => true }
+        : { enabled: config.dpop },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -224,6 +231,7 @@ function buildProvider(issuer) {
   });
   provider.on('grant.error', (ctx, err) => {
     const grantType = ctx.oidc?.params?.grant_type;
+    if (err.error === 'use_dpop_nonce') stats.dpop_nonce_challenges += 1;
     if (grantType === 'refresh_token' && err.error === 'invalid_grant') {
       stats.refresh_invalid_grant += 1;
       if (err.error_detail === 'refresh token already used') stats.refresh_token_reuse += 1;
