@@ -25,6 +25,7 @@ pub struct InteropStackBuilder {
     oidc: Map<String, Value>,
     bff: Vec<(String, Value)>,
     instances: usize,
+    login_resource: bool,
 }
 
 /// A running provider, resource server and BFF instance(s).
@@ -33,6 +34,8 @@ pub struct InteropStack {
     pub op: OidcProvider,
     /// The resource server's base URL (the access tokens' audience).
     pub rs_url: String,
+    /// The whole configuration the programs were started with (for more programs on it).
+    pub doc: Value,
     /// The BFF instances' base URLs; the first one is the registered client's public URL.
     pub bffs: Vec<String>,
 }
@@ -67,6 +70,13 @@ impl InteropStackBuilder {
         self.provider(|o| o.dpop = true).oidc("dpop", json!("on"))
     }
 
+    /// `bff.oidc.resource` = the resource server (the provider's default resource): the login
+    /// asks for it first and its code exchange and refreshes name it.
+    pub fn login_resource(mut self) -> Self {
+        self.login_resource = true;
+        self
+    }
+
     /// `n` BFF instances with one configuration (one Redis namespace, one session key).
     pub fn instances(mut self, n: usize) -> Self {
         self.instances = n.max(1);
@@ -97,7 +107,7 @@ impl InteropStackBuilder {
         for url in &bffs {
             wait_ready(url).await;
         }
-        InteropStack { op, rs_url, bffs }
+        InteropStack { op, rs_url, bffs, doc: cfg.doc.clone() }
     }
 
     fn config(&self, op: &OidcProvider, rs_url: &str, bff_url: &str) -> StackConfig {
@@ -106,6 +116,9 @@ impl InteropStackBuilder {
         oidc.insert("client_id".into(), json!(op.client_id()));
         if op.options().token_endpoint_auth_method != "private_key_jwt" {
             oidc.insert("client_secret".into(), json!(op.client_secret()));
+        }
+        if self.login_resource {
+            oidc.insert("resource".into(), json!(rs_url));
         }
         oidc.extend(self.oidc.clone());
         let mut cfg = StackConfig::new()
@@ -125,7 +138,13 @@ impl InteropStack {
     /// A stack with the provider's defaults (client_secret_basic, 300 s access tokens, no
     /// DPoP) and one BFF instance.
     pub fn builder() -> InteropStackBuilder {
-        InteropStackBuilder { provider: Vec::new(), oidc: Map::new(), bff: Vec::new(), instances: 1 }
+        InteropStackBuilder {
+            provider: Vec::new(),
+            oidc: Map::new(),
+            bff: Vec::new(),
+            instances: 1,
+            login_resource: false,
+        }
     }
 
     /// The first BFF instance's base URL.

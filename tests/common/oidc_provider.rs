@@ -73,6 +73,11 @@ pub struct ProviderOptions {
     /// (`features.dPoP.nonceSecret` + `requireNonce`); one without, or with an unknown one, is
     /// answered `use_dpop_nonce` with a fresh `DPoP-Nonce`.
     pub dpop_require_nonce: bool,
+    /// More resource indicators (RFC 8707) the client may ask tokens for; each token's `aud`
+    /// is its resource.
+    pub extra_resources: Vec<String>,
+    /// The client may use the client credentials grant (`features.clientCredentials`).
+    pub client_credentials: bool,
 }
 
 impl ProviderOptions {
@@ -98,6 +103,8 @@ impl ProviderOptions {
             require_par: false,
             dpop: false,
             dpop_require_nonce: false,
+            extra_resources: Vec::new(),
+            client_credentials: false,
         }
     }
 
@@ -119,6 +126,8 @@ impl ProviderOptions {
             "require_par": self.require_par,
             "dpop": self.dpop,
             "dpop_require_nonce": self.dpop_require_nonce,
+            "extra_resources": self.extra_resources,
+            "client_credentials": self.client_credentials,
         })
     }
 }

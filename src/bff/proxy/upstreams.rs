@@ -112,7 +112,14 @@ impl Upstreams {
                 token: TokenSource::User(None),
             });
         }
-        Ok(Self { list, frontends, login_resources: crate::bff::tokens::login_resources(config) })
+        let login_resources = crate::bff::tokens::login_resources(config);
+        if config.oidc.resource.is_none() && !login_resources.is_empty() {
+            tracing::warn!(
+                "routes name their own `resource` but bff.oidc.resource is unset: a provider that \
+                 wants one resource per token request (node-oidc-provider) refuses the login"
+            );
+        }
+        Ok(Self { list, frontends, login_resources })
     }
 
     /// The `resource` parameters of the authorization request (RFC 8707 §2.1): every
