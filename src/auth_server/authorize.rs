@@ -9,6 +9,7 @@ use super::params::{Params, split_scope};
 use super::pending::{self, AuthRequest};
 use super::pushed;
 use super::rate_limit::authorize_blocked;
+use super::resources;
 use super::second_factor;
 use super::state::{AppState, SUPPORTED_SCOPES};
 use super::users::{self, Username};
@@ -47,7 +48,8 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     let refuse = |(error, description): Refusal| {
         Ok(error_redirect(&state, redirect_uri, error, description, client_state))
     };
-    let (auth, prompts) = match validate(&params, client_id, redirect_uri) {
+    let may_use = |r: &str| state.clients.may_use(client_id, r);
+    let (auth, prompts) = match validate(&params, client_id, redirect_uri, may_use) {
         Ok(valid) => valid,
         Err(refusal) => return refuse(refusal),
     };
@@ -112,12 +114,14 @@ async fn pushed_params(state: &AppState, query: &Params, request_uri: &str) -> R
 /// An OAuth error code and its description, sent back to the client.
 pub type Refusal = (&'static str, &'static str);
 
-/// Checks the request's parameters (the client and redirect URI are checked already); returns
-/// the request to keep and its `prompt` values. Also the check of a pushed request (`/par`).
+/// Checks the request's parameters (the client and redirect URI are checked already; the
+/// client `may_use` the resources it names); returns the request to keep and its `prompt`
+/// values. Also the check of a pushed request (`/par`).
 pub fn validate<'a>(
     params: &'a Params,
     client_id: &str,
     redirect_uri: &str,
+    may_use: impl Fn(&str) -> bool,
 ) -> Result<(AuthRequest, Vec<&'a str>), Refusal> {
     if params.has("request") || params.has("request_uri") {
         return Err(("request_not_supported", "request objects are not supported"));
@@ -150,6 +154,7 @@ pub fn validate<'a>(
     let Some((acr_values, max_age)) = authentication_asked(params) else {
         return Err(("invalid_request", "acr_values or max_age is malformed"));
     };
+    let resources = resources::for_authorization(params, may_use).map_err(|d| ("invalid_target", d))?;
     let login_hint = params.get("login_hint").filter(|h| h.len() <= 256).map(str::to_string);
     let prompts: Vec<&str> =
         params.get("prompt").unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
@@ -168,6 +173,7 @@ pub fn validate<'a>(
         acr_values,
         max_age,
         login_hint,
+        resources,
         binding_hash: None,
     };
     Ok((auth, prompts))

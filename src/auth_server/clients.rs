@@ -6,6 +6,7 @@
 use super::client_assertion::{self, AssertionContext};
 use super::errors::OAuthError;
 use super::params::Params;
+use super::resources;
 use crate::config::{ClientAuthMethod, ClientConfig};
 use crate::crypto::constant_time_eq;
 use crate::jwt::Verifier;
@@ -24,12 +25,15 @@ struct Registered {
 /// Registered clients by `client_id`.
 pub struct ClientRegistry {
     clients: HashMap<String, Registered>,
+    /// The audience of tokens asked for without a resource; every client may name it.
+    default_audience: String,
 }
 
 impl ClientRegistry {
-    /// Builds the registry; a duplicated `client_id`, a secret client without a secret or a
-    /// key client without keys stops start-up with one line naming the key.
-    pub fn new(list: &[ClientConfig]) -> Result<Self, StartupError> {
+    /// Builds the registry; a duplicated `client_id`, a secret client without a secret, a
+    /// key client without keys or a malformed resource indicator stops start-up with one line
+    /// naming the key.
+    pub fn new(list: &[ClientConfig], default_audience: &str) -> Result<Self, StartupError> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
             .build()
@@ -46,12 +50,23 @@ impl ClientRegistry {
                     "is required with a client_secret_* token_endpoint_auth_method",
                 ));
             }
+            for (i, r) in c.resources.iter().enumerate() {
+                resources::check_indicator(r)
+                    .map_err(|why| fail(&format!("resources.{i}"), &format!("`{r}` {why}")))?;
+            }
             let entry = Registered { config: c.clone(), assertions };
             if clients.insert(c.client_id.clone(), entry).is_some() {
                 return Err(fail("client_id", &format!("`{}` is registered twice", c.client_id)));
             }
         }
-        Ok(Self { clients })
+        Ok(Self { clients, default_audience: default_audience.to_string() })
+    }
+
+    /// Whether `client_id` may ask for tokens for `resource`: the default audience, or one of
+    /// the client's `resources`, exactly as written.
+    pub fn may_use(&self, client_id: &str, resource: &str) -> bool {
+        resource == self.default_audience
+            || self.get(client_id).is_some_and(|c| c.resources.iter().any(|r| r == resource))
     }
 
     /// The client with this id.

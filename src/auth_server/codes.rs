@@ -40,6 +40,9 @@ pub struct CodeRecord {
     /// The methods of the authentication.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// The resources the authorization request named (RFC 8707); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// Unix time after which the code is refused.
     pub expires_at: i64,
     /// The grant this code was redeemed for, once it was.
@@ -75,6 +78,7 @@ pub async fn issue(
         auth_time: session.auth_time,
         acr: super::second_factor::reported_acr(&req.acr_values, &session.acr),
         amr: session.amr.clone(),
+        resources: req.resources.clone(),
         expires_at: crate::clock::now() + state.config.code_ttl_secs as i64,
         redeemed_by: None,
     };

@@ -29,6 +29,9 @@ pub enum OAuthError {
     /// The requested scope exceeds what was granted.
     #[error("invalid_scope")]
     InvalidScope,
+    /// The requested resource is malformed, not the client's, or not granted (RFC 8707 §2).
+    #[error("invalid_target: {0}")]
+    InvalidTarget(&'static str),
     /// The bearer token is missing or invalid (userinfo).
     #[error("invalid_token: {0}")]
     InvalidToken(&'static str),
@@ -52,6 +55,7 @@ impl OAuthError {
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::Store(_) => "store_unavailable",
@@ -69,11 +73,12 @@ impl OAuthError {
             OAuthError::InvalidGrant(d) => ApiError::new(ErrorCode::InvalidGrant, *d),
             OAuthError::UnsupportedGrantType => ApiError::new(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             ),
             OAuthError::InvalidScope => {
                 ApiError::new(ErrorCode::InvalidScope, "the requested scope exceeds the scope granted")
             }
+            OAuthError::InvalidTarget(d) => ApiError::new(ErrorCode::InvalidTarget, *d),
             OAuthError::InvalidToken(d) => ApiError::new(ErrorCode::InvalidToken, *d)
                 .with_www_authenticate("Bearer error=\"invalid_token\""),
             OAuthError::InvalidDpopProof(d) => ApiError::new(ErrorCode::InvalidDpopProof, *d),

@@ -32,6 +32,10 @@ pub struct Grant {
     /// Its `amr`.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// The resources the authorization request named (RFC 8707): a token of the family may be
+    /// asked for one of them only. Empty: any the client may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// Absolute end of the family (Unix seconds).
     pub expires_at: i64,
     /// Hash of the current refresh token; `None` when no refresh token was issued.
@@ -79,6 +83,8 @@ pub struct NewGrant<'a> {
     pub acr: &'a str,
     /// Its `amr`.
     pub amr: &'a [String],
+    /// The resources named at authorization.
+    pub resources: &'a [String],
     /// Whether to issue a refresh token (`offline_access`).
     pub with_refresh: bool,
     /// The DPoP key the tokens are bound to, when the code was redeemed with a proof.
@@ -111,6 +117,7 @@ pub async fn create(
         auth_time: new.auth_time,
         acr: new.acr.to_string(),
         amr: new.amr.to_vec(),
+        resources: new.resources.to_vec(),
         expires_at: now + lifetime as i64,
         refresh_hash: token.as_ref().map(|t| sha256_b64(t.0.as_bytes())),
         last_used: now,

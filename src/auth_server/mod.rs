@@ -27,6 +27,7 @@ mod passwords;
 mod pending;
 mod pushed;
 mod rate_limit;
+mod resources;
 mod revoke;
 mod second_factor;
 mod state;

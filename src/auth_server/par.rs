@@ -26,10 +26,12 @@ pub async fn par(
     if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
         return Err(OAuthError::InvalidRequest("the redirect_uri is not registered for this client"));
     }
-    if let Err((error, description)) = validate(&params, &client.client_id, redirect_uri) {
+    let may_use = |r: &str| state.clients.may_use(&client.client_id, r);
+    if let Err((error, description)) = validate(&params, &client.client_id, redirect_uri, may_use) {
         tracing::info!(client_id = %client.client_id, error, "pushed authorization request refused");
         return Err(match error {
             "invalid_scope" => OAuthError::InvalidScope,
+            "invalid_target" => OAuthError::InvalidTarget(description),
             _ => OAuthError::InvalidRequest(description),
         });
     }

@@ -35,6 +35,9 @@ pub struct AuthRequest {
     /// `login_hint`: prefills the username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// `resource` values named (RFC 8707), each allowed for the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// SHA-256 of the browser binding value (the [`BINDING_COOKIE`]); set when saved.
     #[serde(default)]
     pub binding_hash: Option<String>,

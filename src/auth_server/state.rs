@@ -80,7 +80,7 @@ impl AppState {
             })
             .collect::<Result<Vec<_>, StartupError>>()?;
         let store = Store::connect(&config.store, "auth_server").await?;
-        let clients = ClientRegistry::new(&config.clients)?;
+        let clients = ClientRegistry::new(&config.clients, &config.access_token_audience)?;
         let passwords = PasswordCheck::new().await.map_err(|e| StartupError::Other(e.to_string()))?;
         let backchannel = BackchannelSender::new(
             Duration::from_secs(config.backchannel_logout_timeout_secs),

@@ -1,4 +1,5 @@
-//! `grant_type=authorization_code` (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.6). A code is
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.6; a `resource`
+//! picks the access token's audience, RFC 8707 §2.2). A code is
 //! redeemed once; a replay by the code's own client is refused and revokes what the first
 //! redemption produced (another client presenting it is refused and changes nothing).
 
@@ -6,7 +7,9 @@ use super::codes;
 use super::errors::OAuthError;
 use super::grants::{self, NewGrant};
 use super::params::Params;
+use super::resources;
 use super::state::AppState;
+use super::token_response::Issue;
 use crate::crypto::{constant_time_eq, sha256_b64};
 use actix_web::HttpResponse;
 
@@ -29,6 +32,7 @@ pub async fn exchange(
         codes::find(state, code).await?.ok_or(OAuthError::InvalidGrant("unknown or expired code"))?;
     let record = &stored.record;
     check_code(state, record, client_id, redirect_uri, verifier).await?;
+    let aud = resources::for_token(params, &record.resources, |r| state.clients.may_use(client_id, r))?;
 
     // The grant exists before the code says it was redeemed for it, so a replay arriving in
     // between can always find and revoke it.
@@ -43,6 +47,7 @@ pub async fn exchange(
             auth_time: record.auth_time,
             acr: &record.acr,
             amr: &record.amr,
+            resources: &record.resources,
             with_refresh: record.scope.iter().any(|s| s == "offline_access"),
             jkt,
         },
@@ -56,7 +61,8 @@ pub async fn exchange(
         }
         return Err(OAuthError::InvalidGrant("the code was already used"));
     }
-    super::token_response::respond(state, &grant, &grant.scope, refresh, record.nonce.as_deref())
+    let issue = Issue { scope: &grant.scope, aud, refresh, nonce: record.nonce.as_deref() };
+    super::token_response::respond(state, &grant, issue)
 }
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z a-z 0-9 - . _ ~]`.

@@ -1,11 +1,14 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation on every use and reuse detection
 //! (RFC 9700 §4.14.2): a rotated token presented again revokes the whole grant and tells the
-//! client over the back channel.
+//! client over the back channel. A `scope` narrows the access token's scope and a `resource`
+//! picks its audience (RFC 8707 §2.2); either refused leaves the refresh token unspent.
 
 use super::errors::OAuthError;
 use super::grants::{self, Grant};
 use super::params::{Params, split_scope};
+use super::resources;
 use super::state::AppState;
+use super::token_response::Issue;
 use actix_web::HttpResponse;
 
 /// Exchanges a refresh token for a new token pair. A family bound to a DPoP key needs a proof
@@ -53,11 +56,13 @@ pub async fn exchange(
             asked
         }
     };
+    let aud = resources::for_token(params, &grant.resources, |r| state.clients.may_use(client_id, r))?;
     let Some((rotated, refresh)) = grants::rotate(state, &stored).await? else {
         // Another request rotated this token first: this one is a reuse.
         return Err(reuse_detected(state, grant).await);
     };
-    super::token_response::respond(state, &rotated, &scope, Some(refresh), None)
+    let issue = Issue { scope: &scope, aud, refresh: Some(refresh), nonce: None };
+    super::token_response::respond(state, &rotated, issue)
 }
 
 /// Revokes the family and notifies its client. Returns the error to answer with.

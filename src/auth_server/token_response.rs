@@ -7,14 +7,21 @@ use super::state::AppState;
 use super::tokens::{self, Subject};
 use actix_web::HttpResponse;
 
-/// The successful token response for `grant`, with `scope` (possibly narrower than the grant's).
-pub fn respond(
-    state: &AppState,
-    grant: &Grant,
-    scope: &[String],
-    refresh: Option<RefreshToken>,
-    nonce: Option<&str>,
-) -> Result<HttpResponse, OAuthError> {
+/// What one token response carries besides the grant's own data.
+pub struct Issue<'a> {
+    /// The scope of the access token (possibly narrower than the grant's).
+    pub scope: &'a [String],
+    /// The access token's audience (RFC 8707 resource); `None`: the default audience.
+    pub aud: Option<&'a str>,
+    /// The new refresh token, if one was issued.
+    pub refresh: Option<RefreshToken>,
+    /// The ID token's `nonce` (code exchange only).
+    pub nonce: Option<&'a str>,
+}
+
+/// The successful token response for `grant`.
+pub fn respond(state: &AppState, grant: &Grant, issue: Issue<'_>) -> Result<HttpResponse, OAuthError> {
+    let Issue { scope, aud, refresh, nonce } = issue;
     let who = Subject {
         sub: &grant.sub,
         username: &grant.username,
@@ -26,7 +33,7 @@ pub fn respond(
     };
     let internal = |e: crate::jwt::SigningError| OAuthError::Internal(e.to_string());
     let mut body = serde_json::json!({
-        "access_token": tokens::access_token(state, &who, scope, grant.jkt.as_deref()).map_err(internal)?,
+        "access_token": tokens::access_token(state, &who, scope, aud, grant.jkt.as_deref()).map_err(internal)?,
         "token_type": if grant.jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": state.config.access_token_ttl_secs,
         "scope": scope.join(" "),

@@ -67,18 +67,20 @@ pub struct Confirmation {
     pub jkt: String,
 }
 
-/// A signed access token, bound to the DPoP key `jkt` when given.
+/// A signed access token for `aud` (the default audience when `None`), bound to the DPoP key
+/// `jkt` when given.
 pub fn access_token(
     state: &AppState,
     who: &Subject<'_>,
     scope: &[String],
+    aud: Option<&str>,
     jkt: Option<&str>,
 ) -> Result<String, SigningError> {
     let now = crate::clock::now();
     let claims = AccessClaims {
         iss: state.issuer.clone(),
         sub: who.sub.to_string(),
-        aud: state.config.access_token_audience.clone(),
+        aud: aud.unwrap_or(&state.config.access_token_audience).to_string(),
         exp: now + state.config.access_token_ttl_secs as i64,
         iat: now,
         nbf: now,

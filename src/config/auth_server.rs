@@ -111,7 +111,8 @@ pub struct ClientConfig {
     /// `private_key_jwt`: the client's public keys inline (a JWK set).
     #[serde(default)]
     pub jwks: Option<serde_json::Value>,
-    /// Exact redirect URIs.
+    /// Exact redirect URIs (none for a client of the client-credentials grant only).
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// Exact post-logout redirect URIs.
     #[serde(default)]
@@ -119,6 +120,11 @@ pub struct ClientConfig {
     /// Where back-channel logout tokens are posted.
     #[serde(default)]
     pub backchannel_logout_uri: Option<PublicUrl>,
+    /// Resource indicators (RFC 8707: absolute `http`/`https` URLs without fragment, compared
+    /// as written) this client may ask tokens for, besides `access_token_audience`, which it
+    /// may always use. Empty: only that default audience.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 /// `[[auth_server.users]]`: a user seeded at start.

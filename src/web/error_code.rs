@@ -51,6 +51,10 @@ pub enum ErrorCode {
     InvalidScope,
     /// 400: a grant type this server does not support (RFC 6749 §5.2).
     UnsupportedGrantType,
+    /// 400: the requested resource is invalid, unknown or not allowed (RFC 8707 §2).
+    InvalidTarget,
+    /// 400: the client may not use this grant type (RFC 6749 §5.2).
+    UnauthorizedClient,
     /// 409: the reference notes API's per-user limit.
     TooManyNotes,
     /// 400: at a token endpoint, a DPoP proof that is missing, malformed, replayed, or not for
@@ -99,6 +103,8 @@ impl ErrorCode {
             Self::InvalidGrant => "invalid_grant",
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidTarget => "invalid_target",
+            Self::UnauthorizedClient => "unauthorized_client",
             Self::TooManyNotes => "too_many_notes",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
@@ -116,6 +122,8 @@ impl ErrorCode {
             | Self::InvalidGrant
             | Self::InvalidScope
             | Self::UnsupportedGrantType
+            | Self::InvalidTarget
+            | Self::UnauthorizedClient
             | Self::InvalidDpopProof
             | Self::UseDpopNonce
             | Self::InvalidLoginParameter => StatusCode::BAD_REQUEST,

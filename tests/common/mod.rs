@@ -22,6 +22,7 @@ pub mod raw_http;
 pub mod redis;
 pub mod redis_cluster;
 pub mod redis_sentinel;
+pub mod resources;
 pub mod stall_proxy;
 pub mod step_up;
 pub mod verbs;
