@@ -66,11 +66,13 @@ impl TokenEndpointError {
     }
 
     /// True when the provider refused the token's audience or scopes (RFC 8707 `invalid_target`,
-    /// `invalid_scope`) or this client the grant type (`unauthorized_client`): the grant itself
-    /// lives on, and asking again gives the same answer.
+    /// `invalid_scope`) or this client the grant type (`unauthorized_client`,
+    /// `unsupported_grant_type`): the grant itself lives on, and asking again gives the same
+    /// answer.
     pub fn is_audience_refused(&self) -> bool {
-        matches!(self, Self::Rejected { error, .. }
-            if ["invalid_target", "invalid_scope", "unauthorized_client"].contains(&error.as_str()))
+        const REFUSALS: [&str; 4] =
+            ["invalid_target", "invalid_scope", "unauthorized_client", "unsupported_grant_type"];
+        matches!(self, Self::Rejected { error, .. } if REFUSALS.contains(&error.as_str()))
     }
 }
 
