@@ -276,29 +276,8 @@ async fn warm_audience_routes(bff: &str, cookie: &str) -> Result<()> {
 /// The audience row: the plain proxy adding a Bearer token, and cloakroom sending the token of
 /// a route's own audience (`resource`), with two audience tokens in the session.
 fn audience_paths(plain_proxy: &str, bff: &Proc, cookie: &str) -> [Path; 2] {
-    [
-        Path {
-            upstream: Upstream::ResourceServerAudience,
-            role: Role::Baseline,
-            label: "plain hyper proxy (adds Bearer)",
-            url: format!("http://{plain_proxy}/whoami"),
-            headers: vec![],
-            proxy_pids: vec![std::process::id()],
-            uses_redis: false,
-        },
-        Path {
-            upstream: Upstream::ResourceServerAudience,
-            role: Role::Cloakroom,
-            label: "cloakroom, route `resource` (cookie + X-CSRF)",
-            url: format!("{}{AUDIENCE_ROUTE}/whoami", bff.url()),
-            headers: vec![
-                ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
-                ("X-CSRF".into(), "1".into()),
-            ],
-            proxy_pids: bff.pid().into_iter().collect(),
-            uses_redis: true,
-        },
-    ]
+    let label = "cloakroom, route `resource` (cookie + X-CSRF)";
+    proxy_and_cloakroom(Upstream::ResourceServerAudience, plain_proxy, bff, AUDIENCE_ROUTE, cookie, label)
 }
 
 /// The BFF instance of phase 1 that runs with `bff.oidc.dpop = "on"`.
@@ -307,9 +286,23 @@ const DPOP_INSTANCE: usize = 1;
 /// The DPoP row: the plain proxy adding a Bearer token, and cloakroom sending a DPoP-bound
 /// token with a fresh proof per call, both to the resource server.
 fn dpop_paths(plain_proxy: &str, bff: &Proc, cookie: &str) -> [Path; 2] {
+    let label = "cloakroom, DPoP (cookie + X-CSRF)";
+    proxy_and_cloakroom(Upstream::ResourceServerDpop, plain_proxy, bff, "/api", cookie, label)
+}
+
+/// A row of the resource server's `GET /whoami`: the plain proxy adding a Bearer token, and
+/// cloakroom's `route` with the session `cookie`.
+fn proxy_and_cloakroom(
+    upstream: Upstream,
+    plain_proxy: &str,
+    bff: &Proc,
+    route: &str,
+    cookie: &str,
+    label: &'static str,
+) -> [Path; 2] {
     [
         Path {
-            upstream: Upstream::ResourceServerDpop,
+            upstream,
             role: Role::Baseline,
             label: "plain hyper proxy (adds Bearer)",
             url: format!("http://{plain_proxy}/whoami"),
@@ -318,10 +311,10 @@ fn dpop_paths(plain_proxy: &str, bff: &Proc, cookie: &str) -> [Path; 2] {
             uses_redis: false,
         },
         Path {
-            upstream: Upstream::ResourceServerDpop,
+            upstream,
             role: Role::Cloakroom,
-            label: "cloakroom, DPoP (cookie + X-CSRF)",
-            url: format!("{}/api/whoami", bff.url()),
+            label,
+            url: format!("{}{route}/whoami", bff.url()),
             headers: vec![
                 ("Cookie".into(), format!("{SESSION_COOKIE}={cookie}")),
                 ("X-CSRF".into(), "1".into()),
