@@ -316,3 +316,19 @@ async fn refresh_with_client(stack: &Stack, (id, secret): (&str, &str), token: &
         .expect("token endpoint reachable");
     (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
 }
+
+#[tokio::test]
+async fn an_unknown_grant_type_stops_start_up_naming_the_key() {
+    let mut cfg = with_two_apis(StackConfig::new());
+    cfg.doc["auth_server"]["clients"][1]["grant_types"] =
+        serde_json::json!(["client_credentials", "password"]);
+
+    let err = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("auth_server", &cfg.doc["auth_server"])
+        .section::<cloakroom::config::AuthServerConfig>("auth_server")
+        .err();
+
+    let message = err.expect("refused").to_string();
+    assert!(message.contains("auth_server.clients.1.grant_types"), "{message}");
+    assert!(message.contains("password"), "{message}");
+}
