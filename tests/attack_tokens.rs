@@ -768,17 +768,19 @@ async fn implicit_and_hybrid_flows_are_refused_and_no_token_lands_in_a_url() {
 }
 
 #[tokio::test]
-async fn the_password_and_client_credentials_grants_are_unsupported() {
+async fn the_password_grant_is_unsupported_and_client_credentials_need_the_grant_type() {
     let stack = auth_server(|c| c).await;
     for form in [
         vec![("grant_type", "password"), ("username", USER.0), ("password", USER.1), ("scope", "openid")],
-        vec![("grant_type", "client_credentials"), ("scope", "notes")],
         vec![("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", "x")],
         vec![("grant_type", "implicit")],
     ] {
         let answer = token_request(&stack, &form).await;
         assert_oauth_error(&answer, 400, "unsupported_grant_type", form[0].1);
     }
+    let form = [("grant_type", "client_credentials"), ("scope", "notes")];
+    let answer = token_request(&stack, &form).await;
+    assert_oauth_error(&answer, 400, "unauthorized_client", "the BFF's client is not registered for it");
 }
 
 #[tokio::test]

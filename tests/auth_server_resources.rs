@@ -4,12 +4,13 @@
 
 mod common;
 
+use cloakroom::jwt::dpop::{DpopAlg, DpopKey};
 use common::oidc_flow::{ALL_SCOPES, pkce_pair, query_param, redirect_uri};
 use common::resources::{
-    API_A, API_B, API_C, authorize_url_for, claims_of, code_flow_for, refresh_with, start_api, whoami,
-    with_two_apis,
+    API_A, API_B, API_C, SERVICE, SERVICE_CLIENT, authorize_url_for, claims_of, client_credentials,
+    code_flow_for, refresh_with, start_api, whoami, with_two_apis,
 };
-use common::{Browser, Stack, StackConfig};
+use common::{Browser, CLIENT_ID, Stack, StackConfig};
 use serde_json::Value;
 
 /// The auth server with [`with_two_apis`], and API A and API B.
@@ -180,4 +181,154 @@ async fn a_malformed_client_resource_stops_start_up_naming_the_key() {
     let message = err.expect("start-up refused").to_string();
     assert!(message.contains("auth_server.clients.0.resources.1"), "{message}");
     assert!(!message.contains('\n'), "one line: {message}");
+}
+
+#[tokio::test]
+async fn a_client_credentials_token_is_about_the_client_and_only_its_resource_accepts_it() {
+    let (stack, api_a, api_b) = two_apis().await;
+
+    let (status, res) =
+        client_credentials(&stack, SERVICE, &[("resource", API_A), ("scope", "notes")], None).await;
+
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(res["token_type"], "Bearer");
+    assert_eq!(res["scope"], "notes");
+    assert!(res.get("refresh_token").is_none(), "no refresh token: {res}");
+    assert!(res.get("id_token").is_none(), "no ID token: {res}");
+    let at = str_of(&res, "access_token");
+    let claims = claims_of(at);
+    assert_eq!(
+        (&claims["sub"], &claims["client_id"], &claims["aud"]),
+        (&SERVICE_CLIENT.into(), &SERVICE_CLIENT.into(), &API_A.into())
+    );
+    for absent in ["sid", "auth_time", "acr", "amr"] {
+        assert!(claims.get(absent).is_none(), "no user, no {absent}: {claims}");
+    }
+    assert_eq!(whoami(&api_a, at).await, (200, None));
+    assert_eq!(whoami(&api_b, at).await, (401, Some("invalid_token".into())));
+}
+
+#[tokio::test]
+async fn a_client_credentials_request_without_resource_or_scope_gets_the_default_audience_and_no_scope() {
+    let (stack, _, _) = two_apis().await;
+
+    let (status, res) = client_credentials(&stack, SERVICE, &[], None).await;
+
+    assert_eq!(status, 200, "{res}");
+    assert!(res.get("scope").is_none(), "nothing asked, nothing granted: {res}");
+    let claims = claims_of(str_of(&res, "access_token"));
+    assert_eq!(claims["aud"], stack.rs_url);
+    assert_eq!(claims["scope"], "");
+}
+
+#[tokio::test]
+async fn client_credentials_refuse_user_scopes_and_resources_the_client_may_not_use() {
+    let (stack, _, _) = two_apis().await;
+
+    for (extra, error) in [
+        (("scope", "openid"), "invalid_scope"),
+        (("scope", "notes offline_access"), "invalid_scope"),
+        (("scope", "admin"), "invalid_scope"),
+        (("resource", API_B), "invalid_target"),
+    ] {
+        let (status, res) = client_credentials(&stack, SERVICE, &[extra], None).await;
+
+        assert_eq!((status, res["error"].as_str()), (400, Some(error)), "{extra:?}: {res}");
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_are_refused_to_a_client_without_the_grant_type() {
+    let (stack, _, _) = two_apis().await;
+    let secret = stack.client_secret();
+
+    let (status, res) = client_credentials(&stack, (CLIENT_ID, &secret), &[("resource", API_A)], None).await;
+
+    assert_eq!((status, str_of(&res, "error")), (400, "unauthorized_client"), "{res}");
+}
+
+#[tokio::test]
+async fn client_credentials_with_a_bad_secret_are_invalid_client() {
+    let (stack, _, _) = two_apis().await;
+
+    let (status, res) = client_credentials(&stack, (SERVICE_CLIENT, "not-the-secret"), &[], None).await;
+
+    assert_eq!((status, str_of(&res, "error")), (401, "invalid_client"), "{res}");
+}
+
+#[tokio::test]
+async fn a_client_registered_only_for_client_credentials_cannot_refresh() {
+    let (stack, _, _) = two_apis().await;
+
+    let (status, res) = refresh_with_client(&stack, SERVICE, "some-refresh-token").await;
+
+    assert_eq!((status, str_of(&res, "error")), (400, "unauthorized_client"), "{res}");
+}
+
+#[tokio::test]
+async fn a_client_registered_only_for_client_credentials_cannot_start_the_code_flow() {
+    let mut cfg = with_two_apis(StackConfig::new());
+    let redirect = format!("{}/bff/callback", cfg.doc["bff"]["public_url"].as_str().expect("public_url"));
+    cfg.doc["auth_server"]["clients"][1]["redirect_uris"] = serde_json::json!([redirect]);
+    let stack = common::apps::start_auth_server(cfg).await;
+    let (_, challenge) = pkce_pair();
+    let url = authorize_url_for(&stack, &challenge, ALL_SCOPES, &[]).replace(CLIENT_ID, SERVICE_CLIENT);
+
+    let page = Browser::new().get(&url).await;
+
+    assert_eq!(page.status, 302, "{}", page.body);
+    let location = page.location().expect("redirect");
+    assert_eq!(query_param(&location, "error").as_deref(), Some("unauthorized_client"), "{location}");
+}
+
+#[tokio::test]
+async fn a_client_credentials_request_with_a_dpop_proof_gets_a_bound_token() {
+    let (stack, api_a, _) = two_apis().await;
+    let key = DpopKey::generate(DpopAlg::Es256);
+    let proof = key.proof("POST", &format!("{}/token", stack.auth_url), None, None);
+
+    let (status, res) = client_credentials(&stack, SERVICE, &[("resource", API_A)], Some(proof)).await;
+
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(res["token_type"], "DPoP");
+    let at = str_of(&res, "access_token");
+    assert_eq!(claims_of(at)["cnf"]["jkt"], key.jkt());
+    assert_eq!(whoami(&api_a, at).await.0, 401, "a bound token is no Bearer token");
+    let url = format!("{api_a}/whoami");
+    let call = reqwest::Client::new()
+        .get(&url)
+        .header("Authorization", format!("DPoP {at}"))
+        .header("DPoP", key.proof("GET", &url, Some(at), None))
+        .send()
+        .await
+        .expect("resource server reachable");
+    assert_eq!(call.status(), 200);
+}
+
+/// A refresh-token request as `client` (client_secret_basic).
+async fn refresh_with_client(stack: &Stack, (id, secret): (&str, &str), token: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", stack.auth_url))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+        .expect("token endpoint reachable");
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_unknown_grant_type_stops_start_up_naming_the_key() {
+    let mut cfg = with_two_apis(StackConfig::new());
+    cfg.doc["auth_server"]["clients"][1]["grant_types"] =
+        serde_json::json!(["client_credentials", "password"]);
+
+    let err = cloakroom::config::ConfigSource::from_toml_str("")
+        .set("auth_server", &cfg.doc["auth_server"])
+        .section::<cloakroom::config::AuthServerConfig>("auth_server")
+        .err();
+
+    let message = err.expect("refused").to_string();
+    assert!(message.contains("auth_server.clients.1.grant_types"), "{message}");
+    assert!(message.contains("password"), "{message}");
 }

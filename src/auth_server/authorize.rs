@@ -13,6 +13,7 @@ use super::resources;
 use super::second_factor;
 use super::state::{AppState, SUPPORTED_SCOPES};
 use super::users::{self, Username};
+use crate::config::GrantType;
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -48,6 +49,9 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     let refuse = |(error, description): Refusal| {
         Ok(error_redirect(&state, redirect_uri, error, description, client_state))
     };
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+        return refuse(("unauthorized_client", "the client may not use the authorization code flow"));
+    }
     let may_use = |r: &str| state.clients.may_use(client_id, r);
     let (auth, prompts) = match validate(&params, client_id, redirect_uri, may_use) {
         Ok(valid) => valid,

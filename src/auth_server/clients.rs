@@ -7,7 +7,7 @@ use super::client_assertion::{self, AssertionContext};
 use super::errors::OAuthError;
 use super::params::Params;
 use super::resources;
-use crate::config::{ClientAuthMethod, ClientConfig};
+use crate::config::{ClientAuthMethod, ClientConfig, GrantType};
 use crate::crypto::constant_time_eq;
 use crate::jwt::Verifier;
 use crate::oidc::client_auth::JWT_BEARER_ASSERTION;
@@ -50,6 +50,12 @@ impl ClientRegistry {
                     "is required with a client_secret_* token_endpoint_auth_method",
                 ));
             }
+            if c.grant_types.is_empty() {
+                return Err(fail("grant_types", "must name at least one grant type"));
+            }
+            if c.grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
+                return Err(fail("redirect_uris", "is required with the authorization_code grant type"));
+            }
             for (i, r) in c.resources.iter().enumerate() {
                 resources::check_indicator(r)
                     .map_err(|why| fail(&format!("resources.{i}"), &format!("`{r}` {why}")))?;
@@ -60,6 +66,11 @@ impl ClientRegistry {
             }
         }
         Ok(Self { clients, default_audience: default_audience.to_string() })
+    }
+
+    /// Whether `client_id` is registered with `grant`.
+    pub fn may_grant(&self, client_id: &str, grant: GrantType) -> bool {
+        self.get(client_id).is_some_and(|c| c.grant_types.contains(&grant))
     }
 
     /// Whether `client_id` may ask for tokens for `resource`: the default audience, or one of

@@ -32,6 +32,9 @@ pub enum OAuthError {
     /// The requested resource is malformed, not the client's, or not granted (RFC 8707 §2).
     #[error("invalid_target: {0}")]
     InvalidTarget(&'static str),
+    /// The client may not use this grant type (RFC 6749 §5.2).
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
     /// The bearer token is missing or invalid (userinfo).
     #[error("invalid_token: {0}")]
     InvalidToken(&'static str),
@@ -56,6 +59,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::UnauthorizedClient => "unauthorized_client",
             OAuthError::InvalidToken(_) => "invalid_token",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::Store(_) => "store_unavailable",
@@ -79,6 +83,9 @@ impl OAuthError {
                 ApiError::new(ErrorCode::InvalidScope, "the requested scope exceeds the scope granted")
             }
             OAuthError::InvalidTarget(d) => ApiError::new(ErrorCode::InvalidTarget, *d),
+            OAuthError::UnauthorizedClient => {
+                ApiError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant type")
+            }
             OAuthError::InvalidToken(d) => ApiError::new(ErrorCode::InvalidToken, *d)
                 .with_www_authenticate("Bearer error=\"invalid_token\""),
             OAuthError::InvalidDpopProof(d) => ApiError::new(ErrorCode::InvalidDpopProof, *d),

@@ -32,6 +32,7 @@ mod revoke;
 mod second_factor;
 mod state;
 mod token;
+mod token_client;
 mod token_code;
 mod token_refresh;
 mod token_response;

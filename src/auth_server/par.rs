@@ -7,6 +7,7 @@ use super::errors::OAuthError;
 use super::pushed::{self, LIFETIME_SECS};
 use super::state::AppState;
 use super::token::form_params;
+use crate::config::GrantType;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -25,6 +26,9 @@ pub async fn par(
         params.get("redirect_uri").ok_or(OAuthError::InvalidRequest("redirect_uri is missing"))?;
     if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
         return Err(OAuthError::InvalidRequest("the redirect_uri is not registered for this client"));
+    }
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(OAuthError::UnauthorizedClient);
     }
     let may_use = |r: &str| state.clients.may_use(&client.client_id, r);
     if let Err((error, description)) = validate(&params, &client.client_id, redirect_uri, may_use) {

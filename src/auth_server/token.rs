@@ -1,9 +1,11 @@
-//! `POST /token` (RFC 6749 §3.2): client authentication, then the authorization-code or
-//! refresh-token grant. Errors are RFC 6749 §5.2 JSON with `Cache-Control: no-store`.
+//! `POST /token` (RFC 6749 §3.2): client authentication, then the authorization-code,
+//! refresh-token or client-credentials grant, if the client is registered for it. Errors are
+//! RFC 6749 §5.2 JSON with `Cache-Control: no-store`.
 
 use super::errors::OAuthError;
 use super::params::Params;
 use super::state::AppState;
+use crate::config::GrantType;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 /// Parses a form-encoded back-channel request body.
@@ -37,25 +39,38 @@ async fn handle(
         Ok(p) => p,
         Err(e) => return ("unknown", Err(e)),
     };
-    let grant_type = match params.get("grant_type") {
-        Some("authorization_code") => "authorization_code",
-        Some("refresh_token") => "refresh_token",
-        Some(_) => "other",
+    let (label, grant) = match params.get("grant_type") {
+        Some("authorization_code") => ("authorization_code", Some(GrantType::AuthorizationCode)),
+        Some("refresh_token") => ("refresh_token", Some(GrantType::RefreshToken)),
+        Some("client_credentials") => ("client_credentials", Some(GrantType::ClientCredentials)),
+        Some(_) => ("other", None),
         None => return ("unknown", Err(OAuthError::InvalidRequest("grant_type is missing"))),
     };
-    let client = match state.clients.authenticate(req, &params, &state.assertion_context("/token")).await {
-        Ok(c) => c,
-        Err(e) => return (grant_type, Err(e)),
-    };
-    let proof = match super::dpop::token_endpoint_proof(req, state).await {
-        Ok(p) => p,
-        Err(e) => return (grant_type, Err(e)),
-    };
+    (label, grant_with(req, state, &params, grant).await)
+}
+
+/// Authenticates the client, checks it may use `grant` and runs it.
+async fn grant_with(
+    req: &HttpRequest,
+    state: &AppState,
+    params: &Params,
+    grant: Option<GrantType>,
+) -> Result<HttpResponse, OAuthError> {
+    let client = state.clients.authenticate(req, params, &state.assertion_context("/token")).await?;
+    let grant = grant.ok_or(OAuthError::UnsupportedGrantType)?;
+    if !client.grant_types.contains(&grant) {
+        tracing::info!(client_id = %client.client_id, ?grant, "grant type not registered for the client");
+        return Err(OAuthError::UnauthorizedClient);
+    }
+    let proof = super::dpop::token_endpoint_proof(req, state).await?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
-    let result = match grant_type {
-        "authorization_code" => super::token_code::exchange(state, &client.client_id, &params, jkt).await,
-        "refresh_token" => super::token_refresh::exchange(state, &client.client_id, &params, jkt).await,
-        _ => Err(OAuthError::UnsupportedGrantType),
-    };
-    (grant_type, result)
+    match grant {
+        GrantType::AuthorizationCode => {
+            super::token_code::exchange(state, &client.client_id, params, jkt).await
+        }
+        GrantType::RefreshToken => {
+            super::token_refresh::exchange(state, &client.client_id, params, jkt).await
+        }
+        GrantType::ClientCredentials => super::token_client::exchange(state, &client.client_id, params, jkt),
+    }
 }

@@ -10,6 +10,7 @@ use super::params::Params;
 use super::resources;
 use super::state::AppState;
 use super::token_response::Issue;
+use crate::config::GrantType;
 use crate::crypto::{constant_time_eq, sha256_b64};
 use actix_web::HttpResponse;
 
@@ -48,7 +49,8 @@ pub async fn exchange(
             acr: &record.acr,
             amr: &record.amr,
             resources: &record.resources,
-            with_refresh: record.scope.iter().any(|s| s == "offline_access"),
+            with_refresh: record.scope.iter().any(|s| s == "offline_access")
+                && state.clients.may_grant(client_id, GrantType::RefreshToken),
             jkt,
         },
     )

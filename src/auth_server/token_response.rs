@@ -1,5 +1,5 @@
 //! The successful token response (RFC 6749 §5.1) shared by the authorization-code and the
-//! refresh-token grants.
+//! refresh-token grants (the client-credentials grant shares only [`send`]).
 
 use super::errors::OAuthError;
 use super::grants::{Grant, RefreshToken};
@@ -47,8 +47,10 @@ pub fn respond(state: &AppState, grant: &Grant, issue: Issue<'_>) -> Result<Http
         // client session never outlives its refresh token.
         body["refresh_expires_in"] = (grant.expires_at - crate::clock::now()).max(0).into();
     }
-    Ok(HttpResponse::Ok()
-        .insert_header(crate::web::no_store())
-        .insert_header(("Pragma", "no-cache"))
-        .json(body))
+    Ok(send(body))
+}
+
+/// A successful token response with `body`: never cached.
+pub fn send(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok().insert_header(crate::web::no_store()).insert_header(("Pragma", "no-cache")).json(body)
 }

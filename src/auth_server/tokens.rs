@@ -43,12 +43,14 @@ pub struct AccessClaims {
     pub jti: String,
     /// Space-separated scope.
     pub scope: String,
-    /// Provider session id.
+    /// Provider session id (none in a client-credentials token).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sid: String,
     /// The client the token was issued to.
     pub client_id: String,
-    /// Time of authentication.
-    pub auth_time: i64,
+    /// Time of authentication (none in a client-credentials token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     /// The DPoP key the token is bound to (RFC 9449 §6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
@@ -76,24 +78,52 @@ pub fn access_token(
     aud: Option<&str>,
     jkt: Option<&str>,
 ) -> Result<String, SigningError> {
+    let mut claims = base_claims(state, who.sub, who.client_id, scope, aud, jkt);
+    claims.sid = who.sid.to_string();
+    claims.auth_time = Some(who.auth_time);
+    claims.acr = who.acr.to_string();
+    claims.amr = who.amr.to_vec();
+    state.signing.sign("at+jwt", &claims)
+}
+
+/// A signed access token of the client-credentials grant: the client is the subject; no
+/// session, no authentication.
+pub fn client_access_token(
+    state: &AppState,
+    client_id: &str,
+    scope: &[String],
+    aud: Option<&str>,
+    jkt: Option<&str>,
+) -> Result<String, SigningError> {
+    state.signing.sign("at+jwt", &base_claims(state, client_id, client_id, scope, aud, jkt))
+}
+
+/// The claims every access token has (RFC 9068 §2.2).
+fn base_claims(
+    state: &AppState,
+    sub: &str,
+    client_id: &str,
+    scope: &[String],
+    aud: Option<&str>,
+    jkt: Option<&str>,
+) -> AccessClaims {
     let now = crate::clock::now();
-    let claims = AccessClaims {
+    AccessClaims {
         iss: state.issuer.clone(),
-        sub: who.sub.to_string(),
+        sub: sub.to_string(),
         aud: aud.unwrap_or(&state.config.access_token_audience).to_string(),
         exp: now + state.config.access_token_ttl_secs as i64,
         iat: now,
         nbf: now,
         jti: crate::crypto::random_token(16),
         scope: scope.join(" "),
-        sid: who.sid.to_string(),
-        client_id: who.client_id.to_string(),
-        auth_time: who.auth_time,
+        sid: String::new(),
+        client_id: client_id.to_string(),
+        auth_time: None,
         cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_string() }),
-        acr: who.acr.to_string(),
-        amr: who.amr.to_vec(),
-    };
-    state.signing.sign("at+jwt", &claims)
+        acr: String::new(),
+        amr: Vec::new(),
+    }
 }
 
 /// A signed ID token. `nonce` only at the code exchange (OIDC Core §12.2).

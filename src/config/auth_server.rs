@@ -125,6 +125,26 @@ pub struct ClientConfig {
     /// may always use. Empty: only that default audience.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// The grant types the client may use at `/token` (the code flow's `/authorize` needs
+    /// `authorization_code`; a refresh token is issued only with `refresh_token`).
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<GrantType>,
+}
+
+/// `auth_server.clients.grant_types` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// The authorization code flow (RFC 6749 §4.1).
+    AuthorizationCode,
+    /// Refresh tokens (RFC 6749 §6).
+    RefreshToken,
+    /// The client acting as itself (RFC 6749 §4.4).
+    ClientCredentials,
+}
+
+fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
 }
 
 /// `[[auth_server.users]]`: a user seeded at start.

@@ -10,7 +10,7 @@ mod resource_server;
 mod telemetry;
 mod types;
 
-pub use auth_server::{AuthServerConfig, ClientConfig, UserSeed};
+pub use auth_server::{AuthServerConfig, ClientConfig, GrantType, UserSeed};
 pub use bff::{
     BffConfig, ClientBinding, FrontendConfig, FrontendLogin, FrontendSource, LoginParameter,
     OidcClientConfig, RouteConfig, RouteCsrf, RouteMethod, RouteSession, RouteToken, SessionConfig,

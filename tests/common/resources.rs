@@ -127,23 +127,25 @@ pub async fn refresh_with(stack: &Stack, refresh_token: &str, extra: &[(&str, &s
     super::oidc_flow::token_request(stack, &form).await
 }
 
-/// A client-credentials token request as `client_id` with `secret` (client_secret_basic) and
-/// extra form fields: (status, JSON).
+/// A client-credentials token request as `client_id` with `secret` (client_secret_basic),
+/// extra form fields and an optional `DPoP` proof: (status, JSON).
 pub async fn client_credentials(
     stack: &Stack,
-    client_id: &str,
-    secret: &str,
+    (client_id, secret): (&str, &str),
     extra: &[(&str, &str)],
+    proof: Option<String>,
 ) -> (u16, Value) {
     let mut form = vec![("grant_type", "client_credentials")];
     form.extend_from_slice(extra);
-    let res = reqwest::Client::new()
-        .post(format!("{}/token", stack.auth_url))
-        .basic_auth(client_id, Some(secret))
-        .form(&form)
-        .send()
-        .await
-        .expect("token endpoint reachable");
+    let mut req =
+        reqwest::Client::new().post(format!("{}/token", stack.auth_url)).basic_auth(client_id, Some(secret));
+    if let Some(proof) = proof {
+        req = req.header("DPoP", proof);
+    }
+    let res = req.form(&form).send().await.expect("token endpoint reachable");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
+
+/// [`SERVICE_CLIENT`]'s credentials.
+pub const SERVICE: (&str, &str) = (SERVICE_CLIENT, SERVICE_SECRET);
