@@ -12,6 +12,7 @@ pub mod dpop;
 pub mod echo_upstream;
 pub mod failover;
 pub mod forge;
+pub mod memory;
 pub mod npm;
 pub mod oidc_flow;
 pub mod oidc_provider;
