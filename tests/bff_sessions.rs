@@ -59,8 +59,7 @@ fn stored_refresh_tokens(stack: &Stack) -> Vec<String> {
     bff_keys(stack, "tokens:")
         .into_iter()
         .filter_map(|(k, v)| {
-            let plain = keys.sealer.open(k.as_bytes(), &v).ok()?;
-            let record: cloakroom::bff::tokens::TokenRecord = serde_json::from_slice(&plain).ok()?;
+            let (record, _) = cloakroom::bff::tokens::open_tokens(&keys, &k, &v)?;
             record.refresh_token.map(|t| t.expose().to_string())
         })
         .collect()

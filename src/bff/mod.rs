@@ -15,6 +15,7 @@ mod app;
 pub mod backchannel;
 mod callback;
 mod client_keys;
+mod compact;
 pub mod frontend;
 pub mod id_token;
 pub mod keys;

@@ -13,6 +13,7 @@ pub mod echo_upstream;
 pub mod failover;
 pub mod forge;
 pub mod interop;
+pub mod memory;
 pub mod npm;
 pub mod oidc_flow;
 pub mod oidc_provider;

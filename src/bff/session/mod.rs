@@ -17,6 +17,7 @@ mod index;
 mod record;
 mod scope;
 mod store;
+mod stored;
 mod typed;
 
 pub use client_info::ClientInfo;

@@ -6,17 +6,15 @@
 
 use super::record::SessionRecord;
 use super::scope::{note_store_failure, remember_loaded};
+use super::stored::{SessionState, decode_state, encode_state};
 use crate::bff::keys::Keys;
 use crate::bff::near_cache::NearCache;
 use crate::bff::tokens::{CachedTokens, cache_tokens};
 use crate::store::{Store, StoreError};
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration as CookieDuration;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-type SessionState = HashMap<String, String>;
 
 fn note_failure(e: &StoreError) {
     tracing::warn!(error = %e, "session store call failed");
@@ -93,7 +91,7 @@ impl BffSessionStore {
     }
 
     fn seal(&self, key: &str, state: &SessionState) -> Result<Vec<u8>, serde_json::Error> {
-        Ok(self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(state)?))
+        Ok(self.keys.sealer.seal(key.as_bytes(), &encode_state(state)?))
     }
 
     fn ttl_for(state: &SessionState, fallback: &CookieDuration) -> Duration {
@@ -106,23 +104,24 @@ impl BffSessionStore {
         }
     }
 
-    /// Opens a sealed session state (resealing it under the current key when an older one
-    /// sealed it; the content is unchanged, so caches need not hear of it).
-    async fn open_state(&self, key: &str, sealed: &[u8]) -> Option<SessionState> {
+    /// Opens a sealed session state, with the record in it (resealing it under the current key
+    /// when an older one sealed it; the content is unchanged, so caches need not hear of it).
+    async fn open_state(&self, key: &str, sealed: &[u8]) -> Option<(SessionState, Option<SessionRecord>)> {
         let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), sealed) else {
             tracing::warn!("a session record could not be opened; treating it as absent");
             return None;
         };
-        if old_key {
+        let opened = decode_state(&plain);
+        if old_key && let Some(Ok(plain)) = opened.as_ref().map(|(state, _)| encode_state(state)) {
             crate::bff::sealed::reseal(&self.store, &self.keys, key, sealed, &plain).await;
         }
-        serde_json::from_slice(&plain).ok()
+        opened
     }
 
     /// Reads and opens a session's state by its store key (from the store, not the cache).
     pub async fn read_state(&self, key: &str) -> Result<Option<SessionState>, StoreError> {
         let Some(sealed) = self.store.get(key).await? else { return Ok(None) };
-        Ok(self.open_state(key, &sealed).await)
+        Ok(self.open_state(key, &sealed).await.map(|(state, _)| state))
     }
 
     /// A session's state from the near cache, else from the store (then cached). When this
@@ -154,8 +153,8 @@ impl BffSessionStore {
             None => self.store.get(key).await?,
         };
         let Some(sealed) = sealed else { return Ok(None) };
-        let Some(state) = self.open_state(key, &sealed).await else { return Ok(None) };
-        if let Some(record) = SessionRecord::from_state(&state).map(Arc::new) {
+        let Some((state, record)) = self.open_state(key, &sealed).await else { return Ok(None) };
+        if let Some(record) = record.map(Arc::new) {
             if linked.is_none() {
                 self.cache.set_link(key, record.handle.key(&self.keys).to_owned(), Some(record.expires_at));
             }
@@ -174,8 +173,7 @@ impl BffSessionStore {
     /// WebSocket with `bff.websocket_slides_session`). Returns whether it was written.
     pub async fn slide_idle(&self, key: &str, idle_timeout_secs: u64) -> Result<bool, StoreError> {
         let Some(sealed) = self.store.get(key).await? else { return Ok(false) };
-        let Some(mut state) = self.open_state(key, &sealed).await else { return Ok(false) };
-        let Some(record) = SessionRecord::from_state(&state) else { return Ok(false) };
+        let Some((mut state, Some(record))) = self.open_state(key, &sealed).await else { return Ok(false) };
         let now = crate::clock::now();
         let slid = (now + idle_timeout_secs as i64).min(record.expires_at);
         let live = now < record.expires_at && now < record.idle_expires_at;

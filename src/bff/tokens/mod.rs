@@ -162,7 +162,7 @@ impl TokenCare {
     /// Stores the tokens of a new session.
     pub async fn store_new(&self, handle: &TokenHandle, record: &TokenRecord) -> Result<(), StoreError> {
         let key = self.key(handle);
-        let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(record).unwrap_or_default());
+        let sealed = self.keys.sealer.seal(key.as_bytes(), &record.to_stored());
         self.store.set(key, &sealed, record.ttl()).await
     }
 
@@ -173,9 +173,9 @@ impl TokenCare {
         let Ok((plain, old_key)) = self.keys.sealer.open_noting_key(key.as_bytes(), &raw) else {
             return Ok(None);
         };
-        let Ok(record) = serde_json::from_slice::<TokenRecord>(&plain) else { return Ok(None) };
+        let Some(record) = TokenRecord::from_stored(&plain) else { return Ok(None) };
         if old_key {
-            super::sealed::reseal(&self.store, &self.keys, key, &raw, &plain).await;
+            super::sealed::reseal(&self.store, &self.keys, key, &raw, &record.to_stored()).await;
             // The caller compares against what is stored now: read it again.
             let Some(raw) = self.store.get(key).await? else { return Ok(None) };
             let record = self
@@ -183,7 +183,7 @@ impl TokenCare {
                 .sealer
                 .open(key.as_bytes(), &raw)
                 .ok()
-                .and_then(|plain| serde_json::from_slice::<TokenRecord>(&plain).ok());
+                .and_then(|plain| TokenRecord::from_stored(&plain));
             return Ok(record.map(|r| (raw, r)));
         }
         Ok(Some((raw, record)))

@@ -1,6 +1,7 @@
 //! A session's token record: what is stored (sealed) under `tokens:{hashed handle}`, when it is
 //! due for a refresh, and how it is opened and kept in the near cache. The session store reads
 //! token records too (one round trip for both on a near-cache miss), so this sits below both.
+//! Its stored form (compact, tokens as bytes) is in `record/stored.rs`.
 
 use super::audience::Audience;
 use crate::bff::keys::Keys;
@@ -12,6 +13,8 @@ use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+mod stored;
 
 /// A session's reference to its token record: a random handle (kept in the session record,
 /// never shown to the browser) and the store key derived from it. The key is a keyed hash,
@@ -34,6 +37,11 @@ impl TokenHandle {
     /// The store key of the token record (`tokens:{hashed handle}`).
     pub fn key(&self, keys: &Keys) -> &str {
         self.key.get_or_init(|| tokens_key(keys, self.handle.expose()))
+    }
+
+    /// The handle read back from a stored session record.
+    pub fn from_stored(handle: String) -> Self {
+        Self { handle: Secret::new(handle), key: OnceLock::new() }
     }
 
     /// The handle itself (for the refresh lock's key).
@@ -217,7 +225,7 @@ pub type CachedTokens = (Vec<u8>, TokenRecord);
 /// Opens the sealed token record stored under `key`; true when an older key sealed it.
 pub fn open_tokens(keys: &Keys, key: &str, raw: &[u8]) -> Option<(TokenRecord, bool)> {
     let (plain, old_key) = keys.sealer.open_noting_key(key.as_bytes(), raw).ok()?;
-    Some((serde_json::from_slice::<TokenRecord>(&plain).ok()?, old_key))
+    Some((TokenRecord::from_stored(&plain)?, old_key))
 }
 
 /// Store key of the token record of the session with `handle`.
@@ -236,8 +244,8 @@ pub async fn cache_tokens(
     raw: Vec<u8>,
 ) -> Option<Arc<CachedTokens>> {
     let (record, old_key) = open_tokens(keys, key, &raw)?;
-    if old_key && let Ok(plain) = serde_json::to_vec(&record) {
-        crate::bff::sealed::reseal(store, keys, key, &raw, &plain).await;
+    if old_key {
+        crate::bff::sealed::reseal(store, keys, key, &raw, &record.to_stored()).await;
     }
     let expires_at = record.session_expires_at;
     let cached = Arc::new((raw, record));
@@ -270,10 +278,10 @@ mod tests {
             dpop_key: Some(DpopKey::generate(crate::jwt::dpop::DpopAlg::EdDsa)),
             ..plain.clone()
         };
-        let (a, b) = (serde_json::to_vec(&plain).unwrap(), serde_json::to_vec(&with_key).unwrap());
-        assert!(!String::from_utf8_lossy(&a).contains("dpop"));
+        let (a, b) = (plain.to_stored(), with_key.to_stored());
+        assert_eq!(TokenRecord::from_stored(&a).unwrap().dpop_key, None);
         assert!(b.len() - a.len() <= 64, "{} bytes", b.len() - a.len());
-        let back: TokenRecord = serde_json::from_slice(&b).unwrap();
+        let back = TokenRecord::from_stored(&b).unwrap();
         assert_eq!(back.dpop_key, with_key.dpop_key);
     }
 

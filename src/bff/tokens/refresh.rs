@@ -326,7 +326,7 @@ impl TokenCare {
         if let Some(t) = new.refresh_expires_at {
             new.session_expires_at = new.session_expires_at.min(t);
         }
-        let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&new).unwrap_or_default());
+        let sealed = self.keys.sealer.seal(key.as_bytes(), &new.to_stored());
         match self.store.compare_and_swap(key, taken, &sealed, new.ttl()).await {
             Ok(true) => {
                 // Other instances' copies hold the old pair, which a request there would only
@@ -368,7 +368,7 @@ impl TokenCare {
     ) -> Result<Vec<u8>, (Result<Secret, TokenError>, Notice)> {
         let mut without = record.clone();
         without.refresh_token = None;
-        let sealed = self.keys.sealer.seal(key.as_bytes(), &serde_json::to_vec(&without).unwrap_or_default());
+        let sealed = self.keys.sealer.seal(key.as_bytes(), &without.to_stored());
         match self.store.compare_and_swap(key, raw, &sealed, record.ttl()).await {
             Ok(true) => Ok(sealed),
             // Only a logout (or an expired lock) changes the record under the lock: re-read.
