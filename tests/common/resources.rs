@@ -38,22 +38,7 @@ pub fn with_two_apis(mut cfg: StackConfig) -> StackConfig {
 /// Starts a resource server of `stack` (its issuer and store) whose `audience` is `audience`,
 /// on a fresh port; returns its base URL.
 pub async fn start_api(stack: &Stack, audience: &str) -> String {
-    let mut doc: Value = stack.doc["resource_server"].clone();
-    doc["audience"] = json!(audience);
-    let ns = doc["redis_namespace"].as_str().unwrap_or("rs").to_string();
-    doc["redis_namespace"] = json!(format!("{ns}-{}", cloakroom::crypto::random_token(4)));
-    let cfg: ResourceServerConfig = ConfigSource::from_toml_str("")
-        .set("resource_server", &doc)
-        .section("resource_server")
-        .expect("rs config");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
-    let app = cloakroom::resource_server::Application::build_with_listener(cfg, listener)
-        .await
-        .expect("resource server starts");
-    tokio::spawn(app.run_until_stopped());
-    super::apps::wait_ready(&url).await;
-    url
+    super::apis::Api::new(audience).start(&stack.doc).await
 }
 
 /// `GET /whoami` at the resource server `api` with `token` as Bearer: (status, `error` of the
