@@ -127,23 +127,7 @@ pub fn validate<'a>(
     redirect_uri: &str,
     may_use: impl Fn(&str) -> bool,
 ) -> Result<(AuthRequest, Vec<&'a str>), Refusal> {
-    if params.has("request") || params.has("request_uri") {
-        return Err(("request_not_supported", "request objects are not supported"));
-    }
-    if params.get("response_type") != Some("code") {
-        return Err(("unsupported_response_type", "response_type must be code"));
-    }
-    if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(("invalid_request", "response_mode must be query"));
-    }
-    match params.get("code_challenge_method") {
-        Some("S256") => {}
-        Some(_) => return Err(("invalid_request", "code_challenge_method must be S256")),
-        None => return Err(("invalid_request", "PKCE is required: code_challenge_method=S256")),
-    }
-    let Some(challenge) = params.get("code_challenge").filter(|c| valid_challenge(c)) else {
-        return Err(("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"));
-    };
+    let challenge = code_flow_shape(params)?;
     let scope = split_scope(params.get("scope").unwrap_or(""));
     if !scope.iter().any(|s| s == "openid") {
         return Err(("invalid_scope", "scope must contain openid"));
@@ -181,6 +165,29 @@ pub fn validate<'a>(
         binding_hash: None,
     };
     Ok((auth, prompts))
+}
+
+/// The code flow's shape: no request object, `response_type=code`, query response mode, PKCE
+/// with S256. Returns the code challenge.
+fn code_flow_shape(params: &Params) -> Result<&str, Refusal> {
+    if params.has("request") || params.has("request_uri") {
+        return Err(("request_not_supported", "request objects are not supported"));
+    }
+    if params.get("response_type") != Some("code") {
+        return Err(("unsupported_response_type", "response_type must be code"));
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(("invalid_request", "response_mode must be query"));
+    }
+    match params.get("code_challenge_method") {
+        Some("S256") => {}
+        Some(_) => return Err(("invalid_request", "code_challenge_method must be S256")),
+        None => return Err(("invalid_request", "PKCE is required: code_challenge_method=S256")),
+    }
+    params
+        .get("code_challenge")
+        .filter(|c| valid_challenge(c))
+        .ok_or(("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"))
 }
 
 /// `acr_values` (space-separated, at most 8 values of at most 128 bytes) and `max_age` (a

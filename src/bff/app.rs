@@ -89,25 +89,7 @@ impl Shared {
         let provider = provider_of(&config, &http);
         let creds = client_keys::client_credentials(&config.oidc)?;
         let metrics = Arc::new(metrics::BffMetrics::new(&Upstreams::labels(&config)).map_err(other)?);
-        let cache = near_cache::NearCache::new(
-            &store,
-            config.near_cache_entries,
-            Duration::from_secs(config.session.absolute_timeout_secs),
-            &metrics.near_cache,
-        );
-        let timing = tokens::RefreshTiming::from_config(&config);
-        let tokens = tokens::TokenCare::new(
-            store.clone(),
-            keys.clone(),
-            http.clone(),
-            provider.clone(),
-            creds.clone(),
-            timing,
-            metrics.clone(),
-        )
-        .with_near_cache(cache.clone())
-        .with_login_resource(config.oidc.resource.as_ref())
-        .keeping_id_token(config.logout_id_token_hint);
+        let (cache, tokens) = caches(&config, &store, &keys, &http, &provider, &creds, &metrics);
         let session_store = BffSessionStore::new(store.clone(), keys.clone()).with_near_cache(cache);
         let ender = SessionEnder::new(session_store.clone(), Some(tokens.clone()));
         let backchannel = Backchannel::new(ender.clone(), &metrics.registry).map_err(other)?;
@@ -139,6 +121,38 @@ impl Shared {
             }),
         })
     }
+}
+
+/// The near cache and the session tokens' keeper (refreshes, audiences, client credentials,
+/// revocation), which reads through it.
+fn caches(
+    config: &BffConfig,
+    store: &Store,
+    keys: &Keys,
+    http: &reqwest::Client,
+    provider: &provider::Provider,
+    creds: &crate::oidc::ClientCredentials,
+    metrics: &Arc<metrics::BffMetrics>,
+) -> (near_cache::NearCache, tokens::TokenCare) {
+    let cache = near_cache::NearCache::new(
+        store,
+        config.near_cache_entries,
+        Duration::from_secs(config.session.absolute_timeout_secs),
+        &metrics.near_cache,
+    );
+    let tokens = tokens::TokenCare::new(
+        store.clone(),
+        keys.clone(),
+        http.clone(),
+        provider.clone(),
+        creds.clone(),
+        tokens::RefreshTiming::from_config(config),
+        metrics.clone(),
+    )
+    .with_near_cache(cache.clone())
+    .with_login_resource(config.oidc.resource.as_ref())
+    .keeping_id_token(config.logout_id_token_hint);
+    (cache, tokens)
 }
 
 /// The provider's metadata and keys, loading in the background from now on.

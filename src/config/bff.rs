@@ -1,11 +1,14 @@
 //! The `[bff]` section.
 
-use super::resource::{ResourceIndicator, ScopeToken};
-use super::types::{FrontendPath, ListenAddr, PublicUrl, RoutePath, SessionKeys, StoreConfig};
+use super::types::{ListenAddr, PublicUrl, SessionKeys, StoreConfig};
 use serde::Deserialize;
 
+use super::bff_frontend::frontends;
+pub use super::bff_frontend::{FrontendConfig, FrontendLogin, FrontendSource};
 pub use super::bff_login::LoginParameter;
 pub use super::bff_oidc::OidcClientConfig;
+use super::bff_route::routes;
+pub use super::bff_route::{RouteConfig, RouteCsrf, RouteMethod, RouteSession, RouteToken};
 
 /// Configuration of the BFF session broker.
 #[derive(Debug, Clone, Deserialize)]
@@ -113,131 +116,6 @@ pub struct BffConfig {
     pub frontends: Vec<FrontendConfig>,
 }
 
-/// `[[bff.frontends]]`: the app's pages under `path`, either built files served from `dir` or
-/// a frontend server (`upstream`: a dev server, a server-rendered app) the BFF proxies to.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "RawFrontend")]
-pub struct FrontendConfig {
-    /// Local prefix (default `/`).
-    pub path: FrontendPath,
-    /// Where the pages come from.
-    pub source: FrontendSource,
-    /// Whether a page needs a signed-in user.
-    pub login: FrontendLogin,
-    /// The `Content-Security-Policy` of its responses; unset: the BFF's strict default.
-    pub csp: Option<String>,
-    /// The directory (below `dir`) of fingerprinted files — names that change whenever the
-    /// content does, like Vite's `assets/index-BXa1c2De.js` — served with a year-long
-    /// `immutable` cache lifetime. Everything else is revalidated (`no-cache`).
-    pub immutable_dir: String,
-    /// Request headers forwarded to an `upstream` besides the defaults.
-    pub forward_request_headers: Vec<String>,
-}
-
-/// `bff.frontends[].dir` or `bff.frontends[].upstream`.
-#[derive(Debug, Clone)]
-pub enum FrontendSource {
-    /// The directory of built files (e.g. Vite's `dist/`), with an `index.html`.
-    Dir(std::path::PathBuf),
-    /// A frontend server's base URL, e.g. `http://localhost:5173`. It gets the whole request
-    /// path (the prefix is not stripped), the user's access token when there is a session, and
-    /// WebSocket upgrades (a dev server's hot reload).
-    Upstream(PublicUrl),
-}
-
-/// `[[bff.frontends]]` as written; [`FrontendConfig`] once exactly one source is set.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFrontend {
-    #[serde(default)]
-    path: FrontendPath,
-    #[serde(default)]
-    dir: Option<std::path::PathBuf>,
-    #[serde(default)]
-    upstream: Option<PublicUrl>,
-    #[serde(default)]
-    login: FrontendLogin,
-    #[serde(default)]
-    csp: Option<String>,
-    #[serde(default)]
-    immutable_dir: Option<String>,
-    #[serde(default)]
-    forward_request_headers: Vec<String>,
-}
-
-impl TryFrom<RawFrontend> for FrontendConfig {
-    type Error = String;
-
-    fn try_from(raw: RawFrontend) -> Result<Self, String> {
-        let source = match (raw.dir, raw.upstream) {
-            (Some(dir), None) => FrontendSource::Dir(dir),
-            (None, Some(url)) => FrontendSource::Upstream(url),
-            _ => {
-                return Err(
-                    "set exactly one of `dir` (built files) and `upstream` (a frontend server)".into()
-                );
-            }
-        };
-        let is_dir = matches!(source, FrontendSource::Dir(_));
-        if !is_dir && raw.immutable_dir.is_some() {
-            return Err("`immutable_dir` applies to `dir` only".into());
-        }
-        if is_dir && !raw.forward_request_headers.is_empty() {
-            return Err("`forward_request_headers` applies to `upstream` only".into());
-        }
-        Ok(Self {
-            path: raw.path,
-            source,
-            login: raw.login,
-            csp: raw.csp,
-            immutable_dir: raw.immutable_dir.unwrap_or_else(default_immutable_dir),
-            forward_request_headers: raw.forward_request_headers,
-        })
-    }
-}
-
-impl FrontendConfig {
-    /// The frontend server's URL, when it is one.
-    pub fn upstream(&self) -> Option<&PublicUrl> {
-        match &self.source {
-            FrontendSource::Upstream(url) => Some(url),
-            FrontendSource::Dir(_) => None,
-        }
-    }
-}
-
-fn default_immutable_dir() -> String {
-    "assets".into()
-}
-
-/// `bff.frontends[].login`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FrontendLogin {
-    /// Served to anyone; the app asks `/bff/user` who is signed in (default).
-    #[default]
-    Optional,
-    /// Without a session a page navigation is redirected to `/bff/login?returnTo=<that page>`,
-    /// and any other request gets 401 `unauthenticated`.
-    Required,
-}
-
-/// The frontends, refused when two share a path.
-fn frontends<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FrontendConfig>, D::Error> {
-    unique_paths(Vec::<FrontendConfig>::deserialize(d)?, |f| f.path.as_str())
-}
-
-/// `items` when no two share a path (which one serves would be a guess), else the error naming
-/// the path.
-fn unique_paths<T, E: serde::de::Error>(items: Vec<T>, path: impl Fn(&T) -> &str) -> Result<Vec<T>, E> {
-    for (i, item) in items.iter().enumerate() {
-        if items[..i].iter().any(|o| path(o) == path(item)) {
-            return Err(E::custom(format!("the path `{}` is configured twice", path(item))));
-        }
-    }
-    Ok(items)
-}
-
 /// `[bff.session]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SessionConfig {
@@ -273,119 +151,6 @@ impl Default for SessionConfig {
             client_binding: ClientBinding::Off,
         }
     }
-}
-
-/// `[[bff.routes]]`: `path` prefix proxied to `upstream`, with what a request must bring.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Local prefix, e.g. `/api`.
-    pub path: RoutePath,
-    /// Upstream base URL, e.g. `http://localhost:8082`.
-    pub upstream: PublicUrl,
-    /// Request headers forwarded on this route besides the defaults
-    /// (`crate::bff::proxy::header_policy::DEFAULT_FORWARDED`); checked at start.
-    #[serde(default)]
-    pub forward_request_headers: Vec<String>,
-    /// Whether a request needs a session, and so carries the user's token.
-    #[serde(default)]
-    pub session: RouteSession,
-    /// What proves a request is not a cross-site forgery.
-    #[serde(default)]
-    pub csrf: RouteCsrf,
-    /// The methods the route takes (others get 405); unset: any but `TRACE`, `TRACK`, `CONNECT`,
-    /// which no route takes.
-    #[serde(default)]
-    pub methods: Option<Vec<RouteMethod>>,
-    /// Relay WebSockets: a `GET` upgrade with the BFF's own `Origin` is connected upstream
-    /// (`ws://`/`wss://` of `upstream`) with the session's token as the route's `session` says,
-    /// and its frames relayed both ways. Off by default: an upgrade request to a route without
-    /// it is proxied as a plain request, its `Upgrade` and `Connection` headers dropped.
-    #[serde(default)]
-    pub websocket: bool,
-    /// Authentication context classes (`acr`) a session must have for this route, any one of
-    /// them; a weaker session gets 401 `step_up_required` without the upstream being called.
-    #[serde(default)]
-    pub acr_values: Vec<String>,
-    /// Longest time since the user last authenticated (`auth_time`) for this route; an older
-    /// authentication gets 401 `step_up_required` likewise.
-    #[serde(default)]
-    pub max_age: Option<u64>,
-    /// The RFC 8707 resource indicator of this route's API: its access token is obtained for
-    /// that resource alone (a token request with `resource=`), kept apart from every other
-    /// route's, and never sent anywhere else.
-    #[serde(default)]
-    pub resource: Option<ResourceIndicator>,
-    /// The scopes this route's access token carries, narrower than the login's (a token request
-    /// with `scope=`); each must be one of `bff.oidc.scopes` for user tokens.
-    #[serde(default)]
-    pub scopes: Option<Vec<ScopeToken>>,
-    /// Whose token the upstream gets: the signed-in user's (default) or the application's own,
-    /// from a client-credentials grant (`"client"`).
-    #[serde(default)]
-    pub token: RouteToken,
-}
-
-/// `bff.routes[].token`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteToken {
-    /// The session's access token (for the route's `resource`/`scopes`, if any).
-    #[default]
-    User,
-    /// This client's own token from a client-credentials grant (RFC 6749 §4.4), cached per
-    /// resource and scopes and shared by every session and instance: the route acts as the
-    /// application, not as the user.
-    Client,
-}
-
-/// `bff.routes[].session`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteSession {
-    /// No session → 401 `unauthenticated`; the upstream gets the user's access token (default).
-    #[default]
-    Required,
-    /// The user's access token when signed in; an anonymous call otherwise.
-    Optional,
-    /// A public API: the session is not read and the upstream never gets a token.
-    None,
-}
-
-/// `bff.routes[].csrf`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RouteCsrf {
-    /// `X-CSRF: 1` on every method, same origin, no form content type (default).
-    #[default]
-    Header,
-    /// Safe methods (`GET`, `HEAD`, `OPTIONS`) need only a same-origin or absent `Origin` and
-    /// `Sec-Fetch-Site`, so that downloads, `<img>` and `EventSource` work; unsafe methods as
-    /// with `header`.
-    UnsafeMethods,
-}
-
-/// An HTTP method a route takes: an upper-case token, not `TRACE`, `TRACK` or `CONNECT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteMethod(pub actix_web::http::Method);
-
-impl<'de> Deserialize<'de> for RouteMethod {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if ["TRACE", "TRACK", "CONNECT"].contains(&s.to_ascii_uppercase().as_str()) {
-            return Err(serde::de::Error::custom(format!("`{s}` is never proxied")));
-        }
-        let upper = !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase());
-        match actix_web::http::Method::from_bytes(s.as_bytes()) {
-            Ok(m) if upper => Ok(Self(m)),
-            _ => Err(serde::de::Error::custom(format!("`{s}` is not an upper-case HTTP method"))),
-        }
-    }
-}
-
-/// The routes, refused when two share a path.
-fn routes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RouteConfig>, D::Error> {
-    unique_paths(Vec::<RouteConfig>::deserialize(d)?, |r| r.path.as_str())
 }
 
 fn default_login_attempt_ttl() -> u64 {

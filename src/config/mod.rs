@@ -3,8 +3,10 @@
 
 mod auth_server;
 mod bff;
+mod bff_frontend;
 mod bff_login;
 mod bff_oidc;
+mod bff_route;
 mod resource;
 mod resource_server;
 mod telemetry;

@@ -247,3 +247,33 @@ pub async fn wait_subscribed(store: &Store, rx: &mut Receiver<Event>) {
     }
     panic!("subscription never became active");
 }
+
+/// Waits until a replica of the master on `port` has acknowledged every write the master took
+/// so far, from whichever client. (`WAIT` would not do: it waits only for the writes of its own
+/// connection, and a fresh connection has made none.) Replicas acknowledge once a second.
+pub fn wait_replica_caught_up(port: u16) {
+    let info = || -> String {
+        redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
+            .unwrap_or_default()
+    };
+    let field = |info: &str, name: &str| -> Option<i64> {
+        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+    };
+    let written = field(&info(), "master_repl_offset").expect("the master's replication offset");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = info();
+        let acked = now
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+            .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("offset=")?.parse::<i64>().ok()))
+            .max();
+        if acked.is_some_and(|a| a >= written) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no replica of {port} caught up with offset {written}: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
