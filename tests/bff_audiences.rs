@@ -179,6 +179,26 @@ async fn a_client_route_calls_its_api_as_the_application_without_any_user() {
 }
 
 #[tokio::test]
+async fn a_client_route_whose_resource_the_provider_refuses_answers_403_token_refused_to_every_call_on_both_instances()
+ {
+    let refused = json!({ "path": "/app-other", "upstream": "http://127.0.0.1:9",
+        "resource": "https://other.api.test", "token": "client", "session": "none" });
+    let stack = start_two_apis(|c| c, &[refused]).await;
+    let second = start_second_bff(&stack, |_| {}).await;
+    let anonymous = common::Browser::new();
+
+    // Calls that wait for another instance's grant hear of its refusal, not of an outage.
+    let pages = call_spread(&anonymous, &[&stack.bff_url, &second], 20, "/app-other/whoami").await;
+
+    for p in &pages {
+        assert_error_code(p, 403, "token_refused");
+    }
+    let grants = provider_grants(&stack.auth_url, "client_credentials").await;
+    assert_eq!(count(&grants, true), 0, "{grants:?}");
+    assert!(count(&grants, false) >= 1, "the provider was asked and refused: {grants:?}");
+}
+
+#[tokio::test]
 async fn with_dpop_on_every_audience_token_is_bound_to_the_sessions_one_key_and_proven_per_call() {
     let stack = start_two_apis(common::dpop::on, &[]).await;
     let browser = stack.login_as(USER).await;

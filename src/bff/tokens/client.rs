@@ -105,13 +105,18 @@ impl TokenCare {
             }
             if let Some(held) = self.lock.try_acquire(&hashed).await? {
                 let result = self.obtain_client_token(audience, key).await;
-                let notice = if result.is_ok() { Notice::Done } else { Notice::Unavailable };
+                let notice = match &result {
+                    Ok(_) => Notice::Done,
+                    Err(TokenError::AudienceRefused) => Notice::Refused,
+                    Err(_) => Notice::Unavailable,
+                };
                 let lock = self.lock.clone();
                 tokio::spawn(async move { lock.release(held, notice).await });
                 return result;
             }
             match self.lock.wait(&hashed, &mut rx, deadline).await? {
                 Wake::Notice(Notice::Done) | Wake::Recheck => {}
+                Wake::Notice(Notice::Refused) => return Err(TokenError::AudienceRefused),
                 Wake::Notice(_) | Wake::TimedOut => return Err(TokenError::AuthServerUnavailable),
             }
         }

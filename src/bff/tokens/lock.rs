@@ -21,6 +21,9 @@ pub enum Notice {
     Unavailable,
     /// The grant ended: the session is gone.
     Ended,
+    /// The provider refused the token asked for (a client-credentials token, whose lock is
+    /// its audience's alone): waiters answer 403 `token_refused` rather than ask again.
+    Refused,
 }
 
 impl Notice {
@@ -29,6 +32,7 @@ impl Notice {
             Notice::Done => b"done",
             Notice::Unavailable => b"unavailable",
             Notice::Ended => b"ended",
+            Notice::Refused => b"refused",
         }
     }
 
@@ -36,6 +40,7 @@ impl Notice {
         match payload {
             b"unavailable" => Notice::Unavailable,
             b"ended" => Notice::Ended,
+            b"refused" => Notice::Refused,
             _ => Notice::Done,
         }
     }

@@ -120,7 +120,8 @@ impl TokenCare {
         loop {
             // The lock first: its holder reads the record anyway, so in the usual case (nobody
             // else refreshing) the record is read once, not once before and once after.
-            if matches!(last_notice, Some(Notice::Done) | None)
+            // `Refused` names no audience (the lock is the session's, for all of them): decide again.
+            if matches!(last_notice, Some(Notice::Done | Notice::Refused) | None)
                 && let Some(held) = self.lock.try_acquire(&hashed).await?
             {
                 let mut undo = None;
@@ -149,7 +150,7 @@ impl TokenCare {
                     return current.filter(|_| still_valid).ok_or(TokenError::AuthServerUnavailable);
                 }
                 Some(Notice::Ended) => return Err(TokenError::SessionExpired),
-                Some(Notice::Done) | None => {}
+                Some(Notice::Done | Notice::Refused) | None => {}
             }
             if let Some(token) = current.filter(|_| still_valid) {
                 // Another instance is refreshing; the current token is still good meanwhile.
