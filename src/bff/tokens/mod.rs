@@ -12,6 +12,7 @@ mod record;
 mod refresh;
 mod revoke;
 mod undo;
+mod write_ahead;
 
 use super::keys::Keys;
 use super::metrics::BffMetrics;
