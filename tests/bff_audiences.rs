@@ -7,7 +7,7 @@
 mod common;
 
 use common::apis::Api;
-use common::apps::{metrics, start_second_bff};
+use common::apps::{provider_grants, start_second_bff};
 use common::browser::{assert_error_code, call, call_spread};
 use common::{CLIENT_ID, Stack, StackConfig, USER};
 use serde_json::{Value, json};
@@ -39,24 +39,6 @@ async fn start_two_apis(tweak: impl FnOnce(StackConfig) -> StackConfig, routes: 
     a.start(&stack.doc).await;
     b.start(&stack.doc).await;
     stack
-}
-
-/// `cloakroom_auth_token_requests_total{grant_type=…,outcome=…}` of `grant_type`, by outcome.
-async fn provider_grants(auth_url: &str, grant_type: &str) -> Vec<(String, u64)> {
-    let text = metrics(auth_url).await;
-    let grant = format!("grant_type=\"{grant_type}\"");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("cloakroom_auth_token_requests_total{"))
-        .filter(|l| l.contains(&grant))
-        .filter_map(|l| {
-            let outcome = l.split("outcome=\"").nth(1)?.split('"').next()?.to_string();
-            Some((outcome, l.rsplit(' ').next()?.parse().ok()?))
-        })
-        .collect()
-}
-
-fn count(grants: &[(String, u64)], ok: bool) -> u64 {
-    grants.iter().filter(|(o, _)| (o == "ok") == ok).map(|(_, n)| n).sum()
 }
 
 #[tokio::test]
@@ -124,8 +106,8 @@ async fn forty_parallel_calls_over_two_audiences_and_two_instances_make_one_gran
             assert!(pages.iter().all(|p| p.json()["aud"] == json!(audience)));
         }
         let grants = provider_grants(&stack.auth_url, "refresh_token").await;
-        assert_eq!(count(&grants, true), 2 * round, "round {round}: one grant per audience: {grants:?}");
-        assert_eq!(count(&grants, false), 0, "no refused grant, so no reused refresh token: {grants:?}");
+        assert_eq!(grants.ok(), 2 * round, "round {round}: one grant per audience: {grants:?}");
+        assert_eq!(grants.refused(), 0, "no refused grant, so no reused refresh token: {grants:?}");
     }
     stack.assert_session_alive(&browser).await;
 }
@@ -150,7 +132,7 @@ async fn a_route_added_after_the_login_whose_resource_the_grant_does_not_cover_a
     let a = call(&browser, &newer, "/a/whoami").await;
     assert_eq!(a.status, 200, "{}", a.body);
     let grants = provider_grants(&stack.auth_url, "refresh_token").await;
-    assert_eq!(count(&grants, true), 1, "only /a's grant succeeded: {grants:?}");
+    assert_eq!(grants.ok(), 1, "only /a's grant succeeded: {grants:?}");
     stack.assert_session_alive(&browser).await;
 }
 
@@ -173,7 +155,7 @@ async fn a_client_route_calls_its_api_as_the_application_without_any_user() {
         assert_eq!(p.json()["aud"], json!(API_A));
     }
     let grants = provider_grants(&stack.auth_url, "client_credentials").await;
-    assert_eq!(count(&grants, true), 1, "one grant for every call on both instances: {grants:?}");
+    assert_eq!(grants.ok(), 1, "one grant for every call on both instances: {grants:?}");
     let user_route = call(&anonymous, &stack.bff_url, "/a/whoami").await;
     assert_error_code(&user_route, 401, "unauthenticated");
 }
@@ -194,8 +176,8 @@ async fn a_client_route_whose_resource_the_provider_refuses_answers_403_token_re
         assert_error_code(p, 403, "token_refused");
     }
     let grants = provider_grants(&stack.auth_url, "client_credentials").await;
-    assert_eq!(count(&grants, true), 0, "{grants:?}");
-    assert!(count(&grants, false) >= 1, "the provider was asked and refused: {grants:?}");
+    assert_eq!(grants.ok(), 0, "{grants:?}");
+    assert!(grants.refused() >= 1, "the provider was asked and refused: {grants:?}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 mod common;
 
 use cloakroom::bff::session::SESSION_COOKIE;
-use common::apps::{metrics, start_second_bff};
+use common::apps::{metrics, provider_grants, start_second_bff};
 use common::redis::RedisServer;
 use common::{CLIENT_ID, Stack, StackConfig, USER};
 use serde_json::json;
@@ -233,23 +233,12 @@ async fn a_refresh_on_one_instance_is_used_by_another_within_100ms_which_never_r
     let (elapsed, page) = until(&b, &cookie, done, |p| p.jti() != Some(&first)).await;
     assert_eq!(page.jti(), Some(second.as_str()), "{}", page.body);
     assert!(elapsed < BOUND, "the other instance used the old token for {elapsed:?}");
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    let ok: u64 = refreshes.iter().filter(|(o, _)| o == "ok").map(|(_, n)| n).sum();
-    let refused: u64 = refreshes.iter().filter(|(o, _)| o != "ok").map(|(_, n)| n).sum();
-    assert_eq!((ok, refused), (1, 0), "exactly one refresh, no refresh token reused: {refreshes:?}");
-}
-
-/// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
-async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
-    let text = metrics(auth_url).await;
-    text.lines()
-        .filter_map(|l| l.strip_prefix("cloakroom_auth_token_requests_total{"))
-        .filter(|l| l.contains("grant_type=\"refresh_token\""))
-        .filter_map(|l| {
-            let outcome = l.split("outcome=\"").nth(1)?.split('"').next()?.to_string();
-            Some((outcome, l.rsplit(' ').next()?.parse().ok()?))
-        })
-        .collect()
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!(
+        (refreshes.ok(), refreshes.refused()),
+        (1, 0),
+        "exactly one refresh, no token reused: {refreshes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

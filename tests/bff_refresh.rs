@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::apps::{metrics, start_second_bff};
+use common::apps::{metrics, provider_grants, start_second_bff};
 use common::browser::{assert_error_code, call, call_spread};
 use common::{Stack, StackConfig, USER};
 use serde_json::json;
@@ -17,29 +17,6 @@ use std::time::Duration;
 /// refresh to be due.
 fn short_lived_tokens(cfg: StackConfig) -> StackConfig {
     cfg.set("auth_server.access_token_ttl_secs", json!(2)).set("bff.refresh_skew_secs", json!(1))
-}
-
-/// `cloakroom_auth_token_requests_total{grant_type="refresh_token",outcome=…}` by outcome.
-async fn provider_refreshes(auth_url: &str) -> Vec<(String, u64)> {
-    let text = metrics(auth_url).await;
-    let prefix = "cloakroom_auth_token_requests_total{";
-    text.lines()
-        .filter_map(|l| l.strip_prefix(prefix))
-        .filter(|l| l.contains("grant_type=\"refresh_token\""))
-        .filter_map(|l| {
-            let outcome = l.split("outcome=\"").nth(1)?.split('"').next()?.to_string();
-            let n = l.rsplit(' ').next()?.parse().ok()?;
-            Some((outcome, n))
-        })
-        .collect()
-}
-
-fn count_of(refreshes: &[(String, u64)], outcome: &str) -> u64 {
-    refreshes.iter().filter(|(o, _)| o == outcome).map(|(_, n)| n).sum()
-}
-
-fn refused(refreshes: &[(String, u64)]) -> u64 {
-    refreshes.iter().filter(|(o, _)| o != "ok").map(|(_, n)| n).sum()
 }
 
 #[tokio::test]
@@ -61,9 +38,9 @@ async fn fifty_parallel_calls_on_two_instances_after_each_expiry_cause_exactly_o
         let jtis: std::collections::HashSet<String> =
             pages.iter().map(|p| p.json()["jti"].to_string()).collect();
         assert_eq!(jtis.len(), 1, "round {round}: every call used the one refreshed token");
-        let refreshes = provider_refreshes(&stack.auth_url).await;
-        assert_eq!(count_of(&refreshes, "ok"), round, "round {round}: {refreshes:?}");
-        assert_eq!(refused(&refreshes), 0, "no reused refresh token: {refreshes:?}");
+        let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+        assert_eq!(refreshes.ok(), round, "round {round}: {refreshes:?}");
+        assert_eq!(refreshes.refused(), 0, "no reused refresh token: {refreshes:?}");
     }
     let waited = metrics(&second).await;
     assert!(waited.contains("cloakroom_token_refresh_wait_seconds_count "), "{waited}");
@@ -157,7 +134,7 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
     assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
     // On a busy machine the login can take longer than the token's refresh skew, so that call
     // may already have refreshed: count from here.
-    let before = count_of(&provider_refreshes(&stack.auth_url).await, "ok");
+    let before = provider_grants(&stack.auth_url, "refresh_token").await.ok();
 
     stub.failures.lock().unwrap().extend([503, 429]);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -171,9 +148,9 @@ async fn a_stub_provider_answering_503_and_429_to_a_refresh_keeps_the_session_an
 
     let page = stack.api_get(&browser, "/api/whoami").await;
     assert_eq!(page.status, 200, "the provider is back: {}", page.body);
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!(count_of(&refreshes, "ok") - before, 1, "{refreshes:?}");
-    assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!(refreshes.ok() - before, 1, "{refreshes:?}");
+    assert_eq!(refreshes.refused(), 0, "{refreshes:?}");
     let metrics = metrics(&stack.bff_url).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"unavailable\"} 2"), "{metrics}");
 }
@@ -199,9 +176,9 @@ async fn a_waiter_on_another_instance_that_runs_out_of_time_gets_503_and_never_r
     *stub.delay.lock().unwrap() = Duration::ZERO;
     let after = call(&browser, &impatient, "/api/whoami").await;
     assert_eq!(after.status, 200, "the waiter's session is intact: {}", after.body);
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
-    assert_eq!(refused(&refreshes), 0, "{refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!(refreshes.ok(), 1, "{refreshes:?}");
+    assert_eq!(refreshes.refused(), 0, "{refreshes:?}");
     let metrics = metrics(&impatient).await;
     assert!(metrics.contains("cloakroom_token_refresh_total{outcome=\"wait_timeout\"} 1"), "{metrics}");
 }
@@ -236,8 +213,8 @@ async fn a_lock_left_by_a_crashed_instance_delays_the_refresh_only_until_it_expi
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(800), "waited for the lock to expire: {waited:?}");
     assert!(waited < Duration::from_millis(3000), "woke at the lock's expiry: {waited:?}");
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!((refreshes.ok(), refreshes.refused()), (1, 0), "{refreshes:?}");
 }
 
 #[tokio::test]
@@ -250,7 +227,7 @@ async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_
     // Session and tokens in the near cache: taking the refresh lock is the first store call.
     assert_eq!(stack.api_get(&browser, "/api/whoami").await.status, 200);
     // A slow login may already have been refreshed by that call: count from here.
-    let before = count_of(&provider_refreshes(&stack.auth_url).await, "ok");
+    let before = provider_grants(&stack.auth_url, "refresh_token").await.ok();
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     // Redis stalls: the lock's SET NX times out here and runs when Redis wakes up, leaving a
@@ -265,8 +242,8 @@ async fn a_lock_taken_by_a_store_call_that_timed_out_is_released_once_the_store_
     assert_eq!(page.status, 200, "{}", page.body);
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(3), "not held up until the orphaned lock expires: {waited:?}");
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!((count_of(&refreshes, "ok") - before, refused(&refreshes)), (1, 0), "{refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!((refreshes.ok() - before, refreshes.refused()), (1, 0), "{refreshes:?}");
 }
 
 #[tokio::test]
@@ -293,8 +270,8 @@ async fn a_refresh_token_taken_by_a_write_that_timed_out_but_ran_later_is_put_ba
     let page = stack.api_get(&browser, "/api/whoami").await;
 
     assert_eq!(page.status, 200, "the session survives: {}", page.body);
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (2, 0), "{refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!((refreshes.ok(), refreshes.refused()), (2, 0), "{refreshes:?}");
 }
 
 #[tokio::test]
@@ -327,8 +304,8 @@ async fn rotated_tokens_that_cannot_be_stored_end_the_session_rather_than_keep_t
         "no token record is left behind"
     );
     assert_error_code(&stack.user(&browser).await, 401, "unauthenticated");
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!((count_of(&refreshes, "ok"), refused(&refreshes)), (1, 0), "{refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!((refreshes.ok(), refreshes.refused()), (1, 0), "{refreshes:?}");
 }
 
 #[tokio::test]
@@ -360,7 +337,7 @@ async fn a_stub_provider_that_crashes_redis_before_answering_a_refresh_gets_503_
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let page = stack.api_get(&browser, "/api/whoami").await;
     assert_error_code(&page, 401, "session_expired");
-    let refreshes = provider_refreshes(&stack.auth_url).await;
-    assert_eq!(count_of(&refreshes, "ok"), 1, "{refreshes:?}");
-    assert_eq!(refused(&refreshes), 0, "the consumed refresh token was never sent again: {refreshes:?}");
+    let refreshes = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!(refreshes.ok(), 1, "{refreshes:?}");
+    assert_eq!(refreshes.refused(), 0, "the consumed refresh token was never sent again: {refreshes:?}");
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use cloakroom::bff::session::SESSION_COOKIE;
-use common::apps::metrics;
+use common::apps::provider_grants;
 use common::chrome::{Chrome, serve_pages};
 use common::{Stack, StackConfig, USER};
 use serde_json::{Value, json};
@@ -73,16 +73,6 @@ async fn spa_add_note(chrome: &Chrome, text: &str) {
     let expr =
         format!("[...document.querySelectorAll('#notes li')].some(li => li.textContent.includes({text:?}))");
     chrome.wait_until(&format!("the note {text:?} in the list"), &expr).await;
-}
-
-/// Successful refresh-token grants the auth server has answered (its metrics).
-async fn provider_refreshes(stack: &Stack) -> u64 {
-    let text = metrics(&stack.auth_url).await;
-    text.lines()
-        .filter(|l| l.starts_with("cloakroom_auth_token_requests_total{"))
-        .filter(|l| l.contains("grant_type=\"refresh_token\"") && l.contains("outcome=\"ok\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 async fn session_cookie(chrome: &Chrome) -> Option<fantoccini::cookies::Cookie<'static>> {
@@ -151,7 +141,7 @@ async fn the_spa_keeps_working_after_the_access_token_expires_because_the_bff_re
     spa_add_note(&chrome, "before expiry").await;
     // A marker in the page's memory: it survives only if the page is never reloaded.
     chrome.js("window.stillTheSamePage = true; return null").await;
-    let refreshes_before = provider_refreshes(&stack).await;
+    let refreshes_before = provider_grants(&stack.auth_url, "refresh_token").await.ok();
 
     // Waiting for the access token to expire is the one fixed sleep: time must pass.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -161,7 +151,7 @@ async fn the_spa_keeps_working_after_the_access_token_expires_because_the_bff_re
     assert_eq!(chrome.js("return window.stillTheSamePage === true").await, json!(true), "the page reloaded");
     assert!(session_cookie(&chrome).await.is_some(), "the session cookie is still there");
     assert_eq!(note_texts(&chrome).await, vec!["before expiry".to_string(), "after expiry".to_string()]);
-    let refreshes_after = provider_refreshes(&stack).await;
+    let refreshes_after = provider_grants(&stack.auth_url, "refresh_token").await.ok();
     assert!(
         refreshes_after > refreshes_before,
         "the auth server saw no refresh ({refreshes_before} → {refreshes_after})"

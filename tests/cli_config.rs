@@ -644,3 +644,27 @@ fn a_user_token_audience_on_a_route_without_a_session_is_refused_naming_its_reso
 
     assert_refused_naming(&run, "bff.routes.0.resource");
 }
+
+#[test]
+fn waiting_for_replicas_without_a_redis_store_is_refused_naming_redis_wait_replicas() {
+    let _env = env_lock();
+    let cfg = ConfigFile::new(&VALID_BFF.replace("listen = ", "redis_wait_replicas = 1\nlisten = "));
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.redis_wait_replicas");
+}
+
+#[test]
+fn a_replica_wait_as_long_as_the_store_timeout_is_refused_naming_redis_wait_timeout_ms() {
+    let _env = env_lock();
+    let cfg = ConfigFile::new(&VALID_BFF.replace(
+        "listen = ",
+        "redis_url = \"redis://127.0.0.1:9\"\nredis_wait_replicas = 1\nredis_timeout_ms = 200\n\
+         redis_wait_timeout_ms = 200\nlisten = ",
+    ));
+
+    let run = run(&["--config", cfg.path().to_str().unwrap(), "bff"], &[]);
+
+    assert_refused_naming(&run, "bff.redis_wait_timeout_ms");
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use cloakroom::config::StoreConfig;
 use cloakroom::store::Store;
 use common::StackConfig;
 use common::failover;
@@ -78,4 +79,29 @@ async fn a_master_failover_mid_run_loses_no_session_and_requests_answer_200_or_5
     let statuses = failover::whoami_during(&stack, &browser, master_fails).await;
 
     failover::assert_the_session_survived(&stack, &browser, &statuses).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_wait_replicas_a_replicated_swap_returns_once_the_keys_replica_acknowledged_it() {
+    let cluster = RedisCluster::start(3, 1);
+    let config = StoreConfig {
+        redis_wait_replicas: 1,
+        redis_wait_timeout_ms: 300,
+        redis_timeout_ms: 2000,
+        ..cluster.store_config(&unique_namespace("wait"))
+    };
+    let store = Store::connect(&config, "cluster").await.expect("cluster store");
+    store.set("tokens:abc", b"v1", Duration::from_secs(60)).await.unwrap();
+
+    let swapped =
+        store.compare_and_swap_replicated("tokens:abc", b"v1", b"v2", Duration::from_secs(60)).await;
+
+    assert!(matches!(swapped, Ok(true)), "{swapped:?}");
+    let key = format!("{}:tokens:{{abc}}", config.redis_namespace);
+    let replica = cluster.replica_of(cluster.master_of(&key));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{replica}/")).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("READONLY").query(&mut conn).unwrap();
+    let on_replica: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(on_replica.as_deref(), Some(&b"v2"[..]), "the replica holds the swapped value");
 }

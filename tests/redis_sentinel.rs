@@ -6,6 +6,8 @@ mod common;
 
 use cloakroom::store::{Event, Store};
 use common::StackConfig;
+use common::apps::provider_grants;
+use common::browser::assert_error_code;
 use common::failover;
 use common::redis::{unique_namespace, wait_subscribed};
 use common::redis_sentinel::{MASTER_NAME, RedisSentinel, shared_sentinel};
@@ -107,4 +109,42 @@ async fn a_master_crash_mid_run_loses_no_session_and_requests_answer_200_or_503_
 
     assert!(statuses.contains(&503), "the crash was noticed: {statuses:?}");
     failover::assert_the_session_survived(&stack, &browser, &statuses).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_wait_replicas_a_refresh_waits_for_the_replica_and_sends_nothing_to_the_provider_while_it_stalls() {
+    // Its own deployment: the replica is frozen mid-test. Tokens live 3 s and are due 2 s
+    // before they expire.
+    let sentinel = RedisSentinel::start();
+    sentinel.wait_quorum();
+    let cfg = on_sentinel(&sentinel)
+        .set("bff.redis_wait_replicas", json!(1))
+        .set("bff.redis_timeout_ms", json!(1000))
+        .set("bff.redis_wait_timeout_ms", json!(300))
+        .set("auth_server.access_token_ttl_secs", json!(3))
+        .set("bff.refresh_skew_secs", json!(2));
+    let (stack, browser) = failover::start_logged_in(cfg).await;
+    let first = stack.api_get(&browser, "/api/whoami").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let replica = sentinel.other(sentinel.master());
+
+    sentinel.pause(replica);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let due = stack.api_get(&browser, "/api/whoami").await;
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    let expired = stack.api_get(&browser, "/api/whoami").await;
+    let grants_meanwhile = provider_grants(&stack.auth_url, "refresh_token").await;
+    sentinel.resume(replica);
+    tokio::task::block_in_place(|| sentinel.wait_replicated());
+    let resumed = stack.api_get(&browser, "/api/whoami").await;
+
+    assert_eq!(due.status, 200, "a due token that is still valid still serves: {}", due.body);
+    assert_eq!(due.json()["jti"], first.json()["jti"], "the same token: no refresh went through");
+    assert_error_code(&expired, 503, "store_unavailable");
+    let asked = grants_meanwhile.ok() + grants_meanwhile.refused();
+    assert_eq!(asked, 0, "the refresh token never left for the provider: {grants_meanwhile:?}");
+    assert_eq!(resumed.status, 200, "the token was put back and refreshed after all: {}", resumed.body);
+    assert_ne!(resumed.json()["jti"], first.json()["jti"], "a new access token");
+    let grants = provider_grants(&stack.auth_url, "refresh_token").await;
+    assert_eq!((grants.ok(), grants.refused()), (1, 0), "{grants:?}");
 }

@@ -237,6 +237,15 @@ conformance! {
         );
     }
 
+    async fn a_replicated_compare_and_swap_without_replicas_to_wait_for_is_a_compare_and_swap(store: Store) {
+        store.set("k", b"v1", LONG).await.unwrap();
+
+        assert!(store.compare_and_swap_replicated("k", b"v1", b"v2", LONG).await.unwrap());
+        assert!(!store.compare_and_swap_replicated("k", b"v1", b"v3", LONG).await.unwrap());
+
+        assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    }
+
     async fn compare_and_swap_with_a_wrong_expected_value_changes_nothing(store: Store) {
         store.set("k", b"current", LONG).await.unwrap();
 
@@ -633,4 +642,46 @@ async fn a_store_can_be_created_before_its_redis_is_up_and_works_once_it_is() {
     let _server = RedisServer::start_on(port);
 
     store.ping().await.expect("the pool connects once redis is there");
+}
+
+/// `config` waiting for one replica on every replicated write.
+fn waiting_for_one_replica(config: StoreConfig) -> StoreConfig {
+    StoreConfig { redis_wait_replicas: 1, redis_wait_timeout_ms: 300, redis_timeout_ms: 2000, ..config }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replicated_compare_and_swap_returns_once_the_sentinels_replica_acknowledged_it() {
+    let sentinel = common::redis_sentinel::shared_sentinel();
+    // Settled: the sentinels have met the replica (and reconfigured it if they wanted to) and
+    // it acknowledges the master's stream.
+    tokio::task::block_in_place(|| {
+        sentinel.wait_quorum();
+        sentinel.wait_replicated();
+    });
+    let config = sentinel.store_config(&unique_namespace("wait"));
+    let store = Store::connect(&waiting_for_one_replica(config), "conformance").await.expect("store");
+    store.set("k", b"v1", LONG).await.unwrap();
+
+    let swapped = store.compare_and_swap_replicated("k", b"v1", b"v2", LONG).await;
+
+    assert!(matches!(swapped, Ok(true)), "{swapped:?}");
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replicated_compare_and_swap_without_any_replica_is_refused_as_not_replicated_on_redis_and_cluster()
+{
+    let single = redis_config(&shared().url(), &unique_namespace("wait"), 2000);
+    // The shared cluster has three masters and no replica.
+    let cluster = common::redis_cluster::shared_cluster().store_config(&unique_namespace("wait"));
+    for config in [single, cluster] {
+        let store = Store::connect(&waiting_for_one_replica(config), "conformance").await.expect("store");
+        store.set("k", b"v1", LONG).await.unwrap();
+
+        let swapped = store.compare_and_swap_replicated("k", b"v1", b"v2", LONG).await;
+
+        assert!(matches!(swapped, Err(StoreError::NotReplicated { acked: 0, wanted: 1 })), "{swapped:?}");
+        // The swap itself was made, on the master alone: the caller undoes it if it must.
+        assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    }
 }

@@ -147,6 +147,15 @@ pub struct StoreConfig {
     /// Connections kept in the pool.
     #[serde(default = "default_pool_size")]
     pub redis_pool_size: usize,
+    /// Replicas that must acknowledge a write that has to survive a master failover (the
+    /// refresh write-ahead, `WAIT`) before it counts; 0: none (Redis replication is
+    /// asynchronous, so a crashed master may take its last writes with it).
+    #[serde(default)]
+    pub redis_wait_replicas: u32,
+    /// How long such a write waits for those replicas; below `redis_timeout_ms`, which bounds
+    /// the whole operation.
+    #[serde(default = "default_wait_timeout_ms")]
+    pub redis_wait_timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -159,6 +168,8 @@ impl Default for StoreConfig {
             redis_namespace: default_namespace(),
             redis_timeout_ms: default_store_timeout_ms(),
             redis_pool_size: default_pool_size(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout_ms: default_wait_timeout_ms(),
         }
     }
 }
@@ -184,6 +195,16 @@ impl StoreConfig {
                 ),
             ));
         }
+        if self.redis_wait_replicas > 0 && set.is_empty() {
+            return Err(("redis_wait_replicas", "needs a Redis store with replicas".to_string()));
+        }
+        if self.redis_wait_replicas > 0 && self.redis_wait_timeout_ms >= self.redis_timeout_ms {
+            let message = format!(
+                "must be less than redis_timeout_ms ({}), which bounds the whole operation",
+                self.redis_timeout_ms
+            );
+            return Err(("redis_wait_timeout_ms", message));
+        }
         match (&self.redis_sentinel_master, self.redis_sentinel_urls.is_empty()) {
             (None, false) => {
                 Err(("redis_sentinel_master", "is required with redis_sentinel_urls".to_string()))
@@ -204,6 +225,9 @@ fn default_namespace() -> String {
 }
 fn default_store_timeout_ms() -> u64 {
     200
+}
+fn default_wait_timeout_ms() -> u64 {
+    100
 }
 
 /// Default of every section's `shutdown_timeout_secs`.

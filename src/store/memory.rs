@@ -122,6 +122,17 @@ impl MemoryStore {
         self.with(|m, now| m.remove(&k).is_some_and(|e| e.live(now)))
     }
 
+    /// Nothing to replicate: the plain swap.
+    pub(super) async fn compare_and_swap_replicated(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.compare_and_swap(key, expected, new, ttl).await
+    }
+
     pub(super) async fn compare_and_swap(
         &self,
         key: &str,

@@ -36,6 +36,15 @@ pub enum StoreError {
     /// The store did not answer within the configured time.
     #[error("store operation timed out")]
     Timeout,
+    /// A write was made on the master, but fewer replicas than `redis_wait_replicas`
+    /// acknowledged it in time: a failover now could lose it.
+    #[error("store write acknowledged by {acked} of {wanted} replicas")]
+    NotReplicated {
+        /// Replicas that acknowledged it.
+        acked: i64,
+        /// `redis_wait_replicas`.
+        wanted: u32,
+    },
 }
 
 /// A handle to the configured store; cheap to clone.
@@ -179,6 +188,20 @@ impl Store {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         dispatch!(self.compare_and_swap(key, expected, new, ttl))
+    }
+
+    /// [`Store::compare_and_swap`] for a write that must survive a master failover: when
+    /// `redis_wait_replicas` is set, a swap that took place counts only once that many replicas
+    /// acknowledged it (`WAIT`); fewer in time is [`StoreError::NotReplicated`] — the swap may
+    /// then still be on the master alone. The memory store has nothing to wait for.
+    pub async fn compare_and_swap_replicated(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.compare_and_swap_replicated(key, expected, new, ttl))
     }
 
     /// Deletes `key` only if its value is `expected` (lock release); true when deleted.

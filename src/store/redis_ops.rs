@@ -71,6 +71,8 @@ fn px(ttl: Duration) -> u64 {
 pub(super) struct Base {
     namespace: String,
     timeout: Duration,
+    /// `redis_wait_replicas` and `redis_wait_timeout_ms`, when replicas are waited for.
+    wait: Option<(u32, u64)>,
     bus: EventBus,
     subscriber: Arc<tokio::task::JoinHandle<()>>,
 }
@@ -83,6 +85,8 @@ impl Base {
         Self {
             namespace: config.redis_namespace.clone(),
             timeout: Duration::from_millis(config.redis_timeout_ms),
+            wait: (config.redis_wait_replicas > 0)
+                .then_some((config.redis_wait_replicas, config.redis_wait_timeout_ms)),
             bus,
             subscriber,
         }
@@ -229,6 +233,42 @@ pub(super) trait RedisOps: Sync {
         self.run(move |mut c| async move {
             CAS.key(k).arg(expected).arg(new).arg(px(ttl)).invoke_async::<i64>(&mut c).await.map(|n| n == 1)
         })
+    }
+
+    /// See [`super::Store::compare_and_swap_replicated`]: the swap, then `WAIT` on the same
+    /// connection, which covers every write sent on it before (Redis Cluster asks every
+    /// master and keeps the lowest count).
+    fn compare_and_swap_replicated(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let k = self.key(key);
+        let wait = self.base().wait;
+        async move {
+            let (swapped, acked) = self
+                .run(move |mut c| async move {
+                    let swapped =
+                        CAS.key(k).arg(expected).arg(new).arg(px(ttl)).invoke_async::<i64>(&mut c).await?
+                            == 1;
+                    let acked = match wait {
+                        Some((replicas, ms)) if swapped => {
+                            Some(redis::cmd("WAIT").arg(replicas).arg(ms).query_async::<i64>(&mut c).await?)
+                        }
+                        _ => None,
+                    };
+                    Ok((swapped, acked))
+                })
+                .await?;
+            match (acked, wait) {
+                (Some(acked), Some((wanted, _))) if acked < i64::from(wanted) => {
+                    Err(StoreError::NotReplicated { acked, wanted })
+                }
+                _ => Ok(swapped),
+            }
+        }
     }
 
     /// See [`super::Store::compare_and_delete`].

@@ -295,6 +295,44 @@ pub async fn metrics(base: &str) -> String {
     res.text().await.expect("metrics text")
 }
 
+/// The token requests the reference auth server at `auth_url` answered for `grant_type`
+/// (`cloakroom_auth_token_requests_total`), by outcome.
+pub async fn provider_grants(auth_url: &str, grant_type: &str) -> ProviderGrants {
+    let text = metrics(auth_url).await;
+    let grant = format!("grant_type=\"{grant_type}\"");
+    let by_outcome = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("cloakroom_auth_token_requests_total{"))
+        .filter(|l| l.contains(&grant))
+        .filter_map(|l| {
+            let outcome = l.split("outcome=\"").nth(1)?.split('"').next()?.to_string();
+            Some((outcome, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    ProviderGrants(by_outcome)
+}
+
+/// Token requests of one grant type, by outcome (`ok`, `invalid_grant`, …).
+#[derive(Debug)]
+pub struct ProviderGrants(pub Vec<(String, u64)>);
+
+impl ProviderGrants {
+    /// Requests answered with tokens.
+    pub fn ok(&self) -> u64 {
+        self.of("ok")
+    }
+
+    /// Requests refused, for whatever reason (for refresh tokens: a reused one among them).
+    pub fn refused(&self) -> u64 {
+        self.0.iter().filter(|(o, _)| o != "ok").map(|(_, n)| n).sum()
+    }
+
+    /// Requests with `outcome`.
+    pub fn of(&self, outcome: &str) -> u64 {
+        self.0.iter().filter(|(o, _)| o == outcome).map(|(_, n)| n).sum()
+    }
+}
+
 /// Starts another BFF instance with `stack`'s BFF configuration (the same store and keys),
 /// changed by `tweak`, and returns its base URL once it is ready.
 pub async fn start_second_bff(stack: &Stack, tweak: impl FnOnce(&mut Value)) -> String {

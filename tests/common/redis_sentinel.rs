@@ -45,6 +45,14 @@ impl Process {
     fn running(&self) -> bool {
         self.child.lock().unwrap().is_some()
     }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = self.child.lock().unwrap().as_ref() {
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, sig);
+            }
+        }
+    }
 }
 
 /// A running master + replica + 3 sentinels; dropping it kills every process.
@@ -75,7 +83,7 @@ fn wait(mut ok: impl FnMut() -> bool, what: &str) {
 
 impl RedisSentinel {
     /// Starts the master, its replica and three sentinels, and waits until every sentinel
-    /// names the master and the replica is in sync.
+    /// names the master and the replica is in sync and streaming.
     pub fn start() -> RedisSentinel {
         let dir = std::env::temp_dir().join(format!(
             "cloakroom-sentinel-{}-{}",
@@ -118,6 +126,9 @@ impl RedisSentinel {
             .collect();
         let deployment = RedisSentinel { nodes, sentinels, dir };
         deployment.wait_in_sync();
+        // After a full sync the master streams to the replica only once it acknowledged
+        // (within a second): until then no write can be acknowledged (`WAIT`).
+        deployment.wait_replicated();
         for s in &deployment.sentinels {
             wait(|| deployment.master_named_by(s.port) == Some(master), "every sentinel names the master");
         }
@@ -220,6 +231,16 @@ impl RedisSentinel {
     /// Waits until the replica has acknowledged every write the master took so far.
     pub fn wait_replicated(&self) {
         super::redis::wait_replica_caught_up(self.master());
+    }
+
+    /// Freezes the data node on `port` (SIGSTOP): a stalled replica that acknowledges nothing.
+    pub fn pause(&self, port: u16) {
+        self.nodes.iter().find(|n| n.port == port).expect("node").signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused data node go on (SIGCONT).
+    pub fn resume(&self, port: u16) {
+        self.nodes.iter().find(|n| n.port == port).expect("node").signal(libc::SIGCONT);
     }
 
     /// Kills the data node on `port` (a crash).

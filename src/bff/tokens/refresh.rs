@@ -213,6 +213,11 @@ impl TokenCare {
         // Write-ahead: the refresh token leaves the store before it is used.
         let taken = match self.take_refresh_token(key, &raw, &record, undo).await {
             Ok(taken) => taken,
+            // The store failed (or no replica acknowledged); nothing went to the provider: a
+            // token that is still valid still serves.
+            Err((Err(TokenError::Store(_)), notice)) if still_valid && current.is_some() => {
+                return (current.ok_or(TokenError::AuthServerUnavailable), notice);
+            }
             Err(result) => return result,
         };
         let response =

@@ -78,7 +78,9 @@ impl TokenCare {
         let mut without = record.clone();
         without.refresh_token = None;
         let sealed = self.keys.sealer.seal(key.as_bytes(), &without.to_stored());
-        match self.store.compare_and_swap(key, raw, &sealed, record.ttl()).await {
+        // Replicated before the provider sees the token: a failover must not bring back a record
+        // that still holds it (with `redis_wait_replicas`; otherwise the swap is on the master).
+        match self.store.compare_and_swap_replicated(key, raw, &sealed, record.ttl()).await {
             Ok(true) => Ok(sealed),
             // Only a logout (or an expired lock) changes the record under the lock: re-read.
             Ok(false) => Err((Err(TokenError::AuthServerUnavailable), Notice::Done)),
