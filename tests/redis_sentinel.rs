@@ -112,7 +112,8 @@ async fn a_master_crash_mid_run_loses_no_session_and_requests_answer_200_or_503_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_redis_wait_replicas_a_refresh_waits_for_the_replica_and_sends_nothing_to_the_provider_while_it_stalls() {
+async fn with_redis_wait_replicas_a_refresh_waits_for_the_replica_and_sends_nothing_to_the_provider_while_it_stalls()
+ {
     // Its own deployment: the replica is frozen mid-test. Tokens live 3 s and are due 2 s
     // before they expire.
     let sentinel = RedisSentinel::start();
