@@ -10,6 +10,8 @@ pub mod browser;
 pub mod oidc_flow;
 #[path = "../../tests/common/redis.rs"]
 pub mod redis;
+#[path = "../../tests/common/redis_process.rs"]
+pub mod redis_process;
 
 pub use browser::{Browser, Page};
 

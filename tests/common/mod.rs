@@ -22,6 +22,7 @@ pub mod provider_tap;
 pub mod raw_http;
 pub mod redis;
 pub mod redis_cluster;
+pub mod redis_process;
 pub mod redis_sentinel;
 pub mod resources;
 pub mod stall_proxy;

@@ -54,34 +54,26 @@ impl RedisServer {
     }
 
     fn spawn(&self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
+        let port = self.port.to_string();
+        let appendonly = if self.persistent { "yes" } else { "no" };
+        // It dies with the thread that started it (see `shared`).
+        let mut cmd = super::redis_process::redis_server_command(&[
             "--port",
-            &self.port.to_string(),
+            &port,
             "--bind",
             "127.0.0.1",
             "--save",
             "",
             "--appendonly",
-            if self.persistent { "yes" } else { "no" },
+            appendonly,
             "--appendfsync",
             "always",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .args(["--notify-keyspace-events", "", "--protected-mode", "yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        // The server dies with the thread that started it (see `shared`), so a crashed or
-        // killed test run leaves no server behind.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+            "--notify-keyspace-events",
+            "",
+            "--protected-mode",
+            "yes",
+        ]);
+        cmd.arg("--dir").arg(&self.dir);
         let child = cmd.spawn().expect("redis-server must be installed (apt-get install redis-server)");
         *self.child.lock().unwrap() = Some(child);
         self.wait_ready();

@@ -3,29 +3,17 @@
 //! running.
 
 use super::redis::free_port;
+use super::redis_process::{RedisProcess, query, shared};
 use cloakroom::config::{RedisUrl, StoreConfig};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// One node of a [`RedisCluster`].
-struct Node {
-    port: u16,
-    child: Mutex<Option<Child>>,
-}
 
 /// A running cluster; dropping it kills every node.
 pub struct RedisCluster {
-    nodes: Vec<Node>,
+    nodes: Vec<RedisProcess>,
     dir: PathBuf,
-}
-
-fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    cmd.query(&mut conn)
 }
 
 impl RedisCluster {
@@ -38,29 +26,30 @@ impl RedisCluster {
             cloakroom::crypto::random_token(4)
         ));
         std::fs::create_dir_all(&dir).expect("cluster dir");
-        let nodes: Vec<Node> = (0..masters * (1 + replicas))
+        let nodes: Vec<RedisProcess> = (0..masters * (1 + replicas))
             .map(|_| {
                 let port = free_port();
                 let bus = free_port();
-                let mut cmd = Command::new("redis-server");
-                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
-                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                    .args(["--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no"])
-                    .arg("--dir")
-                    .arg(&dir)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                unsafe {
-                    use std::os::unix::process::CommandExt;
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let child = cmd.spawn().expect("redis-server must be installed");
-                Node { port, child: Mutex::new(Some(child)) }
+                let (port_s, bus_s, conf) = (port.to_string(), bus.to_string(), format!("nodes-{port}.conf"));
+                let args = [
+                    "--port",
+                    &port_s,
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus_s,
+                    "--cluster-config-file",
+                    &conf,
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ];
+                RedisProcess::spawn(port, &args, &dir)
             })
             .collect();
         let cluster = RedisCluster { nodes, dir };
@@ -110,7 +99,7 @@ impl RedisCluster {
     }
 
     fn running(&self) -> impl Iterator<Item = u16> + '_ {
-        self.nodes.iter().filter(|n| n.child.lock().unwrap().is_some()).map(|n| n.port)
+        self.nodes.iter().filter(|n| n.running()).map(|n| n.port)
     }
 
     /// `redis://127.0.0.1:PORT` of every node (the seed list).
@@ -183,11 +172,7 @@ impl RedisCluster {
 
     /// Kills the node on `port` (a crash).
     pub fn kill(&self, port: u16) {
-        let node = self.nodes.iter().find(|n| n.port == port).expect("node");
-        if let Some(mut child) = node.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.nodes.iter().find(|n| n.port == port).expect("node").kill();
     }
 
     /// Makes the replica on `port` take over its (dead) master's slots at once.
@@ -206,10 +191,7 @@ impl RedisCluster {
 impl Drop for RedisCluster {
     fn drop(&mut self) {
         for node in &self.nodes {
-            if let Some(mut child) = node.child.lock().unwrap().take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            node.kill();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -219,15 +201,5 @@ impl Drop for RedisCluster {
 /// long as the process (so PR_SET_PDEATHSIG fires only when the process ends).
 pub fn shared_cluster() -> &'static RedisCluster {
     static CLUSTER: OnceLock<&'static RedisCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let cluster: &'static RedisCluster = Box::leak(Box::new(RedisCluster::start(3, 0)));
-            tx.send(cluster).expect("send cluster");
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("redis cluster started")
-    })
+    shared(&CLUSTER, || RedisCluster::start(3, 0))
 }

@@ -4,70 +4,21 @@
 //! (`down-after-milliseconds 1000`) so that a failover fits in a test.
 
 use super::redis::free_port;
+use super::redis_process::{RedisProcess, query, shared};
 use cloakroom::config::{RedisUrl, StoreConfig};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The name the sentinels monitor the master under.
 pub const MASTER_NAME: &str = "mymaster";
 
-/// One process of a [`RedisSentinel`].
-struct Process {
-    port: u16,
-    child: Mutex<Option<Child>>,
-}
-
-impl Process {
-    /// Starts `redis-server ARGS…` dying with the thread that started it.
-    fn spawn(port: u16, args: &[&str], dir: &Path) -> Process {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("redis-server must be installed (apt-get install redis-server)");
-        Process { port, child: Mutex::new(Some(child)) }
-    }
-
-    fn kill(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn running(&self) -> bool {
-        self.child.lock().unwrap().is_some()
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(child) = self.child.lock().unwrap().as_ref() {
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, sig);
-            }
-        }
-    }
-}
-
 /// A running master + replica + 3 sentinels; dropping it kills every process.
 pub struct RedisSentinel {
     /// The two data nodes; which one is master changes with failovers.
-    nodes: Vec<Process>,
-    sentinels: Vec<Process>,
+    nodes: Vec<RedisProcess>,
+    sentinels: Vec<RedisProcess>,
     dir: PathBuf,
-}
-
-fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    cmd.query(&mut conn)
 }
 
 fn wait(mut ok: impl FnMut() -> bool, what: &str) {
@@ -102,7 +53,7 @@ impl RedisSentinel {
             }
             let file = format!("dump-{port}.rdb");
             args.extend(["--dbfilename", &file]);
-            Process::spawn(port, &args, &dir)
+            RedisProcess::spawn(port, &args, &dir)
         };
         let nodes = vec![data(master, None), data(replica, Some(master))];
         let sentinels = (0..3)
@@ -121,7 +72,7 @@ impl RedisSentinel {
                     ),
                 )
                 .expect("sentinel config");
-                Process::spawn(port, &[conf.to_str().expect("utf-8 path"), "--sentinel"], &dir)
+                RedisProcess::spawn(port, &[conf.to_str().expect("utf-8 path"), "--sentinel"], &dir)
             })
             .collect();
         let deployment = RedisSentinel { nodes, sentinels, dir };
@@ -302,15 +253,5 @@ impl Drop for RedisSentinel {
 /// as the process (so PR_SET_PDEATHSIG fires only when the process ends). Never failed over.
 pub fn shared_sentinel() -> &'static RedisSentinel {
     static SENTINEL: OnceLock<&'static RedisSentinel> = OnceLock::new();
-    SENTINEL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let deployment: &'static RedisSentinel = Box::leak(Box::new(RedisSentinel::start()));
-            tx.send(deployment).expect("send deployment");
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("redis sentinel started")
-    })
+    shared(&SENTINEL, RedisSentinel::start)
 }
