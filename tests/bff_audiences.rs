@@ -137,6 +137,30 @@ async fn a_route_added_after_the_login_whose_resource_the_grant_does_not_cover_a
 }
 
 #[tokio::test]
+async fn parallel_calls_queued_behind_a_refused_audience_share_the_refusal_instead_of_each_asking_the_provider()
+ {
+    let stack = start_two_apis(|c| c, &[]).await;
+    let browser = stack.login_as(USER).await;
+    let added =
+        json!({ "path": "/c", "upstream": "http://127.0.0.1:9", "resource": "https://other.api.test" });
+    let newer = start_second_bff(&stack, |bff| {
+        bff["routes"].as_array_mut().expect("routes").push(added);
+    })
+    .await;
+
+    let pages = call_spread(&browser, &[&newer], 20, "/c/whoami").await;
+
+    for p in &pages {
+        assert_error_code(p, 403, "token_refused");
+    }
+    let grants = provider_grants(&stack.auth_url, "refresh_token").await;
+    // Each asked again before; now those queued on the instance share the one refusal (one
+    // grant when they all arrive before it, as they do on a quiet machine).
+    assert!(grants.refused() < 20, "the queued calls did not each ask again: {grants:?}");
+    stack.assert_session_alive(&browser).await;
+}
+
+#[tokio::test]
 async fn a_client_route_calls_its_api_as_the_application_without_any_user() {
     let (a, b) = (Api::new(API_A), Api::new(API_B));
     let route = json!({ "path": "/app-a", "upstream": a.url, "resource": API_A,

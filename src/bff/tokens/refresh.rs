@@ -25,10 +25,27 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Per-session in-process lock; the guarded value is when this instance last failed to reach
-/// the provider for that session, so that queued requests share that answer instead of each
-/// waiting out their own attempt.
-pub(super) type SessionLock = Arc<tokio::sync::Mutex<Option<Instant>>>;
+/// Per-session in-process lock; the guarded value is what the requests queued on it share
+/// instead of each asking the provider again.
+pub(super) type SessionLock = Arc<tokio::sync::Mutex<Queue>>;
+
+/// What a request under a session's in-process lock leaves to the ones queued behind it. The
+/// lock (and this with it) is dropped once nobody holds or waits for it, so the next burst asks
+/// afresh.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    /// When this instance last failed to reach the provider for the session.
+    failed_at: Option<Instant>,
+    /// The route audiences the provider refused for the session, and when.
+    refused: Vec<(String, Instant)>,
+}
+
+impl Queue {
+    /// Whether the provider refused `audience` since `since`.
+    fn refused_since(&self, audience: Option<&Audience>, since: Instant) -> bool {
+        audience.is_some_and(|a| self.refused.iter().any(|(id, at)| *id == a.id && *at >= since))
+    }
+}
 pub(super) type LockMap = Mutex<HashMap<String, SessionLock>>;
 
 /// Refresh timing from the configuration.
@@ -90,14 +107,23 @@ impl TokenCare {
         let key = self.key(handle);
         let lock = self.process_lock(key);
         let result = {
-            let mut last_failure = lock.lock().await;
-            let recent_failure = last_failure.is_some_and(|t| t >= started);
-            let flight = Flight { handle, key, audience, current_usable };
-            let result = self.refresh_once(&flight, recent_failure, &needed).await;
-            if matches!(result, Err(TokenError::AuthServerUnavailable)) {
-                *last_failure = Some(Instant::now());
+            let mut queue = lock.lock().await;
+            if queue.refused_since(audience, started) {
+                // Refused for a request queued with this one: the provider's answer stands.
+                Err(TokenError::AudienceRefused)
+            } else {
+                let recent_failure = queue.failed_at.is_some_and(|t| t >= started);
+                let flight = Flight { handle, key, audience, current_usable };
+                let result = self.refresh_once(&flight, recent_failure, &needed).await;
+                match (&result, audience) {
+                    (Err(TokenError::AuthServerUnavailable), _) => queue.failed_at = Some(Instant::now()),
+                    (Err(TokenError::AudienceRefused), Some(a)) => {
+                        queue.refused.push((a.id.clone(), Instant::now()))
+                    }
+                    _ => {}
+                }
+                result
             }
-            result
         };
         self.release_process_lock(key, &lock);
         self.metrics.refresh_wait.observe(started.elapsed().as_secs_f64());
