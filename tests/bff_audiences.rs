@@ -41,6 +41,17 @@ async fn start_two_apis(tweak: impl FnOnce(StackConfig) -> StackConfig, routes: 
     stack
 }
 
+/// A new instance of `stack`'s BFF with one more route, `/c`, whose resource the grants of
+/// sessions signed in before never asked for. Returns its base URL.
+async fn start_instance_with_an_uncovered_route(stack: &Stack) -> String {
+    let added =
+        json!({ "path": "/c", "upstream": "http://127.0.0.1:9", "resource": "https://other.api.test" });
+    start_second_bff(stack, |bff| {
+        bff["routes"].as_array_mut().expect("routes").push(added);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn each_api_gets_a_token_for_its_own_audience_only() {
     let stack = start_two_apis(|c| c, &[]).await;
@@ -116,13 +127,7 @@ async fn forty_parallel_calls_over_two_audiences_and_two_instances_make_one_gran
 async fn a_route_added_after_the_login_whose_resource_the_grant_does_not_cover_answers_403_token_refused() {
     let stack = start_two_apis(|c| c, &[]).await;
     let browser = stack.login_as(USER).await;
-    // A new instance with one more route: the session's grant never asked for its resource.
-    let added =
-        json!({ "path": "/c", "upstream": "http://127.0.0.1:9", "resource": "https://other.api.test" });
-    let newer = start_second_bff(&stack, |bff| {
-        bff["routes"].as_array_mut().expect("routes").push(added);
-    })
-    .await;
+    let newer = start_instance_with_an_uncovered_route(&stack).await;
 
     let page = call(&browser, &newer, "/c/whoami").await;
 
@@ -141,12 +146,7 @@ async fn parallel_calls_queued_behind_a_refused_audience_share_the_refusal_inste
  {
     let stack = start_two_apis(|c| c, &[]).await;
     let browser = stack.login_as(USER).await;
-    let added =
-        json!({ "path": "/c", "upstream": "http://127.0.0.1:9", "resource": "https://other.api.test" });
-    let newer = start_second_bff(&stack, |bff| {
-        bff["routes"].as_array_mut().expect("routes").push(added);
-    })
-    .await;
+    let newer = start_instance_with_an_uncovered_route(&stack).await;
 
     let pages = call_spread(&browser, &[&newer], 20, "/c/whoami").await;
 
