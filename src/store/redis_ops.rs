@@ -229,15 +229,10 @@ pub(super) trait RedisOps: Sync {
         new: &[u8],
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let k = self.key(key);
-        self.run(move |mut c| async move {
-            CAS.key(k).arg(expected).arg(new).arg(px(ttl)).invoke_async::<i64>(&mut c).await.map(|n| n == 1)
-        })
+        self.swap_then_wait(key, expected, new, ttl, None)
     }
 
-    /// See [`super::Store::compare_and_swap_replicated`]: the swap, then `WAIT` on the same
-    /// connection, which covers every write sent on it before (Redis Cluster asks every
-    /// master and keeps the lowest count).
+    /// See [`super::Store::compare_and_swap_replicated`].
     fn compare_and_swap_replicated(
         &self,
         key: &str,
@@ -245,28 +240,38 @@ pub(super) trait RedisOps: Sync {
         new: &[u8],
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.swap_then_wait(key, expected, new, ttl, self.base().wait)
+    }
+
+    /// The compare-and-swap script, then, when `wait` names replicas and the swap took place,
+    /// `WAIT` on the same connection, which covers every write sent on it before (Redis Cluster
+    /// asks every master and keeps the lowest count).
+    fn swap_then_wait(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl: Duration,
+        wait: Option<(u32, u64)>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let k = self.key(key);
-        let wait = self.base().wait;
+        let swapped_and_acked = self.run(move |mut c| async move {
+            let swapped =
+                CAS.key(k).arg(expected).arg(new).arg(px(ttl)).invoke_async::<i64>(&mut c).await? == 1;
+            let acked = match wait {
+                Some((replicas, ms)) if swapped => {
+                    Some(redis::cmd("WAIT").arg(replicas).arg(ms).query_async::<i64>(&mut c).await?)
+                }
+                _ => None,
+            };
+            Ok((swapped, acked))
+        });
         async move {
-            let (swapped, acked) = self
-                .run(move |mut c| async move {
-                    let swapped =
-                        CAS.key(k).arg(expected).arg(new).arg(px(ttl)).invoke_async::<i64>(&mut c).await?
-                            == 1;
-                    let acked = match wait {
-                        Some((replicas, ms)) if swapped => {
-                            Some(redis::cmd("WAIT").arg(replicas).arg(ms).query_async::<i64>(&mut c).await?)
-                        }
-                        _ => None,
-                    };
-                    Ok((swapped, acked))
-                })
-                .await?;
-            match (acked, wait) {
-                (Some(acked), Some((wanted, _))) if acked < i64::from(wanted) => {
+            match (swapped_and_acked.await?, wait) {
+                ((_, Some(acked)), Some((wanted, _))) if acked < i64::from(wanted) => {
                     Err(StoreError::NotReplicated { acked, wanted })
                 }
-                _ => Ok(swapped),
+                ((swapped, _), _) => Ok(swapped),
             }
         }
     }

@@ -45,6 +45,15 @@ impl Queue {
     fn refused_since(&self, audience: Option<&Audience>, since: Instant) -> bool {
         audience.is_some_and(|a| self.refused.iter().any(|(id, at)| *id == a.id && *at >= since))
     }
+
+    /// Keeps what the requests queued behind this one share of its `result` for `audience`.
+    fn remember(&mut self, result: &Result<Secret, TokenError>, audience: Option<&Audience>) {
+        match (result, audience) {
+            (Err(TokenError::AuthServerUnavailable), _) => self.failed_at = Some(Instant::now()),
+            (Err(TokenError::AudienceRefused), Some(a)) => self.refused.push((a.id.clone(), Instant::now())),
+            _ => {}
+        }
+    }
 }
 pub(super) type LockMap = Mutex<HashMap<String, SessionLock>>;
 
@@ -115,13 +124,7 @@ impl TokenCare {
                 let recent_failure = queue.failed_at.is_some_and(|t| t >= started);
                 let flight = Flight { handle, key, audience, current_usable };
                 let result = self.refresh_once(&flight, recent_failure, &needed).await;
-                match (&result, audience) {
-                    (Err(TokenError::AuthServerUnavailable), _) => queue.failed_at = Some(Instant::now()),
-                    (Err(TokenError::AudienceRefused), Some(a)) => {
-                        queue.refused.push((a.id.clone(), Instant::now()))
-                    }
-                    _ => {}
-                }
+                queue.remember(&result, audience);
                 result
             }
         };
@@ -146,7 +149,7 @@ impl TokenCare {
         loop {
             // The lock first: its holder reads the record anyway, so in the usual case (nobody
             // else refreshing) the record is read once, not once before and once after.
-            // `Refused` names no audience (the lock is the session's, for all of them): decide again.
+            // `Refused` is for client tokens; on a session's lock it would name no audience.
             if matches!(last_notice, Some(Notice::Done | Notice::Refused) | None)
                 && let Some(held) = self.lock.try_acquire(&hashed).await?
             {
@@ -241,8 +244,8 @@ impl TokenCare {
             Ok(taken) => taken,
             // The store failed (or no replica acknowledged); nothing went to the provider: a
             // token that is still valid still serves.
-            Err((Err(TokenError::Store(_)), notice)) if still_valid && current.is_some() => {
-                return (current.ok_or(TokenError::AuthServerUnavailable), notice);
+            Err((Err(TokenError::Store(e)), notice)) => {
+                return (current.filter(|_| still_valid).ok_or(TokenError::Store(e)), notice);
             }
             Err(result) => return result,
         };
